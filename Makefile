@@ -1,0 +1,149 @@
+# psrenew — renew certificates on PKCS#11 tokens.
+# make            build the library and the binaries into build/
+# make check      install missing Debian packages, build, run every test
+# make demo       a demo token with the test PKI, shown by ps-status
+# make install    PREFIX=/usr/local DESTDIR= (binaries, library, header,
+#                 pkg-config file, man pages)
+# make lint       cppcheck and clang-format
+
+VERSION := $(shell sed -n 's/.*PSRENEW_VERSION "\(.*\)"/\1/p' lib/psrenew/version.h)
+SOVERSION := 0
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/psrenew
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+B ?= build
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
+P11KIT_PROXY := $(shell $(PKG_CONFIG) --variable=proxy_module p11-kit-1 2>/dev/null)
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcrypto jansson inih p11-kit-1 2>/dev/null)
+DEP_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto jansson inih 2>/dev/null) -ldl
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib $(DEP_CFLAGS) $(WARN) $(CFLAGS) \
+	$(if $(P11KIT_PROXY),-DPS_P11KIT_PROXY='"$(P11KIT_PROXY)"')
+
+LIB_SRC := $(wildcard lib/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
+LIB_HDR := $(wildcard lib/psrenew/*.h)
+CMD_SRC := $(wildcard cmd/ps-*.c)
+BINS := $(CMD_SRC:cmd/%.c=$(B)/bin/%)
+SONAME := libpsrenew.so.$(SOVERSION)
+SOLIB := $(B)/lib/libpsrenew.so.$(VERSION)
+ALIB := $(B)/lib/libpsrenew.a
+PCFILE := $(B)/lib/pkgconfig/psrenew.pc
+MANS := $(wildcard man/*.[157])
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+TEST_TOOLS := $(B)/tests/p11fault.so
+
+.PHONY: all lib bins tests check demo install uninstall lint clean format
+
+all: lib bins
+
+lib: $(SOLIB) $(B)/lib/$(SONAME) $(B)/lib/libpsrenew.so $(ALIB) $(PCFILE)
+
+bins: $(BINS)
+
+$(B)/obj/%.o: %.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=default -c -o $@ $<
+
+$(SOLIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined \
+		-o $@ $(LIB_OBJ) $(DEP_LIBS) $(LDFLAGS)
+
+$(B)/lib/$(SONAME): $(SOLIB)
+	ln -sf $(notdir $(SOLIB)) $@
+
+$(B)/lib/libpsrenew.so: $(B)/lib/$(SONAME)
+	ln -sf $(SONAME) $@
+
+$(ALIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $(LIB_OBJ)
+
+$(PCFILE): Makefile lib/psrenew/version.h
+	@mkdir -p $(dir $@)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' \
+		'includedir=$(INCLUDEDIR)' '' 'Name: psrenew' \
+		'Description: renew certificates on PKCS#11 tokens' \
+		'Version: $(VERSION)' \
+		'Requires.private: libcrypto jansson inih' \
+		'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lpsrenew' > $@
+
+# Binaries find the library next door: build/bin -> build/lib, and
+# PREFIX/bin -> PREFIX/lib once installed.
+$(B)/bin/%: cmd/%.c $(B)/lib/libpsrenew.so $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(B)/lib -lpsrenew $(DEP_LIBS) \
+		-Wl,-rpath,'$$ORIGIN/../lib' $(LDFLAGS)
+
+# Tests -----------------------------------------------------------------
+tests: all $(UNIT_BINS) $(TEST_TOOLS)
+
+$(B)/tests/test_%: tests/unit/test_%.c $(ALIB) $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALIB) $(DEP_LIBS) -lcmocka $(LDFLAGS)
+
+$(B)/tests/p11fault.so: tests/p11fault/p11fault.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -g -fPIC -shared \
+		$(shell $(PKG_CONFIG) --cflags p11-kit-1) -o $@ $< -ldl
+
+# The one test command (README, .ci/run): packages, build, every test.
+check:
+	scripts/install-deps
+	$(MAKE) tests
+	PSRENEW_BUILD=$(abspath $(B)) tests/run
+
+demo:
+	scripts/install-deps
+	$(MAKE) all
+	PSRENEW_BUILD=$(abspath $(B)) scripts/demo
+
+# Install -----------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(INCLUDEDIR)/psrenew $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(SOLIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(SOLIB)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libpsrenew.so
+	install -m 0644 $(ALIB) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 $(LIB_HDR) $(DESTDIR)$(INCLUDEDIR)/psrenew/
+	install -m 0644 $(PCFILE) $(DESTDIR)$(PKGCONFIGDIR)/
+	for m in $(MANS); do \
+		s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
+		install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+
+uninstall:
+	rm -f $(BINS:$(B)/bin/%=$(DESTDIR)$(BINDIR)/%)
+	rm -f $(DESTDIR)$(LIBDIR)/$(notdir $(SOLIB)) \
+		$(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libpsrenew.so \
+		$(DESTDIR)$(LIBDIR)/libpsrenew.a \
+		$(DESTDIR)$(PKGCONFIGDIR)/psrenew.pc
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/psrenew
+	for m in $(MANS); do s=$${m##*.}; \
+		rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
+
+# Style -------------------------------------------------------------------
+lint:
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability \
+		--inline-suppr --suppress=missingIncludeSystem -D_GNU_SOURCE -Ilib \
+		lib cmd tests/unit tests/p11fault
+	clang-format --dry-run -Werror lib/*.c lib/psrenew/*.h cmd/*.c
+
+format:
+	clang-format -i lib/*.c lib/psrenew/*.h cmd/*.c
+
+clean:
+	rm -rf $(B)

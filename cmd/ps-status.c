@@ -1,0 +1,123 @@
+/* ps-status: every certificate on every selected token. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <psrenew/cli.h>
+#include <psrenew/inventory.h>
+
+enum { OPT_EXPIRING = 256 };
+
+static const struct ps_cli_opt opts[] = {
+	{ "expiring", 1, OPT_EXPIRING, "DAYS",
+	  "only valid, not yet renewed certificates expiring within DAYS; "
+	  "exit 3 if any" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+struct args {
+	long expiring; /* -1: all */
+};
+
+static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
+{
+	struct args *a = ctx;
+
+	if (key == OPT_EXPIRING)
+		return ps_cli_number("expiring", arg, 36500, &a->expiring, err);
+	return PS_EXIT_USAGE;
+}
+
+/* Logs in where a PIN source was given; notes where a login shows more. */
+static int login_all(struct ps_cli *cli, struct ps_token **toks, size_t n,
+		     struct ps_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (cli->pin) {
+			int rc = ps_token_login(toks[i], cli->pin, err);
+
+			if (rc)
+				return rc;
+		} else if (toks[i]->info.flags & CKF_LOGIN_REQUIRED) {
+			ps_cli_warn(cli,
+				    "not logged in to token '%s': private keys "
+				    "are not shown (KEY is '-'); log in with "
+				    "--pin to see them",
+				    toks[i]->label);
+		}
+	}
+	return 0;
+}
+
+static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
+{
+	struct ps_module *mod = NULL;
+	struct ps_token **toks = NULL;
+	struct ps_inventory inv;
+	struct ps_out *out = ps_cli_out(cli);
+	size_t ntoks = 0, shown = 0;
+	int rc;
+
+	if (!out)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	rc = ps_cli_tokens(cli, &mod, &toks, &ntoks, err);
+	if (!rc)
+		rc = login_all(cli, toks, ntoks, err);
+	if (!rc)
+		rc = ps_inventory_load(toks, ntoks, time(NULL), &inv, err);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < inv.n && !rc; i++) {
+		json_t *r;
+
+		if (a->expiring >= 0 && !ps_inventory_expiring(&inv, i, a->expiring))
+			continue;
+		r = ps_inventory_record(&inv, i, &cli->cfg);
+		if (!r || ps_out_emit(out, r) < 0)
+			rc = ps_err_set(err, PS_EXIT_FAIL, "output",
+					NULL, "cannot write the records");
+		json_decref(r);
+		shown++;
+	}
+	if (inv.skipped)
+		ps_cli_warn(cli, "%zu certificate object(s) are not X.509 "
+			    "certificates and were skipped", inv.skipped);
+	ps_cli_info(cli, "%zu certificate(s) on %zu token(s), %zu shown",
+		    inv.n, ntoks, shown);
+	ps_inventory_free(&inv);
+	if (!rc && a->expiring >= 0 && shown > 0)
+		rc = PS_EXIT_PENDING;
+out:
+	ps_tokens_free(toks, ntoks);
+	ps_module_close(mod);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct ps_cli cli = {
+		.prog = "ps-status",
+		.synopsis = "[OPTION]...",
+		.summary = "List every certificate on the selected PKCS#11 "
+			   "tokens: type, serial, validity, key, successor.",
+	};
+	struct args a = { .expiring = -1 };
+	struct ps_err err;
+	int first, rc;
+
+	ps_err_clear(&err);
+	rc = ps_cli_parse(&cli, argc, argv, opts, on_opt, &a, &first, &err);
+	if (!rc && !cli.done && first < argc)
+		rc = ps_err_set(&err, PS_EXIT_USAGE, "usage", NULL,
+				"unexpected argument '%s' (see ps-status "
+				"--help)", argv[first]);
+	if (!rc && !cli.done)
+		rc = run(&cli, &a, &err);
+	if (rc && rc != PS_EXIT_PENDING)
+		ps_cli_report(&cli, &err);
+	if (ps_out_finish(cli.out) < 0 && !rc)
+		rc = PS_EXIT_FAIL;
+	ps_cli_free(&cli);
+	return rc;
+}

@@ -1,0 +1,225 @@
+/* psrenew: certificates on tokens, paired with keys and successors. */
+#include <psrenew/inventory.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <psrenew/record.h>
+
+/* Key ids of one token, for pairing by CKA_ID. */
+struct keyset {
+	struct ps_tobj *priv;
+	size_t npriv;
+};
+
+static int has_id(const struct keyset *ks, const struct ps_tobj *o)
+{
+	for (size_t i = 0; i < ks->npriv; i++)
+		if (ks->priv[i].id_len == o->id_len && o->id_len &&
+		    memcmp(ks->priv[i].id, o->id, o->id_len) == 0)
+			return 1;
+	return 0;
+}
+
+static int load_token(struct ps_token *tok, struct ps_inventory *inv,
+		      struct ps_err *err)
+{
+	struct ps_tobj *certs = NULL;
+	struct keyset ks = { NULL, 0 };
+	size_t ncerts = 0;
+	struct ps_invcert *grown;
+	int rc = ps_token_objects(tok, CKO_CERTIFICATE, &certs, &ncerts, err);
+
+	if (rc)
+		return rc;
+	if (tok->logged_in &&
+	    (rc = ps_token_objects(tok, CKO_PRIVATE_KEY, &ks.priv, &ks.npriv,
+				   err))) {
+		ps_tobjs_free(certs, ncerts);
+		return rc;
+	}
+	grown = realloc(inv->c, (inv->n + ncerts + 1) * sizeof(*grown));
+	if (!grown) {
+		ps_tobjs_free(certs, ncerts);
+		ps_tobjs_free(ks.priv, ks.npriv);
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	}
+	inv->c = grown;
+	for (size_t i = 0; i < ncerts; i++) {
+		struct ps_invcert *ic = &inv->c[inv->n];
+
+		memset(ic, 0, sizeof(*ic));
+		if (ps_cert_from_der(certs[i].value, certs[i].value_len,
+				     &ic->cert, NULL) != 0) {
+			inv->skipped++;
+			free(certs[i].id);
+			free(certs[i].label);
+			free(certs[i].value);
+			continue;
+		}
+		ic->tok = tok;
+		ic->obj = certs[i];
+		/* The DER lives in ic->cert.x509 now: drop the copy. */
+		free(ic->obj.value);
+		ic->obj.value = NULL;
+		ic->obj.value_len = 0;
+		ic->has_key = tok->logged_in ? has_id(&ks, &ic->obj) : -1;
+		ic->superseded_by = -1;
+		inv->n++;
+	}
+	free(certs); /* the members moved into inv */
+	ps_tobjs_free(ks.priv, ks.npriv);
+	return 0;
+}
+
+static int cmp_cert(const void *pa, const void *pb)
+{
+	const struct ps_invcert *a = pa, *b = pb;
+	int r;
+
+	if (a->tok != b->tok)
+		return a->tok < b->tok ? -1 : 1;
+	if (a->cert.type != b->cert.type)
+		return a->cert.type == PS_CERT_QUALIFIED ? -1 : 1;
+	r = strcmp(a->cert.cn ? a->cert.cn : "", b->cert.cn ? b->cert.cn : "");
+	if (r)
+		return r;
+	if (a->cert.not_after != b->cert.not_after)
+		return a->cert.not_after < b->cert.not_after ? -1 : 1;
+	return strcmp(a->cert.serial_hex, b->cert.serial_hex);
+}
+
+/* For each certificate: the newest valid certificate of the same holder and
+ * type on the same token that started later, if any. */
+static void link_successors(struct ps_inventory *inv)
+{
+	for (size_t i = 0; i < inv->n; i++) {
+		const struct ps_invcert *a = &inv->c[i];
+		long best = -1;
+
+		for (size_t j = 0; j < inv->n; j++) {
+			const struct ps_invcert *b = &inv->c[j];
+
+			if (j == i || b->tok != a->tok ||
+			    b->cert.not_after <= inv->now ||
+			    b->cert.not_before <= a->cert.not_before ||
+			    !ps_cert_same_holder(&a->cert, &b->cert))
+				continue;
+			if (best < 0 ||
+			    b->cert.not_before > inv->c[best].cert.not_before)
+				best = (long)j;
+		}
+		inv->c[i].superseded_by = best;
+	}
+}
+
+int ps_inventory_load(struct ps_token **toks, size_t ntoks, time_t now,
+		      struct ps_inventory *inv, struct ps_err *err)
+{
+	memset(inv, 0, sizeof(*inv));
+	inv->now = now;
+	for (size_t t = 0; t < ntoks; t++) {
+		int rc = load_token(toks[t], inv, err);
+
+		if (rc) {
+			ps_inventory_free(inv);
+			return rc;
+		}
+	}
+	if (inv->n > 1)
+		qsort(inv->c, inv->n, sizeof(*inv->c), cmp_cert);
+	link_successors(inv);
+	return 0;
+}
+
+void ps_inventory_free(struct ps_inventory *inv)
+{
+	for (size_t i = 0; i < inv->n; i++) {
+		ps_cert_free(&inv->c[i].cert);
+		free(inv->c[i].obj.id);
+		free(inv->c[i].obj.label);
+		free(inv->c[i].obj.value);
+	}
+	free(inv->c);
+	memset(inv, 0, sizeof(*inv));
+}
+
+const char *ps_inventory_state(const struct ps_inventory *inv, size_t i)
+{
+	const struct ps_cert *c = &inv->c[i].cert;
+
+	if (c->not_after <= inv->now)
+		return "expired";
+	if (c->not_before > inv->now)
+		return "not-yet-valid";
+	if (inv->c[i].superseded_by >= 0)
+		return "superseded";
+	return "valid";
+}
+
+int ps_inventory_expiring(const struct ps_inventory *inv, size_t i, long days)
+{
+	const struct ps_cert *c = &inv->c[i].cert;
+
+	return c->not_after > inv->now && c->not_before <= inv->now &&
+	       inv->c[i].superseded_by < 0 &&
+	       difftime(c->not_after, inv->now) <= (double)days * 86400.0;
+}
+
+static json_t *has_key_json(int has_key)
+{
+	return has_key < 0 ? json_null() : json_boolean(has_key);
+}
+
+json_t *ps_inventory_record(const struct ps_inventory *inv, size_t i,
+			    const struct ps_config *cfg)
+{
+	const struct ps_invcert *ic = &inv->c[i];
+	const struct ps_cert *c = &ic->cert;
+	json_t *r = json_object();
+	char nb[32], na[32];
+	char *id = ps_hex(ic->obj.id, ic->obj.id_len);
+	char *uri = ps_uri_format_object(ic->tok->uri, ic->obj.id,
+					 ic->obj.id_len, NULL, PS_OBJ_CERT);
+
+	if (!r || !id || !uri) {
+		json_decref(r);
+		free(id);
+		free(uri);
+		return NULL;
+	}
+	ps_time_iso(c->not_before, nb, sizeof(nb));
+	ps_time_iso(c->not_after, na, sizeof(na));
+	ps_json_set_str(r, "kind", "cert");
+	ps_json_set_str(r, "token", ic->tok->uri);
+	ps_json_set_str(r, "token_label", ic->tok->label);
+	ps_json_set_str(r, "uri", uri);
+	ps_json_set_str(r, "id", id);
+	ps_json_set_str(r, "label", ic->obj.label);
+	ps_json_set_str(r, "subject", c->subject);
+	ps_json_set_str(r, "cn", c->cn);
+	ps_json_set_str(r, "email", c->email);
+	ps_json_set_str(r, "issuer", c->issuer);
+	ps_json_set_str(r, "serial_hex", c->serial_hex);
+	ps_json_set_str(r, "serial_dec", c->serial_dec);
+	ps_json_set_str(r, "type", ps_cert_type_name(c->type));
+	ps_json_set_str(r, "jip_ca",
+			ps_cert_jip_ca(c, cfg ? cfg->jip_ca : NULL,
+				       cfg ? cfg->n_jip_ca : 0));
+	ps_json_set_str(r, "not_before", nb);
+	ps_json_set_str(r, "not_after", na);
+	json_object_set_new(r, "days_left",
+			    json_integer(ps_cert_days_left(c, inv->now)));
+	ps_json_set_str(r, "state", ps_inventory_state(inv, i));
+	json_object_set_new(r, "has_key", has_key_json(ic->has_key));
+	ps_json_set_str(r, "superseded_by",
+			ic->superseded_by >= 0
+				? inv->c[ic->superseded_by].cert.serial_hex
+				: NULL);
+	ps_json_set_str(r, "key_type", c->key_type);
+	ps_json_set_str(r, "sha256", c->sha256);
+	free(id);
+	free(uri);
+	return r;
+}

@@ -1,0 +1,68 @@
+/* psrenew: facts about a certificate, as JIP and the guide need them. */
+#ifndef PSRENEW_CERT_H
+#define PSRENEW_CERT_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+
+#include <psrenew/err.h>
+
+enum ps_cert_type { PS_CERT_COMMERCIAL = 0, PS_CERT_QUALIFIED = 1 };
+
+/* Maps an issuer to the name JIP's "Certifikační autorita" list shows. */
+struct ps_jip_ca_map {
+	const char *pattern; /* fnmatch(3) pattern over the issuer's CN */
+	const char *name;
+};
+
+struct ps_cert {
+	X509 *x509;
+	char *serial_hex; /* upper case, no separators */
+	char *serial_dec;
+	char *subject;    /* RFC 2253, UTF-8 */
+	char *issuer;     /* RFC 2253, UTF-8 */
+	char *cn;         /* subject CN, UTF-8 (may be NULL) */
+	char *issuer_cn;  /* may be NULL */
+	char *email;      /* first rfc822Name or emailAddress (may be NULL) */
+	int type;         /* enum ps_cert_type */
+	time_t not_before, not_after;
+	char key_type[32];          /* "rsa:2048", "ec:prime256v1" */
+	unsigned char key_id[20];   /* SHA-1 of the public key bits */
+	char sha256[65];            /* fingerprint, lower-case hex */
+};
+
+/* Parses a DER certificate. Exit 1 with err set when it is not one. */
+int ps_cert_from_der(const unsigned char *der, size_t len,
+		     struct ps_cert *c, struct ps_err *err);
+/* Takes a reference to x509. */
+int ps_cert_from_x509(X509 *x509, struct ps_cert *c, struct ps_err *err);
+void ps_cert_free(struct ps_cert *c);
+
+/* Qualified when the QCStatements extension carries QcCompliance. */
+int ps_cert_is_qualified(const X509 *x509);
+const char *ps_cert_type_name(int type);
+int ps_cert_type_parse(const char *s); /* -1 if neither */
+
+/* The JIP CA name: the first map entry whose pattern matches the issuer CN,
+ * then the built-in defaults; NULL when nothing matches. */
+const char *ps_cert_jip_ca(const struct ps_cert *c,
+			   const struct ps_jip_ca_map *map, size_t n);
+
+/* Whole days left until not_after (negative when expired). */
+long ps_cert_days_left(const struct ps_cert *c, time_t now);
+/* Same subject (DER) and type. */
+int ps_cert_same_holder(const struct ps_cert *a, const struct ps_cert *b);
+
+/* "2026-12-04T10:00:00Z" into buf (at least 21 bytes). */
+void ps_time_iso(time_t t, char *buf, size_t len);
+
+/*
+ * Normalises a serial number as people type it ("0a:1b 2c", "0x0A1B2C",
+ * "0A1B2C") into upper-case hex without separators or leading "0x".
+ * Decimal input is taken as decimal only with the prefix "dec:".
+ */
+int ps_serial_normalise(const char *in, char **hex, struct ps_err *err);
+
+#endif

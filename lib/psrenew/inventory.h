@@ -1,0 +1,48 @@
+/* psrenew: every certificate on a set of tokens, with its key and its
+ * successor. What ps-status prints and what the other tools decide on. */
+#ifndef PSRENEW_INVENTORY_H
+#define PSRENEW_INVENTORY_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include <psrenew/cert.h>
+#include <psrenew/config.h>
+#include <psrenew/token.h>
+
+struct ps_invcert {
+	struct ps_token *tok; /* borrowed */
+	struct ps_tobj obj;   /* the certificate object */
+	struct ps_cert cert;
+	int has_key;          /* 1 yes, 0 no, -1 unknown (not logged in) */
+	long superseded_by;   /* index of the newer certificate, or -1 */
+};
+
+struct ps_inventory {
+	struct ps_invcert *c;
+	size_t n;
+	time_t now;
+	size_t skipped; /* certificate objects that are not X.509 */
+};
+
+/*
+ * Reads the certificates (and the key ids) of every token: one object
+ * search and one attribute read per object. Sorted by token, then
+ * qualified before commercial, then holder, then not_after.
+ */
+int ps_inventory_load(struct ps_token **toks, size_t ntoks, time_t now,
+		      struct ps_inventory *inv, struct ps_err *err);
+void ps_inventory_free(struct ps_inventory *inv);
+
+/* "valid", "expired", "not-yet-valid" or "superseded". */
+const char *ps_inventory_state(const struct ps_inventory *inv, size_t i);
+/* Valid now, not superseded, and expiring within days. */
+int ps_inventory_expiring(const struct ps_inventory *inv, size_t i, long days);
+
+/* The cert record (see psrenew(7)). */
+json_t *ps_inventory_record(const struct ps_inventory *inv, size_t i,
+			    const struct ps_config *cfg);
+
+#endif

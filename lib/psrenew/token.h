@@ -1,0 +1,91 @@
+/* psrenew: PKCS#11 tokens: module loading, token selection, login, objects. */
+#ifndef PSRENEW_TOKEN_H
+#define PSRENEW_TOKEN_H
+
+#include <stddef.h>
+
+#include <p11-kit/pkcs11.h>
+
+#include <psrenew/err.h>
+#include <psrenew/uri.h>
+
+struct ps_module;
+
+/* One token present in a slot of a loaded module. */
+struct ps_token {
+	struct ps_module *mod;
+	CK_SLOT_ID slot;
+	CK_TOKEN_INFO info;
+	char label[33], manufacturer[33], model[17], serial[17];
+	char *uri; /* pkcs11:model=...;manufacturer=...;serial=...;token=... */
+	CK_SESSION_HANDLE session;
+	int have_session, rw, logged_in;
+};
+
+/* An object read from a token. Strings are NUL-terminated copies. */
+struct ps_tobj {
+	CK_OBJECT_HANDLE handle;
+	CK_OBJECT_CLASS cls;
+	unsigned char *id;
+	size_t id_len;
+	char *label;
+	unsigned char *value; /* CKA_VALUE of certificates */
+	size_t value_len;
+	CK_KEY_TYPE key_type; /* keys only */
+};
+
+/*
+ * Loads a PKCS#11 module: path, else the URI's module-path, else
+ * $PKCS11_MODULE, else p11-kit's proxy module (every module registered with
+ * p11-kit). path_or_null may be NULL.
+ */
+int ps_module_open(const char *path_or_null, const struct ps_uri *uri,
+		   struct ps_module **out, struct ps_err *err);
+void ps_module_close(struct ps_module *mod);
+const char *ps_module_path(const struct ps_module *mod);
+/* "SoftHSM 2.6 (Implementation of PKCS11), /usr/lib/softhsm/libsofthsm2.so" */
+const char *ps_module_describe(const struct ps_module *mod);
+CK_FUNCTION_LIST *ps_module_functions(const struct ps_module *mod);
+
+/*
+ * Every token present that matches the URI's token attributes (all tokens
+ * when sel is NULL or selects none). Exit 6 when there is none.
+ */
+int ps_tokens_find(struct ps_module *mod, const struct ps_uri *sel,
+		   struct ps_token ***out, size_t *n, struct ps_err *err);
+void ps_tokens_free(struct ps_token **toks, size_t n);
+/* For actions: exactly one token, else exit 2 listing the candidates. */
+int ps_tokens_require_one(struct ps_token **toks, size_t n,
+			  struct ps_err *err);
+
+int ps_token_open(struct ps_token *tok, int rw, struct ps_err *err);
+int ps_token_refresh(struct ps_token *tok, struct ps_err *err);
+/*
+ * Logs in as the user. pin_source: a secret source (see secret.h) or
+ * "pinpad"; NULL means: pin pad when the reader has one, else prompt.
+ */
+int ps_token_login(struct ps_token *tok, const char *pin_source,
+		   struct ps_err *err);
+/* 1 and the free bytes when the token reports its free memory, else 0. */
+int ps_token_free_memory(const struct ps_token *tok, unsigned long *bytes);
+/* Does the token have private objects we cannot see without a login? */
+int ps_token_login_would_show_more(const struct ps_token *tok);
+
+/*
+ * Every object of class cls: one C_FindObjects pass, then one
+ * C_GetAttributeValue per object (CKA_ID, CKA_LABEL, and CKA_VALUE for
+ * certificates or CKA_KEY_TYPE for keys).
+ */
+int ps_token_objects(struct ps_token *tok, CK_OBJECT_CLASS cls,
+		     struct ps_tobj **out, size_t *n, struct ps_err *err);
+void ps_tobjs_free(struct ps_tobj *objs, size_t n);
+
+/* Maps a CKR_* code to err: status, stable code, message, hint. */
+int ps_ckr_err(struct ps_err *err, CK_RV rv, const struct ps_token *tok,
+	       const char *what);
+const char *ps_ckr_name(CK_RV rv);
+
+/* Hex of a byte string, lower case (malloc'ed). */
+char *ps_hex(const unsigned char *p, size_t n);
+
+#endif

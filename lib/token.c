@@ -1,0 +1,648 @@
+/* psrenew: PKCS#11 tokens through the module's own function list. */
+#include <psrenew/token.h>
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <psrenew/secret.h>
+
+#ifndef PS_P11KIT_PROXY
+#define PS_P11KIT_PROXY "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"
+#endif
+
+struct ps_module {
+	void *dl;
+	CK_FUNCTION_LIST *fl;
+	char *path;
+	int finalize;
+	CK_INFO info;
+	char desc[256];
+};
+
+static const char module_hint[] =
+	"name the token's PKCS#11 module with --module PATH or "
+	"PKCS11_MODULE=PATH (for example /usr/lib/softhsm/libsofthsm2.so), or "
+	"register it with p11-kit";
+
+/* Copies a blank-padded CK_UTF8CHAR field into a C string, trimmed. */
+static void trim_copy(char *dst, const CK_UTF8CHAR *src, size_t n)
+{
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	while (n > 0 && (dst[n - 1] == ' ' || dst[n - 1] == '\0'))
+		dst[--n] = '\0';
+}
+
+char *ps_hex(const unsigned char *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	char *s = malloc(n * 2 + 1);
+
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		s[2 * i] = hex[p[i] >> 4];
+		s[2 * i + 1] = hex[p[i] & 15];
+	}
+	s[n * 2] = '\0';
+	return s;
+}
+
+static const char *pick_module(const char *path, const struct ps_uri *uri,
+			       const char **why)
+{
+	const char *env = getenv("PKCS11_MODULE");
+
+	if (path && *path) {
+		*why = "--module";
+		return path;
+	}
+	if (uri && uri->module_path) {
+		*why = "the URI's module-path";
+		return uri->module_path;
+	}
+	if (env && *env) {
+		*why = "PKCS11_MODULE";
+		return env;
+	}
+	*why = "p11-kit's proxy";
+	return PS_P11KIT_PROXY;
+}
+
+int ps_module_open(const char *path_or_null, const struct ps_uri *uri,
+		   struct ps_module **out, struct ps_err *err)
+{
+	const char *why;
+	const char *path = pick_module(path_or_null, uri, &why);
+	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
+	CK_C_GetFunctionList getfl;
+	struct ps_module *m;
+	char lib[33], man[33];
+	CK_RV rv;
+
+	*out = NULL;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	m->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!m->dl) {
+		ps_err_set(err, PS_EXIT_USAGE, "no-module", module_hint,
+			   "cannot load the PKCS#11 module %s (from %s): %s",
+			   path, why, dlerror());
+		free(m);
+		return PS_EXIT_USAGE;
+	}
+	*(void **)&getfl = dlsym(m->dl, "C_GetFunctionList");
+	if (!getfl || getfl(&m->fl) != CKR_OK || !m->fl) {
+		ps_err_set(err, PS_EXIT_USAGE, "no-module", module_hint,
+			   "%s is not a PKCS#11 module (no C_GetFunctionList)",
+			   path);
+		dlclose(m->dl);
+		free(m);
+		return PS_EXIT_USAGE;
+	}
+	rv = m->fl->C_Initialize(&args);
+	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		ps_ckr_err(err, rv, NULL, "initialising the PKCS#11 module");
+		dlclose(m->dl);
+		free(m);
+		return err ? err->status : PS_EXIT_TOKEN;
+	}
+	m->finalize = rv == CKR_OK;
+	m->path = strdup(path);
+	if (m->fl->C_GetInfo(&m->info) == CKR_OK) {
+		trim_copy(lib, m->info.libraryDescription, 32);
+		trim_copy(man, m->info.manufacturerID, 32);
+		snprintf(m->desc, sizeof(m->desc), "%s %u.%u (%s), %s", lib,
+			 m->info.libraryVersion.major,
+			 m->info.libraryVersion.minor, man, path);
+	} else {
+		snprintf(m->desc, sizeof(m->desc), "%s", path);
+	}
+	*out = m;
+	return 0;
+}
+
+void ps_module_close(struct ps_module *m)
+{
+	if (!m)
+		return;
+	if (m->finalize)
+		m->fl->C_Finalize(NULL);
+	/* Modules may keep threads or atexit handlers: never dlclose. */
+	free(m->path);
+	free(m);
+}
+
+const char *ps_module_path(const struct ps_module *m)
+{
+	return m->path;
+}
+
+const char *ps_module_describe(const struct ps_module *m)
+{
+	return m->desc;
+}
+
+CK_FUNCTION_LIST *ps_module_functions(const struct ps_module *m)
+{
+	return m->fl;
+}
+
+/* Does the slot/token match every token attribute of sel? */
+static int token_matches(struct ps_module *m, struct ps_token *t,
+			 const struct ps_uri *sel)
+{
+	CK_SLOT_INFO si;
+	char buf[65];
+
+	if (!sel)
+		return 1;
+	if ((sel->token && strcmp(sel->token, t->label)) ||
+	    (sel->manufacturer && strcmp(sel->manufacturer, t->manufacturer)) ||
+	    (sel->serial && strcmp(sel->serial, t->serial)) ||
+	    (sel->model && strcmp(sel->model, t->model)) ||
+	    (sel->slot_id >= 0 && (CK_SLOT_ID)sel->slot_id != t->slot))
+		return 0;
+	if (sel->slot_description || sel->slot_manufacturer) {
+		if (m->fl->C_GetSlotInfo(t->slot, &si) != CKR_OK)
+			return 0;
+		trim_copy(buf, si.slotDescription, 64);
+		if (sel->slot_description && strcmp(sel->slot_description, buf))
+			return 0;
+		trim_copy(buf, si.manufacturerID, 32);
+		if (sel->slot_manufacturer && strcmp(sel->slot_manufacturer, buf))
+			return 0;
+	}
+	trim_copy(buf, m->info.manufacturerID, 32);
+	if (sel->lib_manufacturer && strcmp(sel->lib_manufacturer, buf))
+		return 0;
+	trim_copy(buf, m->info.libraryDescription, 32);
+	if (sel->lib_description && strcmp(sel->lib_description, buf))
+		return 0;
+	if (sel->lib_version) {
+		snprintf(buf, sizeof(buf), "%u.%u", m->info.libraryVersion.major,
+			 m->info.libraryVersion.minor);
+		if (strcmp(sel->lib_version, buf))
+			return 0;
+	}
+	return 1;
+}
+
+static void token_set_info(struct ps_token *t)
+{
+	trim_copy(t->label, t->info.label, 32);
+	trim_copy(t->manufacturer, t->info.manufacturerID, 32);
+	trim_copy(t->model, t->info.model, 16);
+	trim_copy(t->serial, t->info.serialNumber, 16);
+}
+
+static struct ps_token *token_new(struct ps_module *m, CK_SLOT_ID slot,
+				  struct ps_err *err)
+{
+	struct ps_token *t = calloc(1, sizeof(*t));
+	CK_RV rv;
+
+	if (!t) {
+		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL, "out of memory");
+		return NULL;
+	}
+	t->mod = m;
+	t->slot = slot;
+	rv = m->fl->C_GetTokenInfo(slot, &t->info);
+	if (rv != CKR_OK) {
+		ps_ckr_err(err, rv, NULL, "reading the token information");
+		free(t);
+		return NULL;
+	}
+	token_set_info(t);
+	t->uri = ps_uri_format_token(t->model, t->manufacturer, t->serial,
+				     t->label);
+	if (!t->uri) {
+		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL, "out of memory");
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void token_free(struct ps_token *t)
+{
+	if (!t)
+		return;
+	if (t->have_session)
+		t->mod->fl->C_CloseSession(t->session);
+	free(t->uri);
+	free(t);
+}
+
+void ps_tokens_free(struct ps_token **toks, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		token_free(toks[i]);
+	free(toks);
+}
+
+static int list_slots(struct ps_module *m, CK_SLOT_ID **slots, CK_ULONG *n,
+		      struct ps_err *err)
+{
+	CK_RV rv;
+
+	*slots = NULL;
+	for (int tries = 0; tries < 4; tries++) {
+		rv = m->fl->C_GetSlotList(CK_TRUE, NULL, n);
+		if (rv != CKR_OK)
+			break;
+		free(*slots);
+		*slots = calloc(*n ? *n : 1, sizeof(CK_SLOT_ID));
+		if (!*slots)
+			return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+					  "out of memory");
+		rv = m->fl->C_GetSlotList(CK_TRUE, *slots, n);
+		if (rv != CKR_BUFFER_TOO_SMALL)
+			break;
+	}
+	if (rv != CKR_OK) {
+		free(*slots);
+		*slots = NULL;
+		return ps_ckr_err(err, rv, NULL, "listing the token slots");
+	}
+	return 0;
+}
+
+int ps_tokens_find(struct ps_module *m, const struct ps_uri *sel,
+		   struct ps_token ***out, size_t *n, struct ps_err *err)
+{
+	CK_SLOT_ID *slots;
+	CK_ULONG ns = 0;
+	struct ps_token **toks;
+	size_t k = 0;
+	int rc = list_slots(m, &slots, &ns, err);
+
+	*out = NULL;
+	*n = 0;
+	if (rc)
+		return rc;
+	toks = calloc(ns ? ns : 1, sizeof(*toks));
+	if (!toks) {
+		free(slots);
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	}
+	for (CK_ULONG i = 0; i < ns; i++) {
+		struct ps_token *t = token_new(m, slots[i], err);
+
+		if (!t) {
+			if (err && err->status == PS_EXIT_FAIL)
+				goto fail;
+			continue; /* a token pulled out meanwhile */
+		}
+		if (!(t->info.flags & CKF_TOKEN_INITIALIZED) ||
+		    !token_matches(m, t, sel)) {
+			token_free(t);
+			continue;
+		}
+		toks[k++] = t;
+	}
+	free(slots);
+	if (k == 0) {
+		free(toks);
+		ps_err_clear(err);
+		return ps_err_set(err, PS_EXIT_TOKEN, "token-absent",
+				  "insert the token (check with ps-status "
+				  "without --token), or name the right module "
+				  "with --module",
+				  ns ? "no token matches the selection (module %s)"
+				     : "no token present (module %s)",
+				  m->desc);
+	}
+	ps_err_clear(err);
+	*out = toks;
+	*n = k;
+	return 0;
+fail:
+	ps_tokens_free(toks, k);
+	free(slots);
+	return err->status;
+}
+
+int ps_tokens_require_one(struct ps_token **toks, size_t n,
+			  struct ps_err *err)
+{
+	char list[400] = "";
+	size_t len = 0;
+
+	if (n == 1)
+		return 0;
+	for (size_t i = 0; i < n && len < sizeof(list) - 1; i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+					i ? ", " : "", toks[i]->uri);
+	return ps_err_set(err, PS_EXIT_USAGE, "several-tokens",
+			  "choose one with --token URI", "%zu tokens present: %s",
+			  n, list);
+}
+
+int ps_token_open(struct ps_token *t, int rw, struct ps_err *err)
+{
+	CK_FLAGS flags = CKF_SERIAL_SESSION | (rw ? CKF_RW_SESSION : 0);
+	CK_RV rv;
+
+	if (t->have_session && (t->rw || !rw))
+		return 0;
+	if (t->have_session) {
+		t->mod->fl->C_CloseSession(t->session);
+		t->have_session = 0;
+	}
+	rv = t->mod->fl->C_OpenSession(t->slot, flags, NULL, NULL, &t->session);
+	if (rv != CKR_OK)
+		return ps_ckr_err(err, rv, t, "opening a session");
+	t->have_session = 1;
+	t->rw = rw;
+	return 0;
+}
+
+int ps_token_refresh(struct ps_token *t, struct ps_err *err)
+{
+	CK_RV rv = t->mod->fl->C_GetTokenInfo(t->slot, &t->info);
+
+	if (rv != CKR_OK)
+		return ps_ckr_err(err, rv, t, "reading the token information");
+	token_set_info(t);
+	return 0;
+}
+
+static const char *pin_tries(const struct ps_token *t)
+{
+	if (t->info.flags & CKF_USER_PIN_LOCKED)
+		return "the PIN is now locked";
+	if (t->info.flags & CKF_USER_PIN_FINAL_TRY)
+		return "one try left before the PIN locks";
+	if (t->info.flags & CKF_USER_PIN_COUNT_LOW)
+		return "few tries left";
+	return "the token does not say how many tries are left";
+}
+
+static int login_with(struct ps_token *t, const char *pin, struct ps_err *err)
+{
+	CK_RV rv = t->mod->fl->C_Login(t->session, CKU_USER,
+				       (CK_UTF8CHAR_PTR)pin,
+				       pin ? strlen(pin) : 0);
+	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+		t->logged_in = 1;
+		return 0;
+	}
+	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LEN_RANGE) {
+		ps_token_refresh(t, NULL);
+		return ps_err_set(err, PS_EXIT_TOKEN,
+				  t->info.flags & CKF_USER_PIN_LOCKED
+					  ? "pin-locked"
+					  : "pin-incorrect",
+				  "check the PIN; psrenew does not retry it by "
+				  "itself",
+				  "wrong PIN for token '%s': %s", t->label,
+				  pin_tries(t));
+	}
+	return ps_ckr_err(err, rv, t, "logging in");
+}
+
+int ps_token_login(struct ps_token *t, const char *pin_source,
+		   struct ps_err *err)
+{
+	char prompt[96];
+	char *pin = NULL;
+	int rc;
+
+	if (t->logged_in)
+		return 0;
+	rc = ps_token_open(t, t->rw, err);
+	if (rc)
+		return rc;
+	if (ps_token_refresh(t, err))
+		return err->status;
+	if (t->info.flags & CKF_USER_PIN_LOCKED)
+		return ps_err_set(err, PS_EXIT_TOKEN, "pin-locked",
+				  "unblock it with the PUK or the security "
+				  "officer PIN in the token's own tool",
+				  "the PIN of token '%s' is locked", t->label);
+	if ((pin_source && strcmp(pin_source, "pinpad") == 0) ||
+	    (!pin_source &&
+	     (t->info.flags & CKF_PROTECTED_AUTHENTICATION_PATH))) {
+		fprintf(stderr, "Enter the PIN of token '%s' on the reader.\n",
+			t->label);
+		return login_with(t, NULL, err);
+	}
+	snprintf(prompt, sizeof(prompt), "PIN for token '%s': ", t->label);
+	rc = ps_secret_read(pin_source, prompt, &pin, err);
+	if (rc)
+		return rc;
+	rc = login_with(t, pin, err);
+	ps_secret_free(pin);
+	return rc;
+}
+
+int ps_token_free_memory(const struct ps_token *t, unsigned long *bytes)
+{
+	CK_ULONG pub = t->info.ulFreePublicMemory;
+	CK_ULONG priv = t->info.ulFreePrivateMemory;
+	int have_pub = pub != CK_UNAVAILABLE_INFORMATION &&
+		       pub != CK_EFFECTIVELY_INFINITE;
+	int have_priv = priv != CK_UNAVAILABLE_INFORMATION &&
+			priv != CK_EFFECTIVELY_INFINITE;
+
+	if (!have_pub && !have_priv)
+		return 0;
+	if (have_pub && have_priv)
+		*bytes = pub < priv ? pub : priv;
+	else
+		*bytes = have_pub ? pub : priv;
+	return 1;
+}
+
+int ps_token_login_would_show_more(const struct ps_token *t)
+{
+	return !t->logged_in;
+}
+
+void ps_tobjs_free(struct ps_tobj *o, size_t n)
+{
+	for (size_t i = 0; o && i < n; i++) {
+		free(o[i].id);
+		free(o[i].label);
+		free(o[i].value);
+	}
+	free(o);
+}
+
+static int find_handles(struct ps_token *t, CK_OBJECT_CLASS cls,
+			CK_OBJECT_HANDLE **out, CK_ULONG *n, struct ps_err *err)
+{
+	CK_FUNCTION_LIST *fl = t->mod->fl;
+	CK_ATTRIBUTE tmpl = { CKA_CLASS, &cls, sizeof(cls) };
+	CK_OBJECT_HANDLE *h = NULL;
+	CK_ULONG cap = 0, count = 0, got;
+	CK_RV rv;
+
+	rv = fl->C_FindObjectsInit(t->session, &tmpl, 1);
+	if (rv != CKR_OK)
+		return ps_ckr_err(err, rv, t, "searching the token");
+	do {
+		if (count == cap) {
+			CK_OBJECT_HANDLE *nh;
+
+			cap = cap ? cap * 2 : 256;
+			nh = realloc(h, cap * sizeof(*h));
+			if (!nh) {
+				fl->C_FindObjectsFinal(t->session);
+				free(h);
+				return ps_err_set(err, PS_EXIT_FAIL, "no-memory",
+						  NULL, "out of memory");
+			}
+			h = nh;
+		}
+		rv = fl->C_FindObjects(t->session, h + count, cap - count, &got);
+		if (rv != CKR_OK)
+			break;
+		count += got;
+	} while (got > 0);
+	fl->C_FindObjectsFinal(t->session);
+	if (rv != CKR_OK) {
+		free(h);
+		return ps_ckr_err(err, rv, t, "searching the token");
+	}
+	*out = h;
+	*n = count;
+	return 0;
+}
+
+/* Fills o from one C_GetAttributeValue call; a second pair of calls only
+ * when an attribute does not fit the scratch buffers. */
+static CK_RV read_attrs(struct ps_token *t, struct ps_tobj *o,
+			unsigned char *scratch, size_t scratch_len)
+{
+	CK_FUNCTION_LIST *fl = t->mod->fl;
+	unsigned char id[128];
+	char label[256];
+	int cert = o->cls == CKO_CERTIFICATE;
+	CK_ATTRIBUTE a[3] = {
+		{ CKA_ID, id, sizeof(id) },
+		{ CKA_LABEL, label, sizeof(label) - 1 },
+		cert ? (CK_ATTRIBUTE){ CKA_VALUE, scratch, scratch_len }
+		     : (CK_ATTRIBUTE){ CKA_KEY_TYPE, &o->key_type,
+				       sizeof(o->key_type) },
+	};
+	void *heap[3] = { NULL, NULL, NULL };
+	CK_RV rv = fl->C_GetAttributeValue(t->session, o->handle, a, 3);
+
+	if (rv == CKR_BUFFER_TOO_SMALL) {
+		for (int i = 0; i < 3; i++)
+			a[i].pValue = NULL;
+		rv = fl->C_GetAttributeValue(t->session, o->handle, a, 3);
+		if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
+		    rv != CKR_ATTRIBUTE_SENSITIVE)
+			return rv;
+		for (int i = 0; i < 3; i++) {
+			if (a[i].ulValueLen == CK_UNAVAILABLE_INFORMATION ||
+			    a[i].ulValueLen > (1UL << 20))
+				continue;
+			heap[i] = malloc(a[i].ulValueLen + 1);
+			if (!heap[i])
+				goto nomem;
+			a[i].pValue = heap[i];
+		}
+		rv = fl->C_GetAttributeValue(t->session, o->handle, a, 3);
+	}
+	if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
+	    rv != CKR_ATTRIBUTE_SENSITIVE)
+		goto out;
+	rv = CKR_OK;
+	if (a[0].ulValueLen != CK_UNAVAILABLE_INFORMATION && a[0].pValue) {
+		o->id = malloc(a[0].ulValueLen ? a[0].ulValueLen : 1);
+		if (!o->id)
+			goto nomem;
+		memcpy(o->id, a[0].pValue, a[0].ulValueLen);
+		o->id_len = a[0].ulValueLen;
+	}
+	if (a[1].ulValueLen != CK_UNAVAILABLE_INFORMATION && a[1].pValue) {
+		o->label = strndup(a[1].pValue, a[1].ulValueLen);
+		if (!o->label)
+			goto nomem;
+	}
+	if (cert && a[2].ulValueLen != CK_UNAVAILABLE_INFORMATION &&
+	    a[2].pValue) {
+		o->value = malloc(a[2].ulValueLen ? a[2].ulValueLen : 1);
+		if (!o->value)
+			goto nomem;
+		memcpy(o->value, a[2].pValue, a[2].ulValueLen);
+		o->value_len = a[2].ulValueLen;
+	}
+	if (!cert && a[2].ulValueLen == CK_UNAVAILABLE_INFORMATION)
+		o->key_type = CK_UNAVAILABLE_INFORMATION;
+	goto out;
+nomem:
+	rv = CKR_HOST_MEMORY;
+out:
+	for (int i = 0; i < 3; i++)
+		free(heap[i]);
+	return rv;
+}
+
+int ps_token_objects(struct ps_token *t, CK_OBJECT_CLASS cls,
+		     struct ps_tobj **out, size_t *n, struct ps_err *err)
+{
+	CK_OBJECT_HANDLE *h = NULL;
+	CK_ULONG count = 0;
+	struct ps_tobj *o;
+	unsigned char *scratch = NULL;
+	const size_t scratch_len = 16384;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = ps_token_open(t, t->rw, err);
+	if (!rc)
+		rc = find_handles(t, cls, &h, &count, err);
+	if (rc)
+		return rc;
+	o = calloc(count ? count : 1, sizeof(*o));
+	if (cls == CKO_CERTIFICATE)
+		scratch = malloc(scratch_len);
+	if (!o || (cls == CKO_CERTIFICATE && !scratch)) {
+		free(o);
+		free(h);
+		free(scratch);
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	}
+	size_t k = 0;
+
+	for (CK_ULONG i = 0; i < count; i++) {
+		CK_RV rv;
+
+		o[k].handle = h[i];
+		o[k].cls = cls;
+		rv = read_attrs(t, &o[k], scratch, scratch_len);
+		if (rv == CKR_OBJECT_HANDLE_INVALID) {
+			/* deleted meanwhile by another process */
+			free(o[k].id);
+			free(o[k].label);
+			free(o[k].value);
+			memset(&o[k], 0, sizeof(o[k]));
+			continue;
+		}
+		k++;
+		if (rv != CKR_OK) {
+			ps_tobjs_free(o, k);
+			free(h);
+			free(scratch);
+			return ps_ckr_err(err, rv, t, "reading an object");
+		}
+	}
+	free(h);
+	free(scratch);
+	*out = o;
+	*n = k;
+	return 0;
+}
