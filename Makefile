@@ -23,8 +23,8 @@ PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 P11KIT_PROXY := $(shell $(PKG_CONFIG) --variable=proxy_module p11-kit-1 2>/dev/null)
-DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcrypto jansson inih p11-kit-1 2>/dev/null)
-DEP_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto jansson inih 2>/dev/null) -ldl
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcrypto libp11 jansson inih p11-kit-1 2>/dev/null)
+DEP_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto libp11 jansson inih 2>/dev/null) -ldl
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib $(DEP_CFLAGS) $(WARN) $(CFLAGS) \
 	$(if $(P11KIT_PROXY),-DPS_P11KIT_PROXY='"$(P11KIT_PROXY)"')
 
@@ -77,7 +77,7 @@ $(PCFILE): Makefile lib/psrenew/version.h
 		'includedir=$(INCLUDEDIR)' '' 'Name: psrenew' \
 		'Description: renew certificates on PKCS#11 tokens' \
 		'Version: $(VERSION)' \
-		'Requires.private: libcrypto jansson inih' \
+		'Requires.private: libcrypto libp11 jansson inih' \
 		'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lpsrenew' > $@
 
 # Binaries find the library next door: build/bin -> build/lib, and

@@ -220,6 +220,24 @@ int ps_cli_report(struct ps_cli *cli, const struct ps_err *err)
 	return err->status ? err->status : PS_EXIT_FAIL;
 }
 
+int ps_cli_emit(void *ctx, const json_t *rec)
+{
+	struct ps_cli *cli = ctx;
+	const char *kind = ps_json_str(rec, "kind");
+
+	if (kind && strcmp(kind, "error") == 0) {
+		const char *msg = ps_json_str(rec, "message");
+		const char *hint = ps_json_str(rec, "hint");
+
+		fprintf(stderr, "%s: %s\n", cli->prog, msg ? msg : "failed");
+		if (hint && !cli->quiet)
+			fprintf(stderr, "%s: hint: %s\n", cli->prog, hint);
+	}
+	if (ps_cli_out(cli) && ps_out_emit(cli->out, rec) < 0)
+		return -1;
+	return 0;
+}
+
 void ps_cli_warn(const struct ps_cli *cli, const char *fmt, ...)
 {
 	va_list ap;

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <psrenew/record.h>
 
@@ -192,6 +193,7 @@ json_t *ps_inventory_record(const struct ps_inventory *inv, size_t i,
 	ps_time_iso(c->not_before, nb, sizeof(nb));
 	ps_time_iso(c->not_after, na, sizeof(na));
 	ps_json_set_str(r, "kind", "cert");
+	ps_json_set_str(r, "module", ps_module_path(ic->tok->mod));
 	ps_json_set_str(r, "token", ic->tok->uri);
 	ps_json_set_str(r, "token_label", ic->tok->label);
 	ps_json_set_str(r, "uri", uri);
@@ -222,4 +224,70 @@ json_t *ps_inventory_record(const struct ps_inventory *inv, size_t i,
 	free(id);
 	free(uri);
 	return r;
+}
+
+int ps_inventory_select(const struct ps_inventory *inv,
+			const struct ps_selector *sel, size_t **idx, size_t *n,
+			struct ps_err *err)
+{
+	char *serial = NULL;
+	size_t *v = malloc((inv->n ? inv->n : 1) * sizeof(*v));
+	size_t k = 0;
+	int rc = 0;
+
+	*idx = NULL;
+	*n = 0;
+	if (!v)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	if (sel->serial && (rc = ps_serial_normalise(sel->serial, &serial,
+						     err))) {
+		free(v);
+		return rc;
+	}
+	for (size_t i = 0; i < inv->n; i++) {
+		const struct ps_invcert *ic = &inv->c[i];
+		char *id = ps_hex(ic->obj.id, ic->obj.id_len);
+		int ok = id != NULL;
+
+		if (ok && sel->id_hex)
+			ok = strcasecmp(sel->id_hex, id) == 0;
+		if (ok && serial)
+			ok = strcmp(serial, ic->cert.serial_hex) == 0;
+		if (ok && sel->type >= 0)
+			ok = ic->cert.type == sel->type;
+		free(id);
+		if (ok)
+			v[k++] = i;
+	}
+	free(serial);
+	*idx = v;
+	*n = k;
+	return 0;
+}
+
+long ps_inventory_find_record(const struct ps_inventory *inv,
+			      const json_t *rec)
+{
+	const char *tok = ps_json_str(rec, "token");
+	const char *id = ps_json_str(rec, "id");
+	const char *serial = ps_json_str(rec, "serial_hex");
+
+	if (!tok || !serial)
+		return -1;
+	for (size_t i = 0; i < inv->n; i++) {
+		const struct ps_invcert *ic = &inv->c[i];
+		char *hid;
+		int ok;
+
+		if (strcmp(ic->tok->uri, tok) ||
+		    strcmp(ic->cert.serial_hex, serial))
+			continue;
+		hid = ps_hex(ic->obj.id, ic->obj.id_len);
+		ok = hid && (!id || strcasecmp(hid, id) == 0);
+		free(hid);
+		if (ok)
+			return (long)i;
+	}
+	return -1;
 }

@@ -346,13 +346,36 @@ json_t *ps_in_next(struct ps_in *in, struct ps_err *err)
 	}
 }
 
+/* Fields psrenew(7) defines for some record kind: they describe the record
+ * they are in, so they are never carried over into another record. */
+static const char *const suite_fields[] = {
+	"kind", "module", "token", "token_label", "uri", "id", "label",
+	"subject", "cn", "email", "issuer", "serial_hex", "serial_dec", "type",
+	"jip_ca", "not_before", "not_after", "days_left", "state", "has_key",
+	"superseded_by", "key_type", "sha256", "request_id", "ca", "channel",
+	"key_id", "key_label", "old_id", "old_serial_hex", "old_serial_dec",
+	"old_issuer", "old_not_after", "old_sha256", "old_cert", "csr", "cert",
+	"cookie", "created_at", "updated_at", "submitted_at", "next_poll_at",
+	"polls", "ca_answer", "key_removed", "code", "status", "message",
+	"hint", "replaces_serial_hex",
+};
+
+static int suite_field(const char *key)
+{
+	for (size_t i = 0; i < sizeof(suite_fields) / sizeof(*suite_fields);
+	     i++)
+		if (strcmp(key, suite_fields[i]) == 0)
+			return 1;
+	return 0;
+}
+
 int ps_record_pass_through(json_t *dst, const json_t *src)
 {
 	const char *key;
 	json_t *v;
 
 	json_object_foreach((json_t *)src, key, v) {
-		if (!json_object_get(dst, key) &&
+		if (!suite_field(key) && !json_object_get(dst, key) &&
 		    json_object_set(dst, key, v) < 0)
 			return -1;
 	}

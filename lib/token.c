@@ -19,6 +19,8 @@ struct ps_module {
 	int finalize;
 	CK_INFO info;
 	char desc[256];
+	void *ext; /* the signer's libp11 context, see signer.c */
+	void (*ext_free)(void *);
 };
 
 static const char module_hint[] =
@@ -130,6 +132,8 @@ void ps_module_close(struct ps_module *m)
 {
 	if (!m)
 		return;
+	if (m->ext_free)
+		m->ext_free(m->ext);
 	if (m->finalize)
 		m->fl->C_Finalize(NULL);
 	/* Modules may keep threads or atexit handlers: never dlclose. */
@@ -150,6 +154,17 @@ const char *ps_module_describe(const struct ps_module *m)
 CK_FUNCTION_LIST *ps_module_functions(const struct ps_module *m)
 {
 	return m->fl;
+}
+
+void *ps_module_ext(const struct ps_module *m)
+{
+	return m->ext;
+}
+
+void ps_module_set_ext(struct ps_module *m, void *ext, void (*ext_free)(void *))
+{
+	m->ext = ext;
+	m->ext_free = ext_free;
 }
 
 /* Does the slot/token match every token attribute of sel? */

@@ -57,6 +57,9 @@ void ps_cli_warn(const struct ps_cli *cli, const char *fmt, ...)
 void ps_cli_info(const struct ps_cli *cli, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Writes a record; an error record is also told on stderr. Returns 0. */
+int ps_cli_emit(void *cli, const json_t *rec);
+
 /* Loads the module and finds the tokens selected by --token. */
 int ps_cli_tokens(struct ps_cli *cli, struct ps_module **mod,
 		  struct ps_token ***toks, size_t *n, struct ps_err *err);

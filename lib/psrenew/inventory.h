@@ -45,4 +45,19 @@ int ps_inventory_expiring(const struct ps_inventory *inv, size_t i, long days);
 json_t *ps_inventory_record(const struct ps_inventory *inv, size_t i,
 			    const struct ps_config *cfg);
 
+/* Selects certificates by CKA_ID (hex), serial (as people type it) and
+ * type (-1: any). */
+struct ps_selector {
+	const char *id_hex;
+	const char *serial;
+	int type;
+};
+/* The indexes of the matching certificates (malloc'ed, *n may be 0). */
+int ps_inventory_select(const struct ps_inventory *inv,
+			const struct ps_selector *sel, size_t **idx, size_t *n,
+			struct ps_err *err);
+/* The certificate a cert record names (token, id, serial_hex), or -1. */
+long ps_inventory_find_record(const struct ps_inventory *inv,
+			      const json_t *rec);
+
 #endif

@@ -34,8 +34,8 @@ void ps_in_free(struct ps_in *in);
  * bad input (exit 1, err names the line). */
 json_t *ps_in_next(struct ps_in *in, struct ps_err *err);
 
-/* Copies every field of src that dst lacks into dst (pass-through of fields
- * unknown to this tool). */
+/* Copies into dst every field of src that psrenew does not define and dst
+ * lacks (a "user" or "office" field an administrator added, say). */
 int ps_record_pass_through(json_t *dst, const json_t *src);
 
 /* Helpers that keep record building short. */

@@ -46,6 +46,10 @@ const char *ps_module_path(const struct ps_module *mod);
 /* "SoftHSM 2.6 (Implementation of PKCS11), /usr/lib/softhsm/libsofthsm2.so" */
 const char *ps_module_describe(const struct ps_module *mod);
 CK_FUNCTION_LIST *ps_module_functions(const struct ps_module *mod);
+/* One extension pointer per module, released before the module closes. */
+void *ps_module_ext(const struct ps_module *mod);
+void ps_module_set_ext(struct ps_module *mod, void *ext,
+		       void (*ext_free)(void *));
 
 /*
  * Every token present that matches the URI's token attributes (all tokens

@@ -1,0 +1,427 @@
+/* ps-renew: request following certificates (the guide's §2, "Obnovit"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <psrenew/cli.h>
+#include <psrenew/inventory.h>
+#include <psrenew/renew.h>
+
+enum {
+	OPT_CA = 256,
+	OPT_ID,
+	OPT_SERIAL,
+	OPT_TYPE,
+	OPT_ALL_EXPIRING,
+	OPT_KEY_TYPE,
+	OPT_KEY,
+	OPT_DRY_RUN,
+	OPT_FORCE,
+};
+
+static const struct ps_cli_opt opts[] = {
+	{ "ca", 1, OPT_CA, "CHANNEL",
+	  "the CA: helper:PATH [ARGS], or a [ca.NAME] of the configuration" },
+	{ "id", 1, OPT_ID, "HEX", "renew the certificate with this CKA_ID" },
+	{ "serial", 1, OPT_SERIAL, "SERIAL",
+	  "renew the certificate with this serial number" },
+	{ "type", 1, OPT_TYPE, "TYPE", "qualified or commercial" },
+	{ "all-expiring", 1, OPT_ALL_EXPIRING, "DAYS",
+	  "renew every certificate expiring within DAYS on every token" },
+	{ "key-type", 1, OPT_KEY_TYPE, "TYPE",
+	  "rsa:2048|3072|4096, ec:prime256v1, ec:secp384r1 (default: as now)" },
+	{ "key", 1, OPT_KEY, "ID", "use this existing key pair (CKA_ID, hex)" },
+	{ "dry-run", 0, OPT_DRY_RUN, NULL,
+	  "show what would be done; touch neither the token nor the CA" },
+	{ "force", 0, OPT_FORCE, NULL,
+	  "renew even when a request is pending or a successor exists" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+struct args {
+	const char *ca, *id, *serial, *key_type, *key;
+	int type;
+	long all_expiring;
+	int dry_run, force;
+};
+
+static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
+{
+	struct args *a = ctx;
+
+	switch (key) {
+	case OPT_CA: a->ca = arg; return 0;
+	case OPT_ID: a->id = arg; return 0;
+	case OPT_SERIAL: a->serial = arg; return 0;
+	case OPT_KEY_TYPE: a->key_type = arg; return 0;
+	case OPT_KEY: a->key = arg; return 0;
+	case OPT_DRY_RUN: a->dry_run = 1; return 0;
+	case OPT_FORCE: a->force = 1; return 0;
+	case OPT_ALL_EXPIRING:
+		return ps_cli_number("all-expiring", arg, 36500,
+				     &a->all_expiring, err);
+	case OPT_TYPE:
+		a->type = ps_cert_type_parse(arg);
+		if (a->type < 0)
+			return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+					  "--type is qualified or commercial");
+		return 0;
+	}
+	return PS_EXIT_USAGE;
+}
+
+/* Everything one module's tokens need: tokens, logins, inventory. */
+struct group {
+	struct ps_module *mod;
+	struct ps_token **toks;
+	size_t ntoks;
+	struct ps_inventory inv;
+	int have_inv;
+};
+
+static void group_free(struct group *g)
+{
+	if (g->have_inv)
+		ps_inventory_free(&g->inv);
+	ps_tokens_free(g->toks, g->ntoks);
+	ps_module_close(g->mod);
+	memset(g, 0, sizeof(*g));
+}
+
+static int group_open(struct ps_cli *cli, const char *module, int need_one,
+		      struct group *g, struct ps_err *err)
+{
+	const char *saved = cli->module;
+	int rc;
+
+	memset(g, 0, sizeof(*g));
+	cli->module = module;
+	rc = ps_cli_tokens(cli, &g->mod, &g->toks, &g->ntoks, err);
+	cli->module = saved;
+	if (!rc && need_one)
+		rc = ps_tokens_require_one(g->toks, g->ntoks, err);
+	if (!rc)
+		rc = ps_inventory_load(g->toks, g->ntoks, time(NULL), &g->inv,
+				       err);
+	g->have_inv = !rc;
+	return rc;
+}
+
+/* Renews inv targets idx[0..n) (inputs parallel, may be NULL), token by
+ * token, one login each. */
+static int renew_targets(struct ps_cli *cli, struct ps_renew *r,
+			 struct group *g, size_t *idx, json_t **inputs,
+			 size_t n)
+{
+	int worst = 0;
+
+	for (size_t t = 0; t < g->ntoks; t++) {
+		struct ps_token *tok = g->toks[t];
+		size_t *sub = malloc((n ? n : 1) * sizeof(*sub));
+		json_t **subin = calloc(n ? n : 1, sizeof(*subin));
+		size_t k = 0;
+		struct ps_err err;
+		int rc = 0;
+
+		ps_err_clear(&err);
+		for (size_t j = 0; sub && subin && j < n; j++)
+			if (g->inv.c[idx[j]].tok == tok) {
+				subin[k] = inputs ? inputs[j] : NULL;
+				sub[k++] = idx[j];
+			}
+		if (!sub || !subin)
+			rc = ps_err_set(&err, PS_EXIT_FAIL, "no-memory", NULL,
+					"out of memory");
+		if (!rc && k > 0 && !r->dry_run) {
+			rc = ps_token_open(tok, 1, &err);
+			if (!rc)
+				rc = ps_token_login(tok, cli->pin, &err);
+		}
+		if (rc) {
+			/* The whole token failed: one record per target. */
+			for (size_t j = 0; j < k; j++) {
+				json_t *e = ps_target_error(&err, subin[j],
+							    &g->inv,
+							    (long)sub[j]);
+				ps_cli_emit(cli, e);
+				json_decref(e);
+			}
+			if (k == 0)
+				ps_cli_report(cli, &err);
+			worst = ps_exit_worse(worst, rc);
+		} else if (k > 0) {
+			worst = ps_exit_worse(
+				worst, ps_renew_token(r, tok, &g->inv, sub,
+						      subin, k, ps_cli_emit,
+						      cli));
+		}
+		free(sub);
+		free(subin);
+	}
+	return worst;
+}
+
+/* --all-expiring, or --token with --id/--serial/--type. */
+static int from_options(struct ps_cli *cli, struct ps_renew *r,
+			const struct args *a, struct ps_err *err)
+{
+	struct ps_selector sel = { a->id, a->serial, a->type };
+	struct group g;
+	size_t *idx = NULL, n = 0, k = 0;
+	int rc = group_open(cli, cli->module, a->all_expiring < 0, &g, err);
+
+	if (!rc && a->all_expiring >= 0) {
+		idx = malloc((g.inv.n ? g.inv.n : 1) * sizeof(*idx));
+		for (size_t i = 0; idx && i < g.inv.n; i++)
+			if (ps_inventory_expiring(&g.inv, i, a->all_expiring))
+				idx[n++] = i;
+		if (!idx)
+			rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+					"out of memory");
+		else if (n == 0)
+			ps_cli_warn(cli, "nothing expires within %ld days",
+				    a->all_expiring);
+	} else if (!rc) {
+		rc = ps_inventory_select(&g.inv, &sel, &idx, &n, err);
+		/* Among several matches, the current ones count. */
+		for (size_t i = 0; !rc && i < n; i++)
+			if (!strcmp(ps_inventory_state(&g.inv, idx[i]), "valid"))
+				idx[k++] = idx[i];
+		if (!rc && k > 0)
+			n = k;
+		if (!rc && n == 0)
+			rc = ps_err_set(err, PS_EXIT_USAGE, "no-such-cert",
+					"see ps-status for what is on the token",
+					"no certificate on token '%s' matches",
+					g.toks[0]->label);
+		if (!rc && n > 1)
+			rc = ps_err_set(err, PS_EXIT_USAGE, "ambiguous",
+					"choose one with --id or --serial "
+					"(see ps-status)",
+					"%zu certificates match; for example %s "
+					"and %s",
+					n, g.inv.c[idx[0]].cert.serial_hex,
+					g.inv.c[idx[1]].cert.serial_hex);
+	}
+	if (!rc && n > 0)
+		rc = renew_targets(cli, r, &g, idx, NULL, n);
+	free(idx);
+	group_free(&g);
+	return rc;
+}
+
+/* cert records on stdin, grouped by module. */
+static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
+		      struct ps_err *err)
+{
+	struct ps_in *in = ps_in_new(stdin);
+	json_t *all = json_array(), *rec;
+	int worst = 0;
+
+	if (!in || !all) {
+		ps_in_free(in);
+		json_decref(all);
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	}
+	while ((rec = ps_in_next(in, err)))
+		json_array_append_new(all, rec);
+	ps_in_free(in);
+	if (err->status) {
+		json_decref(all);
+		return err->status;
+	}
+	while (json_array_size(all) > 0) {
+		const char *mod = cli->module;
+		size_t n = 0, *idx, i;
+		json_t **inputs;
+		struct group g;
+		json_t *first = json_array_get(all, 0);
+		const char *kind = ps_json_str(first, "kind");
+		int rc;
+
+		if (strcmp(kind, "cert") != 0) {
+			if (strcmp(kind, "error") == 0) {
+				ps_cli_emit(cli, first); /* pass it on */
+				worst = ps_exit_worse(
+					worst, (int)json_integer_value(
+						       json_object_get(first,
+								       "status")));
+			} else {
+				struct ps_err e;
+
+				ps_err_set(&e, PS_EXIT_FAIL, "bad-record",
+					   "ps-renew reads cert records "
+					   "(ps-status --json)",
+					   "a '%s' record cannot be renewed",
+					   kind);
+				json_t *er = ps_target_error(&e, first, NULL,
+							     -1);
+				ps_cli_emit(cli, er);
+				json_decref(er);
+				worst = ps_exit_worse(worst, PS_EXIT_FAIL);
+			}
+			json_array_remove(all, 0);
+			continue;
+		}
+		if (!mod)
+			mod = ps_json_str(first, "module");
+		/* Every cert record of this module, in input order. */
+		json_t *batch = json_array();
+		for (i = 0; i < json_array_size(all);) {
+			json_t *x = json_array_get(all, i);
+			const char *m = ps_json_str(x, "module");
+
+			if (!strcmp(ps_json_str(x, "kind"), "cert") &&
+			    (cli->module || (m && mod && !strcmp(m, mod)) ||
+			     (!m && !mod))) {
+				json_array_append(batch, x);
+				json_array_remove(all, i);
+			} else {
+				i++;
+			}
+		}
+		rc = group_open(cli, mod, 0, &g, err);
+		if (rc) {
+			for (i = 0; i < json_array_size(batch); i++) {
+				json_t *e = ps_target_error(
+					err, json_array_get(batch, i), NULL, -1);
+				ps_cli_emit(cli, e);
+				json_decref(e);
+			}
+			worst = ps_exit_worse(worst, rc);
+			json_decref(batch);
+			group_free(&g);
+			continue;
+		}
+		idx = malloc((json_array_size(batch) + 1) * sizeof(*idx));
+		inputs = calloc(json_array_size(batch) + 1, sizeof(*inputs));
+		for (i = 0; idx && inputs && i < json_array_size(batch); i++) {
+			json_t *x = json_array_get(batch, i);
+			long at = ps_inventory_find_record(&g.inv, x);
+
+			if (at < 0) {
+				struct ps_err e;
+				json_t *er;
+
+				ps_err_set(&e, PS_EXIT_FAIL, "no-such-cert",
+					   "run ps-status again: the token "
+					   "changed",
+					   "certificate %s is not on token %s",
+					   ps_json_str(x, "serial_hex")
+						   ? ps_json_str(x, "serial_hex")
+						   : "?",
+					   ps_json_str(x, "token_label")
+						   ? ps_json_str(x, "token_label")
+						   : "?");
+				er = ps_target_error(&e, x, NULL, -1);
+				ps_cli_emit(cli, er);
+				json_decref(er);
+				worst = ps_exit_worse(worst, PS_EXIT_FAIL);
+				continue;
+			}
+			inputs[n] = x;
+			idx[n++] = (size_t)at;
+		}
+		if (idx && inputs)
+			worst = ps_exit_worse(worst, renew_targets(cli, r, &g,
+								   idx, inputs,
+								   n));
+		free(idx);
+		free(inputs);
+		json_decref(batch);
+		group_free(&g);
+	}
+	json_decref(all);
+	ps_err_clear(err);
+	return worst;
+}
+
+static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
+{
+	struct ps_renew r = { .key_type = a->key_type,
+			      .dry_run = a->dry_run,
+			      .force = a->force,
+			      .cfg = &cli->cfg };
+	struct ps_state st = { .dir = NULL, .dirfd = -1, .reqfd = -1,
+			       .lockfd = -1 };
+	unsigned char keyid[64];
+	int by_opts = a->all_expiring >= 0 || a->id || a->serial ||
+		      a->type >= 0;
+	int rc = 0;
+
+	if (!by_opts && isatty(0))
+		return ps_err_set(err, PS_EXIT_USAGE, "usage",
+				  "for example: ps-status --expiring 30 | "
+				  "ps-renew --ca NAME",
+				  "say which certificate to renew: --token URI "
+				  "with --id, --serial or --type, "
+				  "--all-expiring DAYS, or cert records on "
+				  "stdin");
+	if (a->key) {
+		size_t len = strlen(a->key);
+
+		if (len == 0 || len % 2 || len / 2 > sizeof(keyid) ||
+		    strspn(a->key, "0123456789abcdefABCDEF") != len)
+			return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+					  "--key wants a CKA_ID in hex");
+		for (size_t i = 0; i < len / 2; i++)
+			sscanf(a->key + 2 * i, "%2hhx", &keyid[i]);
+		r.key_id = keyid;
+		r.key_id_len = len / 2;
+	}
+	if (!a->ca && !a->dry_run)
+		rc = ps_err_set(err, PS_EXIT_USAGE, "no-ca",
+				"for example --ca \"helper:/usr/lib/certmonger/"
+				"local-submit -d DIR\", or --ca NAME from "
+				"psrenew.conf",
+				"no CA channel: give --ca");
+	if (!rc && a->ca)
+		rc = ps_ca_open(a->ca, &cli->cfg, &r.ca, err);
+	if (!rc && !a->dry_run)
+		rc = ps_state_open(cli->state_dir, &cli->cfg, 1, &st, err);
+	if (!rc) {
+		r.st = a->dry_run ? NULL : &st;
+		rc = ps_renew_load_active(&r, err);
+	}
+	if (!rc)
+		rc = by_opts ? from_options(cli, &r, a, err)
+			     : from_stdin(cli, &r, err);
+	ps_renew_free(&r);
+	ps_ca_close(r.ca);
+	if (st.dirfd >= 0)
+		ps_state_close(&st);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct ps_cli cli = {
+		.prog = "ps-renew",
+		.synopsis = "--ca CHANNEL [--token URI (--id HEX | --serial S | "
+			    "--type T) | --all-expiring DAYS] [OPTION]...",
+		.summary = "Request following certificates: a new key pair on "
+			   "the token, a CSR with\nthe current subject, sent to "
+			   "the CA; qualified before commercial.",
+	};
+	struct args a = { .type = -1, .all_expiring = -1 };
+	struct ps_err err;
+	int first, rc;
+
+	ps_err_clear(&err);
+	rc = ps_cli_parse(&cli, argc, argv, opts, on_opt, &a, &first, &err);
+	if (!rc && !cli.done && first < argc)
+		rc = ps_err_set(&err, PS_EXIT_USAGE, "usage", NULL,
+				"unexpected argument '%s' (see ps-renew --help)",
+				argv[first]);
+	if (!rc && !cli.done)
+		rc = run(&cli, &a, &err);
+	if (rc && err.status)
+		ps_cli_report(&cli, &err);
+	if (ps_out_finish(cli.out) < 0 && !rc)
+		rc = PS_EXIT_FAIL;
+	ps_cli_free(&cli);
+	return rc;
+}

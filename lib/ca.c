@@ -1,0 +1,132 @@
+/* psrenew: CA channel selection. */
+#include <psrenew/ca.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct ps_ca_driver *const drivers[] = {
+	&ps_ca_helper_driver,
+};
+
+static const char ca_hint[] =
+	"--ca takes helper:PATH [ARGS] (a certmonger CA helper) or the name of "
+	"a [ca.NAME] section in psrenew.conf";
+
+const char *ps_ca_status_name(int s)
+{
+	static const char *const names[] = { "issued", "pending", "rejected",
+					     "unreachable", "unconfigured",
+					     "failed" };
+
+	return s >= 0 && s <= PS_CA_FAILED ? names[s] : "failed";
+}
+
+int ps_ca_open(const char *spec, const struct ps_config *cfg,
+	       struct ps_ca **out, struct ps_err *err)
+{
+	struct ps_ca *ca;
+	const char *chan = spec;
+	char section[80] = "";
+	const char *v;
+	int rc;
+
+	*out = NULL;
+	if (!spec || !*spec)
+		return ps_err_set(err, PS_EXIT_USAGE, "no-ca", ca_hint,
+				  "no CA channel: give --ca");
+	if (!strchr(spec, ':')) {
+		snprintf(section, sizeof(section), "ca.%s", spec);
+		chan = cfg ? ps_config_get(cfg, section, "channel") : NULL;
+		if (!chan)
+			return ps_err_set(err, PS_EXIT_USAGE, "no-ca", ca_hint,
+					  "no CA channel named '%.40s' (no "
+					  "[%s] with a channel in %s)",
+					  spec, section,
+					  cfg && cfg->path ? cfg->path
+							   : "the configuration");
+	}
+	for (size_t i = 0; i < sizeof(drivers) / sizeof(*drivers); i++) {
+		size_t n = strlen(drivers[i]->prefix);
+
+		if (strncmp(chan, drivers[i]->prefix, n) != 0)
+			continue;
+		ca = calloc(1, sizeof(*ca));
+		if (!ca || !(ca->name = strdup(spec)) ||
+		    !(ca->channel = strdup(chan))) {
+			ps_ca_close(ca);
+			return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+					  "out of memory");
+		}
+		ca->drv = drivers[i];
+		ca->cfg = cfg;
+		snprintf(ca->section, sizeof(ca->section), "%s", section);
+		ca->timeout = 300;
+		v = section[0] && cfg ? ps_config_get(cfg, section, "timeout")
+				      : NULL;
+		if (v)
+			ca->timeout = strtol(v, NULL, 10) > 0
+					      ? strtol(v, NULL, 10)
+					      : 300;
+		rc = ca->drv->open(ca, chan + n, err);
+		if (rc) {
+			ca->drv = NULL;
+			ps_ca_close(ca);
+			return rc;
+		}
+		*out = ca;
+		return 0;
+	}
+	return ps_err_set(err, PS_EXIT_USAGE, "no-ca", ca_hint,
+			  "unknown CA channel '%.60s'", chan);
+}
+
+void ps_ca_close(struct ps_ca *ca)
+{
+	if (!ca)
+		return;
+	if (ca->drv && ca->drv->close)
+		ca->drv->close(ca);
+	free(ca->name);
+	free(ca->channel);
+	free(ca);
+}
+
+const char *ps_ca_channel(const struct ps_ca *ca)
+{
+	return ca->channel;
+}
+
+const char *ps_ca_name(const struct ps_ca *ca)
+{
+	return ca->name;
+}
+
+static void reply_init(struct ps_ca_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->delay = -1;
+	r->status = PS_CA_FAILED;
+}
+
+int ps_ca_submit(struct ps_ca *ca, const struct ps_ca_request *req,
+		 struct ps_ca_reply *reply, struct ps_err *err)
+{
+	reply_init(reply);
+	return ca->drv->submit(ca, req, reply, err);
+}
+
+int ps_ca_poll(struct ps_ca *ca, const struct ps_ca_request *req,
+	       struct ps_ca_reply *reply, struct ps_err *err)
+{
+	reply_init(reply);
+	return ca->drv->poll(ca, req, reply, err);
+}
+
+void ps_ca_reply_free(struct ps_ca_reply *r)
+{
+	free(r->certs_pem);
+	free(r->cookie);
+	free(r->message);
+	memset(r, 0, sizeof(*r));
+}

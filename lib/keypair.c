@@ -1,0 +1,381 @@
+/* psrenew: key pairs generated and kept on the token. */
+#include <psrenew/keypair.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/objects.h>
+#include <openssl/param_build.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+static const struct {
+	const char *alias, *group;
+	unsigned long bits;
+	/* DER of the curve OID, for CKA_EC_PARAMS */
+	unsigned char der[12];
+	size_t der_len;
+} curves[] = {
+	{ "P-256", "prime256v1", 256,
+	  { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 }, 10 },
+	{ "P-384", "secp384r1", 384,
+	  { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 }, 7 },
+};
+
+static const char keyspec_hint[] =
+	"key types: rsa:2048, rsa:3072, rsa:4096, ec:prime256v1, ec:secp384r1";
+
+int ps_keyspec_parse(const char *s, struct ps_keyspec *ks, struct ps_err *err)
+{
+	memset(ks, 0, sizeof(*ks));
+	if (s && strncmp(s, "rsa:", 4) == 0) {
+		if (strcmp(s + 4, "2048") && strcmp(s + 4, "3072") &&
+		    strcmp(s + 4, "4096"))
+			goto bad;
+		ks->type = CKK_RSA;
+		ks->bits = strtoul(s + 4, NULL, 10);
+		return 0;
+	}
+	if (s && strncmp(s, "ec:", 3) == 0) {
+		for (size_t i = 0; i < sizeof(curves) / sizeof(*curves); i++)
+			if (strcmp(s + 3, curves[i].alias) == 0 ||
+			    strcmp(s + 3, curves[i].group) == 0) {
+				ks->type = CKK_EC;
+				ks->bits = curves[i].bits;
+				snprintf(ks->curve, sizeof(ks->curve), "%s",
+					 curves[i].group);
+				return 0;
+			}
+	}
+bad:
+	return ps_err_set(err, PS_EXIT_USAGE, "bad-key-type", keyspec_hint,
+			  "unsupported key type '%.40s'", s ? s : "");
+}
+
+void ps_keyspec_name(const struct ps_keyspec *ks, char *buf, size_t len)
+{
+	if (ks->type == CKK_EC)
+		snprintf(buf, len, "ec:%s", ks->curve);
+	else
+		snprintf(buf, len, "rsa:%lu", ks->bits);
+}
+
+int ps_pubkey_id(EVP_PKEY *pk, unsigned char id[20])
+{
+	X509_PUBKEY *xpk = NULL;
+	const unsigned char *bits;
+	int len;
+
+	if (!X509_PUBKEY_set(&xpk, pk) ||
+	    !X509_PUBKEY_get0_param(NULL, &bits, &len, NULL, xpk)) {
+		X509_PUBKEY_free(xpk);
+		return -1;
+	}
+	SHA1(bits, (size_t)len, id);
+	X509_PUBKEY_free(xpk);
+	return 0;
+}
+
+static int mech_ok(struct ps_token *t, CK_MECHANISM_TYPE m, CK_FLAGS need,
+		   unsigned long bits, const char *name, struct ps_err *err)
+{
+	CK_MECHANISM_INFO mi;
+	CK_RV rv = ps_module_functions(t->mod)->C_GetMechanismInfo(t->slot, m, &mi);
+	const char *hint =
+		"this is the guide's error 622: install a newer driver "
+		"(PKCS#11 module) for the token, or choose another key type "
+		"with --key-type";
+
+	if (rv == CKR_OK && (mi.flags & need) == need &&
+	    (!bits || !mi.ulMaxKeySize ||
+	     (bits >= mi.ulMinKeySize && bits <= mi.ulMaxKeySize)))
+		return 0;
+	if (rv == CKR_OK && (mi.flags & need) == need)
+		return ps_err_set(err, PS_EXIT_TOKEN, "mechanism-missing", hint,
+				  "the token's module %s supports %s only for "
+				  "keys of %lu to %lu bits, not %lu",
+				  ps_module_describe(t->mod), name,
+				  (unsigned long)mi.ulMinKeySize,
+				  (unsigned long)mi.ulMaxKeySize, bits);
+	return ps_err_set(err, PS_EXIT_TOKEN, "mechanism-missing", hint,
+			  "the token's module %s does not support %s",
+			  ps_module_describe(t->mod), name);
+}
+
+int ps_token_check_mechanisms(struct ps_token *t, const struct ps_keyspec *ks,
+			      struct ps_err *err)
+{
+	if (ks->type == CKK_EC)
+		return mech_ok(t, CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR,
+			       ks->bits, "CKM_EC_KEY_PAIR_GEN", err) ||
+		       mech_ok(t, CKM_ECDSA, CKF_SIGN, ks->bits, "CKM_ECDSA",
+			       err);
+	return mech_ok(t, CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR,
+		       ks->bits, "CKM_RSA_PKCS_KEY_PAIR_GEN", err) ||
+	       mech_ok(t, CKM_RSA_PKCS, CKF_SIGN, ks->bits, "CKM_RSA_PKCS",
+		       err);
+}
+
+long ps_token_room(const struct ps_token *t)
+{
+	unsigned long free_bytes;
+
+	if (!ps_token_free_memory(t, &free_bytes))
+		return -1;
+	return (long)(free_bytes / PS_ROOM_PER_RENEWAL);
+}
+
+/* Reads CKA_MODULUS/CKA_PUBLIC_EXPONENT or CKA_EC_PARAMS/CKA_EC_POINT of a
+ * public key object into an EVP_PKEY. */
+static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
+			     CK_KEY_TYPE type)
+{
+	CK_FUNCTION_LIST *fl = ps_module_functions(t->mod);
+	unsigned char a0[1024], a1[256];
+	CK_ATTRIBUTE a[2] = {
+		{ type == CKK_EC ? CKA_EC_PARAMS : CKA_MODULUS, a0, sizeof(a0) },
+		{ type == CKK_EC ? CKA_EC_POINT : CKA_PUBLIC_EXPONENT, a1,
+		  sizeof(a1) },
+	};
+	OSSL_PARAM_BLD *bld;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *pctx = NULL;
+	EVP_PKEY *pk = NULL;
+	BIGNUM *n = NULL, *e = NULL;
+
+	if (fl->C_GetAttributeValue(t->session, h, a, 2) != CKR_OK)
+		return NULL;
+	bld = OSSL_PARAM_BLD_new();
+	if (!bld)
+		return NULL;
+	if (type == CKK_RSA) {
+		n = BN_bin2bn(a0, (int)a[0].ulValueLen, NULL);
+		e = BN_bin2bn(a1, (int)a[1].ulValueLen, NULL);
+		if (!n || !e || !OSSL_PARAM_BLD_push_BN(bld, "n", n) ||
+		    !OSSL_PARAM_BLD_push_BN(bld, "e", e))
+			goto out;
+	} else {
+		const char *group = NULL;
+		const unsigned char *p = a1;
+		ASN1_OCTET_STRING *os;
+
+		for (size_t i = 0; i < sizeof(curves) / sizeof(*curves); i++)
+			if (a[0].ulValueLen == curves[i].der_len &&
+			    !memcmp(a0, curves[i].der, curves[i].der_len))
+				group = curves[i].group;
+		/* CKA_EC_POINT is a DER OCTET STRING holding the point. */
+		os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)a[1].ulValueLen);
+		if (!group || !os ||
+		    !OSSL_PARAM_BLD_push_utf8_string(bld, "group", group, 0) ||
+		    !OSSL_PARAM_BLD_push_octet_string(
+			    bld, "pub", ASN1_STRING_get0_data(os),
+			    (size_t)ASN1_STRING_length(os))) {
+			ASN1_OCTET_STRING_free(os);
+			goto out;
+		}
+		ASN1_OCTET_STRING_free(os);
+	}
+	params = OSSL_PARAM_BLD_to_param(bld);
+	pctx = EVP_PKEY_CTX_new_from_name(NULL, type == CKK_EC ? "EC" : "RSA",
+					  NULL);
+	if (!params || !pctx || EVP_PKEY_fromdata_init(pctx) <= 0 ||
+	    EVP_PKEY_fromdata(pctx, &pk, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		pk = NULL;
+out:
+	BN_free(n);
+	BN_free(e);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	EVP_PKEY_CTX_free(pctx);
+	return pk;
+}
+
+static int set_id(struct ps_token *t, CK_OBJECT_HANDLE h,
+		  const unsigned char *id, size_t len)
+{
+	CK_ATTRIBUTE a = { CKA_ID, (void *)id, len };
+
+	return ps_module_functions(t->mod)->C_SetAttributeValue(t->session, h, &a, 1) == CKR_OK
+		       ? 0
+		       : -1;
+}
+
+static CK_RV generate(struct ps_token *t, const struct ps_keyspec *ks,
+		      const char *label, const unsigned char *id, size_t idlen,
+		      struct ps_keypair *kp)
+{
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG bits = ks->bits;
+	CK_BYTE exp[] = { 0x01, 0x00, 0x01 };
+	CK_MECHANISM mech = { ks->type == CKK_EC ? CKM_EC_KEY_PAIR_GEN
+						 : CKM_RSA_PKCS_KEY_PAIR_GEN,
+			      NULL, 0 };
+	unsigned char ecp[12];
+	size_t ecp_len = 0;
+	int ec = ks->type == CKK_EC;
+	int rsa = !ec;
+	CK_ULONG llen = strlen(label);
+
+	for (size_t i = 0; ec && i < sizeof(curves) / sizeof(*curves); i++)
+		if (strcmp(ks->curve, curves[i].group) == 0) {
+			memcpy(ecp, curves[i].der, curves[i].der_len);
+			ecp_len = curves[i].der_len;
+		}
+	CK_ATTRIBUTE pub[] = {
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &no, sizeof(no) },
+		{ CKA_VERIFY, &yes, sizeof(yes) },
+		{ CKA_ID, (void *)id, idlen },
+		{ CKA_LABEL, (void *)label, llen },
+		{ rsa ? CKA_ENCRYPT : CKA_DERIVE, rsa ? &yes : &no, sizeof(yes) },
+		{ rsa ? CKA_MODULUS_BITS : CKA_EC_PARAMS,
+		  rsa ? (void *)&bits : (void *)ecp,
+		  rsa ? sizeof(bits) : ecp_len },
+		{ CKA_PUBLIC_EXPONENT, exp, sizeof(exp) },
+	};
+	CK_ATTRIBUTE priv[] = {
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &yes, sizeof(yes) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &no, sizeof(no) },
+		{ CKA_SIGN, &yes, sizeof(yes) },
+		{ CKA_ID, (void *)id, idlen },
+		{ CKA_LABEL, (void *)label, llen },
+		{ rsa ? CKA_DECRYPT : CKA_DERIVE, rsa ? &yes : &no, sizeof(yes) },
+	};
+
+	return ps_module_functions(t->mod)->C_GenerateKeyPair(
+		t->session, &mech, pub, rsa ? 8 : 7, priv, 8, &kp->pub,
+		&kp->priv);
+}
+
+int ps_keypair_generate(struct ps_token *t, const struct ps_keyspec *ks,
+			const char *label, struct ps_keypair *kp,
+			struct ps_err *err)
+{
+	unsigned char tmp_id[20];
+	CK_RV rv;
+
+	memset(kp, 0, sizeof(*kp));
+	/* The final id depends on the public key: generate under a random
+	 * id, then set the real one on both halves. */
+	if (RAND_bytes(tmp_id, sizeof(tmp_id)) != 1)
+		return ps_err_set(err, PS_EXIT_FAIL, "random", NULL,
+				  "no random bytes for a temporary key id");
+	rv = generate(t, ks, label, tmp_id, sizeof(tmp_id), kp);
+	if (rv != CKR_OK) {
+		memset(kp, 0, sizeof(*kp));
+		return ps_ckr_err(err, rv, t, "generating the key pair");
+	}
+	kp->pubkey = read_pubkey(t, kp->pub, ks->type);
+	if (!kp->pubkey || ps_pubkey_id(kp->pubkey, kp->id) < 0) {
+		ps_keypair_destroy(t, kp, NULL);
+		return ps_err_set(err, PS_EXIT_TOKEN, "token-error", NULL,
+				  "cannot read back the new public key from "
+				  "token '%s'; the key pair was removed",
+				  t->label);
+	}
+	kp->id_len = 20;
+	if (set_id(t, kp->pub, kp->id, 20) < 0 ||
+	    set_id(t, kp->priv, kp->id, 20) < 0) {
+		ps_keypair_destroy(t, kp, NULL);
+		return ps_err_set(err, PS_EXIT_TOKEN, "token-error", NULL,
+				  "token '%s' does not let its key id be set; "
+				  "the key pair was removed",
+				  t->label);
+	}
+	return 0;
+}
+
+static int find_one(struct ps_token *t, CK_OBJECT_CLASS cls,
+		    const unsigned char *id, size_t len, CK_OBJECT_HANDLE *h,
+		    CK_RV *rvp)
+{
+	CK_FUNCTION_LIST *fl = ps_module_functions(t->mod);
+	CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof(cls) },
+				{ CKA_ID, (void *)id, len } };
+	CK_ULONG n = 0;
+	CK_RV rv = fl->C_FindObjectsInit(t->session, tmpl, 2);
+
+	if (rv == CKR_OK) {
+		rv = fl->C_FindObjects(t->session, h, 1, &n);
+		fl->C_FindObjectsFinal(t->session);
+	}
+	*rvp = rv;
+	return rv == CKR_OK && n == 1;
+}
+
+int ps_keypair_find(struct ps_token *t, const unsigned char *id,
+		    size_t id_len, struct ps_keypair *kp, struct ps_err *err)
+{
+	CK_KEY_TYPE type = CKK_RSA;
+	CK_ATTRIBUTE a = { CKA_KEY_TYPE, &type, sizeof(type) };
+	CK_OBJECT_HANDLE cert;
+	CK_RV rv;
+
+	memset(kp, 0, sizeof(*kp));
+	if (id_len == 0 || id_len > sizeof(kp->id))
+		return ps_err_set(err, PS_EXIT_USAGE, "bad-key-id", NULL,
+				  "a key id is 1 to 64 bytes of hex");
+	if (!find_one(t, CKO_PRIVATE_KEY, id, id_len, &kp->priv, &rv)) {
+		if (rv != CKR_OK)
+			return ps_ckr_err(err, rv, t, "searching for the key");
+		return ps_err_set(err, PS_EXIT_USAGE, "no-such-key",
+				  "list the keys with pkcs11-tool -O --login",
+				  "token '%s' has no private key with this id",
+				  t->label);
+	}
+	memcpy(kp->id, id, id_len);
+	kp->id_len = id_len;
+	ps_module_functions(t->mod)->C_GetAttributeValue(t->session, kp->priv, &a, 1);
+	if (find_one(t, CKO_PUBLIC_KEY, id, id_len, &kp->pub, &rv))
+		kp->pubkey = read_pubkey(t, kp->pub, type);
+	if (!kp->pubkey &&
+	    find_one(t, CKO_CERTIFICATE, id, id_len, &cert, &rv)) {
+		unsigned char buf[8192];
+		CK_ATTRIBUTE v = { CKA_VALUE, buf, sizeof(buf) };
+		const unsigned char *p = buf;
+		X509 *x;
+
+		if (ps_module_functions(t->mod)->C_GetAttributeValue(t->session, cert, &v, 1) ==
+			    CKR_OK &&
+		    (x = d2i_X509(NULL, &p, (long)v.ulValueLen))) {
+			kp->pubkey = X509_get_pubkey(x);
+			X509_free(x);
+		}
+	}
+	if (!kp->pubkey)
+		return ps_err_set(err, PS_EXIT_TOKEN, "token-error", NULL,
+				  "the public half of key %s is not on token "
+				  "'%s'",
+				  "(given id)", t->label);
+	return 0;
+}
+
+int ps_keypair_destroy(struct ps_token *t, struct ps_keypair *kp,
+		       struct ps_err *err)
+{
+	CK_RV rv1 = CKR_OK, rv2 = CKR_OK;
+
+	if (kp->priv)
+		rv1 = ps_module_functions(t->mod)->C_DestroyObject(t->session, kp->priv);
+	if (kp->pub)
+		rv2 = ps_module_functions(t->mod)->C_DestroyObject(t->session, kp->pub);
+	if (rv1 == CKR_OK || rv1 == CKR_OBJECT_HANDLE_INVALID)
+		kp->priv = 0;
+	if (rv2 == CKR_OK || rv2 == CKR_OBJECT_HANDLE_INVALID)
+		kp->pub = 0;
+	if (kp->priv || kp->pub)
+		return ps_ckr_err(err, kp->priv ? rv1 : rv2, t,
+				  "removing the new key pair");
+	return 0;
+}
+
+void ps_keypair_free(struct ps_keypair *kp)
+{
+	EVP_PKEY_free(kp->pubkey);
+	kp->pubkey = NULL;
+}

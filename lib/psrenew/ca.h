@@ -1,0 +1,84 @@
+/* psrenew: CA channels behind one interface: submit a request, poll it. */
+#ifndef PSRENEW_CA_H
+#define PSRENEW_CA_H
+
+#include <jansson.h>
+
+#include <psrenew/config.h>
+#include <psrenew/err.h>
+
+enum ps_ca_status {
+	PS_CA_ISSUED = 0,
+	PS_CA_PENDING,
+	PS_CA_REJECTED,
+	PS_CA_UNREACHABLE,
+	PS_CA_UNCONFIGURED,
+	PS_CA_FAILED /* the channel itself misbehaved */
+};
+
+/* What a channel gets: the request record's facts. */
+struct ps_ca_request {
+	const char *csr_pem;
+	const char *old_cert_pem;
+	const char *subject;
+	const char *email;
+	const char *key_type; /* "RSA" or "EC" */
+	const char *cookie;   /* poll only */
+};
+
+struct ps_ca_reply {
+	int status;       /* enum ps_ca_status */
+	char *certs_pem;  /* issued: the certificate (and chain), PEM */
+	char *cookie;     /* pending: what the next poll needs */
+	long delay;       /* pending: seconds until the next poll, -1 none */
+	char *message;    /* the CA's words, for people */
+};
+
+struct ps_ca;
+
+/*
+ * Opens a channel from a spec: "helper:PATH [ARGS]" (certmonger's external
+ * CA helper interface), or the name of a [ca.NAME] section of the
+ * configuration whose "channel" key holds such a spec. Exit 2 when it is
+ * neither.
+ */
+int ps_ca_open(const char *spec, const struct ps_config *cfg,
+	       struct ps_ca **out, struct ps_err *err);
+void ps_ca_close(struct ps_ca *ca);
+/* The resolved channel spec, stored with each request. */
+const char *ps_ca_channel(const struct ps_ca *ca);
+/* The name given (a config name or the spec itself). */
+const char *ps_ca_name(const struct ps_ca *ca);
+
+/* 0 with reply filled (whatever the CA said), or an exit status when the
+ * channel could not be used at all. */
+int ps_ca_submit(struct ps_ca *ca, const struct ps_ca_request *req,
+		 struct ps_ca_reply *reply, struct ps_err *err);
+int ps_ca_poll(struct ps_ca *ca, const struct ps_ca_request *req,
+	       struct ps_ca_reply *reply, struct ps_err *err);
+void ps_ca_reply_free(struct ps_ca_reply *reply);
+const char *ps_ca_status_name(int status);
+
+/* Drivers (one file each) -------------------------------------------- */
+struct ps_ca_driver {
+	const char *prefix; /* "helper:" */
+	int (*open)(struct ps_ca *ca, const char *rest, struct ps_err *err);
+	int (*submit)(struct ps_ca *ca, const struct ps_ca_request *req,
+		      struct ps_ca_reply *reply, struct ps_err *err);
+	int (*poll)(struct ps_ca *ca, const struct ps_ca_request *req,
+		    struct ps_ca_reply *reply, struct ps_err *err);
+	void (*close)(struct ps_ca *ca);
+};
+
+struct ps_ca {
+	const struct ps_ca_driver *drv;
+	char *name, *channel;
+	const struct ps_config *cfg;
+	char section[80]; /* "ca.NAME" when named in the configuration */
+	long timeout;     /* seconds */
+	void *priv;
+};
+
+extern const struct ps_ca_driver ps_ca_helper_driver;
+
+#endif

@@ -1,0 +1,59 @@
+/* psrenew: key pairs on the token: generate, find, remove, check room and
+ * mechanisms (the guide's errors 621 and 622). */
+#ifndef PSRENEW_KEYPAIR_H
+#define PSRENEW_KEYPAIR_H
+
+#include <openssl/evp.h>
+
+#include <psrenew/cert.h>
+#include <psrenew/token.h>
+
+/* Room one renewal takes: the key pair and, later, its certificate. */
+#define PS_ROOM_PER_RENEWAL 6144UL
+
+struct ps_keyspec {
+	CK_KEY_TYPE type; /* CKK_RSA or CKK_EC */
+	unsigned long bits;
+	char curve[24];   /* OpenSSL group name for EC */
+};
+
+struct ps_keypair {
+	CK_OBJECT_HANDLE priv, pub;
+	unsigned char id[64];
+	size_t id_len;
+	EVP_PKEY *pubkey; /* the public half, in software */
+};
+
+/* "rsa:2048", "rsa:3072", "rsa:4096", "ec:prime256v1" (or P-256),
+ * "ec:secp384r1" (or P-384). */
+int ps_keyspec_parse(const char *s, struct ps_keyspec *ks, struct ps_err *err);
+void ps_keyspec_name(const struct ps_keyspec *ks, char *buf, size_t len);
+
+/* Key id: SHA-1 of the public key bits (RFC 5280 key identifier method 1). */
+int ps_pubkey_id(EVP_PKEY *pk, unsigned char id[20]);
+
+/* Exit 6 naming module, version and mechanism when the token cannot
+ * generate or sign with this kind of key (the guide's error 622). */
+int ps_token_check_mechanisms(struct ps_token *tok, const struct ps_keyspec *ks,
+			      struct ps_err *err);
+/* Renewals that fit in the token's free memory; -1 when it does not say. */
+long ps_token_room(const struct ps_token *tok);
+
+/*
+ * Generates a key pair ON the token: private key private, sensitive, never
+ * extractable, sign-capable; both halves with CKA_ID = ps_pubkey_id() and
+ * the label. The session must be read-write and logged in.
+ */
+int ps_keypair_generate(struct ps_token *tok, const struct ps_keyspec *ks,
+			const char *label, struct ps_keypair *kp,
+			struct ps_err *err);
+/* Finds the private key (and public key, if present) with this id; the
+ * public half is read from the public key object or the certificate. */
+int ps_keypair_find(struct ps_token *tok, const unsigned char *id,
+		    size_t id_len, struct ps_keypair *kp, struct ps_err *err);
+/* Removes both halves (what exists). */
+int ps_keypair_destroy(struct ps_token *tok, struct ps_keypair *kp,
+		       struct ps_err *err);
+void ps_keypair_free(struct ps_keypair *kp);
+
+#endif

@@ -1,0 +1,45 @@
+/* psrenew: renewing certificates as following certificates (the guide's
+ * §2): key pair on the token, CSR, submission, pending state. */
+#ifndef PSRENEW_RENEW_H
+#define PSRENEW_RENEW_H
+
+#include <jansson.h>
+
+#include <psrenew/ca.h>
+#include <psrenew/inventory.h>
+#include <psrenew/state.h>
+
+typedef int (*ps_emit_fn)(void *ctx, const json_t *rec);
+
+struct ps_renew {
+	struct ps_ca *ca;         /* NULL only with dry_run */
+	const char *key_type;     /* NULL: the current certificate's */
+	const unsigned char *key_id; /* an existing key pair (--key) */
+	size_t key_id_len;
+	int dry_run, force;
+	const struct ps_config *cfg;
+	struct ps_state *st;
+	json_t *active; /* old_sha256 -> id of an unfinished request */
+};
+
+/* Reads the unfinished requests of the store into r->active. */
+int ps_renew_load_active(struct ps_renew *r, struct ps_err *err);
+void ps_renew_free(struct ps_renew *r);
+
+/*
+ * Renews the certificates inv->c[idx[k]] (all on tok), qualified first.
+ * When the token reports room for fewer renewals than asked, the first
+ * ones are done and the rest reported as token-full (exit 6): a token is
+ * never left with a key that has no room for its certificate. inputs[k]
+ * (may be NULL) is the record the target came from; its unknown fields are
+ * passed through. Emits one record per target; returns the worst status.
+ */
+int ps_renew_token(struct ps_renew *r, struct ps_token *tok,
+		   const struct ps_inventory *inv, const size_t *idx,
+		   json_t *const *inputs, size_t n, ps_emit_fn emit, void *ctx);
+
+/* An error record about one target (error + token, serial, id). */
+json_t *ps_target_error(const struct ps_err *err, const json_t *input,
+			const struct ps_inventory *inv, long i);
+
+#endif

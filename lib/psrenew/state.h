@@ -1,0 +1,55 @@
+/* psrenew: pending requests on disk, crash-safe. */
+#ifndef PSRENEW_STATE_H
+#define PSRENEW_STATE_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include <psrenew/config.h>
+#include <psrenew/err.h>
+
+struct ps_state {
+	char *dir;
+	int dirfd, reqfd, lockfd;
+};
+
+/*
+ * Opens (creating with mode 0700 when create is set) the state directory:
+ * dir_opt, else the config's [defaults] state-dir, else $PSRENEW_STATE_DIR,
+ * else $XDG_STATE_HOME/psrenew, else ~/.local/state/psrenew (root:
+ * /var/lib/psrenew). A directory that is a symlink, not ours, or writable by
+ * others is refused (exit 2).
+ */
+int ps_state_open(const char *dir_opt, const struct ps_config *cfg,
+		  int create, struct ps_state *st, struct ps_err *err);
+void ps_state_close(struct ps_state *st);
+
+/* A new request id: "YYYYMMDD-HHMMSS-xxxxxxxx". buf: at least 32 bytes. */
+void ps_state_new_id(char *buf, size_t len);
+/* Ids are [A-Za-z0-9._-], 1 to 64 bytes, not starting with a dot. */
+int ps_state_valid_id(const char *id);
+
+/* Atomically replaces request id with rec: temp file (0600), fsync,
+ * rename, fsync of the directory. Never follows symlinks. */
+int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
+		  struct ps_err *err);
+/* Exit 1 when missing (code "no-such-request") or unreadable. */
+int ps_state_load(struct ps_state *st, const char *id, json_t **rec,
+		  struct ps_err *err);
+int ps_state_remove(struct ps_state *st, const char *id, struct ps_err *err);
+/* Every request id, sorted. */
+int ps_state_list(struct ps_state *st, char ***ids, size_t *n,
+		  struct ps_err *err);
+void ps_state_list_free(char **ids, size_t n);
+
+/*
+ * An exclusive lock named name (a request id or "cert-<sha256>"). With
+ * wait == 0 a lock held by another process gives exit 3 (code "busy").
+ * *fd is released with ps_state_unlock.
+ */
+int ps_state_lock(struct ps_state *st, const char *name, int wait, int *fd,
+		  struct ps_err *err);
+void ps_state_unlock(int fd);
+
+#endif

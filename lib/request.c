@@ -1,0 +1,158 @@
+/* psrenew: request records. */
+#include <psrenew/request.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <psrenew/certio.h>
+#include <psrenew/record.h>
+
+void ps_json_set_time(json_t *o, const char *key, time_t t)
+{
+	char buf[32];
+
+	ps_time_iso(t, buf, sizeof(buf));
+	ps_json_set_str(o, key, buf);
+}
+
+time_t ps_time_parse(const char *s)
+{
+	struct tm tm;
+	char *end;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!s)
+		return -1;
+	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end)
+		return -1;
+	return timegm(&tm);
+}
+
+void ps_request_set_state(json_t *rec, const char *state, time_t now)
+{
+	ps_json_set_str(rec, "state", state);
+	ps_json_set_time(rec, "updated_at", now);
+}
+
+json_t *ps_request_new(const char *id, const struct ps_inventory *inv,
+		       size_t i, const struct ps_config *cfg,
+		       const unsigned char *key_id, size_t key_id_len,
+		       const char *key_type, const char *key_label,
+		       const char *csr_pem, const struct ps_ca *ca, time_t now)
+{
+	const struct ps_invcert *ic = &inv->c[i];
+	json_t *old = ps_inventory_record(inv, i, cfg);
+	json_t *r = json_object();
+	char *kid = ps_hex(key_id, key_id_len);
+	char *old_pem = ps_cert_pem(ic->cert.x509);
+
+	if (!old || !r || !kid || !old_pem) {
+		json_decref(old);
+		json_decref(r);
+		free(kid);
+		free(old_pem);
+		return NULL;
+	}
+	ps_json_set_str(r, "kind", "request");
+	ps_json_set_str(r, "request_id", id);
+	ps_request_set_state(r, PS_REQ_UNSUBMITTED, now);
+	ps_json_set_str(r, "ca", ca ? ps_ca_name(ca) : NULL);
+	ps_json_set_str(r, "channel", ca ? ps_ca_channel(ca) : NULL);
+	ps_json_set_str(r, "module", ps_module_path(ic->tok->mod));
+	ps_json_set_str(r, "token", ic->tok->uri);
+	ps_json_set_str(r, "token_label", ic->tok->label);
+	ps_json_set_str(r, "key_id", kid);
+	ps_json_set_str(r, "key_type", key_type);
+	ps_json_set_str(r, "key_label", key_label);
+	json_object_set(r, "type", json_object_get(old, "type"));
+	json_object_set(r, "subject", json_object_get(old, "subject"));
+	json_object_set(r, "cn", json_object_get(old, "cn"));
+	json_object_set(r, "email", json_object_get(old, "email"));
+	json_object_set(r, "jip_ca", json_object_get(old, "jip_ca"));
+	json_object_set(r, "old_id", json_object_get(old, "id"));
+	json_object_set(r, "old_serial_hex", json_object_get(old, "serial_hex"));
+	json_object_set(r, "old_serial_dec", json_object_get(old, "serial_dec"));
+	json_object_set(r, "old_issuer", json_object_get(old, "issuer"));
+	json_object_set(r, "old_not_after", json_object_get(old, "not_after"));
+	json_object_set(r, "old_sha256", json_object_get(old, "sha256"));
+	ps_json_set_str(r, "old_cert", old_pem);
+	ps_json_set_str(r, "csr", csr_pem);
+	ps_json_set_time(r, "created_at", now);
+	json_object_set_new(r, "polls", json_integer(0));
+	json_decref(old);
+	free(kid);
+	free(old_pem);
+	return r;
+}
+
+void ps_request_apply(json_t *rec, const struct ps_ca_reply *reply,
+		      time_t now)
+{
+	long polls = (long)json_integer_value(json_object_get(rec, "polls"));
+
+	if (reply->message)
+		ps_json_set_str(rec, "message", reply->message);
+	else
+		json_object_del(rec, "message");
+	switch (reply->status) {
+	case PS_CA_ISSUED:
+		ps_request_set_state(rec, PS_REQ_ISSUED, now);
+		ps_json_set_str(rec, "cert", reply->certs_pem);
+		json_object_del(rec, "next_poll_at");
+		break;
+	case PS_CA_PENDING:
+		if (!json_object_get(rec, "submitted_at"))
+			ps_json_set_time(rec, "submitted_at", now);
+		ps_request_set_state(rec, PS_REQ_PENDING, now);
+		ps_json_set_str(rec, "cookie", reply->cookie);
+		ps_json_set_time(rec, "next_poll_at",
+				 now + (reply->delay > 0 ? reply->delay : 0));
+		break;
+	case PS_CA_REJECTED:
+		ps_request_set_state(rec, PS_REQ_REJECTED, now);
+		json_object_del(rec, "next_poll_at");
+		break;
+	default: /* unreachable, unconfigured, failed: state unchanged */
+		ps_json_set_time(rec, "updated_at", now);
+		break;
+	}
+	if (reply->status == PS_CA_ISSUED && !json_object_get(rec, "submitted_at"))
+		ps_json_set_time(rec, "submitted_at", now);
+	json_object_set_new(rec, "polls", json_integer(polls + 1));
+	ps_json_set_str(rec, "ca_answer", ps_ca_status_name(reply->status));
+}
+
+void ps_request_ca_req(const json_t *rec, struct ps_ca_request *out)
+{
+	const char *kt = ps_json_str(rec, "key_type");
+
+	memset(out, 0, sizeof(*out));
+	out->csr_pem = ps_json_str(rec, "csr");
+	out->old_cert_pem = ps_json_str(rec, "old_cert");
+	out->subject = ps_json_str(rec, "subject");
+	out->email = ps_json_str(rec, "email");
+	out->key_type = kt && strncmp(kt, "ec:", 3) == 0 ? "EC" : "RSA";
+	out->cookie = ps_json_str(rec, "cookie");
+}
+
+int ps_request_exit(const json_t *rec)
+{
+	const char *s = ps_json_str(rec, "state");
+	const char *a = ps_json_str(rec, "ca_answer");
+
+	if (!s)
+		return PS_EXIT_FAIL;
+	if (!strcmp(s, PS_REQ_ISSUED) || !strcmp(s, PS_REQ_INSTALLED) ||
+	    !strcmp(s, PS_REQ_PLANNED))
+		return PS_EXIT_OK;
+	if (!strcmp(s, PS_REQ_REJECTED))
+		return PS_EXIT_REFUSED;
+	if (a && !strcmp(a, "unreachable"))
+		return PS_EXIT_TEMP;
+	if (a && !strcmp(a, "unconfigured"))
+		return PS_EXIT_USAGE;
+	if (a && !strcmp(a, "failed"))
+		return PS_EXIT_FAIL;
+	return PS_EXIT_PENDING;
+}

@@ -1,0 +1,401 @@
+/* psrenew: the state store: one JSON file per request. */
+#include <psrenew/state.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#define REC_MAX (1 << 20)
+
+static const char dir_hint[] =
+	"the state directory must be a real directory owned by you with mode "
+	"0700; choose another with --state-dir or PSRENEW_STATE_DIR";
+
+static char *default_dir(const struct ps_config *cfg)
+{
+	const char *v = cfg ? ps_config_get(cfg, "defaults", "state-dir") : NULL;
+	const char *home = getenv("HOME");
+	char *p = NULL;
+
+	if (v && *v)
+		return strdup(v);
+	v = getenv("PSRENEW_STATE_DIR");
+	if (v && *v)
+		return strdup(v);
+	v = getenv("XDG_STATE_HOME");
+	if (v && *v)
+		return asprintf(&p, "%s/psrenew", v) < 0 ? NULL : p;
+	if (geteuid() == 0)
+		return strdup("/var/lib/psrenew");
+	if (home && *home)
+		return asprintf(&p, "%s/.local/state/psrenew", home) < 0 ? NULL
+									 : p;
+	return NULL;
+}
+
+/* mkdir -p with mode 0700 for what it creates. */
+static int mkdirs(const char *path)
+{
+	char *p = strdup(path);
+	int rc = 0;
+
+	if (!p)
+		return -1;
+	for (char *s = p + 1; *s && !rc; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			rc = -1;
+		*s = '/';
+	}
+	if (!rc && mkdir(p, 0700) < 0 && errno != EEXIST)
+		rc = -1;
+	free(p);
+	return rc;
+}
+
+static int safe_dir(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) &&
+	       st.st_uid == geteuid() && (st.st_mode & 022) == 0;
+}
+
+static int open_sub(int dirfd, const char *name, int create)
+{
+	int fd;
+
+	if (create && mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+		return -1;
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					 O_CLOEXEC);
+	if (fd >= 0 && !safe_dir(fd)) {
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
+}
+
+int ps_state_open(const char *dir_opt, const struct ps_config *cfg,
+		  int create, struct ps_state *st, struct ps_err *err)
+{
+	memset(st, 0, sizeof(*st));
+	st->dirfd = st->reqfd = st->lockfd = -1;
+	st->dir = dir_opt ? strdup(dir_opt) : default_dir(cfg);
+	if (!st->dir)
+		return ps_err_set(err, PS_EXIT_USAGE, "bad-state-dir", dir_hint,
+				  "no state directory: set HOME, "
+				  "PSRENEW_STATE_DIR or --state-dir");
+	if (create && mkdirs(st->dir) < 0) {
+		ps_err_set(err, PS_EXIT_USAGE, "bad-state-dir", dir_hint,
+			   "cannot create the state directory %s: %s", st->dir,
+			   strerror(errno));
+		goto fail;
+	}
+	st->dirfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					  O_CLOEXEC);
+	if (st->dirfd < 0 || !safe_dir(st->dirfd)) {
+		ps_err_set(err, PS_EXIT_USAGE, "bad-state-dir", dir_hint,
+			   "refusing the state directory %s: %s", st->dir,
+			   st->dirfd < 0 ? strerror(errno)
+					 : "not owned by you or writable by "
+					   "others");
+		goto fail;
+	}
+	st->reqfd = open_sub(st->dirfd, "requests", 1);
+	st->lockfd = open_sub(st->dirfd, "locks", 1);
+	if (st->reqfd < 0 || st->lockfd < 0) {
+		ps_err_set(err, PS_EXIT_USAGE, "bad-state-dir", dir_hint,
+			   "refusing %s/requests or %s/locks: %s", st->dir,
+			   st->dir, strerror(errno));
+		goto fail;
+	}
+	return 0;
+fail:
+	ps_state_close(st);
+	return PS_EXIT_USAGE;
+}
+
+void ps_state_close(struct ps_state *st)
+{
+	if (st->reqfd >= 0)
+		close(st->reqfd);
+	if (st->lockfd >= 0)
+		close(st->lockfd);
+	if (st->dirfd >= 0)
+		close(st->dirfd);
+	free(st->dir);
+	memset(st, 0, sizeof(*st));
+	st->dirfd = st->reqfd = st->lockfd = -1;
+}
+
+void ps_state_new_id(char *buf, size_t len)
+{
+	unsigned char r[4] = { 0 };
+	time_t now = time(NULL);
+	struct tm tm;
+
+	RAND_bytes(r, sizeof(r));
+	gmtime_r(&now, &tm);
+	snprintf(buf, len, "%04d%02d%02d-%02d%02d%02d-%02x%02x%02x%02x",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, r[0], r[1], r[2], r[3]);
+}
+
+int ps_state_valid_id(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+
+	if (n == 0 || n > 64 || id[0] == '.')
+		return 0;
+	return strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			  "0123456789._-") == n;
+}
+
+static int bad_id(struct ps_err *err, const char *id)
+{
+	return ps_err_set(err, PS_EXIT_USAGE, "bad-request-id", NULL,
+			  "'%.70s' is not a request id", id ? id : "");
+}
+
+static int write_all(int fd, const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, s, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
+		  struct ps_err *err)
+{
+	char tmp[128], name[80];
+	unsigned char r[4] = { 0 };
+	char *text;
+	int fd, rc = 0, e;
+
+	if (!ps_state_valid_id(id))
+		return bad_id(err, id);
+	text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!text)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	RAND_bytes(r, sizeof(r));
+	snprintf(tmp, sizeof(tmp), ".%s.%ld.%02x%02x%02x%02x.tmp", id,
+		 (long)getpid(), r[0], r[1], r[2], r[3]);
+	snprintf(name, sizeof(name), "%s.json", id);
+	fd = openat(st->reqfd, tmp,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 ||
+	    write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
+		e = errno;
+		rc = -1;
+	}
+	if (fd >= 0 && close(fd) < 0 && !rc) {
+		e = errno;
+		rc = -1;
+	}
+	if (!rc && renameat(st->reqfd, tmp, st->reqfd, name) < 0) {
+		e = errno;
+		rc = -1;
+	}
+	free(text);
+	if (rc) {
+		unlinkat(st->reqfd, tmp, 0);
+		return ps_err_set(err, PS_EXIT_FAIL, "state-write",
+				  "check the free space and permissions of the "
+				  "state directory",
+				  "cannot save request %s in %s: %s", id,
+				  st->dir, strerror(e));
+	}
+	fsync(st->reqfd);
+	return 0;
+}
+
+int ps_state_load(struct ps_state *st, const char *id, json_t **rec,
+		  struct ps_err *err)
+{
+	char name[80], *buf;
+	struct stat sb;
+	json_error_t je;
+	ssize_t got = 0;
+	int fd;
+
+	*rec = NULL;
+	if (!ps_state_valid_id(id))
+		return bad_id(err, id);
+	snprintf(name, sizeof(name), "%s.json", id);
+	fd = openat(st->reqfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-such-request",
+				  "list the pending requests with "
+				  "ps-fetch --pending --dry-run",
+				  "no request %s in %s", id, st->dir);
+	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+	    sb.st_size > REC_MAX) {
+		int e = fd < 0 ? errno : EINVAL;
+
+		if (fd >= 0)
+			close(fd);
+		return ps_err_set(err, PS_EXIT_FAIL, "state-read", NULL,
+				  "refusing request file %s/requests/%s: %s",
+				  st->dir, name,
+				  e == ELOOP ? "it is a symlink" : strerror(e));
+	}
+	buf = malloc((size_t)sb.st_size + 1);
+	while (buf && got < sb.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)(sb.st_size - got));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += r;
+	}
+	close(fd);
+	if (buf)
+		*rec = json_loadb(buf, (size_t)got, 0, &je);
+	free(buf);
+	if (!*rec || !json_is_object(*rec)) {
+		json_decref(*rec);
+		*rec = NULL;
+		return ps_err_set(err, PS_EXIT_FAIL, "state-read", NULL,
+				  "request file %s/requests/%s is damaged",
+				  st->dir, name);
+	}
+	return 0;
+}
+
+int ps_state_remove(struct ps_state *st, const char *id, struct ps_err *err)
+{
+	char name[80];
+
+	if (!ps_state_valid_id(id))
+		return bad_id(err, id);
+	snprintf(name, sizeof(name), "%s.json", id);
+	if (unlinkat(st->reqfd, name, 0) < 0 && errno != ENOENT)
+		return ps_err_set(err, PS_EXIT_FAIL, "state-write", NULL,
+				  "cannot remove request %s: %s", id,
+				  strerror(errno));
+	fsync(st->reqfd);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int ps_state_list(struct ps_state *st, char ***ids, size_t *n,
+		  struct ps_err *err)
+{
+	int fd = openat(st->reqfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	char **v = NULL;
+	size_t k = 0, cap = 0;
+
+	*ids = NULL;
+	*n = 0;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return ps_err_set(err, PS_EXIT_FAIL, "state-read", NULL,
+				  "cannot list %s/requests: %s", st->dir,
+				  strerror(errno));
+	}
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		char *id;
+
+		if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
+		id = strndup(de->d_name, len - 5);
+		if (!id || !ps_state_valid_id(id)) {
+			free(id);
+			continue;
+		}
+		if (k == cap) {
+			char **nv = realloc(v, (cap = cap ? cap * 2 : 64) *
+						       sizeof(*v));
+			if (!nv) {
+				free(id);
+				break;
+			}
+			v = nv;
+		}
+		v[k++] = id;
+	}
+	closedir(d);
+	if (k > 1)
+		qsort(v, k, sizeof(*v), cmp_str);
+	*ids = v;
+	*n = k;
+	return 0;
+}
+
+void ps_state_list_free(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+int ps_state_lock(struct ps_state *st, const char *name, int wait, int *fd,
+		  struct ps_err *err)
+{
+	char file[90];
+
+	*fd = -1;
+	if (!ps_state_valid_id(name))
+		return bad_id(err, name);
+	snprintf(file, sizeof(file), "%s.lock", name);
+	*fd = openat(st->lockfd, file,
+		     O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (*fd < 0)
+		return ps_err_set(err, PS_EXIT_FAIL, "state-lock", NULL,
+				  "cannot open lock %s/locks/%s: %s", st->dir,
+				  file, strerror(errno));
+	while (flock(*fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+		int e = errno;
+
+		if (e == EINTR)
+			continue;
+		close(*fd);
+		*fd = -1;
+		errno = e;
+		if (e == EWOULDBLOCK)
+			return ps_err_set(err, PS_EXIT_PENDING, "busy", NULL,
+					  "%s is being worked on by another "
+					  "process",
+					  name);
+		return ps_err_set(err, PS_EXIT_FAIL, "state-lock", NULL,
+				  "cannot lock %s: %s", name, strerror(errno));
+	}
+	return 0;
+}
+
+void ps_state_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
