@@ -173,32 +173,33 @@ static json_t *has_key_json(int has_key)
 	return has_key < 0 ? json_null() : json_boolean(has_key);
 }
 
-json_t *ps_inventory_record(const struct ps_inventory *inv, size_t i,
-			    const struct ps_config *cfg)
+json_t *ps_cert_record(const struct ps_token *tok, const unsigned char *id,
+		       size_t id_len, const char *label,
+		       const struct ps_cert *c, int has_key, const char *state,
+		       const char *superseded_by, const struct ps_config *cfg,
+		       time_t now)
 {
-	const struct ps_invcert *ic = &inv->c[i];
-	const struct ps_cert *c = &ic->cert;
 	json_t *r = json_object();
 	char nb[32], na[32];
-	char *id = ps_hex(ic->obj.id, ic->obj.id_len);
-	char *uri = ps_uri_format_object(ic->tok->uri, ic->obj.id,
-					 ic->obj.id_len, NULL, PS_OBJ_CERT);
+	char *hid = ps_hex(id, id_len);
+	char *uri = ps_uri_format_object(tok->uri, id, id_len, NULL,
+					 PS_OBJ_CERT);
 
-	if (!r || !id || !uri) {
+	if (!r || !hid || !uri) {
 		json_decref(r);
-		free(id);
+		free(hid);
 		free(uri);
 		return NULL;
 	}
 	ps_time_iso(c->not_before, nb, sizeof(nb));
 	ps_time_iso(c->not_after, na, sizeof(na));
 	ps_json_set_str(r, "kind", "cert");
-	ps_json_set_str(r, "module", ps_module_path(ic->tok->mod));
-	ps_json_set_str(r, "token", ic->tok->uri);
-	ps_json_set_str(r, "token_label", ic->tok->label);
+	ps_json_set_str(r, "module", ps_module_path(tok->mod));
+	ps_json_set_str(r, "token", tok->uri);
+	ps_json_set_str(r, "token_label", tok->label);
 	ps_json_set_str(r, "uri", uri);
-	ps_json_set_str(r, "id", id);
-	ps_json_set_str(r, "label", ic->obj.label);
+	ps_json_set_str(r, "id", hid);
+	ps_json_set_str(r, "label", label);
 	ps_json_set_str(r, "subject", c->subject);
 	ps_json_set_str(r, "cn", c->cn);
 	ps_json_set_str(r, "email", c->email);
@@ -212,18 +213,29 @@ json_t *ps_inventory_record(const struct ps_inventory *inv, size_t i,
 	ps_json_set_str(r, "not_before", nb);
 	ps_json_set_str(r, "not_after", na);
 	json_object_set_new(r, "days_left",
-			    json_integer(ps_cert_days_left(c, inv->now)));
-	ps_json_set_str(r, "state", ps_inventory_state(inv, i));
-	json_object_set_new(r, "has_key", has_key_json(ic->has_key));
-	ps_json_set_str(r, "superseded_by",
-			ic->superseded_by >= 0
-				? inv->c[ic->superseded_by].cert.serial_hex
-				: NULL);
+			    json_integer(ps_cert_days_left(c, now)));
+	ps_json_set_str(r, "state", state);
+	json_object_set_new(r, "has_key", has_key_json(has_key));
+	ps_json_set_str(r, "superseded_by", superseded_by);
 	ps_json_set_str(r, "key_type", c->key_type);
 	ps_json_set_str(r, "sha256", c->sha256);
-	free(id);
+	free(hid);
 	free(uri);
 	return r;
+}
+
+json_t *ps_inventory_record(const struct ps_inventory *inv, size_t i,
+			    const struct ps_config *cfg)
+{
+	const struct ps_invcert *ic = &inv->c[i];
+
+	return ps_cert_record(
+		ic->tok, ic->obj.id, ic->obj.id_len, ic->obj.label, &ic->cert,
+		ic->has_key, ps_inventory_state(inv, i),
+		ic->superseded_by >= 0
+			? inv->c[ic->superseded_by].cert.serial_hex
+			: NULL,
+		cfg, inv->now);
 }
 
 int ps_inventory_select(const struct ps_inventory *inv,

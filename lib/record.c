@@ -357,7 +357,8 @@ static const char *const suite_fields[] = {
 	"old_issuer", "old_not_after", "old_sha256", "old_cert", "csr", "cert",
 	"cookie", "created_at", "updated_at", "submitted_at", "next_poll_at",
 	"polls", "ca_answer", "key_removed", "code", "status", "message",
-	"hint", "replaces_serial_hex",
+	"hint", "replaces_serial_hex", "installed_at", "new_serial_hex",
+	"rejected_cert", "already_installed", "warning", "request_id",
 };
 
 static int suite_field(const char *key)

@@ -41,7 +41,14 @@ const char *ps_inventory_state(const struct ps_inventory *inv, size_t i);
 /* Valid now, not superseded, and expiring within days. */
 int ps_inventory_expiring(const struct ps_inventory *inv, size_t i, long days);
 
-/* The cert record (see psrenew(7)). */
+/* A cert record (psrenew(7)) for any certificate on a token; has_key:
+ * 1, 0 or -1 (unknown). */
+json_t *ps_cert_record(const struct ps_token *tok, const unsigned char *id,
+		       size_t id_len, const char *label,
+		       const struct ps_cert *c, int has_key, const char *state,
+		       const char *superseded_by, const struct ps_config *cfg,
+		       time_t now);
+/* The cert record of inv->c[i]. */
 json_t *ps_inventory_record(const struct ps_inventory *inv, size_t i,
 			    const struct ps_config *cfg);
 

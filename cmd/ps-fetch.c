@@ -1,0 +1,251 @@
+/* ps-fetch: pick up issued certificates and install them (the guide's §3
+ * and §4, "Stažení certifikátu", "Instalovat certifikát"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <psrenew/cli.h>
+#include <psrenew/fetch.h>
+
+enum {
+	OPT_PENDING = 256,
+	OPT_WAIT,
+	OPT_CERT,
+	OPT_CA_BUNDLE,
+	OPT_LENIENT,
+	OPT_DRY_RUN,
+	OPT_NOW,
+};
+
+static const struct ps_cli_opt opts[] = {
+	{ "pending", 0, OPT_PENDING, NULL,
+	  "every unfinished request in the state store (for cron)" },
+	{ "wait", 2, OPT_WAIT, "SECONDS",
+	  "keep polling until issued, refused or SECONDS pass (3600)" },
+	{ "cert", 1, OPT_CERT, "FILE",
+	  "install a certificate that came by mail or web (FILE, - or URL)" },
+	{ "ca-bundle", 1, OPT_CA_BUNDLE, "FILE",
+	  "verify the issued certificate's chain against these CAs" },
+	{ "lenient-subject", 0, OPT_LENIENT, NULL,
+	  "accept a subject that differs only in attribute order or encoding" },
+	{ "now", 0, OPT_NOW, NULL, "poll even when the CA asked to wait longer" },
+	{ "dry-run", 0, OPT_DRY_RUN, NULL, "show what is due; change nothing" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+struct args {
+	int pending, dry_run, now, lenient;
+	long wait; /* -1: no waiting */
+	const char *cert, *ca_bundle;
+};
+
+static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
+{
+	struct args *a = ctx;
+
+	switch (key) {
+	case OPT_PENDING: a->pending = 1; return 0;
+	case OPT_DRY_RUN: a->dry_run = 1; return 0;
+	case OPT_NOW: a->now = 1; return 0;
+	case OPT_LENIENT: a->lenient = 1; return 0;
+	case OPT_CERT: a->cert = arg; return 0;
+	case OPT_CA_BUNDLE: a->ca_bundle = arg; return 0;
+	case OPT_WAIT:
+		a->wait = 3600;
+		return arg ? ps_cli_number("wait", arg, 30L * 86400, &a->wait,
+					   err)
+			   : 0;
+	}
+	return PS_EXIT_USAGE;
+}
+
+/* Reads all of FILE or stdin (at most 1 MiB). */
+static int slurp(const char *path, unsigned char **buf, size_t *len,
+		 struct ps_err *err)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	size_t cap = 1 << 20;
+
+	*buf = NULL;
+	if (!f)
+		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				  "cannot open %s", path);
+	*buf = malloc(cap + 1);
+	*len = *buf ? fread(*buf, 1, cap + 1, f) : 0;
+	if (f != stdin)
+		fclose(f);
+	if (!*buf || *len > cap) {
+		free(*buf);
+		*buf = NULL;
+		return ps_err_set(err, PS_EXIT_FAIL, "bad-certificate", NULL,
+				  "%s is empty or larger than 1 MiB", path);
+	}
+	return 0;
+}
+
+/* The request ids to work on: operands, stdin records, or --pending. */
+static int targets(struct ps_cli *cli, struct ps_fetch *f, const struct args *a,
+		   int argc, char **argv, int first, json_t *ids,
+		   struct ps_err *err)
+{
+	if (a->pending) {
+		char **v;
+		size_t n;
+		int rc = ps_fetch_unfinished(f, &v, &n, err);
+
+		for (size_t i = 0; !rc && i < n; i++)
+			json_array_append_new(ids, json_string(v[i]));
+		ps_state_list_free(v, n);
+		return rc;
+	}
+	if (first < argc) {
+		for (int i = first; i < argc; i++)
+			json_array_append_new(ids, json_string(argv[i]));
+		return 0;
+	}
+	if (!isatty(0)) {
+		struct ps_in *in = ps_in_new(stdin);
+		json_t *rec;
+
+		while (in && (rec = ps_in_next(in, err))) {
+			const char *id = ps_json_str(rec, "request_id");
+			const char *kind = ps_json_str(rec, "kind");
+
+			if (!strcmp(kind, "request") && id)
+				json_array_append_new(ids, json_string(id));
+			else
+				ps_cli_emit(cli, rec); /* not ours: pass on */
+			json_decref(rec);
+		}
+		ps_in_free(in);
+		return err->status;
+	}
+	return ps_err_set(err, PS_EXIT_USAGE, "usage",
+			  "ps-fetch --pending (cron), ps-fetch REQUEST-ID, "
+			  "ps-renew ... | ps-fetch, or ps-fetch --cert FILE",
+			  "say which requests to fetch");
+}
+
+static int fetch_all(struct ps_cli *cli, struct ps_fetch *f,
+		     const struct args *a, json_t *ids)
+{
+	time_t deadline = a->wait >= 0 ? time(NULL) + a->wait : 0;
+	long backoff = 2;
+	int worst = 0, force = a->now || (!a->pending && a->wait < 0);
+	json_t *cur = json_incref(ids);
+
+	for (;;) {
+		json_t *left = json_array();
+		time_t next = 0;
+		size_t i;
+		json_t *v;
+
+		worst = 0;
+		json_array_foreach(cur, i, v) {
+			json_t *out;
+			time_t due;
+			int rc = ps_fetch_request(f, json_string_value(v), force,
+						  &out, &due);
+			int last = !due || a->wait < 0 || time(NULL) >= deadline;
+
+			if (!last) {
+				json_array_append(left, v);
+				if (!next || due < next)
+					next = due;
+			} else if (out) {
+				ps_cli_emit(cli, out);
+			}
+			json_decref(out);
+			worst = ps_exit_worse(worst, rc);
+		}
+		json_decref(cur);
+		cur = left;
+		if (json_array_size(cur) == 0) {
+			json_decref(cur);
+			return worst;
+		}
+		/* Wait for the earliest due request, with backoff. */
+		long sleep_s = (long)(next - time(NULL));
+
+		if (sleep_s < backoff)
+			sleep_s = backoff;
+		if (time(NULL) + sleep_s > deadline)
+			sleep_s = (long)(deadline - time(NULL));
+		backoff = backoff * 2 > 300 ? 300 : backoff * 2;
+		ps_cli_info(cli, "%zu request(s) pending; next look in %ld s",
+			    json_array_size(cur), sleep_s);
+		if (sleep_s > 0)
+			sleep((unsigned)sleep_s);
+		force = 0;
+	}
+}
+
+static int run(struct ps_cli *cli, const struct args *a, int argc,
+	       char **argv, int first, struct ps_err *err)
+{
+	struct ps_fetch f;
+	struct ps_state st;
+	json_t *ids = json_array();
+	int rc;
+
+	ps_fetch_init(&f);
+	f.cfg = &cli->cfg;
+	f.module = cli->module;
+	f.pin = cli->pin;
+	f.dry_run = a->dry_run;
+	f.inst.ca_bundle = a->ca_bundle;
+	f.inst.lenient_subject = a->lenient;
+	rc = ps_state_open(cli->state_dir, &cli->cfg, 1, &st, err);
+	if (rc) {
+		json_decref(ids);
+		ps_fetch_free(&f);
+		return rc;
+	}
+	f.st = &st;
+	if (a->cert) {
+		unsigned char *buf;
+		size_t len = 0;
+
+		rc = slurp(a->cert, &buf, &len, err);
+		if (!rc) {
+			rc = ps_fetch_install_certs(&f, buf, len, ps_cli_emit,
+						    cli);
+			free(buf);
+		}
+	} else {
+		rc = targets(cli, &f, a, argc, argv, first, ids, err);
+		if (!rc)
+			rc = fetch_all(cli, &f, a, ids);
+	}
+	json_decref(ids);
+	ps_fetch_free(&f);
+	ps_state_close(&st);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct ps_cli cli = {
+		.prog = "ps-fetch",
+		.synopsis = "[--pending | REQUEST-ID... | --cert FILE] [--wait[=S]] "
+			    "[OPTION]...",
+		.summary = "Poll the CA for requested certificates, verify what it "
+			   "issued and install it\non the token beside its key.",
+	};
+	struct args a = { .wait = -1 };
+	struct ps_err err;
+	int first, rc;
+
+	ps_err_clear(&err);
+	rc = ps_cli_parse(&cli, argc, argv, opts, on_opt, &a, &first, &err);
+	if (!rc && !cli.done)
+		rc = run(&cli, &a, argc, argv, first, &err);
+	if (rc && err.status)
+		ps_cli_report(&cli, &err);
+	if (ps_out_finish(cli.out) < 0 && !rc)
+		rc = PS_EXIT_FAIL;
+	ps_cli_free(&cli);
+	return rc;
+}

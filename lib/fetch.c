@@ -1,0 +1,514 @@
+/* psrenew: polling and installing. */
+#include <psrenew/fetch.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <string.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <psrenew/certio.h>
+#include <psrenew/inventory.h>
+#include <psrenew/keypair.h>
+#include <psrenew/record.h>
+#include <psrenew/renew.h>
+#include <psrenew/request.h>
+
+struct modent {
+	char *path;
+	struct ps_module *mod;
+	struct ps_token **toks;
+	size_t n;
+};
+
+struct ps_fetch_tokens {
+	struct modent *m;
+	size_t n;
+};
+
+void ps_fetch_init(struct ps_fetch *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->cas = json_object();
+}
+
+void ps_fetch_free(struct ps_fetch *f)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(f->cas, k, v)
+		ps_ca_close((struct ps_ca *)(uintptr_t)json_integer_value(v));
+	json_decref(f->cas);
+	for (size_t i = 0; f->toks && i < f->toks->n; i++) {
+		ps_tokens_free(f->toks->m[i].toks, f->toks->m[i].n);
+		ps_module_close(f->toks->m[i].mod);
+		free(f->toks->m[i].path);
+	}
+	if (f->toks)
+		free(f->toks->m);
+	free(f->toks);
+	f->toks = NULL;
+	f->cas = NULL;
+}
+
+static struct modent *module_for(struct ps_fetch *f, const char *path,
+				 struct ps_err *err)
+{
+	struct modent *m;
+	const char *key = path ? path : "";
+
+	if (!f->toks && !(f->toks = calloc(1, sizeof(*f->toks))))
+		goto nomem;
+	for (size_t i = 0; i < f->toks->n; i++)
+		if (strcmp(f->toks->m[i].path, key) == 0)
+			return &f->toks->m[i];
+	m = realloc(f->toks->m, (f->toks->n + 1) * sizeof(*m));
+	if (!m)
+		goto nomem;
+	f->toks->m = m;
+	m = &m[f->toks->n];
+	memset(m, 0, sizeof(*m));
+	if (ps_module_open(path, NULL, &m->mod, err))
+		return NULL;
+	if (ps_tokens_find(m->mod, NULL, &m->toks, &m->n, err)) {
+		ps_module_close(m->mod);
+		return NULL;
+	}
+	m->path = strdup(key);
+	f->toks->n++;
+	return m;
+nomem:
+	ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL, "out of memory");
+	return NULL;
+}
+
+/* The token of a request, open read-write and logged in. */
+static struct ps_token *token_for(struct ps_fetch *f, const json_t *rec,
+				  struct ps_err *err)
+{
+	const char *uri = ps_json_str(rec, "token");
+	struct modent *m = module_for(
+		f, f->module ? f->module : ps_json_str(rec, "module"), err);
+
+	if (!m)
+		return NULL;
+	for (size_t i = 0; uri && i < m->n; i++) {
+		struct ps_token *t = m->toks[i];
+
+		if (strcmp(t->uri, uri) != 0)
+			continue;
+		if (ps_token_open(t, 1, err) || ps_token_login(t, f->pin, err))
+			return NULL;
+		return t;
+	}
+	ps_err_set(err, PS_EXIT_TOKEN, "token-absent",
+		   "insert the token and run ps-fetch again; the request is "
+		   "kept",
+		   "the token of request %s (%s) is not present",
+		   ps_json_str(rec, "request_id") ? ps_json_str(rec, "request_id")
+						  : "?",
+		   ps_json_str(rec, "token_label") ? ps_json_str(rec, "token_label")
+						   : "?");
+	return NULL;
+}
+
+static struct ps_ca *ca_for(struct ps_fetch *f, const json_t *rec,
+			    struct ps_err *err)
+{
+	const char *chan = ps_json_str(rec, "channel");
+	json_t *v = chan ? json_object_get(f->cas, chan) : NULL;
+	struct ps_ca *ca;
+
+	if (v)
+		return (struct ps_ca *)(uintptr_t)json_integer_value(v);
+	if (ps_ca_open(chan, f->cfg, &ca, err))
+		return NULL;
+	json_object_set_new(f->cas, chan, json_integer((json_int_t)(uintptr_t)ca));
+	return ca;
+}
+
+static int hex_decode(const char *hex, unsigned char *out, size_t cap,
+		      size_t *len)
+{
+	size_t n = hex ? strlen(hex) : 0;
+
+	if (n == 0 || n % 2 || n / 2 > cap)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned int b;
+
+		if (sscanf(hex + 2 * i, "%2x", &b) != 1)
+			return -1;
+		out[i] = (unsigned char)b;
+	}
+	*len = n / 2;
+	return 0;
+}
+
+static X509 *pem_cert(const char *pem)
+{
+	BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+
+	BIO_free(b);
+	return x;
+}
+
+/* The cert record printed once a request is installed. */
+static json_t *installed_record(struct ps_fetch *f, struct ps_token *tok,
+				const json_t *rec, X509 *leaf,
+				const unsigned char *id, size_t id_len)
+{
+	struct ps_cert c;
+	json_t *out;
+
+	if (ps_cert_from_x509(leaf, &c, NULL))
+		return NULL;
+	out = ps_cert_record(tok, id, id_len, ps_json_str(rec, "key_label"),
+			     &c, 1, "valid", NULL, f->cfg, time(NULL));
+	if (out) {
+		ps_json_set_str(out, "request_id", ps_json_str(rec, "request_id"));
+		json_object_set(out, "replaces_serial_hex",
+				json_object_get(rec, "old_serial_hex"));
+		ps_record_pass_through(out, rec);
+	}
+	ps_cert_free(&c);
+	return out;
+}
+
+static int install(struct ps_fetch *f, json_t *rec, json_t **out,
+		   struct ps_err *err)
+{
+	const char *id = ps_json_str(rec, "request_id");
+	unsigned char kid[64];
+	size_t klen;
+	STACK_OF(X509) *certs = NULL;
+	X509 *old = pem_cert(ps_json_str(rec, "old_cert"));
+	struct ps_install_result res;
+	struct ps_token *tok;
+	const char *pem = ps_json_str(rec, "cert");
+	int rc;
+
+	memset(&res, 0, sizeof(res));
+	if (hex_decode(ps_json_str(rec, "key_id"), kid, sizeof(kid), &klen) ||
+	    !pem) {
+		X509_free(old);
+		return ps_err_set(err, PS_EXIT_FAIL, "state-read", NULL,
+				  "request %s lacks its key id or certificate",
+				  id);
+	}
+	tok = token_for(f, rec, err);
+	rc = tok ? 0 : err->status;
+	if (!rc)
+		rc = ps_certs_parse((const unsigned char *)pem, strlen(pem),
+				    &certs, err);
+	if (!rc)
+		rc = ps_install_cert(tok, certs, kid, klen, old, &f->inst, &res,
+				     err);
+	if (rc == PS_EXIT_FAIL && strcmp(err->code, "state-read") != 0) {
+		/* The CA's answer is unusable: ask it again later. */
+		ps_json_set_str(rec, "rejected_cert", pem);
+		json_object_del(rec, "cert");
+		ps_json_set_str(rec, "message", err->msg);
+		ps_request_set_state(rec, PS_REQ_PENDING, time(NULL));
+		ps_state_save(f->st, id, rec, NULL);
+	}
+	if (!rc) {
+		char *spem = ps_cert_pem(res.leaf);
+		struct ps_cert c;
+
+		ps_request_set_state(rec, PS_REQ_INSTALLED, time(NULL));
+		ps_json_set_time(rec, "installed_at", time(NULL));
+		ps_json_set_str(rec, "cert", spem);
+		if (!ps_cert_from_x509(res.leaf, &c, NULL)) {
+			ps_json_set_str(rec, "new_serial_hex", c.serial_hex);
+			ps_cert_free(&c);
+		}
+		free(spem);
+		rc = ps_state_save(f->st, id, rec, err);
+		if (!rc) {
+			*out = installed_record(f, tok, rec, res.leaf, kid, klen);
+			if (*out && res.warning[0])
+				ps_json_set_str(*out, "warning", res.warning);
+			if (*out && res.already)
+				json_object_set_new(*out, "already_installed",
+						    json_true());
+		}
+	}
+	ps_install_result_free(&res);
+	sk_X509_pop_free(certs, X509_free);
+	X509_free(old);
+	return rc;
+}
+
+/* Asks the CA (submit again or poll) and records the answer. */
+static int ask_ca(struct ps_fetch *f, json_t *rec, struct ps_err *err)
+{
+	struct ps_ca *ca = ca_for(f, rec, err);
+	struct ps_ca_request req;
+	struct ps_ca_reply reply;
+	int submitted = !strcmp(ps_json_str(rec, "state"), PS_REQ_PENDING);
+	int rc;
+
+	if (!ca)
+		return err->status;
+	ps_request_ca_req(rec, &req);
+	rc = submitted ? ps_ca_poll(ca, &req, &reply, err)
+		       : ps_ca_submit(ca, &req, &reply, err);
+	if (rc)
+		return rc;
+	ps_request_apply(rec, &reply, time(NULL));
+	ps_ca_reply_free(&reply);
+	return ps_state_save(f->st, ps_json_str(rec, "request_id"), rec, err);
+}
+
+static int work(struct ps_fetch *f, json_t *rec, int force, json_t **out,
+		time_t *due, struct ps_err *err)
+{
+	const char *s = ps_json_str(rec, "state");
+	time_t now = time(NULL), next;
+	int rc;
+
+	*due = 0;
+	if (!s)
+		return ps_err_set(err, PS_EXIT_FAIL, "state-read", NULL,
+				  "request without a state");
+	if (!strcmp(s, PS_REQ_INSTALLED) || !strcmp(s, PS_REQ_REJECTED))
+		return ps_request_exit(rec);
+	if (!strcmp(s, PS_REQ_PENDING)) {
+		next = ps_time_parse(ps_json_str(rec, "next_poll_at"));
+		if (!force && next > now) {
+			*due = next;
+			return PS_EXIT_PENDING;
+		}
+	}
+	if (f->dry_run) {
+		*due = now;
+		return strcmp(s, PS_REQ_ISSUED) ? PS_EXIT_PENDING : 0;
+	}
+	if (strcmp(s, PS_REQ_ISSUED) != 0) {
+		rc = ask_ca(f, rec, err);
+		if (rc)
+			return rc;
+		s = ps_json_str(rec, "state");
+		if (strcmp(s, PS_REQ_ISSUED) != 0) {
+			rc = ps_request_exit(rec);
+			if (rc == PS_EXIT_PENDING || rc == PS_EXIT_TEMP) {
+				next = ps_time_parse(
+					ps_json_str(rec, "next_poll_at"));
+				*due = next > now ? next : now;
+			}
+			return rc;
+		}
+	}
+	return install(f, rec, out, err);
+}
+
+int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
+		     json_t **out, time_t *due)
+{
+	struct ps_err err;
+	json_t *rec = NULL;
+	int lock = -1, rc;
+
+	*out = NULL;
+	*due = 0;
+	ps_err_clear(&err);
+	rc = ps_state_lock(f->st, id, 0, &lock, &err);
+	if (!rc)
+		rc = ps_state_load(f->st, id, &rec, &err);
+	if (!rc || rec) {
+		int wrc = rec ? work(f, rec, force, out, due, &err) : rc;
+
+		rc = wrc;
+	}
+	ps_state_unlock(lock);
+	if (!*out && err.status) {
+		json_t *e = ps_target_error(&err, rec, NULL, -1);
+
+		if (e)
+			ps_json_set_str(e, "request_id", id);
+		*out = e;
+		if (err.status == PS_EXIT_PENDING && !*due)
+			*due = time(NULL) + 1; /* busy: look again soon */
+	} else if (!*out) {
+		*out = json_incref(rec);
+	}
+	json_decref(rec);
+	return rc;
+}
+
+int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
+			struct ps_err *err)
+{
+	char **all;
+	size_t na, k = 0;
+	int rc = ps_state_list(f->st, &all, &na, err);
+
+	*ids = NULL;
+	*n = 0;
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < na; i++) {
+		json_t *rec;
+		const char *s;
+		int keep = 0;
+
+		if (!ps_state_load(f->st, all[i], &rec, NULL)) {
+			s = ps_json_str(rec, "state");
+			keep = s && (!strcmp(s, PS_REQ_UNSUBMITTED) ||
+				     !strcmp(s, PS_REQ_PENDING) ||
+				     !strcmp(s, PS_REQ_ISSUED));
+			json_decref(rec);
+		}
+		if (keep)
+			all[k++] = all[i];
+		else
+			free(all[i]);
+	}
+	*ids = all;
+	*n = k;
+	return 0;
+}
+
+/* The unfinished request waiting for this public key, or NULL. */
+static json_t *request_for_key(struct ps_fetch *f, EVP_PKEY *pk)
+{
+	unsigned char id[20];
+	char *hex;
+	char **ids;
+	size_t n;
+	json_t *found = NULL;
+
+	if (ps_pubkey_id(pk, id) || ps_fetch_unfinished(f, &ids, &n, NULL))
+		return NULL;
+	hex = ps_hex(id, sizeof(id));
+	for (size_t i = 0; hex && i < n && !found; i++) {
+		json_t *rec;
+
+		if (ps_state_load(f->st, ids[i], &rec, NULL))
+			continue;
+		if (ps_json_str(rec, "key_id") &&
+		    !strcasecmp(ps_json_str(rec, "key_id"), hex))
+			found = rec;
+		else
+			json_decref(rec);
+	}
+	free(hex);
+	ps_state_list_free(ids, n);
+	return found;
+}
+
+/* No request: a key pair with this public key on a token of the module. */
+static int install_on_any_token(struct ps_fetch *f, STACK_OF(X509) *certs,
+				X509 *x, json_t **out, struct ps_err *err)
+{
+	struct modent *m = module_for(f, f->module, err);
+	unsigned char id[20];
+	struct ps_install_result res;
+
+	if (!m)
+		return err->status;
+	if (ps_pubkey_id(X509_get0_pubkey(x), id))
+		return ps_err_set(err, PS_EXIT_FAIL, "bad-certificate", NULL,
+				  "unreadable public key");
+	for (size_t i = 0; i < m->n; i++) {
+		struct ps_token *t = m->toks[i];
+		struct ps_keypair kp;
+		int rc;
+
+		if (ps_token_open(t, 1, err) || ps_token_login(t, f->pin, err))
+			return err->status;
+		if (ps_keypair_find(t, id, sizeof(id), &kp, NULL))
+			continue;
+		ps_keypair_free(&kp);
+		rc = ps_install_cert(t, certs, id, sizeof(id), NULL, &f->inst,
+				     &res, err);
+		if (!rc) {
+			json_t *fake = json_object();
+
+			ps_json_set_str(fake, "key_label", NULL);
+			*out = installed_record(f, t, fake, res.leaf, id,
+						sizeof(id));
+			json_decref(fake);
+			ps_install_result_free(&res);
+		}
+		return rc;
+	}
+	return ps_err_set(err, PS_EXIT_FAIL, "no-such-key",
+			  "a certificate can only go where its private key "
+			  "is; check --module and --token",
+			  "no pending request and no key on any token matches "
+			  "this certificate's public key; nothing was written");
+}
+
+int ps_fetch_install_certs(struct ps_fetch *f, const unsigned char *buf,
+			   size_t len, int (*emit)(void *, const json_t *),
+			   void *ctx)
+{
+	STACK_OF(X509) *certs;
+	struct ps_err err;
+	int worst = 0, tried = 0;
+
+	ps_err_clear(&err);
+	if (ps_certs_parse(buf, len, &certs, &err)) {
+		json_t *e = ps_record_error(&err);
+
+		emit(ctx, e);
+		json_decref(e);
+		return err.status;
+	}
+	for (int i = 0; i < sk_X509_num(certs); i++) {
+		X509 *x = sk_X509_value(certs, i);
+		json_t *rec, *out = NULL;
+		int rc;
+
+		if (X509_check_ca(x) > 0 && sk_X509_num(certs) > 1)
+			continue; /* a CA certificate of the chain */
+		tried++;
+		ps_err_clear(&err);
+		rec = request_for_key(f, X509_get0_pubkey(x));
+		if (rec) {
+			const char *id = ps_json_str(rec, "request_id");
+			char *pem = ps_cert_pem(x);
+			int lock;
+			time_t due;
+
+			/* Give the request its certificate (and the chain),
+			 * then finish it like any issued request. */
+			rc = ps_state_lock(f->st, id, 1, &lock, &err);
+			if (!rc) {
+				ps_request_set_state(rec, PS_REQ_ISSUED,
+						     time(NULL));
+				ps_json_set_str(rec, "cert", pem);
+				rc = ps_state_save(f->st, id, rec, &err);
+				ps_state_unlock(lock);
+			}
+			free(pem);
+			if (!rc)
+				rc = ps_fetch_request(f, id, 1, &out, &due);
+			json_decref(rec);
+		} else {
+			rc = install_on_any_token(f, certs, x, &out, &err);
+		}
+		if (!out)
+			out = ps_record_error(&err);
+		emit(ctx, out);
+		json_decref(out);
+		worst = ps_exit_worse(worst, rc);
+	}
+	if (!tried) {
+		ps_err_set(&err, PS_EXIT_FAIL, "bad-certificate", NULL,
+			   "the input holds only CA certificates");
+		json_t *e = ps_record_error(&err);
+		emit(ctx, e);
+		json_decref(e);
+		worst = PS_EXIT_FAIL;
+	}
+	sk_X509_pop_free(certs, X509_free);
+	return worst;
+}

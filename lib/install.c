@@ -1,0 +1,298 @@
+/* psrenew: certificate installation. */
+#include <psrenew/install.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509_vfy.h>
+
+#include <psrenew/keypair.h>
+
+static const char full_hint[] =
+	"this is the guide's error 621: free room with ps-token-clean "
+	"--for-room 1, then run ps-fetch again; the request is kept";
+
+void ps_install_result_free(struct ps_install_result *res)
+{
+	X509_free(res->leaf);
+	memset(res, 0, sizeof(*res));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The attributes of a name as sorted "nid=UTF-8 value" strings. */
+static char **name_set(const X509_NAME *n, int *count)
+{
+	int k = X509_NAME_entry_count(n);
+	char **v = calloc((size_t)(k > 0 ? k : 1), sizeof(*v));
+
+	*count = 0;
+	for (int i = 0; v && i < k; i++) {
+		const X509_NAME_ENTRY *e = X509_NAME_get_entry(n, i);
+		unsigned char *u = NULL;
+		int len = ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(e));
+
+		if (len < 0 ||
+		    asprintf(&v[i], "%d=%.*s",
+			     OBJ_obj2nid(X509_NAME_ENTRY_get_object(e)), len,
+			     (char *)u) < 0)
+			v[i] = NULL;
+		OPENSSL_free(u);
+		if (!v[i])
+			break;
+		(*count)++;
+	}
+	if (v && *count == k)
+		qsort(v, (size_t)k, sizeof(*v), cmp_str);
+	return v;
+}
+
+int ps_names_match(const X509_NAME *a, const X509_NAME *b)
+{
+	const unsigned char *da, *db;
+	size_t la, lb;
+	char **sa, **sb;
+	int na, nb, same;
+
+	if (X509_NAME_get0_der(a, &da, &la) && X509_NAME_get0_der(b, &db, &lb) &&
+	    la == lb && memcmp(da, db, la) == 0)
+		return 1;
+	sa = name_set(a, &na);
+	sb = name_set(b, &nb);
+	same = sa && sb && na == nb && na == X509_NAME_entry_count(a) &&
+	       nb == X509_NAME_entry_count(b);
+	for (int i = 0; same && i < na; i++)
+		same = strcmp(sa[i], sb[i]) == 0;
+	for (int i = 0; sa && i < na; i++)
+		free(sa[i]);
+	for (int i = 0; sb && i < nb; i++)
+		free(sb[i]);
+	free(sa);
+	free(sb);
+	return same ? 2 : 0;
+}
+
+static int verify_chain(X509 *leaf, STACK_OF(X509) *certs, const char *bundle,
+			struct ps_err *err)
+{
+	X509_STORE *store = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	int rc = 0;
+
+	if (!store || !ctx || !X509_STORE_load_file(store, bundle)) {
+		rc = ps_err_set(err, PS_EXIT_USAGE, "bad-ca-bundle", NULL,
+				"cannot read the CA bundle %s", bundle);
+		ps_err_add_openssl(err);
+	} else if (!X509_STORE_CTX_init(ctx, store, leaf, certs) ||
+		   X509_verify_cert(ctx) != 1) {
+		rc = ps_err_set(err, PS_EXIT_FAIL, "bad-chain",
+				"check --ca-bundle: it must hold the CA that "
+				"issues your certificates",
+				"the issued certificate does not verify against "
+				"%s: %s",
+				bundle,
+				X509_verify_cert_error_string(
+					X509_STORE_CTX_get_error(ctx)));
+	}
+	ERR_clear_error();
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	return rc;
+}
+
+static X509 *pick_leaf(STACK_OF(X509) *certs, EVP_PKEY *pub)
+{
+	for (int i = 0; i < sk_X509_num(certs); i++) {
+		X509 *x = sk_X509_value(certs, i);
+
+		if (EVP_PKEY_eq(X509_get0_pubkey(x), pub) == 1)
+			return x;
+	}
+	return NULL;
+}
+
+static int check(X509 *leaf, STACK_OF(X509) *certs, X509 *old,
+		 const struct ps_install_opts *o, struct ps_install_result *res,
+		 struct ps_err *err)
+{
+	int m;
+
+	if (old) {
+		m = ps_names_match(X509_get_subject_name(leaf),
+				   X509_get_subject_name(old));
+		if (m == 0 || (m == 2 && !o->lenient_subject))
+			return ps_err_set(
+				err, PS_EXIT_FAIL, "subject-mismatch",
+				m == 2 ? "the attributes are the same in another "
+					 "order or encoding: accept it with "
+					 "--lenient-subject"
+				       : "the CA issued a certificate for someone "
+					 "else; nothing was installed",
+				"the issued certificate's subject differs from "
+				"the current certificate's");
+		if (m == 2)
+			snprintf(res->warning, sizeof(res->warning),
+				 "the subject differs from the current one only "
+				 "in order or encoding (--lenient-subject)");
+	}
+	if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0)
+		return ps_err_set(err, PS_EXIT_FAIL, "cert-expired", NULL,
+				  "the issued certificate has already expired");
+	if (o->ca_bundle)
+		return verify_chain(leaf, certs, o->ca_bundle, err);
+	return 0;
+}
+
+/* A certificate object with this id and exactly this DER? */
+static int already_there(struct ps_token *tok, const unsigned char *id,
+			 size_t id_len, const unsigned char *der, int len,
+			 CK_OBJECT_HANDLE *h)
+{
+	CK_FUNCTION_LIST *fl = ps_module_functions(tok->mod);
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_ATTRIBUTE t[] = { { CKA_CLASS, &cls, sizeof(cls) },
+			     { CKA_ID, (void *)id, id_len } };
+	CK_OBJECT_HANDLE hs[16];
+	CK_ULONG n = 0;
+	int found = 0;
+
+	if (fl->C_FindObjectsInit(tok->session, t, 2) != CKR_OK)
+		return 0;
+	fl->C_FindObjects(tok->session, hs, 16, &n);
+	fl->C_FindObjectsFinal(tok->session);
+	for (CK_ULONG i = 0; i < n && !found; i++) {
+		unsigned char *buf = malloc((size_t)len);
+		CK_ATTRIBUTE v = { CKA_VALUE, buf, (CK_ULONG)len };
+
+		if (buf &&
+		    fl->C_GetAttributeValue(tok->session, hs[i], &v, 1) ==
+			    CKR_OK &&
+		    v.ulValueLen == (CK_ULONG)len && !memcmp(buf, der, (size_t)len)) {
+			found = 1;
+			*h = hs[i];
+		}
+		free(buf);
+	}
+	return found;
+}
+
+static void key_label(struct ps_token *tok, CK_OBJECT_HANDLE priv, char *buf,
+		      size_t len)
+{
+	CK_ATTRIBUTE a = { CKA_LABEL, buf, len - 1 };
+
+	buf[0] = '\0';
+	if (ps_module_functions(tok->mod)->C_GetAttributeValue(
+		    tok->session, priv, &a, 1) == CKR_OK &&
+	    a.ulValueLen < len)
+		buf[a.ulValueLen] = '\0';
+}
+
+static int store(struct ps_token *tok, X509 *leaf, const unsigned char *id,
+		 size_t id_len, const char *label, CK_OBJECT_HANDLE *h,
+		 struct ps_err *err)
+{
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_CERTIFICATE_TYPE ct = CKC_X_509;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	unsigned char *der = NULL, *subj = NULL, *iss = NULL, *ser = NULL;
+	int dl = i2d_X509(leaf, &der);
+	int sl = i2d_X509_NAME(X509_get_subject_name(leaf), &subj);
+	int il = i2d_X509_NAME(X509_get_issuer_name(leaf), &iss);
+	int nl = i2d_ASN1_INTEGER(X509_get0_serialNumber(leaf), &ser);
+	unsigned long free_bytes;
+	CK_RV rv;
+	int rc = 0;
+
+	if (dl <= 0 || sl <= 0 || il <= 0 || nl <= 0) {
+		rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				"cannot encode the certificate");
+		goto out;
+	}
+	if (ps_token_refresh(tok, NULL) == 0 &&
+	    ps_token_free_memory(tok, &free_bytes) &&
+	    free_bytes < (unsigned long)dl) {
+		rc = ps_err_set(err, PS_EXIT_TOKEN, "token-full", full_hint,
+				"token '%s' is full: %lu bytes free, the "
+				"certificate needs %d (the guide's error 621)",
+				tok->label, free_bytes, dl);
+		goto out;
+	}
+	CK_ATTRIBUTE t[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_CERTIFICATE_TYPE, &ct, sizeof(ct) },
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &no, sizeof(no) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+		{ CKA_ID, (void *)id, id_len },
+		{ CKA_SUBJECT, subj, (CK_ULONG)sl },
+		{ CKA_ISSUER, iss, (CK_ULONG)il },
+		{ CKA_SERIAL_NUMBER, ser, (CK_ULONG)nl },
+		{ CKA_VALUE, der, (CK_ULONG)dl },
+	};
+	rv = ps_module_functions(tok->mod)->C_CreateObject(
+		tok->session, t, sizeof(t) / sizeof(t[0]), h);
+	if (rv == CKR_DEVICE_MEMORY)
+		rc = ps_err_set(err, PS_EXIT_TOKEN, "token-full", full_hint,
+				"token '%s' has no room for the certificate (the "
+				"guide's error 621)",
+				tok->label);
+	else if (rv != CKR_OK)
+		rc = ps_ckr_err(err, rv, tok, "storing the certificate");
+out:
+	OPENSSL_free(der);
+	OPENSSL_free(subj);
+	OPENSSL_free(iss);
+	OPENSSL_free(ser);
+	return rc;
+}
+
+int ps_install_cert(struct ps_token *tok, STACK_OF(X509) *certs,
+		    const unsigned char *key_id, size_t key_id_len, X509 *old,
+		    const struct ps_install_opts *o,
+		    struct ps_install_result *res, struct ps_err *err)
+{
+	struct ps_keypair kp;
+	unsigned char *der = NULL;
+	char label[256];
+	X509 *leaf;
+	int rc, len;
+
+	memset(res, 0, sizeof(*res));
+	rc = ps_keypair_find(tok, key_id, key_id_len, &kp, err);
+	if (rc)
+		return rc;
+	leaf = pick_leaf(certs, kp.pubkey);
+	if (!leaf) {
+		ps_keypair_free(&kp);
+		return ps_err_set(err, PS_EXIT_FAIL, "key-mismatch",
+				  "the CA answered with a certificate for "
+				  "another key; nothing was installed",
+				  "no certificate in the answer has the public "
+				  "key of the new key pair on token '%s'",
+				  tok->label);
+	}
+	rc = check(leaf, certs, old, o, res, err);
+	if (!rc) {
+		len = i2d_X509(leaf, &der);
+		if (len > 0 &&
+		    already_there(tok, key_id, key_id_len, der, len,
+				  &res->handle)) {
+			res->already = 1;
+		} else {
+			key_label(tok, kp.priv, label, sizeof(label));
+			rc = store(tok, leaf, key_id, key_id_len, label,
+				   &res->handle, err);
+		}
+		OPENSSL_free(der);
+	}
+	if (!rc && X509_up_ref(leaf))
+		res->leaf = leaf;
+	ps_keypair_free(&kp);
+	return rc;
+}

@@ -1,0 +1,55 @@
+/* psrenew: finishing requests (the guide's §3 and §4): poll the CA when
+ * due, install what it issued, move the request to "installed". */
+#ifndef PSRENEW_FETCH_H
+#define PSRENEW_FETCH_H
+
+#include <time.h>
+
+#include <jansson.h>
+
+#include <psrenew/ca.h>
+#include <psrenew/install.h>
+#include <psrenew/state.h>
+#include <psrenew/token.h>
+
+struct ps_fetch_tokens; /* modules and tokens opened on demand */
+
+struct ps_fetch {
+	const struct ps_config *cfg;
+	struct ps_state *st;
+	struct ps_install_opts inst;
+	const char *module;     /* overrides the request's module */
+	const char *pin;        /* PIN source for installing */
+	int dry_run;            /* say what is due, change nothing */
+	struct ps_fetch_tokens *toks;
+	json_t *cas;            /* channel spec -> opened ps_ca (as integer) */
+};
+
+void ps_fetch_init(struct ps_fetch *f);
+void ps_fetch_free(struct ps_fetch *f);
+
+/*
+ * Works on request id: under its lock, submits it again if the CA was
+ * never reached, polls it when due (or always with force), installs an
+ * issued certificate. *out is what to print: a cert record once installed,
+ * else the request record, or an error record. *due is when it should be
+ * looked at again (0: finished). Returns the item's exit status.
+ */
+int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
+		     json_t **out, time_t *due);
+
+/* Unfinished requests of the store (unsubmitted, pending, issued). */
+int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
+			struct ps_err *err);
+
+/*
+ * Installs certificates that came by another route (mail, web): each
+ * certificate whose key is the key of an unfinished request finishes that
+ * request; otherwise a key pair with that public key on any token of
+ * module gets it. One record per certificate.
+ */
+int ps_fetch_install_certs(struct ps_fetch *f, const unsigned char *buf,
+			   size_t len, int (*emit)(void *, const json_t *),
+			   void *ctx);
+
+#endif

@@ -1,0 +1,40 @@
+/* psrenew: putting an issued certificate on the token beside its key
+ * (the guide's §4, "Instalovat certifikát"), after checking it. */
+#ifndef PSRENEW_INSTALL_H
+#define PSRENEW_INSTALL_H
+
+#include <openssl/x509.h>
+
+#include <psrenew/token.h>
+
+struct ps_install_opts {
+	const char *ca_bundle;  /* verify the chain against it when set */
+	int lenient_subject;    /* same attributes in another order/encoding */
+};
+
+struct ps_install_result {
+	X509 *leaf;             /* the installed certificate (owned) */
+	int already;            /* it was already on the token */
+	char warning[256];      /* set when the subject matched leniently */
+	CK_OBJECT_HANDLE handle;
+};
+
+/*
+ * From certs (what the CA sent: the certificate and maybe its chain), takes
+ * the one whose public key is the key pair key_id on tok, and checks it:
+ * same subject as old (when given), not expired, and the chain when a CA
+ * bundle is set. Then stores it as a certificate object with the key's
+ * CKA_ID and label, CKA_SUBJECT, CKA_ISSUER and CKA_SERIAL_NUMBER. A
+ * certificate already there is success (res->already). Nothing is written
+ * when a check fails (exit 1); a full token is exit 6.
+ */
+int ps_install_cert(struct ps_token *tok, STACK_OF(X509) *certs,
+		    const unsigned char *key_id, size_t key_id_len, X509 *old,
+		    const struct ps_install_opts *o,
+		    struct ps_install_result *res, struct ps_err *err);
+void ps_install_result_free(struct ps_install_result *res);
+
+/* Subjects equal as DER (1), equal as sets of attributes (2), or not (0). */
+int ps_names_match(const X509_NAME *a, const X509_NAME *b);
+
+#endif
