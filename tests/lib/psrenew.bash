@@ -1,0 +1,46 @@
+# shellcheck shell=bash
+# Common setup for the CLI tests of psrenew's binaries.
+#   load ../lib/psrenew   (loads the fixture too)
+load ../lib/fixture
+
+PSRENEW_BUILD=${PSRENEW_BUILD:-$FIXTURE_ROOT/build}
+PATH=$PSRENEW_BUILD/bin:$PATH
+P11FAULT=$PSRENEW_BUILD/tests/p11fault.so
+LOCAL_SUBMIT=${LOCAL_SUBMIT:-/usr/lib/certmonger/local-submit}
+SCRIPTED_HELPER=$FIXTURE_ROOT/tests/ca/scripted-helper
+export PSRENEW_STATE_DIR PSRENEW_CONFIG=/dev/null
+
+# Each test gets its own state directory and no configuration file.
+psrenew_setup() {
+	PSRENEW_STATE_DIR=$BATS_TEST_TMPDIR/state
+	export PSRENEW_STATE_DIR
+	unset PKCS11_MODULE
+}
+
+# jfield FIELD: FIELD of every JSON record on stdin, one per line.
+jfield() {
+	jq -r ".$1 // \"null\""
+}
+
+# records_valid: every line of $output is a JSON object with a "kind".
+records_valid() {
+	local line
+	while IFS= read -r line; do
+		[ -z "$line" ] && continue
+		jq -e 'type == "object" and (.kind | type == "string")' \
+			<<<"$line" >/dev/null || { echo "not a record: $line" >&2; return 1; }
+	done <<<"$output"
+}
+
+# token_objects CLASS: how many objects of a class (privkey, pubkey, cert)
+# pkcs11-tool sees on the current token, logged in.
+token_objects() {
+	local pat
+	case $1 in
+	privkey) pat='^Private Key Object' ;;
+	pubkey) pat='^Public Key Object' ;;
+	cert) pat='^Certificate Object' ;;
+	esac
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$TOKEN_LABEL" \
+		--login --pin "$PIN" -O --type "$1" 2>/dev/null | grep -c "$pat" || true
+}
