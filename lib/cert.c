@@ -338,6 +338,12 @@ int ps_serial_normalise(const char *in, char **hex, struct ps_err *err)
 	if (j % 2) { /* "A1B" -> "0A1B", as openssl prints it */
 		memmove(out + 1, out, j + 1);
 		out[0] = '0';
+		j++;
+	}
+	/* Whole leading zero bytes go, as in serial_hex: "000A1B" -> "0A1B". */
+	while (j > 2 && out[0] == '0' && out[1] == '0') {
+		memmove(out, out + 2, j - 1);
+		j -= 2;
 	}
 	*hex = out;
 	return 0;

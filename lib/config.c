@@ -6,10 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int add_entry(struct ps_config *cfg, const char *section,
-		     const char *key, const char *value, int line)
+		     const char *key, const char *value)
 {
 	struct ps_config_entry *e;
 
@@ -26,7 +27,6 @@ static int add_entry(struct ps_config *cfg, const char *section,
 	e->section = strdup(section);
 	e->key = strdup(key);
 	e->value = strdup(value);
-	e->line = line;
 	if (!e->section || !e->key || !e->value) {
 		free(e->section);
 		free(e->key);
@@ -40,7 +40,7 @@ static int add_entry(struct ps_config *cfg, const char *section,
 static int on_entry(void *user, const char *section, const char *name,
 		    const char *value)
 {
-	return add_entry(user, section, name, value ? value : "", 0) == 0;
+	return add_entry(user, section, name, value ? value : "") == 0;
 }
 
 static int build_jip_ca(struct ps_config *cfg)
@@ -86,29 +86,71 @@ static char *default_path(void)
 		       : NULL;
 }
 
+/* inih cuts longer lines silently: refuse them instead. */
+#define LINE_LIMIT 199
+
+static int read_text(const char *path, char **text, int *long_line,
+		     struct ps_err *err)
+{
+	FILE *f = fopen(path, "re");
+	struct stat st;
+	size_t n = 0, cap = 1 << 20;
+	int c, col = 0, line = 1;
+
+	*text = NULL;
+	*long_line = 0;
+	if (!f || fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		int e = f ? EISDIR : errno;
+
+		if (f)
+			fclose(f);
+		return ps_err_set(err, PS_EXIT_USAGE, "bad-config",
+				  "see psrenew.conf(5)", "cannot read %s: %s",
+				  path, f ? "not a regular file" : strerror(e));
+	}
+	*text = malloc(cap + 1);
+	while (*text && (c = getc(f)) != EOF && n < cap) {
+		(*text)[n++] = (char)c;
+		if (c == '\n') {
+			line++;
+			col = 0;
+		} else if (++col > LINE_LIMIT && !*long_line) {
+			*long_line = line;
+		}
+	}
+	fclose(f);
+	if (!*text)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	(*text)[n] = '\0';
+	return 0;
+}
+
 int ps_config_load(const char *path, struct ps_config *cfg,
 		   struct ps_err *err)
 {
-	FILE *f;
-	int line;
+	char *text;
+	int line, long_line, rc;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->path = path ? strdup(path) : default_path();
 	if (!cfg->path)
 		return 0;
-	f = fopen(cfg->path, "re");
-	if (!f) {
-		int e = errno;
-
-		/* $PSRENEW_CONFIG and --config must exist. */
+	rc = read_text(cfg->path, &text, &long_line, err);
+	if (rc) {
+		ps_config_free(cfg);
+		return rc;
+	}
+	if (long_line) {
 		ps_err_set(err, PS_EXIT_USAGE, "bad-config",
-			   "see psrenew.conf(5)", "cannot read %s: %s",
-			   cfg->path, strerror(e));
+			   "lines are limited to 199 bytes (psrenew.conf(5))",
+			   "%s, line %d: line too long", cfg->path, long_line);
+		free(text);
 		ps_config_free(cfg);
 		return PS_EXIT_USAGE;
 	}
-	line = ini_parse_file(f, on_entry, cfg);
-	fclose(f);
+	line = ini_parse_string(text, on_entry, cfg);
+	free(text);
 	if (line != 0 || build_jip_ca(cfg) != 0) {
 		ps_err_set(err, PS_EXIT_USAGE, "bad-config",
 			   "see psrenew.conf(5) for the syntax",

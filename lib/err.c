@@ -54,5 +54,10 @@ static int severity(int status)
 
 int ps_exit_worse(int a, int b)
 {
+	/* A status outside the table counts as "failed". */
+	if (a < 0 || a > PS_EXIT_TOKEN)
+		a = PS_EXIT_FAIL;
+	if (b < 0 || b > PS_EXIT_TOKEN)
+		b = PS_EXIT_FAIL;
 	return severity(a) >= severity(b) ? a : b;
 }

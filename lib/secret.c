@@ -67,9 +67,10 @@ int ps_secret_check_source(const char *source, struct ps_err *err)
 static int read_line(int fd, char *s, const char *what, struct ps_err *err)
 {
 	size_t n = 0;
+	char c;
 
-	while (n < PS_SECRET_MAX) {
-		ssize_t r = read(fd, s + n, 1);
+	for (;;) {
+		ssize_t r = read(fd, &c, 1);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -77,14 +78,19 @@ static int read_line(int fd, char *s, const char *what, struct ps_err *err)
 			return ps_err_set(err, PS_EXIT_USAGE, "secret-unreadable",
 					  source_hint, "cannot read %s: %s",
 					  what, strerror(errno));
-		if (r == 0 || s[n] == '\n')
+		if (r == 0 || c == '\n')
 			break;
-		n++;
+		if (n == PS_SECRET_MAX) {
+			OPENSSL_cleanse(&c, 1);
+			return ps_err_set(err, PS_EXIT_USAGE, "secret-too-long",
+					  NULL,
+					  "the secret from %s is longer than "
+					  "%d bytes",
+					  what, PS_SECRET_MAX);
+		}
+		s[n++] = c;
 	}
-	if (n == PS_SECRET_MAX)
-		return ps_err_set(err, PS_EXIT_USAGE, "secret-too-long", NULL,
-				  "the secret from %s is longer than %d bytes",
-				  what, PS_SECRET_MAX);
+	OPENSSL_cleanse(&c, 1);
 	if (n > 0 && s[n - 1] == '\r')
 		n--;
 	s[n] = '\0';
@@ -180,9 +186,12 @@ int ps_secret_read(const char *source, const char *prompt_text, char **out,
 					source_hint,
 					"environment variable %.100s is not set",
 					source + 4);
-		else if (strlen(v) > PS_SECRET_MAX)
+		else if (strlen(v) > PS_SECRET_MAX) {
+			OPENSSL_cleanse((char *)v, strlen(v));
+			unsetenv(source + 4);
 			rc = ps_err_set(err, PS_EXIT_USAGE, "secret-too-long",
 					NULL, "the secret is too long");
+		}
 		else {
 			strcpy(s, v);
 			/* Wipe the value in place too: /proc/PID/environ

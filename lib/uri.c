@@ -137,6 +137,8 @@ static char **string_slot(struct ps_uri *u, const char *name, int query)
 
 static int bad(struct ps_err *err, const char *uri, const char *what)
 {
+	if (strstr(uri, "pin-value"))
+		uri = "(withheld: it holds a PIN)";
 	return ps_err_set(err, PS_EXIT_USAGE, "bad-uri",
 			  "a token URI looks like pkcs11:token=NAME or "
 			  "pkcs11:serial=NUMBER; ps-status lists them",
@@ -162,7 +164,7 @@ static int parse_attr(struct ps_uri *u, const char *a, size_t n, int query,
 	name[nlen] = '\0';
 	if (pct_decode(eq + 1, n - nlen - 1, &val, &vlen) < 0)
 		return bad(err, uri, "bad %-escape");
-	if (query && strcmp(name, "pin-value") == 0) {
+	if (strcmp(name, "pin-value") == 0) {
 		free(val);
 		return ps_err_set(err, PS_EXIT_USAGE, "pin-in-argv",
 				  "use --pin file:PATH, env:VAR or fd:N",
@@ -181,6 +183,10 @@ static int parse_attr(struct ps_uri *u, const char *a, size_t n, int query,
 		u->id_len = vlen;
 		u->has_id = 1;
 		return 0;
+	}
+	if (strcmp(name, "id") != 0 && memchr(val, '\0', vlen)) {
+		free(val);
+		return bad(err, uri, "NUL byte in a text attribute");
 	}
 	if (!query && strcmp(name, "type") == 0) {
 		int t = parse_type((char *)val);
@@ -262,6 +268,12 @@ int ps_uri_parse(const char *s, struct ps_uri *u, struct ps_err *err)
 	len = strlen(s);
 	if (len > URI_MAX)
 		return bad(err, "(too long)", "longer than 4096 bytes");
+	if (strstr(s, "pin-value="))
+		return ps_err_set(err, PS_EXIT_USAGE, "pin-in-argv",
+				  "use --pin file:PATH, env:VAR or fd:N",
+				  "a PIN in a URI (pin-value) is refused: it "
+				  "would be visible to every user in the "
+				  "process list");
 	if (strncasecmp(s, "pkcs11:", 7) != 0)
 		return bad(err, s, "it must start with 'pkcs11:'");
 	path = s + 7;
@@ -278,7 +290,8 @@ int ps_uri_parse(const char *s, struct ps_uri *u, struct ps_err *err)
 static int unreserved(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || strchr("-._~:[]@!$'()*+,=&", c);
+	       (c >= '0' && c <= '9') ||
+	       (c != '\0' && strchr("-._~:[]@!$'()*+,=&", c));
 }
 
 int ps_uri_append(char **buf, size_t *len, const char *name,
@@ -291,7 +304,8 @@ int ps_uri_append(char **buf, size_t *len, const char *name,
 
 	if (!b)
 		return -1;
-	if (n > 0 && b[n - 1] != ':')
+	/* A separator after every attribute but right after the scheme. */
+	if (n > 0 && !(n == 7 && memcmp(b, "pkcs11:", 7) == 0))
 		b[n++] = ';';
 	n += (size_t)snprintf(b + n, need - n, "%s=", name);
 	for (size_t i = 0; i < vlen; i++) {

@@ -9,7 +9,6 @@
 
 struct ps_config_entry {
 	char *section, *key, *value;
-	int line;
 };
 
 struct ps_config {
