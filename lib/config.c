@@ -99,14 +99,15 @@ static int read_text(const char *path, char **text, int *long_line,
 
 	*text = NULL;
 	*long_line = 0;
-	if (!f || fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+	/* A regular file, a pipe or /dev/null; not a directory. */
+	if (!f || fstat(fileno(f), &st) < 0 || S_ISDIR(st.st_mode)) {
 		int e = f ? EISDIR : errno;
 
 		if (f)
 			fclose(f);
 		return ps_err_set(err, PS_EXIT_USAGE, "bad-config",
 				  "see psrenew.conf(5)", "cannot read %s: %s",
-				  path, f ? "not a regular file" : strerror(e));
+				  path, f ? "it is a directory" : strerror(e));
 	}
 	*text = malloc(cap + 1);
 	while (*text && (c = getc(f)) != EOF && n < cap) {

@@ -108,15 +108,16 @@ static int mech_ok(struct ps_token *t, CK_MECHANISM_TYPE m, CK_FLAGS need,
 int ps_token_check_mechanisms(struct ps_token *t, const struct ps_keyspec *ks,
 			      struct ps_err *err)
 {
-	if (ks->type == CKK_EC)
-		return mech_ok(t, CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR,
-			       ks->bits, "CKM_EC_KEY_PAIR_GEN", err) ||
-		       mech_ok(t, CKM_ECDSA, CKF_SIGN, ks->bits, "CKM_ECDSA",
-			       err);
-	return mech_ok(t, CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR,
-		       ks->bits, "CKM_RSA_PKCS_KEY_PAIR_GEN", err) ||
-	       mech_ok(t, CKM_RSA_PKCS, CKF_SIGN, ks->bits, "CKM_RSA_PKCS",
-		       err);
+	int ec = ks->type == CKK_EC;
+	int rc = mech_ok(t, ec ? CKM_EC_KEY_PAIR_GEN : CKM_RSA_PKCS_KEY_PAIR_GEN,
+			 CKF_GENERATE_KEY_PAIR, ks->bits,
+			 ec ? "CKM_EC_KEY_PAIR_GEN" : "CKM_RSA_PKCS_KEY_PAIR_GEN",
+			 err);
+
+	if (!rc)
+		rc = mech_ok(t, ec ? CKM_ECDSA : CKM_RSA_PKCS, CKF_SIGN,
+			     ks->bits, ec ? "CKM_ECDSA" : "CKM_RSA_PKCS", err);
+	return rc;
 }
 
 long ps_token_room(const struct ps_token *t)
@@ -145,6 +146,7 @@ static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
 	EVP_PKEY_CTX *pctx = NULL;
 	EVP_PKEY *pk = NULL;
 	BIGNUM *n = NULL, *e = NULL;
+	ASN1_OCTET_STRING *os = NULL; /* the builder points into it */
 
 	if (fl->C_GetAttributeValue(t->session, h, a, 2) != CKR_OK)
 		return NULL;
@@ -160,7 +162,6 @@ static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
 	} else {
 		const char *group = NULL;
 		const unsigned char *p = a1;
-		ASN1_OCTET_STRING *os;
 
 		for (size_t i = 0; i < sizeof(curves) / sizeof(*curves); i++)
 			if (a[0].ulValueLen == curves[i].der_len &&
@@ -172,11 +173,8 @@ static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
 		    !OSSL_PARAM_BLD_push_utf8_string(bld, "group", group, 0) ||
 		    !OSSL_PARAM_BLD_push_octet_string(
 			    bld, "pub", ASN1_STRING_get0_data(os),
-			    (size_t)ASN1_STRING_length(os))) {
-			ASN1_OCTET_STRING_free(os);
+			    (size_t)ASN1_STRING_length(os)))
 			goto out;
-		}
-		ASN1_OCTET_STRING_free(os);
 	}
 	params = OSSL_PARAM_BLD_to_param(bld);
 	pctx = EVP_PKEY_CTX_new_from_name(NULL, type == CKK_EC ? "EC" : "RSA",
@@ -187,6 +185,7 @@ static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
 out:
 	BN_free(n);
 	BN_free(e);
+	ASN1_OCTET_STRING_free(os);
 	OSSL_PARAM_free(params);
 	OSSL_PARAM_BLD_free(bld);
 	EVP_PKEY_CTX_free(pctx);
