@@ -21,11 +21,20 @@ static const struct column cert_cols[] = {
 	{ NULL, NULL },
 };
 
+static const struct column request_cols[] = {
+	{ "REQUEST", "request_id" }, { "STATE", "state" },
+	{ "TYPE", "type" },          { "HOLDER", "cn" },
+	{ "TOKEN", "token_label" },  { "REPLACES", "old_serial_hex" },
+	{ "CA", "ca_answer" },       { "NEXT POLL", "next_poll_at" },
+	{ NULL, NULL },
+};
+
 static const struct {
 	const char *kind;
 	const struct column *cols;
 } layouts[] = {
 	{ "cert", cert_cols },
+	{ "request", request_cols },
 };
 
 struct row {

@@ -306,3 +306,21 @@ subject_der() { # the subject with every value's DER, for byte equality
 	[ "$(jfield ca <<<"$output")" = office ]
 	[ "$(jfield channel <<<"$output")" = "$LOCAL_CA" ]
 }
+
+@test "a PostSignum-like CA keeps the type; the renewal verifies against the test PKI" {
+	ln -s "$(pki_dir)" "$SCRIPT/pki"
+	renew --token "$TOKEN_URI" --id "$QUAL_ID" --ca "$(scripted pki)"
+	[ "$status" -eq 0 ]
+	jq -r .cert <<<"$output" > "$BATS_TEST_TMPDIR/new.pem"
+	[ -n "$(cert_qc_statements "$BATS_TEST_TMPDIR/new.pem")" ]
+	openssl verify -CAfile "$(pki_dir)/root.crt" -untrusted "$(pki_dir)/chain.pem" \
+		"$BATS_TEST_TMPDIR/new.pem"
+	[ "$(subject_der x509 "$BATS_TEST_TMPDIR/new.pem")" = \
+	  "$(subject_der x509 "$BATS_TEST_TMPDIR/certs/$QUAL_ID.pem")" ]
+	# and ps-fetch installs it after checking the chain
+	run --separate-stderr ps-fetch --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \
+		--ca-bundle "$(pki_dir)/chain.pem" --pending
+	[ "$status" -eq 0 ]
+	[ "$(jfield type <<<"$output")" = qualified ]
+	[ "$(jfield replaces_serial_hex <<<"$output")" = "$(cert_serial_hex "$BATS_TEST_TMPDIR/certs/$QUAL_ID.pem")" ]
+}
