@@ -139,6 +139,7 @@ uninstall:
 lint:
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability \
 		--inline-suppr --suppress=missingIncludeSystem -D_GNU_SOURCE -Ilib \
+		--include=/usr/include/jansson.h \
 		lib cmd tests/unit tests/p11fault
 	clang-format --dry-run -Werror lib/*.c lib/psrenew/*.h cmd/*.c
 

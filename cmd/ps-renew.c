@@ -22,22 +22,22 @@ enum {
 };
 
 static const struct ps_cli_opt opts[] = {
-	{ "ca", 1, OPT_CA, "CHANNEL",
-	  "the CA: helper:PATH [ARGS], or a [ca.NAME] of the configuration" },
-	{ "id", 1, OPT_ID, "HEX", "renew the certificate with this CKA_ID" },
-	{ "serial", 1, OPT_SERIAL, "SERIAL",
-	  "renew the certificate with this serial number" },
-	{ "type", 1, OPT_TYPE, "TYPE", "qualified or commercial" },
-	{ "all-expiring", 1, OPT_ALL_EXPIRING, "DAYS",
-	  "renew every certificate expiring within DAYS on every token" },
-	{ "key-type", 1, OPT_KEY_TYPE, "TYPE",
-	  "rsa:2048|3072|4096, ec:prime256v1, ec:secp384r1 (default: as now)" },
-	{ "key", 1, OPT_KEY, "ID", "use this existing key pair (CKA_ID, hex)" },
-	{ "dry-run", 0, OPT_DRY_RUN, NULL,
-	  "show what would be done; touch neither the token nor the CA" },
-	{ "force", 0, OPT_FORCE, NULL,
-	  "renew even when a request is pending or a successor exists" },
-	{ NULL, 0, 0, NULL, NULL },
+    {"ca", 1, OPT_CA, "CHANNEL",
+     "the CA: helper:PATH [ARGS], or a [ca.NAME] of the configuration"},
+    {"id", 1, OPT_ID, "HEX", "renew the certificate with this CKA_ID"},
+    {"serial", 1, OPT_SERIAL, "SERIAL",
+     "renew the certificate with this serial number"},
+    {"type", 1, OPT_TYPE, "TYPE", "qualified or commercial"},
+    {"all-expiring", 1, OPT_ALL_EXPIRING, "DAYS",
+     "renew every certificate expiring within DAYS on every token"},
+    {"key-type", 1, OPT_KEY_TYPE, "TYPE",
+     "rsa:2048|3072|4096, ec:prime256v1, ec:secp384r1 (default: as now)"},
+    {"key", 1, OPT_KEY, "ID", "use this existing key pair (CKA_ID, hex)"},
+    {"dry-run", 0, OPT_DRY_RUN, NULL,
+     "show what would be done; touch neither the token nor the CA"},
+    {"force", 0, OPT_FORCE, NULL,
+     "renew even when a request is pending or a successor exists"},
+    {NULL, 0, 0, NULL, NULL},
 };
 
 struct args {
@@ -142,9 +142,8 @@ static int renew_targets(struct ps_cli *cli, struct ps_renew *r,
 		if (rc) {
 			/* The whole token failed: one record per target. */
 			for (size_t j = 0; j < k; j++) {
-				json_t *e = ps_target_error(&err, subin[j],
-							    &g->inv,
-							    (long)sub[j]);
+				json_t *e = ps_target_error(
+				    &err, subin[j], &g->inv, (long)sub[j]);
 				ps_cli_emit(cli, e);
 				json_decref(e);
 			}
@@ -153,9 +152,8 @@ static int renew_targets(struct ps_cli *cli, struct ps_renew *r,
 			worst = ps_exit_worse(worst, rc);
 		} else if (k > 0) {
 			worst = ps_exit_worse(
-				worst, ps_renew_token(r, tok, &g->inv, sub,
-						      subin, k, ps_cli_emit,
-						      cli));
+			    worst, ps_renew_token(r, tok, &g->inv, sub, subin,
+						  k, ps_cli_emit, cli));
 		}
 		free(sub);
 		free(subin);
@@ -167,7 +165,7 @@ static int renew_targets(struct ps_cli *cli, struct ps_renew *r,
 static int from_options(struct ps_cli *cli, struct ps_renew *r,
 			const struct args *a, struct ps_err *err)
 {
-	struct ps_selector sel = { a->id, a->serial, a->type };
+	struct ps_selector sel = {a->id, a->serial, a->type};
 	struct group g;
 	size_t *idx = NULL, n = 0, k = 0;
 	int rc = group_open(cli, cli->module, a->all_expiring < 0, &g, err);
@@ -187,23 +185,26 @@ static int from_options(struct ps_cli *cli, struct ps_renew *r,
 		rc = ps_inventory_select(&g.inv, &sel, &idx, &n, err);
 		/* Among several matches, the current ones count. */
 		for (size_t i = 0; !rc && i < n; i++)
-			if (!strcmp(ps_inventory_state(&g.inv, idx[i]), "valid"))
+			if (!strcmp(ps_inventory_state(&g.inv, idx[i]),
+				    "valid"))
 				idx[k++] = idx[i];
 		if (!rc && k > 0)
 			n = k;
 		if (!rc && n == 0)
-			rc = ps_err_set(err, PS_EXIT_USAGE, "no-such-cert",
-					"see ps-status for what is on the token",
-					"no certificate on token '%s' matches",
-					g.toks[0]->label);
+			rc =
+			    ps_err_set(err, PS_EXIT_USAGE, "no-such-cert",
+				       "see ps-status for what is on the token",
+				       "no certificate on token '%s' matches",
+				       g.toks[0]->label);
 		if (!rc && n > 1)
-			rc = ps_err_set(err, PS_EXIT_USAGE, "ambiguous",
-					"choose one with --id or --serial "
-					"(see ps-status)",
-					"%zu certificates match; for example %s "
-					"and %s",
-					n, g.inv.c[idx[0]].cert.serial_hex,
-					g.inv.c[idx[1]].cert.serial_hex);
+			rc =
+			    ps_err_set(err, PS_EXIT_USAGE, "ambiguous",
+				       "choose one with --id or --serial "
+				       "(see ps-status)",
+				       "%zu certificates match; for example %s "
+				       "and %s",
+				       n, g.inv.c[idx[0]].cert.serial_hex,
+				       g.inv.c[idx[1]].cert.serial_hex);
 	}
 	if (!rc && n > 0)
 		rc = renew_targets(cli, r, &g, idx, NULL, n);
@@ -246,9 +247,9 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 			if (strcmp(kind, "error") == 0) {
 				ps_cli_emit(cli, first); /* pass it on */
 				worst = ps_exit_worse(
-					worst, (int)json_integer_value(
-						       json_object_get(first,
-								       "status")));
+				    worst,
+				    (int)json_integer_value(
+					json_object_get(first, "status")));
 			} else {
 				struct ps_err e;
 
@@ -257,8 +258,8 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 					   "(ps-status --json)",
 					   "a '%s' record cannot be renewed",
 					   kind);
-				json_t *er = ps_target_error(&e, first, NULL,
-							     -1);
+				json_t *er =
+				    ps_target_error(&e, first, NULL, -1);
 				ps_cli_emit(cli, er);
 				json_decref(er);
 				worst = ps_exit_worse(worst, PS_EXIT_FAIL);
@@ -287,7 +288,7 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 		if (rc) {
 			for (i = 0; i < json_array_size(batch); i++) {
 				json_t *e = ps_target_error(
-					err, json_array_get(batch, i), NULL, -1);
+				    err, json_array_get(batch, i), NULL, -1);
 				ps_cli_emit(cli, e);
 				json_decref(e);
 			}
@@ -311,11 +312,11 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 					   "changed",
 					   "certificate %s is not on token %s",
 					   ps_json_str(x, "serial_hex")
-						   ? ps_json_str(x, "serial_hex")
-						   : "?",
+					       ? ps_json_str(x, "serial_hex")
+					       : "?",
 					   ps_json_str(x, "token_label")
-						   ? ps_json_str(x, "token_label")
-						   : "?");
+					       ? ps_json_str(x, "token_label")
+					       : "?");
 				er = ps_target_error(&e, x, NULL, -1);
 				ps_cli_emit(cli, er);
 				json_decref(er);
@@ -326,9 +327,8 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 			idx[n++] = (size_t)at;
 		}
 		if (idx && inputs)
-			worst = ps_exit_worse(worst, renew_targets(cli, r, &g,
-								   idx, inputs,
-								   n));
+			worst = ps_exit_worse(
+			    worst, renew_targets(cli, r, &g, idx, inputs, n));
 		free(idx);
 		free(inputs);
 		json_decref(batch);
@@ -341,15 +341,15 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 
 static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 {
-	struct ps_renew r = { .key_type = a->key_type,
-			      .dry_run = a->dry_run,
-			      .force = a->force,
-			      .cfg = &cli->cfg };
-	struct ps_state st = { .dir = NULL, .dirfd = -1, .reqfd = -1,
-			       .lockfd = -1 };
+	struct ps_renew r = {.key_type = a->key_type,
+			     .dry_run = a->dry_run,
+			     .force = a->force,
+			     .cfg = &cli->cfg};
+	struct ps_state st = {
+	    .dir = NULL, .dirfd = -1, .reqfd = -1, .lockfd = -1};
 	unsigned char keyid[64];
-	int by_opts = a->all_expiring >= 0 || a->id || a->serial ||
-		      a->type >= 0;
+	int by_opts =
+	    a->all_expiring >= 0 || a->id || a->serial || a->type >= 0;
 	int rc = 0;
 
 	if (!by_opts && isatty(0))
@@ -399,23 +399,24 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 int main(int argc, char **argv)
 {
 	struct ps_cli cli = {
-		.prog = "ps-renew",
-		.synopsis = "--ca CHANNEL [--token URI (--id HEX | --serial S | "
-			    "--type T) | --all-expiring DAYS] [OPTION]...",
-		.summary = "Request following certificates: a new key pair on "
-			   "the token, a CSR with\nthe current subject, sent to "
-			   "the CA; qualified before commercial.",
+	    .prog = "ps-renew",
+	    .synopsis = "--ca CHANNEL [--token URI (--id HEX | --serial S | "
+			"--type T) | --all-expiring DAYS] [OPTION]...",
+	    .summary = "Request following certificates: a new key pair on "
+		       "the token, a CSR with\nthe current subject, sent to "
+		       "the CA; qualified before commercial.",
 	};
-	struct args a = { .type = -1, .all_expiring = -1 };
+	struct args a = {.type = -1, .all_expiring = -1};
 	struct ps_err err;
 	int first, rc;
 
 	ps_err_clear(&err);
 	rc = ps_cli_parse(&cli, argc, argv, opts, on_opt, &a, &first, &err);
 	if (!rc && !cli.done && first < argc)
-		rc = ps_err_set(&err, PS_EXIT_USAGE, "usage", NULL,
-				"unexpected argument '%s' (see ps-renew --help)",
-				argv[first]);
+		rc =
+		    ps_err_set(&err, PS_EXIT_USAGE, "usage", NULL,
+			       "unexpected argument '%s' (see ps-renew --help)",
+			       argv[first]);
 	if (!rc && !cli.done)
 		rc = run(&cli, &a, &err);
 	if (rc && err.status)

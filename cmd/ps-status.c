@@ -9,10 +9,10 @@
 enum { OPT_EXPIRING = 256 };
 
 static const struct ps_cli_opt opts[] = {
-	{ "expiring", 1, OPT_EXPIRING, "DAYS",
-	  "only valid, not yet renewed certificates expiring within DAYS; "
-	  "exit 3 if any" },
-	{ NULL, 0, 0, NULL, NULL },
+    {"expiring", 1, OPT_EXPIRING, "DAYS",
+     "only valid, not yet renewed certificates expiring within DAYS; "
+     "exit 3 if any"},
+    {NULL, 0, 0, NULL, NULL},
 };
 
 struct args {
@@ -71,20 +71,23 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	for (size_t i = 0; i < inv.n && !rc; i++) {
 		json_t *r;
 
-		if (a->expiring >= 0 && !ps_inventory_expiring(&inv, i, a->expiring))
+		if (a->expiring >= 0 &&
+		    !ps_inventory_expiring(&inv, i, a->expiring))
 			continue;
 		r = ps_inventory_record(&inv, i, &cli->cfg);
 		if (!r || ps_out_emit(out, r) < 0)
-			rc = ps_err_set(err, PS_EXIT_FAIL, "output",
-					NULL, "cannot write the records");
+			rc = ps_err_set(err, PS_EXIT_FAIL, "output", NULL,
+					"cannot write the records");
 		json_decref(r);
 		shown++;
 	}
 	if (inv.skipped)
-		ps_cli_warn(cli, "%zu certificate object(s) are not X.509 "
-			    "certificates and were skipped", inv.skipped);
-	ps_cli_info(cli, "%zu certificate(s) on %zu token(s), %zu shown",
-		    inv.n, ntoks, shown);
+		ps_cli_warn(cli,
+			    "%zu certificate object(s) are not X.509 "
+			    "certificates and were skipped",
+			    inv.skipped);
+	ps_cli_info(cli, "%zu certificate(s) on %zu token(s), %zu shown", inv.n,
+		    ntoks, shown);
 	ps_inventory_free(&inv);
 	if (!rc && a->expiring >= 0 && shown > 0)
 		rc = PS_EXIT_PENDING;
@@ -97,12 +100,12 @@ out:
 int main(int argc, char **argv)
 {
 	struct ps_cli cli = {
-		.prog = "ps-status",
-		.synopsis = "[OPTION]...",
-		.summary = "List every certificate on the selected PKCS#11 "
-			   "tokens: type, serial, validity, key, successor.",
+	    .prog = "ps-status",
+	    .synopsis = "[OPTION]...",
+	    .summary = "List every certificate on the selected PKCS#11 "
+		       "tokens: type, serial, validity, key, successor.",
 	};
-	struct args a = { .expiring = -1 };
+	struct args a = {.expiring = -1};
 	struct ps_err err;
 	int first, rc;
 
@@ -111,7 +114,8 @@ int main(int argc, char **argv)
 	if (!rc && !cli.done && first < argc)
 		rc = ps_err_set(&err, PS_EXIT_USAGE, "usage", NULL,
 				"unexpected argument '%s' (see ps-status "
-				"--help)", argv[first]);
+				"--help)",
+				argv[first]);
 	if (!rc && !cli.done)
 		rc = run(&cli, &a, &err);
 	if (rc && rc != PS_EXIT_PENDING)

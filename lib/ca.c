@@ -6,18 +6,18 @@
 #include <string.h>
 
 static const struct ps_ca_driver *const drivers[] = {
-	&ps_ca_helper_driver,
+    &ps_ca_helper_driver,
 };
 
 static const char ca_hint[] =
-	"--ca takes helper:PATH [ARGS] (a certmonger CA helper) or the name of "
-	"a [ca.NAME] section in psrenew.conf";
+    "--ca takes helper:PATH [ARGS] (a certmonger CA helper) or the name of "
+    "a [ca.NAME] section in psrenew.conf";
 
 const char *ps_ca_status_name(int s)
 {
-	static const char *const names[] = { "issued", "pending", "rejected",
-					     "unreachable", "unconfigured",
-					     "failed" };
+	static const char *const names[] = {"issued",	    "pending",
+					    "rejected",	    "unreachable",
+					    "unconfigured", "failed"};
 
 	return s >= 0 && s <= PS_CA_FAILED ? names[s] : "failed";
 }
@@ -39,12 +39,12 @@ int ps_ca_open(const char *spec, const struct ps_config *cfg,
 		snprintf(section, sizeof(section), "ca.%s", spec);
 		chan = cfg ? ps_config_get(cfg, section, "channel") : NULL;
 		if (!chan)
-			return ps_err_set(err, PS_EXIT_USAGE, "no-ca", ca_hint,
-					  "no CA channel named '%.40s' (no "
-					  "[%s] with a channel in %s)",
-					  spec, section,
-					  cfg && cfg->path ? cfg->path
-							   : "the configuration");
+			return ps_err_set(
+			    err, PS_EXIT_USAGE, "no-ca", ca_hint,
+			    "no CA channel named '%.40s' (no "
+			    "[%s] with a channel in %s)",
+			    spec, section,
+			    cfg && cfg->path ? cfg->path : "the configuration");
 	}
 	for (size_t i = 0; i < sizeof(drivers) / sizeof(*drivers); i++) {
 		size_t n = strlen(drivers[i]->prefix);
@@ -65,9 +65,8 @@ int ps_ca_open(const char *spec, const struct ps_config *cfg,
 		v = section[0] && cfg ? ps_config_get(cfg, section, "timeout")
 				      : NULL;
 		if (v)
-			ca->timeout = strtol(v, NULL, 10) > 0
-					      ? strtol(v, NULL, 10)
-					      : 300;
+			ca->timeout =
+			    strtol(v, NULL, 10) > 0 ? strtol(v, NULL, 10) : 300;
 		rc = ca->drv->open(ca, chan + n, err);
 		if (rc) {
 			ca->drv = NULL;

@@ -77,20 +77,20 @@ extern char **environ;
 static char **helper_env(struct ps_ca *ca, const char *op,
 			 const struct ps_ca_request *req)
 {
-	const char *profile = ca->section[0] && ca->cfg
-				      ? ps_config_get(ca->cfg, ca->section,
-						      "profile")
-				      : NULL;
+	const char *profile =
+	    ca->section[0] && ca->cfg
+		? ps_config_get(ca->cfg, ca->section, "profile")
+		: NULL;
 	const char *vars[][2] = {
-		{ "CERTMONGER_OPERATION", op },
-		{ "CERTMONGER_CSR", req->csr_pem ? req->csr_pem : "" },
-		{ "CERTMONGER_CERTIFICATE", req->old_cert_pem },
-		{ "CERTMONGER_REQ_SUBJECT", req->subject },
-		{ "CERTMONGER_REQ_EMAIL", req->email },
-		{ "CERTMONGER_KEY_TYPE", req->key_type },
-		{ "CERTMONGER_CA_COOKIE", req->cookie },
-		{ "CERTMONGER_CA_PROFILE", profile },
-		{ "CERTMONGER_CA_NICKNAME", ca->name },
+	    {"CERTMONGER_OPERATION", op},
+	    {"CERTMONGER_CSR", req->csr_pem ? req->csr_pem : ""},
+	    {"CERTMONGER_CERTIFICATE", req->old_cert_pem},
+	    {"CERTMONGER_REQ_SUBJECT", req->subject},
+	    {"CERTMONGER_REQ_EMAIL", req->email},
+	    {"CERTMONGER_KEY_TYPE", req->key_type},
+	    {"CERTMONGER_CA_COOKIE", req->cookie},
+	    {"CERTMONGER_CA_PROFILE", profile},
+	    {"CERTMONGER_CA_NICKNAME", ca->name},
 	};
 	size_t nv = sizeof(vars) / sizeof(vars[0]), ne = 0, k = 0;
 	char **env;
@@ -138,7 +138,7 @@ static int collect(int fd, char **buf, size_t *len, time_t deadline)
 	if (!b)
 		return -1;
 	for (;;) {
-		struct pollfd p = { fd, POLLIN, 0 };
+		struct pollfd p = {fd, POLLIN, 0};
 		long left = (long)(deadline - time(NULL));
 		ssize_t r;
 		int pr;
@@ -183,8 +183,8 @@ static char *trimmed(const char *s)
 {
 	size_t n = strlen(s);
 
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' ||
-			 s[n - 1] == ' '))
+	while (n > 0 &&
+	       (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
 		n--;
 	return strndup(s, n);
 }
@@ -225,8 +225,8 @@ static void map_status(int code, char *out, struct ps_ca_reply *r)
 	default:
 		r->status = PS_CA_FAILED;
 		if (asprintf(&r->message,
-			     "the CA helper exited with status %d%s%.200s", code,
-			     *out ? ": " : "", out) < 0)
+			     "the CA helper exited with status %d%s%.200s",
+			     code, *out ? ": " : "", out) < 0)
 			r->message = NULL;
 		break;
 	}
@@ -282,8 +282,9 @@ static int run(struct ps_ca *ca, const char *op,
 		map_status(WEXITSTATUS(status), out, reply);
 	else {
 		reply->status = PS_CA_FAILED;
-		if (asprintf(&reply->message, "the CA helper %s was killed by "
-					      "signal %d",
+		if (asprintf(&reply->message,
+			     "the CA helper %s was killed by "
+			     "signal %d",
 			     h->we.we_wordv[0], WTERMSIG(status)) < 0)
 			reply->message = NULL;
 	}
@@ -304,9 +305,9 @@ static int helper_poll(struct ps_ca *ca, const struct ps_ca_request *req,
 }
 
 const struct ps_ca_driver ps_ca_helper_driver = {
-	.prefix = "helper:",
-	.open = helper_open,
-	.submit = helper_submit,
-	.poll = helper_poll,
-	.close = helper_close,
+    .prefix = "helper:",
+    .open = helper_open,
+    .submit = helper_submit,
+    .poll = helper_poll,
+    .close = helper_close,
 };

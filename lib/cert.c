@@ -20,9 +20,9 @@
 
 /* Built-in issuer -> JIP CA names; the config's [jip-ca] comes first. */
 static const struct ps_jip_ca_map default_jip_ca[] = {
-	{ "PostSignum*", "PostSignum" },
-	{ "I.CA*", "I.CA" },
-	{ "eIdentity*", "eIdentity" },
+    {"PostSignum*", "PostSignum"},
+    {"I.CA*", "I.CA"},
+    {"eIdentity*", "eIdentity"},
 };
 
 static char *name_utf8(const X509_NAME *name)
@@ -52,7 +52,7 @@ static char *name_entry_utf8(const X509_NAME *name, int nid)
 	if (i < 0)
 		return NULL;
 	n = ASN1_STRING_to_UTF8(
-		&u, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+	    &u, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
 	if (n < 0)
 		return NULL;
 	s = strndup((char *)u, (size_t)n);
@@ -62,17 +62,18 @@ static char *name_entry_utf8(const X509_NAME *name, int nid)
 
 static char *first_email(X509 *x)
 {
-	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL,
-					       NULL);
+	GENERAL_NAMES *gens =
+	    X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
 	char *s = NULL;
 
 	for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens) && !s; i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
 
 		if (g->type == GEN_EMAIL)
-			s = strndup((const char *)ASN1_STRING_get0_data(
-					    g->d.rfc822Name),
-				    (size_t)ASN1_STRING_length(g->d.rfc822Name));
+			s = strndup(
+			    (const char *)ASN1_STRING_get0_data(
+				g->d.rfc822Name),
+			    (size_t)ASN1_STRING_length(g->d.rfc822Name));
 	}
 	GENERAL_NAMES_free(gens);
 	if (!s)
@@ -86,7 +87,7 @@ int ps_cert_is_qualified(const X509 *x509)
 	int idx = X509_get_ext_by_NID(x509, NID_qcStatements, -1);
 	const ASN1_OCTET_STRING *os;
 	const unsigned char *p;
-	STACK_OF(ASN1_TYPE) *stmts;
+	STACK_OF(ASN1_TYPE) * stmts;
 	ASN1_OBJECT *qcc;
 	int found = 0;
 
@@ -99,14 +100,14 @@ int ps_cert_is_qualified(const X509 *x509)
 	for (int i = 0; stmts && qcc && i < sk_ASN1_TYPE_num(stmts) && !found;
 	     i++) {
 		const ASN1_TYPE *t = sk_ASN1_TYPE_value(stmts, i);
-		STACK_OF(ASN1_TYPE) *st;
+		STACK_OF(ASN1_TYPE) * st;
 		const ASN1_TYPE *id;
 
 		if (t->type != V_ASN1_SEQUENCE)
 			continue;
 		p = ASN1_STRING_get0_data(t->value.sequence);
 		st = d2i_ASN1_SEQUENCE_ANY(
-			NULL, &p, ASN1_STRING_length(t->value.sequence));
+		    NULL, &p, ASN1_STRING_length(t->value.sequence));
 		id = st && sk_ASN1_TYPE_num(st) > 0 ? sk_ASN1_TYPE_value(st, 0)
 						    : NULL;
 		if (id && id->type == V_ASN1_OBJECT &&
@@ -187,11 +188,10 @@ int ps_cert_from_x509(X509 *x, struct ps_cert *c, struct ps_err *err)
 	c->subject = name_utf8(X509_get_subject_name(x));
 	c->issuer = name_utf8(X509_get_issuer_name(x));
 	c->cn = name_entry_utf8(X509_get_subject_name(x), NID_commonName);
-	c->issuer_cn = name_entry_utf8(X509_get_issuer_name(x),
-				       NID_commonName);
+	c->issuer_cn = name_entry_utf8(X509_get_issuer_name(x), NID_commonName);
 	c->email = first_email(x);
-	c->type = ps_cert_is_qualified(x) ? PS_CERT_QUALIFIED
-					  : PS_CERT_COMMERCIAL;
+	c->type =
+	    ps_cert_is_qualified(x) ? PS_CERT_QUALIFIED : PS_CERT_COMMERCIAL;
 	if (!c->serial_hex || !c->serial_dec || !c->subject || !c->issuer ||
 	    asn1_time(X509_get0_notBefore(x), &c->not_before) ||
 	    asn1_time(X509_get0_notAfter(x), &c->not_after)) {
@@ -287,7 +287,7 @@ void ps_time_iso(time_t t, char *buf, size_t len)
 int ps_serial_normalise(const char *in, char **hex, struct ps_err *err)
 {
 	static const char hint[] =
-		"give the serial in hex (0A1B2C, 0a:1b:2c) or as dec:NUMBER";
+	    "give the serial in hex (0A1B2C, 0a:1b:2c) or as dec:NUMBER";
 	size_t n = in ? strlen(in) : 0, j = 0;
 	char *out;
 
@@ -301,8 +301,9 @@ int ps_serial_normalise(const char *in, char **hex, struct ps_err *err)
 
 		if (strspn(in + 4, "0123456789") != n - 4 || n == 4 ||
 		    !BN_dec2bn(&bn, in + 4))
-			return ps_err_set(err, PS_EXIT_USAGE, "bad-serial", hint,
-					  "'%s' is not a decimal number", in);
+			return ps_err_set(err, PS_EXIT_USAGE, "bad-serial",
+					  hint, "'%s' is not a decimal number",
+					  in);
 		h = BN_bn2hex(bn);
 		BN_free(bn);
 		if (!h)
@@ -323,9 +324,9 @@ int ps_serial_normalise(const char *in, char **hex, struct ps_err *err)
 			continue;
 		if (!isxdigit((unsigned char)*p)) {
 			free(out);
-			return ps_err_set(err, PS_EXIT_USAGE, "bad-serial", hint,
-					  "'%.80s' is not a hex serial number",
-					  in);
+			return ps_err_set(
+			    err, PS_EXIT_USAGE, "bad-serial", hint,
+			    "'%.80s' is not a hex serial number", in);
 		}
 		out[j++] = (char)toupper((unsigned char)*p);
 	}

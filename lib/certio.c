@@ -9,7 +9,7 @@
 
 #define IN_MAX (1 << 20)
 
-static int push_p7(PKCS7 *p7, STACK_OF(X509) *sk)
+static int push_p7(PKCS7 *p7, STACK_OF(X509) * sk)
 {
 	STACK_OF(X509) *certs = NULL;
 
@@ -29,7 +29,7 @@ static int push_p7(PKCS7 *p7, STACK_OF(X509) *sk)
 }
 
 static int push_der(const unsigned char *der, long len, int is_p7,
-		    STACK_OF(X509) *sk)
+		    STACK_OF(X509) * sk)
 {
 	const unsigned char *p = der;
 	int rc = -1;
@@ -51,7 +51,7 @@ static int push_der(const unsigned char *der, long len, int is_p7,
 	return rc;
 }
 
-static int parse_pem(const unsigned char *buf, size_t len, STACK_OF(X509) *sk)
+static int parse_pem(const unsigned char *buf, size_t len, STACK_OF(X509) * sk)
 {
 	BIO *b = BIO_new_mem_buf(buf, (int)len);
 	char *name = NULL, *header = NULL;
@@ -78,8 +78,8 @@ static int parse_pem(const unsigned char *buf, size_t len, STACK_OF(X509) *sk)
 	return rc;
 }
 
-int ps_certs_parse(const unsigned char *buf, size_t len,
-		   STACK_OF(X509) **out, struct ps_err *err)
+int ps_certs_parse(const unsigned char *buf, size_t len, STACK_OF(X509) * *out,
+		   struct ps_err *err)
 {
 	STACK_OF(X509) *sk = sk_X509_new_null();
 	size_t skip = 0;
@@ -100,8 +100,8 @@ int ps_certs_parse(const unsigned char *buf, size_t len,
 		rc = parse_pem(buf, len, sk);
 	else
 		rc = push_der(buf, (long)len, 0, sk) == 0
-			     ? 0
-			     : push_der(buf, (long)len, 1, sk);
+			 ? 0
+			 : push_der(buf, (long)len, 1, sk);
 	ERR_clear_error();
 	if (rc || sk_X509_num(sk) == 0) {
 		sk_X509_pop_free(sk, X509_free);

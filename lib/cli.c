@@ -26,22 +26,21 @@ enum {
 };
 
 static const struct ps_cli_opt common_opts[] = {
-	{ "module", 1, OPT_MODULE, "PATH",
-	  "PKCS#11 module (default: $PKCS11_MODULE, else p11-kit's proxy)" },
-	{ "token", 1, OPT_TOKEN, "URI",
-	  "token to use, as a pkcs11: URI (default: every token)" },
-	{ "pin", 1, OPT_PIN, "SOURCE",
-	  "PIN source: prompt, env:VAR, file:PATH, fd:N or pinpad" },
-	{ "json", 0, OPT_JSON, NULL, "JSON Lines on stdout, even on a terminal" },
-	{ "human", 0, OPT_HUMAN, NULL, "a table on stdout, even into a pipe" },
-	{ "quiet", 0, OPT_QUIET, NULL, "only errors on stderr" },
-	{ "verbose", 0, OPT_VERBOSE, NULL, "say more on stderr" },
-	{ "state-dir", 1, OPT_STATE_DIR, "DIR",
-	  "where pending requests are kept" },
-	{ "config", 1, OPT_CONFIG, "FILE", "configuration file (psrenew.conf(5))" },
-	{ "help", 0, OPT_HELP, NULL, "show this help and exit" },
-	{ "version", 0, OPT_VERSION, NULL, "show the version and exit" },
-	{ NULL, 0, 0, NULL, NULL },
+    {"module", 1, OPT_MODULE, "PATH",
+     "PKCS#11 module (default: $PKCS11_MODULE, else p11-kit's proxy)"},
+    {"token", 1, OPT_TOKEN, "URI",
+     "token to use, as a pkcs11: URI (default: every token)"},
+    {"pin", 1, OPT_PIN, "SOURCE",
+     "PIN source: prompt, env:VAR, file:PATH, fd:N or pinpad"},
+    {"json", 0, OPT_JSON, NULL, "JSON Lines on stdout, even on a terminal"},
+    {"human", 0, OPT_HUMAN, NULL, "a table on stdout, even into a pipe"},
+    {"quiet", 0, OPT_QUIET, NULL, "only errors on stderr"},
+    {"verbose", 0, OPT_VERBOSE, NULL, "say more on stderr"},
+    {"state-dir", 1, OPT_STATE_DIR, "DIR", "where pending requests are kept"},
+    {"config", 1, OPT_CONFIG, "FILE", "configuration file (psrenew.conf(5))"},
+    {"help", 0, OPT_HELP, NULL, "show this help and exit"},
+    {"version", 0, OPT_VERSION, NULL, "show the version and exit"},
+    {NULL, 0, 0, NULL, NULL},
 };
 
 static size_t count_opts(const struct ps_cli_opt *o)
@@ -59,7 +58,8 @@ static void print_opts(FILE *f, const struct ps_cli_opt *o)
 		char left[64];
 
 		if (o->has_arg == 1)
-			snprintf(left, sizeof(left), "--%s %s", o->name, o->arg);
+			snprintf(left, sizeof(left), "--%s %s", o->name,
+				 o->arg);
 		else if (o->has_arg == 2)
 			snprintf(left, sizeof(left), "--%s[=%s]", o->name,
 				 o->arg);
@@ -85,8 +85,7 @@ static void help(const struct ps_cli *cli, const struct ps_cli_opt *extra)
 	       cli->prog);
 }
 
-static int build_longopts(const struct ps_cli_opt *extra,
-			  struct option **out)
+static int build_longopts(const struct ps_cli_opt *extra, struct option **out)
 {
 	size_t ne = count_opts(extra), nc = count_opts(common_opts), k = 0;
 	struct option *lo = calloc(ne + nc + 1, sizeof(*lo));
@@ -94,12 +93,12 @@ static int build_longopts(const struct ps_cli_opt *extra,
 	if (!lo)
 		return -1;
 	for (size_t i = 0; i < nc; i++, k++)
-		lo[k] = (struct option){ common_opts[i].name,
-					 common_opts[i].has_arg, NULL,
-					 common_opts[i].key };
+		lo[k] =
+		    (struct option){common_opts[i].name, common_opts[i].has_arg,
+				    NULL, common_opts[i].key};
 	for (size_t i = 0; i < ne; i++, k++)
-		lo[k] = (struct option){ extra[i].name, extra[i].has_arg, NULL,
-					 extra[i].key };
+		lo[k] = (struct option){extra[i].name, extra[i].has_arg, NULL,
+					extra[i].key};
 	*out = lo;
 	return 0;
 }
@@ -133,8 +132,14 @@ static int common_opt(struct ps_cli *cli, int key, const char *arg)
 	case OPT_PIN: cli->pin = arg; break;
 	case OPT_JSON: cli->out_mode = PS_OUT_JSON; break;
 	case OPT_HUMAN: cli->out_mode = PS_OUT_HUMAN; break;
-	case OPT_QUIET: cli->quiet = 1; cli->verbose = 0; break;
-	case OPT_VERBOSE: cli->verbose++; cli->quiet = 0; break;
+	case OPT_QUIET:
+		cli->quiet = 1;
+		cli->verbose = 0;
+		break;
+	case OPT_VERBOSE:
+		cli->verbose++;
+		cli->quiet = 0;
+		break;
 	case OPT_STATE_DIR: cli->state_dir = arg; break;
 	case OPT_CONFIG: cli->config = arg; break;
 	default: return 0;
@@ -172,8 +177,8 @@ int ps_cli_parse(struct ps_cli *cli, int argc, char **argv,
 		if (c == 'v')
 			c = OPT_VERBOSE;
 		if (c == '?' || c == ':') {
-			rc = ps_err_set(err, PS_EXIT_USAGE, "usage",
-					NULL, "unknown option or missing "
+			rc = ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+					"unknown option or missing "
 					"argument: %s (see %s --help)",
 					argv[optind - 1], cli->prog);
 			break;
@@ -207,7 +212,8 @@ struct ps_out *ps_cli_out(struct ps_cli *cli)
 
 int ps_cli_report(struct ps_cli *cli, const struct ps_err *err)
 {
-	fprintf(stderr, "%s: %s\n", cli->prog, err->msg[0] ? err->msg : "failed");
+	fprintf(stderr, "%s: %s\n", cli->prog,
+		err->msg[0] ? err->msg : "failed");
 	if (err->hint[0] && !cli->quiet)
 		fprintf(stderr, "%s: hint: %s\n", cli->prog, err->hint);
 	if (ps_cli_out(cli) && ps_out_is_json(cli->out)) {

@@ -82,8 +82,8 @@ static char *default_path(void)
 		return p;
 	free(p);
 	return access("/etc/psrenew/psrenew.conf", F_OK) == 0
-		       ? strdup("/etc/psrenew/psrenew.conf")
-		       : NULL;
+		   ? strdup("/etc/psrenew/psrenew.conf")
+		   : NULL;
 }
 
 /* inih cuts longer lines silently: refuse them instead. */
@@ -127,8 +127,7 @@ static int read_text(const char *path, char **text, int *long_line,
 	return 0;
 }
 
-int ps_config_load(const char *path, struct ps_config *cfg,
-		   struct ps_err *err)
+int ps_config_load(const char *path, struct ps_config *cfg, struct ps_err *err)
 {
 	char *text;
 	int line, long_line, rc;

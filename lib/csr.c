@@ -10,7 +10,7 @@
 static int copy_san(X509 *old, X509_REQ *req)
 {
 	int idx = X509_get_ext_by_NID(old, NID_subject_alt_name, -1);
-	STACK_OF(X509_EXTENSION) *exts;
+	STACK_OF(X509_EXTENSION) * exts;
 	X509_EXTENSION *ext;
 	int ok;
 
@@ -55,10 +55,11 @@ int ps_csr_make(X509 *old, EVP_PKEY *pub, EVP_PKEY *sign, char **pem,
 		goto out;
 	}
 	if (X509_REQ_sign(req, sign, EVP_sha256()) <= 0) {
-		rc = ps_err_set(err, PS_EXIT_TOKEN, "token-sign",
-				"check that the token is still inserted and "
-				"the PIN session is open",
-				"the token did not sign the certificate request");
+		rc = ps_err_set(
+		    err, PS_EXIT_TOKEN, "token-sign",
+		    "check that the token is still inserted and "
+		    "the PIN session is open",
+		    "the token did not sign the certificate request");
 		goto out;
 	}
 	if (X509_REQ_verify(req, pub) != 1) {

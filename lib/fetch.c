@@ -40,7 +40,7 @@ void ps_fetch_free(struct ps_fetch *f)
 	const char *k;
 	json_t *v;
 
-	json_object_foreach(f->cas, k, v)
+	json_object_foreach (f->cas, k, v)
 		ps_ca_close((struct ps_ca *)(uintptr_t)json_integer_value(v));
 	json_decref(f->cas);
 	for (size_t i = 0; f->toks && i < f->toks->n; i++) {
@@ -92,7 +92,7 @@ static struct ps_token *token_for(struct ps_fetch *f, const json_t *rec,
 {
 	const char *uri = ps_json_str(rec, "token");
 	struct modent *m = module_for(
-		f, f->module ? f->module : ps_json_str(rec, "module"), err);
+	    f, f->module ? f->module : ps_json_str(rec, "module"), err);
 
 	if (!m)
 		return NULL;
@@ -105,14 +105,15 @@ static struct ps_token *token_for(struct ps_fetch *f, const json_t *rec,
 			return NULL;
 		return t;
 	}
-	ps_err_set(err, PS_EXIT_TOKEN, "token-absent",
-		   "insert the token and run ps-fetch again; the request is "
-		   "kept",
-		   "the token of request %s (%s) is not present",
-		   ps_json_str(rec, "request_id") ? ps_json_str(rec, "request_id")
-						  : "?",
-		   ps_json_str(rec, "token_label") ? ps_json_str(rec, "token_label")
-						   : "?");
+	ps_err_set(
+	    err, PS_EXIT_TOKEN, "token-absent",
+	    "insert the token and run ps-fetch again; the request is "
+	    "kept",
+	    "the token of request %s (%s) is not present",
+	    ps_json_str(rec, "request_id") ? ps_json_str(rec, "request_id")
+					   : "?",
+	    ps_json_str(rec, "token_label") ? ps_json_str(rec, "token_label")
+					    : "?");
 	return NULL;
 }
 
@@ -127,7 +128,8 @@ static struct ps_ca *ca_for(struct ps_fetch *f, const json_t *rec,
 		return (struct ps_ca *)(uintptr_t)json_integer_value(v);
 	if (ps_ca_open(chan, f->cfg, &ca, err))
 		return NULL;
-	json_object_set_new(f->cas, chan, json_integer((json_int_t)(uintptr_t)ca));
+	json_object_set_new(f->cas, chan,
+			    json_integer((json_int_t)(uintptr_t)ca));
 	return ca;
 }
 
@@ -168,10 +170,11 @@ static json_t *installed_record(struct ps_fetch *f, struct ps_token *tok,
 
 	if (ps_cert_from_x509(leaf, &c, NULL))
 		return NULL;
-	out = ps_cert_record(tok, id, id_len, ps_json_str(rec, "key_label"),
-			     &c, 1, "valid", NULL, f->cfg, time(NULL));
+	out = ps_cert_record(tok, id, id_len, ps_json_str(rec, "key_label"), &c,
+			     1, "valid", NULL, f->cfg, time(NULL));
 	if (out) {
-		ps_json_set_str(out, "request_id", ps_json_str(rec, "request_id"));
+		ps_json_set_str(out, "request_id",
+				ps_json_str(rec, "request_id"));
 		json_object_set(out, "replaces_serial_hex",
 				json_object_get(rec, "old_serial_hex"));
 		ps_record_pass_through(out, rec);
@@ -231,7 +234,8 @@ static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 		free(spem);
 		rc = ps_state_save(f->st, id, rec, err);
 		if (!rc) {
-			*out = installed_record(f, tok, rec, res.leaf, kid, klen);
+			*out =
+			    installed_record(f, tok, rec, res.leaf, kid, klen);
 			if (*out && res.warning[0])
 				ps_json_set_str(*out, "warning", res.warning);
 			if (*out && res.already)
@@ -299,7 +303,7 @@ static int work(struct ps_fetch *f, json_t *rec, int force, json_t **out,
 			rc = ps_request_exit(rec);
 			if (rc == PS_EXIT_PENDING || rc == PS_EXIT_TEMP) {
 				next = ps_time_parse(
-					ps_json_str(rec, "next_poll_at"));
+				    ps_json_str(rec, "next_poll_at"));
 				*due = next > now ? next : now;
 			}
 			return rc;
@@ -404,7 +408,7 @@ static json_t *request_for_key(struct ps_fetch *f, EVP_PKEY *pk)
 }
 
 /* No request: a key pair with this public key on a token of the module. */
-static int install_on_any_token(struct ps_fetch *f, STACK_OF(X509) *certs,
+static int install_on_any_token(struct ps_fetch *f, STACK_OF(X509) * certs,
 				X509 *x, json_t **out, struct ps_err *err)
 {
 	struct modent *m = module_for(f, f->module, err);
@@ -450,7 +454,7 @@ int ps_fetch_install_certs(struct ps_fetch *f, const unsigned char *buf,
 			   size_t len, int (*emit)(void *, const json_t *),
 			   void *ctx)
 {
-	STACK_OF(X509) *certs;
+	STACK_OF(X509) * certs;
 	struct ps_err err;
 	int worst = 0, tried = 0;
 

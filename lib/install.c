@@ -11,8 +11,8 @@
 #include <psrenew/keypair.h>
 
 static const char full_hint[] =
-	"this is the guide's error 621: free room with ps-token-clean "
-	"--for-room 1, then run ps-fetch again; the request is kept";
+    "this is the guide's error 621: free room with ps-token-clean "
+    "--for-room 1, then run ps-fetch again; the request is kept";
 
 void ps_install_result_free(struct ps_install_result *res)
 {
@@ -59,8 +59,9 @@ int ps_names_match(const X509_NAME *a, const X509_NAME *b)
 	char **sa, **sb;
 	int na, nb, same;
 
-	if (X509_NAME_get0_der(a, &da, &la) && X509_NAME_get0_der(b, &db, &lb) &&
-	    la == lb && memcmp(da, db, la) == 0)
+	if (X509_NAME_get0_der(a, &da, &la) &&
+	    X509_NAME_get0_der(b, &db, &lb) && la == lb &&
+	    memcmp(da, db, la) == 0)
 		return 1;
 	sa = name_set(a, &na);
 	sb = name_set(b, &nb);
@@ -77,7 +78,7 @@ int ps_names_match(const X509_NAME *a, const X509_NAME *b)
 	return same ? 2 : 0;
 }
 
-static int verify_chain(X509 *leaf, STACK_OF(X509) *certs, const char *bundle,
+static int verify_chain(X509 *leaf, STACK_OF(X509) * certs, const char *bundle,
 			struct ps_err *err)
 {
 	X509_STORE *store = X509_STORE_new();
@@ -90,14 +91,15 @@ static int verify_chain(X509 *leaf, STACK_OF(X509) *certs, const char *bundle,
 		ps_err_add_openssl(err);
 	} else if (!X509_STORE_CTX_init(ctx, store, leaf, certs) ||
 		   X509_verify_cert(ctx) != 1) {
-		rc = ps_err_set(err, PS_EXIT_FAIL, "bad-chain",
-				"check --ca-bundle: it must hold the CA that "
-				"issues your certificates",
-				"the issued certificate does not verify against "
-				"%s: %s",
-				bundle,
-				X509_verify_cert_error_string(
-					X509_STORE_CTX_get_error(ctx)));
+		rc =
+		    ps_err_set(err, PS_EXIT_FAIL, "bad-chain",
+			       "check --ca-bundle: it must hold the CA that "
+			       "issues your certificates",
+			       "the issued certificate does not verify against "
+			       "%s: %s",
+			       bundle,
+			       X509_verify_cert_error_string(
+				   X509_STORE_CTX_get_error(ctx)));
 	}
 	ERR_clear_error();
 	X509_STORE_CTX_free(ctx);
@@ -105,7 +107,7 @@ static int verify_chain(X509 *leaf, STACK_OF(X509) *certs, const char *bundle,
 	return rc;
 }
 
-static X509 *pick_leaf(STACK_OF(X509) *certs, EVP_PKEY *pub)
+static X509 *pick_leaf(STACK_OF(X509) * certs, EVP_PKEY *pub)
 {
 	for (int i = 0; i < sk_X509_num(certs); i++) {
 		X509 *x = sk_X509_value(certs, i);
@@ -116,7 +118,7 @@ static X509 *pick_leaf(STACK_OF(X509) *certs, EVP_PKEY *pub)
 	return NULL;
 }
 
-static int check(X509 *leaf, STACK_OF(X509) *certs, X509 *old,
+static int check(X509 *leaf, STACK_OF(X509) * certs, X509 *old,
 		 const struct ps_install_opts *o, struct ps_install_result *res,
 		 struct ps_err *err)
 {
@@ -127,18 +129,19 @@ static int check(X509 *leaf, STACK_OF(X509) *certs, X509 *old,
 				   X509_get_subject_name(old));
 		if (m == 0 || (m == 2 && !o->lenient_subject))
 			return ps_err_set(
-				err, PS_EXIT_FAIL, "subject-mismatch",
-				m == 2 ? "the attributes are the same in another "
-					 "order or encoding: accept it with "
-					 "--lenient-subject"
-				       : "the CA issued a certificate for someone "
-					 "else; nothing was installed",
-				"the issued certificate's subject differs from "
-				"the current certificate's");
+			    err, PS_EXIT_FAIL, "subject-mismatch",
+			    m == 2 ? "the attributes are the same in another "
+				     "order or encoding: accept it with "
+				     "--lenient-subject"
+				   : "the CA issued a certificate for someone "
+				     "else; nothing was installed",
+			    "the issued certificate's subject differs from "
+			    "the current certificate's");
 		if (m == 2)
-			snprintf(res->warning, sizeof(res->warning),
-				 "the subject differs from the current one only "
-				 "in order or encoding (--lenient-subject)");
+			snprintf(
+			    res->warning, sizeof(res->warning),
+			    "the subject differs from the current one only "
+			    "in order or encoding (--lenient-subject)");
 	}
 	if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0)
 		return ps_err_set(err, PS_EXIT_FAIL, "cert-expired", NULL,
@@ -155,8 +158,8 @@ static int already_there(struct ps_token *tok, const unsigned char *id,
 {
 	CK_FUNCTION_LIST *fl = ps_module_functions(tok->mod);
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
-	CK_ATTRIBUTE t[] = { { CKA_CLASS, &cls, sizeof(cls) },
-			     { CKA_ID, (void *)id, id_len } };
+	CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)},
+			    {CKA_ID, (void *)id, id_len}};
 	CK_OBJECT_HANDLE hs[16];
 	CK_ULONG n = 0;
 	int found = 0;
@@ -167,12 +170,13 @@ static int already_there(struct ps_token *tok, const unsigned char *id,
 	fl->C_FindObjectsFinal(tok->session);
 	for (CK_ULONG i = 0; i < n && !found; i++) {
 		unsigned char *buf = malloc((size_t)len);
-		CK_ATTRIBUTE v = { CKA_VALUE, buf, (CK_ULONG)len };
+		CK_ATTRIBUTE v = {CKA_VALUE, buf, (CK_ULONG)len};
 
 		if (buf &&
 		    fl->C_GetAttributeValue(tok->session, hs[i], &v, 1) ==
-			    CKR_OK &&
-		    v.ulValueLen == (CK_ULONG)len && !memcmp(buf, der, (size_t)len)) {
+			CKR_OK &&
+		    v.ulValueLen == (CK_ULONG)len &&
+		    !memcmp(buf, der, (size_t)len)) {
 			found = 1;
 			*h = hs[i];
 		}
@@ -184,11 +188,11 @@ static int already_there(struct ps_token *tok, const unsigned char *id,
 static void key_label(struct ps_token *tok, CK_OBJECT_HANDLE priv, char *buf,
 		      size_t len)
 {
-	CK_ATTRIBUTE a = { CKA_LABEL, buf, len - 1 };
+	CK_ATTRIBUTE a = {CKA_LABEL, buf, len - 1};
 
 	buf[0] = '\0';
 	if (ps_module_functions(tok->mod)->C_GetAttributeValue(
-		    tok->session, priv, &a, 1) == CKR_OK &&
+		tok->session, priv, &a, 1) == CKR_OK &&
 	    a.ulValueLen < len)
 		buf[a.ulValueLen] = '\0';
 }
@@ -224,24 +228,25 @@ static int store(struct ps_token *tok, X509 *leaf, const unsigned char *id,
 		goto out;
 	}
 	CK_ATTRIBUTE t[] = {
-		{ CKA_CLASS, &cls, sizeof(cls) },
-		{ CKA_CERTIFICATE_TYPE, &ct, sizeof(ct) },
-		{ CKA_TOKEN, &yes, sizeof(yes) },
-		{ CKA_PRIVATE, &no, sizeof(no) },
-		{ CKA_LABEL, (void *)label, strlen(label) },
-		{ CKA_ID, (void *)id, id_len },
-		{ CKA_SUBJECT, subj, (CK_ULONG)sl },
-		{ CKA_ISSUER, iss, (CK_ULONG)il },
-		{ CKA_SERIAL_NUMBER, ser, (CK_ULONG)nl },
-		{ CKA_VALUE, der, (CK_ULONG)dl },
+	    {CKA_CLASS, &cls, sizeof(cls)},
+	    {CKA_CERTIFICATE_TYPE, &ct, sizeof(ct)},
+	    {CKA_TOKEN, &yes, sizeof(yes)},
+	    {CKA_PRIVATE, &no, sizeof(no)},
+	    {CKA_LABEL, (void *)label, strlen(label)},
+	    {CKA_ID, (void *)id, id_len},
+	    {CKA_SUBJECT, subj, (CK_ULONG)sl},
+	    {CKA_ISSUER, iss, (CK_ULONG)il},
+	    {CKA_SERIAL_NUMBER, ser, (CK_ULONG)nl},
+	    {CKA_VALUE, der, (CK_ULONG)dl},
 	};
 	rv = ps_module_functions(tok->mod)->C_CreateObject(
-		tok->session, t, sizeof(t) / sizeof(t[0]), h);
+	    tok->session, t, sizeof(t) / sizeof(t[0]), h);
 	if (rv == CKR_DEVICE_MEMORY)
-		rc = ps_err_set(err, PS_EXIT_TOKEN, "token-full", full_hint,
-				"token '%s' has no room for the certificate (the "
-				"guide's error 621)",
-				tok->label);
+		rc = ps_err_set(
+		    err, PS_EXIT_TOKEN, "token-full", full_hint,
+		    "token '%s' has no room for the certificate (the "
+		    "guide's error 621)",
+		    tok->label);
 	else if (rv != CKR_OK)
 		rc = ps_ckr_err(err, rv, tok, "storing the certificate");
 out:
@@ -252,7 +257,7 @@ out:
 	return rc;
 }
 
-int ps_install_cert(struct ps_token *tok, STACK_OF(X509) *certs,
+int ps_install_cert(struct ps_token *tok, STACK_OF(X509) * certs,
 		    const unsigned char *key_id, size_t key_id_len, X509 *old,
 		    const struct ps_install_opts *o,
 		    struct ps_install_result *res, struct ps_err *err)
@@ -280,9 +285,8 @@ int ps_install_cert(struct ps_token *tok, STACK_OF(X509) *certs,
 	rc = check(leaf, certs, old, o, res, err);
 	if (!rc) {
 		len = i2d_X509(leaf, &der);
-		if (len > 0 &&
-		    already_there(tok, key_id, key_id_len, der, len,
-				  &res->handle)) {
+		if (len > 0 && already_there(tok, key_id, key_id_len, der, len,
+					     &res->handle)) {
 			res->already = 1;
 		} else {
 			key_label(tok, kp.priv, label, sizeof(label));

@@ -26,7 +26,7 @@ static int load_token(struct ps_token *tok, struct ps_inventory *inv,
 		      struct ps_err *err)
 {
 	struct ps_tobj *certs = NULL;
-	struct keyset ks = { NULL, 0 };
+	struct keyset ks = {NULL, 0};
 	size_t ncerts = 0;
 	struct ps_invcert *grown;
 	int rc = ps_token_objects(tok, CKO_CERTIFICATE, &certs, &ncerts, err);
@@ -182,8 +182,8 @@ json_t *ps_cert_record(const struct ps_token *tok, const unsigned char *id,
 	json_t *r = json_object();
 	char nb[32], na[32];
 	char *hid = ps_hex(id, id_len);
-	char *uri = ps_uri_format_object(tok->uri, id, id_len, NULL,
-					 PS_OBJ_CERT);
+	char *uri =
+	    ps_uri_format_object(tok->uri, id, id_len, NULL, PS_OBJ_CERT);
 
 	if (!r || !hid || !uri) {
 		json_decref(r);
@@ -230,12 +230,11 @@ json_t *ps_inventory_record(const struct ps_inventory *inv, size_t i,
 	const struct ps_invcert *ic = &inv->c[i];
 
 	return ps_cert_record(
-		ic->tok, ic->obj.id, ic->obj.id_len, ic->obj.label, &ic->cert,
-		ic->has_key, ps_inventory_state(inv, i),
-		ic->superseded_by >= 0
-			? inv->c[ic->superseded_by].cert.serial_hex
-			: NULL,
-		cfg, inv->now);
+	    ic->tok, ic->obj.id, ic->obj.id_len, ic->obj.label, &ic->cert,
+	    ic->has_key, ps_inventory_state(inv, i),
+	    ic->superseded_by >= 0 ? inv->c[ic->superseded_by].cert.serial_hex
+				   : NULL,
+	    cfg, inv->now);
 }
 
 int ps_inventory_select(const struct ps_inventory *inv,
@@ -252,8 +251,8 @@ int ps_inventory_select(const struct ps_inventory *inv,
 	if (!v)
 		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
 				  "out of memory");
-	if (sel->serial && (rc = ps_serial_normalise(sel->serial, &serial,
-						     err))) {
+	if (sel->serial &&
+	    (rc = ps_serial_normalise(sel->serial, &serial, err))) {
 		free(v);
 		return rc;
 	}
@@ -278,8 +277,7 @@ int ps_inventory_select(const struct ps_inventory *inv,
 	return 0;
 }
 
-long ps_inventory_find_record(const struct ps_inventory *inv,
-			      const json_t *rec)
+long ps_inventory_find_record(const struct ps_inventory *inv, const json_t *rec)
 {
 	const char *tok = ps_json_str(rec, "token");
 	const char *id = ps_json_str(rec, "id");

@@ -19,14 +19,16 @@ static const struct {
 	unsigned char der[12];
 	size_t der_len;
 } curves[] = {
-	{ "P-256", "prime256v1", 256,
-	  { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 }, 10 },
-	{ "P-384", "secp384r1", 384,
-	  { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 }, 7 },
+    {"P-256",
+     "prime256v1",
+     256,
+     {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07},
+     10},
+    {"P-384", "secp384r1", 384, {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22}, 7},
 };
 
 static const char keyspec_hint[] =
-	"key types: rsa:2048, rsa:3072, rsa:4096, ec:prime256v1, ec:secp384r1";
+    "key types: rsa:2048, rsa:3072, rsa:4096, ec:prime256v1, ec:secp384r1";
 
 int ps_keyspec_parse(const char *s, struct ps_keyspec *ks, struct ps_err *err)
 {
@@ -83,11 +85,12 @@ static int mech_ok(struct ps_token *t, CK_MECHANISM_TYPE m, CK_FLAGS need,
 		   unsigned long bits, const char *name, struct ps_err *err)
 {
 	CK_MECHANISM_INFO mi;
-	CK_RV rv = ps_module_functions(t->mod)->C_GetMechanismInfo(t->slot, m, &mi);
+	CK_RV rv =
+	    ps_module_functions(t->mod)->C_GetMechanismInfo(t->slot, m, &mi);
 	const char *hint =
-		"this is the guide's error 622: install a newer driver "
-		"(PKCS#11 module) for the token, or choose another key type "
-		"with --key-type";
+	    "this is the guide's error 622: install a newer driver "
+	    "(PKCS#11 module) for the token, or choose another key type "
+	    "with --key-type";
 
 	if (rv == CKR_OK && (mi.flags & need) == need &&
 	    (!bits || !mi.ulMaxKeySize ||
@@ -109,10 +112,10 @@ int ps_token_check_mechanisms(struct ps_token *t, const struct ps_keyspec *ks,
 			      struct ps_err *err)
 {
 	int ec = ks->type == CKK_EC;
-	int rc = mech_ok(t, ec ? CKM_EC_KEY_PAIR_GEN : CKM_RSA_PKCS_KEY_PAIR_GEN,
-			 CKF_GENERATE_KEY_PAIR, ks->bits,
-			 ec ? "CKM_EC_KEY_PAIR_GEN" : "CKM_RSA_PKCS_KEY_PAIR_GEN",
-			 err);
+	int rc = mech_ok(
+	    t, ec ? CKM_EC_KEY_PAIR_GEN : CKM_RSA_PKCS_KEY_PAIR_GEN,
+	    CKF_GENERATE_KEY_PAIR, ks->bits,
+	    ec ? "CKM_EC_KEY_PAIR_GEN" : "CKM_RSA_PKCS_KEY_PAIR_GEN", err);
 
 	if (!rc)
 		rc = mech_ok(t, ec ? CKM_ECDSA : CKM_RSA_PKCS, CKF_SIGN,
@@ -137,9 +140,9 @@ static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
 	CK_FUNCTION_LIST *fl = ps_module_functions(t->mod);
 	unsigned char a0[1024], a1[256];
 	CK_ATTRIBUTE a[2] = {
-		{ type == CKK_EC ? CKA_EC_PARAMS : CKA_MODULUS, a0, sizeof(a0) },
-		{ type == CKK_EC ? CKA_EC_POINT : CKA_PUBLIC_EXPONENT, a1,
-		  sizeof(a1) },
+	    {type == CKK_EC ? CKA_EC_PARAMS : CKA_MODULUS, a0, sizeof(a0)},
+	    {type == CKK_EC ? CKA_EC_POINT : CKA_PUBLIC_EXPONENT, a1,
+	     sizeof(a1)},
 	};
 	OSSL_PARAM_BLD *bld;
 	OSSL_PARAM *params = NULL;
@@ -172,8 +175,8 @@ static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
 		if (!group || !os ||
 		    !OSSL_PARAM_BLD_push_utf8_string(bld, "group", group, 0) ||
 		    !OSSL_PARAM_BLD_push_octet_string(
-			    bld, "pub", ASN1_STRING_get0_data(os),
-			    (size_t)ASN1_STRING_length(os)))
+			bld, "pub", ASN1_STRING_get0_data(os),
+			(size_t)ASN1_STRING_length(os)))
 			goto out;
 	}
 	params = OSSL_PARAM_BLD_to_param(bld);
@@ -195,11 +198,12 @@ out:
 static int set_id(struct ps_token *t, CK_OBJECT_HANDLE h,
 		  const unsigned char *id, size_t len)
 {
-	CK_ATTRIBUTE a = { CKA_ID, (void *)id, len };
+	CK_ATTRIBUTE a = {CKA_ID, (void *)id, len};
 
-	return ps_module_functions(t->mod)->C_SetAttributeValue(t->session, h, &a, 1) == CKR_OK
-		       ? 0
-		       : -1;
+	return ps_module_functions(t->mod)->C_SetAttributeValue(t->session, h,
+								&a, 1) == CKR_OK
+		   ? 0
+		   : -1;
 }
 
 static CK_RV generate(struct ps_token *t, const struct ps_keyspec *ks,
@@ -208,10 +212,10 @@ static CK_RV generate(struct ps_token *t, const struct ps_keyspec *ks,
 {
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ULONG bits = ks->bits;
-	CK_BYTE exp[] = { 0x01, 0x00, 0x01 };
-	CK_MECHANISM mech = { ks->type == CKK_EC ? CKM_EC_KEY_PAIR_GEN
-						 : CKM_RSA_PKCS_KEY_PAIR_GEN,
-			      NULL, 0 };
+	CK_BYTE exp[] = {0x01, 0x00, 0x01};
+	CK_MECHANISM mech = {ks->type == CKK_EC ? CKM_EC_KEY_PAIR_GEN
+						: CKM_RSA_PKCS_KEY_PAIR_GEN,
+			     NULL, 0};
 	unsigned char ecp[12];
 	size_t ecp_len = 0;
 	int ec = ks->type == CKK_EC;
@@ -224,31 +228,29 @@ static CK_RV generate(struct ps_token *t, const struct ps_keyspec *ks,
 			ecp_len = curves[i].der_len;
 		}
 	CK_ATTRIBUTE pub[] = {
-		{ CKA_TOKEN, &yes, sizeof(yes) },
-		{ CKA_PRIVATE, &no, sizeof(no) },
-		{ CKA_VERIFY, &yes, sizeof(yes) },
-		{ CKA_ID, (void *)id, idlen },
-		{ CKA_LABEL, (void *)label, llen },
-		{ rsa ? CKA_ENCRYPT : CKA_DERIVE, rsa ? &yes : &no, sizeof(yes) },
-		{ rsa ? CKA_MODULUS_BITS : CKA_EC_PARAMS,
-		  rsa ? (void *)&bits : (void *)ecp,
-		  rsa ? sizeof(bits) : ecp_len },
-		{ CKA_PUBLIC_EXPONENT, exp, sizeof(exp) },
+	    {CKA_TOKEN, &yes, sizeof(yes)},
+	    {CKA_PRIVATE, &no, sizeof(no)},
+	    {CKA_VERIFY, &yes, sizeof(yes)},
+	    {CKA_ID, (void *)id, idlen},
+	    {CKA_LABEL, (void *)label, llen},
+	    {rsa ? CKA_ENCRYPT : CKA_DERIVE, rsa ? &yes : &no, sizeof(yes)},
+	    {rsa ? CKA_MODULUS_BITS : CKA_EC_PARAMS,
+	     rsa ? (void *)&bits : (void *)ecp, rsa ? sizeof(bits) : ecp_len},
+	    {CKA_PUBLIC_EXPONENT, exp, sizeof(exp)},
 	};
 	CK_ATTRIBUTE priv[] = {
-		{ CKA_TOKEN, &yes, sizeof(yes) },
-		{ CKA_PRIVATE, &yes, sizeof(yes) },
-		{ CKA_SENSITIVE, &yes, sizeof(yes) },
-		{ CKA_EXTRACTABLE, &no, sizeof(no) },
-		{ CKA_SIGN, &yes, sizeof(yes) },
-		{ CKA_ID, (void *)id, idlen },
-		{ CKA_LABEL, (void *)label, llen },
-		{ rsa ? CKA_DECRYPT : CKA_DERIVE, rsa ? &yes : &no, sizeof(yes) },
+	    {CKA_TOKEN, &yes, sizeof(yes)},
+	    {CKA_PRIVATE, &yes, sizeof(yes)},
+	    {CKA_SENSITIVE, &yes, sizeof(yes)},
+	    {CKA_EXTRACTABLE, &no, sizeof(no)},
+	    {CKA_SIGN, &yes, sizeof(yes)},
+	    {CKA_ID, (void *)id, idlen},
+	    {CKA_LABEL, (void *)label, llen},
+	    {rsa ? CKA_DECRYPT : CKA_DERIVE, rsa ? &yes : &no, sizeof(yes)},
 	};
 
 	return ps_module_functions(t->mod)->C_GenerateKeyPair(
-		t->session, &mech, pub, rsa ? 8 : 7, priv, 8, &kp->pub,
-		&kp->priv);
+	    t->session, &mech, pub, rsa ? 8 : 7, priv, 8, &kp->pub, &kp->priv);
 }
 
 int ps_keypair_generate(struct ps_token *t, const struct ps_keyspec *ks,
@@ -294,8 +296,8 @@ static int find_one(struct ps_token *t, CK_OBJECT_CLASS cls,
 		    CK_RV *rvp)
 {
 	CK_FUNCTION_LIST *fl = ps_module_functions(t->mod);
-	CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof(cls) },
-				{ CKA_ID, (void *)id, len } };
+	CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)},
+			       {CKA_ID, (void *)id, len}};
 	CK_ULONG n = 0;
 	CK_RV rv = fl->C_FindObjectsInit(t->session, tmpl, 2);
 
@@ -307,11 +309,11 @@ static int find_one(struct ps_token *t, CK_OBJECT_CLASS cls,
 	return rv == CKR_OK && n == 1;
 }
 
-int ps_keypair_find(struct ps_token *t, const unsigned char *id,
-		    size_t id_len, struct ps_keypair *kp, struct ps_err *err)
+int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
+		    struct ps_keypair *kp, struct ps_err *err)
 {
 	CK_KEY_TYPE type = CKK_RSA;
-	CK_ATTRIBUTE a = { CKA_KEY_TYPE, &type, sizeof(type) };
+	CK_ATTRIBUTE a = {CKA_KEY_TYPE, &type, sizeof(type)};
 	CK_OBJECT_HANDLE cert;
 	CK_RV rv;
 
@@ -329,18 +331,19 @@ int ps_keypair_find(struct ps_token *t, const unsigned char *id,
 	}
 	memcpy(kp->id, id, id_len);
 	kp->id_len = id_len;
-	ps_module_functions(t->mod)->C_GetAttributeValue(t->session, kp->priv, &a, 1);
+	ps_module_functions(t->mod)->C_GetAttributeValue(t->session, kp->priv,
+							 &a, 1);
 	if (find_one(t, CKO_PUBLIC_KEY, id, id_len, &kp->pub, &rv))
 		kp->pubkey = read_pubkey(t, kp->pub, type);
 	if (!kp->pubkey &&
 	    find_one(t, CKO_CERTIFICATE, id, id_len, &cert, &rv)) {
 		unsigned char buf[8192];
-		CK_ATTRIBUTE v = { CKA_VALUE, buf, sizeof(buf) };
+		CK_ATTRIBUTE v = {CKA_VALUE, buf, sizeof(buf)};
 		const unsigned char *p = buf;
 		X509 *x;
 
-		if (ps_module_functions(t->mod)->C_GetAttributeValue(t->session, cert, &v, 1) ==
-			    CKR_OK &&
+		if (ps_module_functions(t->mod)->C_GetAttributeValue(
+			t->session, cert, &v, 1) == CKR_OK &&
 		    (x = d2i_X509(NULL, &p, (long)v.ulValueLen))) {
 			kp->pubkey = X509_get_pubkey(x);
 			X509_free(x);
@@ -360,9 +363,11 @@ int ps_keypair_destroy(struct ps_token *t, struct ps_keypair *kp,
 	CK_RV rv1 = CKR_OK, rv2 = CKR_OK;
 
 	if (kp->priv)
-		rv1 = ps_module_functions(t->mod)->C_DestroyObject(t->session, kp->priv);
+		rv1 = ps_module_functions(t->mod)->C_DestroyObject(t->session,
+								   kp->priv);
 	if (kp->pub)
-		rv2 = ps_module_functions(t->mod)->C_DestroyObject(t->session, kp->pub);
+		rv2 = ps_module_functions(t->mod)->C_DestroyObject(t->session,
+								   kp->pub);
 	if (rv1 == CKR_OK || rv1 == CKR_OBJECT_HANDLE_INVALID)
 		kp->priv = 0;
 	if (rv2 == CKR_OK || rv2 == CKR_OBJECT_HANDLE_INVALID)

@@ -14,27 +14,29 @@ struct column {
 
 /* Table layout per record kind; other kinds are printed as key=value. */
 static const struct column cert_cols[] = {
-	{ "TOKEN", "token_label" }, { "TYPE", "type" },
-	{ "SERIAL", "serial_hex" }, { "NOT AFTER", "not_after" },
-	{ "DAYS", "days_left" },    { "KEY", "has_key" },
-	{ "STATE", "state" },       { "HOLDER", "cn" },
-	{ NULL, NULL },
+    {"TOKEN", "token_label"},	{"TYPE", "type"},      {"SERIAL", "serial_hex"},
+    {"NOT AFTER", "not_after"}, {"DAYS", "days_left"}, {"KEY", "has_key"},
+    {"STATE", "state"},		{"HOLDER", "cn"},      {NULL, NULL},
 };
 
 static const struct column request_cols[] = {
-	{ "REQUEST", "request_id" }, { "STATE", "state" },
-	{ "TYPE", "type" },          { "HOLDER", "cn" },
-	{ "TOKEN", "token_label" },  { "REPLACES", "old_serial_hex" },
-	{ "CA", "ca_answer" },       { "NEXT POLL", "next_poll_at" },
-	{ NULL, NULL },
+    {"REQUEST", "request_id"},
+    {"STATE", "state"},
+    {"TYPE", "type"},
+    {"HOLDER", "cn"},
+    {"TOKEN", "token_label"},
+    {"REPLACES", "old_serial_hex"},
+    {"CA", "ca_answer"},
+    {"NEXT POLL", "next_poll_at"},
+    {NULL, NULL},
 };
 
 static const struct {
 	const char *kind;
 	const struct column *cols;
 } layouts[] = {
-	{ "cert", cert_cols },
-	{ "request", request_cols },
+    {"cert", cert_cols},
+    {"request", request_cols},
 };
 
 struct row {
@@ -159,9 +161,9 @@ static int print_plain(FILE *f, const json_t *rec)
 	const char *key;
 	json_t *v;
 
-	fprintf(f, "%s:", ps_json_str(rec, "kind") ? ps_json_str(rec, "kind")
-						   : "record");
-	json_object_foreach((json_t *)rec, key, v) {
+	fprintf(f, "%s:",
+		ps_json_str(rec, "kind") ? ps_json_str(rec, "kind") : "record");
+	json_object_foreach ((json_t *)rec, key, v) {
 		char *s;
 
 		if (strcmp(key, "kind") == 0)
@@ -194,22 +196,23 @@ int ps_out_emit(struct ps_out *o, const json_t *rec)
 
 static void print_table(FILE *f, const struct table *t)
 {
-	size_t w[16] = { 0 };
+	size_t w[16] = {0};
 
 	for (size_t c = 0; c < t->ncols && c < 16; c++) {
 		w[c] = width(t->cols[c].head);
 		for (size_t r = 0; r < t->nrows; r++)
-			if (t->rows[r].cells[c] && width(t->rows[r].cells[c]) > w[c])
+			if (t->rows[r].cells[c] &&
+			    width(t->rows[r].cells[c]) > w[c])
 				w[c] = width(t->rows[r].cells[c]);
 	}
 	for (size_t c = 0; c < t->ncols; c++)
-		fprintf(f, "%s%-*s", c ? "  " : "", c + 1 < t->ncols ? (int)w[c] : 0,
-			t->cols[c].head);
+		fprintf(f, "%s%-*s", c ? "  " : "",
+			c + 1 < t->ncols ? (int)w[c] : 0, t->cols[c].head);
 	fputc('\n', f);
 	for (size_t r = 0; r < t->nrows; r++) {
 		for (size_t c = 0; c < t->ncols; c++) {
-			const char *s = t->rows[r].cells[c] ? t->rows[r].cells[c]
-							    : "?";
+			const char *s =
+			    t->rows[r].cells[c] ? t->rows[r].cells[c] : "?";
 			size_t pad = w[c] - width(s);
 
 			fprintf(f, "%s%s", c ? "  " : "", s);
@@ -342,12 +345,12 @@ json_t *ps_in_next(struct ps_in *in, struct ps_err *err)
 		rec = json_loadb(in->line, len, JSON_REJECT_DUPLICATES, &je);
 		if (!rec || !json_is_object(rec) ||
 		    !json_is_string(json_object_get(rec, "kind"))) {
-			ps_err_set(err, PS_EXIT_FAIL, "bad-record",
-				   "the input must be records of another psrenew "
-				   "tool (JSON Lines, see psrenew(7))",
-				   "input line %lu is not a record: %s",
-				   in->lineno,
-				   rec ? "no \"kind\"" : je.text);
+			ps_err_set(
+			    err, PS_EXIT_FAIL, "bad-record",
+			    "the input must be records of another psrenew "
+			    "tool (JSON Lines, see psrenew(7))",
+			    "input line %lu is not a record: %s", in->lineno,
+			    rec ? "no \"kind\"" : je.text);
 			json_decref(rec);
 			return NULL;
 		}
@@ -358,16 +361,62 @@ json_t *ps_in_next(struct ps_in *in, struct ps_err *err)
 /* Fields psrenew(7) defines for some record kind: they describe the record
  * they are in, so they are never carried over into another record. */
 static const char *const suite_fields[] = {
-	"kind", "module", "token", "token_label", "uri", "id", "label",
-	"subject", "cn", "email", "issuer", "serial_hex", "serial_dec", "type",
-	"jip_ca", "not_before", "not_after", "days_left", "state", "has_key",
-	"superseded_by", "key_type", "sha256", "request_id", "ca", "channel",
-	"key_id", "key_label", "old_id", "old_serial_hex", "old_serial_dec",
-	"old_issuer", "old_not_after", "old_sha256", "old_cert", "csr", "cert",
-	"cookie", "created_at", "updated_at", "submitted_at", "next_poll_at",
-	"polls", "ca_answer", "key_removed", "code", "status", "message",
-	"hint", "replaces_serial_hex", "installed_at", "new_serial_hex",
-	"rejected_cert", "already_installed", "warning", "request_id",
+    "kind",
+    "module",
+    "token",
+    "token_label",
+    "uri",
+    "id",
+    "label",
+    "subject",
+    "cn",
+    "email",
+    "issuer",
+    "serial_hex",
+    "serial_dec",
+    "type",
+    "jip_ca",
+    "not_before",
+    "not_after",
+    "days_left",
+    "state",
+    "has_key",
+    "superseded_by",
+    "key_type",
+    "sha256",
+    "request_id",
+    "ca",
+    "channel",
+    "key_id",
+    "key_label",
+    "old_id",
+    "old_serial_hex",
+    "old_serial_dec",
+    "old_issuer",
+    "old_not_after",
+    "old_sha256",
+    "old_cert",
+    "csr",
+    "cert",
+    "cookie",
+    "created_at",
+    "updated_at",
+    "submitted_at",
+    "next_poll_at",
+    "polls",
+    "ca_answer",
+    "key_removed",
+    "code",
+    "status",
+    "message",
+    "hint",
+    "replaces_serial_hex",
+    "installed_at",
+    "new_serial_hex",
+    "rejected_cert",
+    "already_installed",
+    "warning",
+    "request_id",
 };
 
 static int suite_field(const char *key)
@@ -384,7 +433,7 @@ int ps_record_pass_through(json_t *dst, const json_t *src)
 	const char *key;
 	json_t *v;
 
-	json_object_foreach((json_t *)src, key, v) {
+	json_object_foreach ((json_t *)src, key, v) {
 		if (!suite_field(key) && !json_object_get(dst, key) &&
 		    json_object_set(dst, key, v) < 0)
 			return -1;

@@ -13,10 +13,10 @@
 #include <psrenew/signer.h>
 
 static const char expired_hint[] =
-	"an expired certificate cannot be renewed as a following certificate "
-	"(the guide's §6): request a new one as a first-time certificate; to "
-	"reach JIP meanwhile log in by name and password, OTP or NIA, or ask "
-	"your local administrator";
+    "an expired certificate cannot be renewed as a following certificate "
+    "(the guide's §6): request a new one as a first-time certificate; to "
+    "reach JIP meanwhile log in by name and password, OTP or NIA, or ask "
+    "your local administrator";
 
 int ps_renew_load_active(struct ps_renew *r, struct ps_err *err)
 {
@@ -44,7 +44,8 @@ int ps_renew_load_active(struct ps_renew *r, struct ps_err *err)
 		if (s && sha &&
 		    (!strcmp(s, PS_REQ_UNSUBMITTED) ||
 		     !strcmp(s, PS_REQ_PENDING) || !strcmp(s, PS_REQ_ISSUED)))
-			json_object_set_new(r->active, sha, json_string(ids[i]));
+			json_object_set_new(r->active, sha,
+					    json_string(ids[i]));
 		json_decref(rec);
 	}
 	ps_state_list_free(ids, n);
@@ -75,13 +76,14 @@ json_t *ps_target_error(const struct ps_err *err, const json_t *input,
 		ps_json_set_str(e, "id", id);
 		free(id);
 	} else if (input) {
-		const char *keys[] = { "token", "serial_hex", "type", "cn", "id",
-				       "request_id" };
+		const char *keys[] = {"token", "serial_hex", "type",
+				      "cn",    "id",	     "request_id"};
 
 		for (size_t k = 0; k < sizeof(keys) / sizeof(*keys); k++)
 			if (json_object_get(input, keys[k]))
-				json_object_set(e, keys[k],
-						json_object_get(input, keys[k]));
+				json_object_set(
+				    e, keys[k],
+				    json_object_get(input, keys[k]));
 	}
 	return e;
 }
@@ -116,12 +118,12 @@ static int precheck(struct ps_renew *r, const struct ps_inventory *inv,
 				  "certificate %s is not valid yet",
 				  c->serial_hex);
 	if (ic->superseded_by >= 0 && !r->force)
-		return ps_err_set(err, PS_EXIT_REFUSED, "already-renewed",
-				  "use --force to renew it once more",
-				  "certificate %s is already superseded by %s on "
-				  "the token",
-				  c->serial_hex,
-				  inv->c[ic->superseded_by].cert.serial_hex);
+		return ps_err_set(
+		    err, PS_EXIT_REFUSED, "already-renewed",
+		    "use --force to renew it once more",
+		    "certificate %s is already superseded by %s on "
+		    "the token",
+		    c->serial_hex, inv->c[ic->superseded_by].cert.serial_hex);
 	active = json_string_value(json_object_get(r->active, c->sha256));
 	if (active && !r->force) {
 		json_t *rec = NULL;
@@ -170,18 +172,17 @@ static int submit(struct ps_renew *r, struct ps_token *tok, json_t *rec,
 			ps_state_remove(r->st, id, NULL);
 			json_object_del(r->active,
 					ps_json_str(rec, "old_sha256"));
-			rc = ps_err_set(err,
-					reply.status == PS_CA_FAILED
-						? PS_EXIT_FAIL
-						: PS_EXIT_USAGE,
-					reply.status == PS_CA_FAILED
-						? "ca-failed"
-						: "ca-unconfigured",
-					"nothing was left behind: the new key "
-					"pair and the request were removed",
-					"the CA channel %s failed: %s",
-					ps_ca_channel(r->ca),
-					reply.message ? reply.message : "?");
+			rc = ps_err_set(
+			    err,
+			    reply.status == PS_CA_FAILED ? PS_EXIT_FAIL
+							 : PS_EXIT_USAGE,
+			    reply.status == PS_CA_FAILED ? "ca-failed"
+							 : "ca-unconfigured",
+			    "nothing was left behind: the new key "
+			    "pair and the request were removed",
+			    "the CA channel %s failed: %s",
+			    ps_ca_channel(r->ca),
+			    reply.message ? reply.message : "?");
 			ps_ca_reply_free(&reply);
 			return rc;
 		}
@@ -218,8 +219,8 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 			json_decref(rec);
 		return rc ? rc : ps_request_exit(*out);
 	}
-	rc = ps_keyspec_parse(r->key_type ? r->key_type : c->key_type, &ks,
-			      err);
+	rc =
+	    ps_keyspec_parse(r->key_type ? r->key_type : c->key_type, &ks, err);
 	if (!rc && !r->key_id)
 		rc = ps_token_check_mechanisms(tok, &ks, err);
 	if (rc)
@@ -228,8 +229,8 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 	key_label(c, now, label, sizeof(label));
 	if (r->dry_run) {
 		rec = ps_request_new("dry-run", inv, i, r->cfg,
-				     (const unsigned char *)"", 0, ksname, label,
-				     NULL, r->ca, now);
+				     (const unsigned char *)"", 0, ksname,
+				     label, NULL, r->ca, now);
 		if (rec) {
 			ps_request_set_state(rec, PS_REQ_PLANNED, now);
 			json_object_del(rec, "request_id");
@@ -336,7 +337,8 @@ int ps_renew_token(struct ps_renew *r, struct ps_token *tok,
 			rc = renew_one(r, tok, inv, i, &rec, &err);
 			if (rec && !r->dry_run)
 				used++;
-			if (rc == PS_EXIT_TOKEN && !strcmp(err.code, "token-full"))
+			if (rc == PS_EXIT_TOKEN &&
+			    !strcmp(err.code, "token-full"))
 				full = 1;
 		}
 		if (rec) {

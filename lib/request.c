@@ -35,11 +35,11 @@ void ps_request_set_state(json_t *rec, const char *state, time_t now)
 	ps_json_set_time(rec, "updated_at", now);
 }
 
-json_t *ps_request_new(const char *id, const struct ps_inventory *inv,
-		       size_t i, const struct ps_config *cfg,
-		       const unsigned char *key_id, size_t key_id_len,
-		       const char *key_type, const char *key_label,
-		       const char *csr_pem, const struct ps_ca *ca, time_t now)
+json_t *ps_request_new(const char *id, const struct ps_inventory *inv, size_t i,
+		       const struct ps_config *cfg, const unsigned char *key_id,
+		       size_t key_id_len, const char *key_type,
+		       const char *key_label, const char *csr_pem,
+		       const struct ps_ca *ca, time_t now)
 {
 	const struct ps_invcert *ic = &inv->c[i];
 	json_t *old = ps_inventory_record(inv, i, cfg);
@@ -71,8 +71,10 @@ json_t *ps_request_new(const char *id, const struct ps_inventory *inv,
 	json_object_set(r, "email", json_object_get(old, "email"));
 	json_object_set(r, "jip_ca", json_object_get(old, "jip_ca"));
 	json_object_set(r, "old_id", json_object_get(old, "id"));
-	json_object_set(r, "old_serial_hex", json_object_get(old, "serial_hex"));
-	json_object_set(r, "old_serial_dec", json_object_get(old, "serial_dec"));
+	json_object_set(r, "old_serial_hex",
+			json_object_get(old, "serial_hex"));
+	json_object_set(r, "old_serial_dec",
+			json_object_get(old, "serial_dec"));
 	json_object_set(r, "old_issuer", json_object_get(old, "issuer"));
 	json_object_set(r, "old_not_after", json_object_get(old, "not_after"));
 	json_object_set(r, "old_sha256", json_object_get(old, "sha256"));
@@ -86,8 +88,7 @@ json_t *ps_request_new(const char *id, const struct ps_inventory *inv,
 	return r;
 }
 
-void ps_request_apply(json_t *rec, const struct ps_ca_reply *reply,
-		      time_t now)
+void ps_request_apply(json_t *rec, const struct ps_ca_reply *reply, time_t now)
 {
 	long polls = (long)json_integer_value(json_object_get(rec, "polls"));
 
@@ -117,7 +118,8 @@ void ps_request_apply(json_t *rec, const struct ps_ca_reply *reply,
 		ps_json_set_time(rec, "updated_at", now);
 		break;
 	}
-	if (reply->status == PS_CA_ISSUED && !json_object_get(rec, "submitted_at"))
+	if (reply->status == PS_CA_ISSUED &&
+	    !json_object_get(rec, "submitted_at"))
 		ps_json_set_time(rec, "submitted_at", now);
 	json_object_set_new(rec, "polls", json_integer(polls + 1));
 	ps_json_set_str(rec, "ca_answer", ps_ca_status_name(reply->status));

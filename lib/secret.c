@@ -17,11 +17,11 @@
 #include <openssl/crypto.h>
 
 static const char source_hint[] =
-	"a secret source is prompt, env:VAR, file:PATH or fd:N";
+    "a secret source is prompt, env:VAR, file:PATH or fd:N";
 
 void ps_secret_protect_process(void)
 {
-	struct rlimit rl = { 0, 0 };
+	struct rlimit rl = {0, 0};
 
 	setrlimit(RLIMIT_CORE, &rl);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -49,8 +49,7 @@ int ps_secret_check_source(const char *source, struct ps_err *err)
 {
 	if (!source || strcmp(source, "prompt") == 0 ||
 	    strncmp(source, "env:", 4) == 0 ||
-	    strncmp(source, "file:", 5) == 0 ||
-	    strncmp(source, "fd:", 3) == 0)
+	    strncmp(source, "file:", 5) == 0 || strncmp(source, "fd:", 3) == 0)
 		return 0;
 	if (strncmp(source, "pass:", 5) == 0)
 		return ps_err_set(err, PS_EXIT_USAGE, "secret-in-argv",
@@ -75,9 +74,10 @@ static int read_line(int fd, char *s, const char *what, struct ps_err *err)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
-			return ps_err_set(err, PS_EXIT_USAGE, "secret-unreadable",
-					  source_hint, "cannot read %s: %s",
-					  what, strerror(errno));
+			return ps_err_set(err, PS_EXIT_USAGE,
+					  "secret-unreadable", source_hint,
+					  "cannot read %s: %s", what,
+					  strerror(errno));
 		if (r == 0 || c == '\n')
 			break;
 		if (n == PS_SECRET_MAX) {
@@ -182,17 +182,16 @@ int ps_secret_read(const char *source, const char *prompt_text, char **out,
 		const char *v = getenv(source + 4);
 
 		if (!v)
-			rc = ps_err_set(err, PS_EXIT_USAGE, "secret-unset",
-					source_hint,
-					"environment variable %.100s is not set",
-					source + 4);
+			rc = ps_err_set(
+			    err, PS_EXIT_USAGE, "secret-unset", source_hint,
+			    "environment variable %.100s is not set",
+			    source + 4);
 		else if (strlen(v) > PS_SECRET_MAX) {
 			OPENSSL_cleanse((char *)v, strlen(v));
 			unsetenv(source + 4);
 			rc = ps_err_set(err, PS_EXIT_USAGE, "secret-too-long",
 					NULL, "the secret is too long");
-		}
-		else {
+		} else {
 			strcpy(s, v);
 			/* Wipe the value in place too: /proc/PID/environ
 			 * shows the original block. */

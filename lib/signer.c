@@ -35,7 +35,8 @@ static struct p11 *p11_get(struct ps_module *mod, struct ps_err *err)
 	p = calloc(1, sizeof(*p));
 	if (!p || !(p->ctx = PKCS11_CTX_new())) {
 		free(p);
-		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL, "out of memory");
+		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+			   "out of memory");
 		return NULL;
 	}
 	/* Same path, same loaded module: libp11 shares our login. */
@@ -65,8 +66,8 @@ static PKCS11_SLOT *find_slot(struct p11 *p, const struct ps_token *tok)
 	return NULL;
 }
 
-int ps_signer_key(struct ps_token *tok, const unsigned char *id,
-		  size_t id_len, EVP_PKEY **out, struct ps_err *err)
+int ps_signer_key(struct ps_token *tok, const unsigned char *id, size_t id_len,
+		  EVP_PKEY **out, struct ps_err *err)
 {
 	struct p11 *p = p11_get(tok->mod, err);
 	PKCS11_SLOT *slot;
@@ -88,8 +89,8 @@ int ps_signer_key(struct ps_token *tok, const unsigned char *id,
 				break;
 			slot = find_slot(p, tok);
 		}
-		if (!slot || PKCS11_enumerate_keys(slot->token, &keys,
-						   &nkeys) < 0)
+		if (!slot ||
+		    PKCS11_enumerate_keys(slot->token, &keys, &nkeys) < 0)
 			continue;
 		for (unsigned i = 0; i < nkeys; i++)
 			if (keys[i].id_len == id_len &&
@@ -99,10 +100,11 @@ int ps_signer_key(struct ps_token *tok, const unsigned char *id,
 			}
 	}
 	if (!*out) {
-		ps_err_set(err, PS_EXIT_TOKEN, "token-error", NULL,
-			   "the private key is on token '%s' but cannot be used "
-			   "for signing through libp11",
-			   tok->label);
+		ps_err_set(
+		    err, PS_EXIT_TOKEN, "token-error", NULL,
+		    "the private key is on token '%s' but cannot be used "
+		    "for signing through libp11",
+		    tok->label);
 		ps_err_add_openssl(err);
 		return PS_EXIT_TOKEN;
 	}

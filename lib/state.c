@@ -17,12 +17,13 @@
 #define REC_MAX (1 << 20)
 
 static const char dir_hint[] =
-	"the state directory must be a real directory owned by you with mode "
-	"0700; choose another with --state-dir or PSRENEW_STATE_DIR";
+    "the state directory must be a real directory owned by you with mode "
+    "0700; choose another with --state-dir or PSRENEW_STATE_DIR";
 
 static char *default_dir(const struct ps_config *cfg)
 {
-	const char *v = cfg ? ps_config_get(cfg, "defaults", "state-dir") : NULL;
+	const char *v =
+	    cfg ? ps_config_get(cfg, "defaults", "state-dir") : NULL;
 	const char *home = getenv("HOME");
 	char *p = NULL;
 
@@ -78,8 +79,8 @@ static int open_sub(int dirfd, const char *name, int create)
 
 	if (create && mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
 		return -1;
-	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					 O_CLOEXEC);
+	fd = openat(dirfd, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0 && !safe_dir(fd)) {
 		close(fd);
 		errno = EPERM;
@@ -88,8 +89,8 @@ static int open_sub(int dirfd, const char *name, int create)
 	return fd;
 }
 
-int ps_state_open(const char *dir_opt, const struct ps_config *cfg,
-		  int create, struct ps_state *st, struct ps_err *err)
+int ps_state_open(const char *dir_opt, const struct ps_config *cfg, int create,
+		  struct ps_state *st, struct ps_err *err)
 {
 	memset(st, 0, sizeof(*st));
 	st->dirfd = st->reqfd = st->lockfd = -1;
@@ -104,8 +105,8 @@ int ps_state_open(const char *dir_opt, const struct ps_config *cfg,
 			   strerror(errno));
 		goto fail;
 	}
-	st->dirfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					  O_CLOEXEC);
+	st->dirfd =
+	    open(st->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (st->dirfd < 0 || !safe_dir(st->dirfd)) {
 		ps_err_set(err, PS_EXIT_USAGE, "bad-state-dir", dir_hint,
 			   "refusing the state directory %s: %s", st->dir,
@@ -143,7 +144,7 @@ void ps_state_close(struct ps_state *st)
 
 void ps_state_new_id(char *buf, size_t len)
 {
-	unsigned char r[4] = { 0 };
+	unsigned char r[4] = {0};
 	time_t now = time(NULL);
 	struct tm tm;
 
@@ -189,7 +190,7 @@ int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
 		  struct ps_err *err)
 {
 	char tmp[128], name[80];
-	unsigned char r[4] = { 0 };
+	unsigned char r[4] = {0};
 	char *text;
 	int fd, rc = 0, e;
 
@@ -335,8 +336,8 @@ int ps_state_list(struct ps_state *st, char ***ids, size_t *n,
 			continue;
 		}
 		if (k == cap) {
-			char **nv = realloc(v, (cap = cap ? cap * 2 : 64) *
-						       sizeof(*v));
+			char **nv =
+			    realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*v));
 			if (!nv) {
 				free(id);
 				break;

@@ -24,9 +24,9 @@ struct ps_module {
 };
 
 static const char module_hint[] =
-	"name the token's PKCS#11 module with --module PATH or "
-	"PKCS11_MODULE=PATH (for example /usr/lib/softhsm/libsofthsm2.so), or "
-	"register it with p11-kit";
+    "name the token's PKCS#11 module with --module PATH or "
+    "PKCS11_MODULE=PATH (for example /usr/lib/softhsm/libsofthsm2.so), or "
+    "register it with p11-kit";
 
 /* Copies a blank-padded CK_UTF8CHAR field into a C string, trimmed. */
 static void trim_copy(char *dst, const CK_UTF8CHAR *src, size_t n)
@@ -78,7 +78,7 @@ int ps_module_open(const char *path_or_null, const struct ps_uri *uri,
 {
 	const char *why;
 	const char *path = pick_module(path_or_null, uri, &why);
-	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
+	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
 	CK_C_GetFunctionList getfl;
 	struct ps_module *m;
 	char lib[33], man[33];
@@ -189,7 +189,8 @@ static int token_matches(struct ps_module *m, struct ps_token *t,
 		if (sel->slot_description && strcmp(sel->slot_description, buf))
 			return 0;
 		trim_copy(buf, si.manufacturerID, 32);
-		if (sel->slot_manufacturer && strcmp(sel->slot_manufacturer, buf))
+		if (sel->slot_manufacturer &&
+		    strcmp(sel->slot_manufacturer, buf))
 			return 0;
 	}
 	trim_copy(buf, m->info.manufacturerID, 32);
@@ -199,7 +200,8 @@ static int token_matches(struct ps_module *m, struct ps_token *t,
 	if (sel->lib_description && strcmp(sel->lib_description, buf))
 		return 0;
 	if (sel->lib_version) {
-		snprintf(buf, sizeof(buf), "%u.%u", m->info.libraryVersion.major,
+		snprintf(buf, sizeof(buf), "%u.%u",
+			 m->info.libraryVersion.major,
 			 m->info.libraryVersion.minor);
 		if (strcmp(sel->lib_version, buf))
 			return 0;
@@ -222,7 +224,8 @@ static struct ps_token *token_new(struct ps_module *m, CK_SLOT_ID slot,
 	CK_RV rv;
 
 	if (!t) {
-		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL, "out of memory");
+		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+			   "out of memory");
 		return NULL;
 	}
 	t->mod = m;
@@ -234,10 +237,11 @@ static struct ps_token *token_new(struct ps_module *m, CK_SLOT_ID slot,
 		return NULL;
 	}
 	token_set_info(t);
-	t->uri = ps_uri_format_token(t->model, t->manufacturer, t->serial,
-				     t->label);
+	t->uri =
+	    ps_uri_format_token(t->model, t->manufacturer, t->serial, t->label);
 	if (!t->uri) {
-		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL, "out of memory");
+		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+			   "out of memory");
 		free(t);
 		return NULL;
 	}
@@ -326,13 +330,14 @@ int ps_tokens_find(struct ps_module *m, const struct ps_uri *sel,
 	if (k == 0) {
 		free(toks);
 		ps_err_clear(err);
-		return ps_err_set(err, PS_EXIT_TOKEN, "token-absent",
-				  "insert the token (check with ps-status "
-				  "without --token), or name the right module "
-				  "with --module",
-				  ns ? "no token matches the selection (module %s)"
-				     : "no token present (module %s)",
-				  m->desc);
+		return ps_err_set(
+		    err, PS_EXIT_TOKEN, "token-absent",
+		    "insert the token (check with ps-status "
+		    "without --token), or name the right module "
+		    "with --module",
+		    ns ? "no token matches the selection (module %s)"
+		       : "no token present (module %s)",
+		    m->desc);
 	}
 	ps_err_clear(err);
 	*out = toks;
@@ -344,8 +349,7 @@ fail:
 	return err->status;
 }
 
-int ps_tokens_require_one(struct ps_token **toks, size_t n,
-			  struct ps_err *err)
+int ps_tokens_require_one(struct ps_token **toks, size_t n, struct ps_err *err)
 {
 	char list[400] = "";
 	size_t len = 0;
@@ -356,8 +360,8 @@ int ps_tokens_require_one(struct ps_token **toks, size_t n,
 		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
 					i ? ", " : "", toks[i]->uri);
 	return ps_err_set(err, PS_EXIT_USAGE, "several-tokens",
-			  "choose one with --token URI", "%zu tokens present: %s",
-			  n, list);
+			  "choose one with --token URI",
+			  "%zu tokens present: %s", n, list);
 }
 
 int ps_token_open(struct ps_token *t, int rw, struct ps_err *err)
@@ -402,23 +406,21 @@ static const char *pin_tries(const struct ps_token *t)
 
 static int login_with(struct ps_token *t, const char *pin, struct ps_err *err)
 {
-	CK_RV rv = t->mod->fl->C_Login(t->session, CKU_USER,
-				       (CK_UTF8CHAR_PTR)pin,
-				       pin ? strlen(pin) : 0);
+	CK_RV rv = t->mod->fl->C_Login(
+	    t->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, pin ? strlen(pin) : 0);
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
 		t->logged_in = 1;
 		return 0;
 	}
 	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LEN_RANGE) {
 		ps_token_refresh(t, NULL);
-		return ps_err_set(err, PS_EXIT_TOKEN,
-				  t->info.flags & CKF_USER_PIN_LOCKED
-					  ? "pin-locked"
-					  : "pin-incorrect",
-				  "check the PIN; psrenew does not retry it by "
-				  "itself",
-				  "wrong PIN for token '%s': %s", t->label,
-				  pin_tries(t));
+		return ps_err_set(
+		    err, PS_EXIT_TOKEN,
+		    t->info.flags & CKF_USER_PIN_LOCKED ? "pin-locked"
+							: "pin-incorrect",
+		    "check the PIN; psrenew does not retry it by "
+		    "itself",
+		    "wrong PIN for token '%s': %s", t->label, pin_tries(t));
 	}
 	return ps_ckr_err(err, rv, t, "logging in");
 }
@@ -462,8 +464,8 @@ int ps_token_free_memory(const struct ps_token *t, unsigned long *bytes)
 {
 	CK_ULONG pub = t->info.ulFreePublicMemory;
 	CK_ULONG priv = t->info.ulFreePrivateMemory;
-	int have_pub = pub != CK_UNAVAILABLE_INFORMATION &&
-		       pub != CK_EFFECTIVELY_INFINITE;
+	int have_pub =
+	    pub != CK_UNAVAILABLE_INFORMATION && pub != CK_EFFECTIVELY_INFINITE;
 	int have_priv = priv != CK_UNAVAILABLE_INFORMATION &&
 			priv != CK_EFFECTIVELY_INFINITE;
 
@@ -495,7 +497,7 @@ static int find_handles(struct ps_token *t, CK_OBJECT_CLASS cls,
 			CK_OBJECT_HANDLE **out, CK_ULONG *n, struct ps_err *err)
 {
 	CK_FUNCTION_LIST *fl = t->mod->fl;
-	CK_ATTRIBUTE tmpl = { CKA_CLASS, &cls, sizeof(cls) };
+	CK_ATTRIBUTE tmpl = {CKA_CLASS, &cls, sizeof(cls)};
 	CK_OBJECT_HANDLE *h = NULL;
 	CK_ULONG cap = 0, count = 0, got;
 	CK_RV rv;
@@ -512,12 +514,14 @@ static int find_handles(struct ps_token *t, CK_OBJECT_CLASS cls,
 			if (!nh) {
 				fl->C_FindObjectsFinal(t->session);
 				free(h);
-				return ps_err_set(err, PS_EXIT_FAIL, "no-memory",
-						  NULL, "out of memory");
+				return ps_err_set(err, PS_EXIT_FAIL,
+						  "no-memory", NULL,
+						  "out of memory");
 			}
 			h = nh;
 		}
-		rv = fl->C_FindObjects(t->session, h + count, cap - count, &got);
+		rv =
+		    fl->C_FindObjects(t->session, h + count, cap - count, &got);
 		if (rv != CKR_OK)
 			break;
 		count += got;
@@ -542,13 +546,13 @@ static CK_RV read_attrs(struct ps_token *t, struct ps_tobj *o,
 	char label[256];
 	int cert = o->cls == CKO_CERTIFICATE;
 	CK_ATTRIBUTE a[3] = {
-		{ CKA_ID, id, sizeof(id) },
-		{ CKA_LABEL, label, sizeof(label) - 1 },
-		cert ? (CK_ATTRIBUTE){ CKA_VALUE, scratch, scratch_len }
-		     : (CK_ATTRIBUTE){ CKA_KEY_TYPE, &o->key_type,
-				       sizeof(o->key_type) },
+	    {CKA_ID, id, sizeof(id)},
+	    {CKA_LABEL, label, sizeof(label) - 1},
+	    cert ? (CK_ATTRIBUTE){CKA_VALUE, scratch, scratch_len}
+		 : (CK_ATTRIBUTE){CKA_KEY_TYPE, &o->key_type,
+				  sizeof(o->key_type)},
 	};
-	void *heap[3] = { NULL, NULL, NULL };
+	void *heap[3] = {NULL, NULL, NULL};
 	CK_RV rv = fl->C_GetAttributeValue(t->session, o->handle, a, 3);
 
 	if (rv == CKR_BUFFER_TOO_SMALL) {

@@ -27,11 +27,11 @@ struct ps_ca_request {
 };
 
 struct ps_ca_reply {
-	int status;       /* enum ps_ca_status */
-	char *certs_pem;  /* issued: the certificate (and chain), PEM */
-	char *cookie;     /* pending: what the next poll needs */
-	long delay;       /* pending: seconds until the next poll, -1 none */
-	char *message;    /* the CA's words, for people */
+	int status;	 /* enum ps_ca_status */
+	char *certs_pem; /* issued: the certificate (and chain), PEM */
+	char *cookie;	 /* pending: what the next poll needs */
+	long delay;	 /* pending: seconds until the next poll, -1 none */
+	char *message;	 /* the CA's words, for people */
 };
 
 struct ps_ca;
@@ -75,7 +75,7 @@ struct ps_ca {
 	char *name, *channel;
 	const struct ps_config *cfg;
 	char section[80]; /* "ca.NAME" when named in the configuration */
-	long timeout;     /* seconds */
+	long timeout;	  /* seconds */
 	void *priv;
 };
 

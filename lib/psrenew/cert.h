@@ -21,21 +21,21 @@ struct ps_cert {
 	X509 *x509;
 	char *serial_hex; /* upper case, no separators */
 	char *serial_dec;
-	char *subject;    /* RFC 2253, UTF-8 */
-	char *issuer;     /* RFC 2253, UTF-8 */
-	char *cn;         /* subject CN, UTF-8 (may be NULL) */
-	char *issuer_cn;  /* may be NULL */
-	char *email;      /* first rfc822Name or emailAddress (may be NULL) */
-	int type;         /* enum ps_cert_type */
+	char *subject;	 /* RFC 2253, UTF-8 */
+	char *issuer;	 /* RFC 2253, UTF-8 */
+	char *cn;	 /* subject CN, UTF-8 (may be NULL) */
+	char *issuer_cn; /* may be NULL */
+	char *email;	 /* first rfc822Name or emailAddress (may be NULL) */
+	int type;	 /* enum ps_cert_type */
 	time_t not_before, not_after;
-	char key_type[32];          /* "rsa:2048", "ec:prime256v1" */
-	unsigned char key_id[20];   /* SHA-1 of the public key bits */
-	char sha256[65];            /* fingerprint, lower-case hex */
+	char key_type[32];	  /* "rsa:2048", "ec:prime256v1" */
+	unsigned char key_id[20]; /* SHA-1 of the public key bits */
+	char sha256[65];	  /* fingerprint, lower-case hex */
 };
 
 /* Parses a DER certificate. Exit 1 with err set when it is not one. */
-int ps_cert_from_der(const unsigned char *der, size_t len,
-		     struct ps_cert *c, struct ps_err *err);
+int ps_cert_from_der(const unsigned char *der, size_t len, struct ps_cert *c,
+		     struct ps_err *err);
 /* Takes a reference to x509. */
 int ps_cert_from_x509(X509 *x509, struct ps_cert *c, struct ps_err *err);
 void ps_cert_free(struct ps_cert *c);

@@ -11,8 +11,8 @@
 
 /* Every certificate in buf (at most 1 MiB), in order. Exit 1 when there is
  * none. */
-int ps_certs_parse(const unsigned char *buf, size_t len,
-		   STACK_OF(X509) **out, struct ps_err *err);
+int ps_certs_parse(const unsigned char *buf, size_t len, STACK_OF(X509) * *out,
+		   struct ps_err *err);
 /* PEM of one certificate (malloc'ed). */
 char *ps_cert_pem(X509 *x);
 

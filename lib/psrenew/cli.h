@@ -11,8 +11,8 @@
 /* One option of a binary: documented once, here, for --help. */
 struct ps_cli_opt {
 	const char *name; /* long name without "--" */
-	int has_arg;      /* 0, 1 (required) or 2 (optional, --name=ARG) */
-	int key;          /* value passed to the handler (>= 256) */
+	int has_arg;	  /* 0, 1 (required) or 2 (optional, --name=ARG) */
+	int key;	  /* value passed to the handler (>= 256) */
 	const char *arg;  /* argument name for --help */
 	const char *help;
 };
@@ -24,7 +24,7 @@ struct ps_cli {
 	const char *module, *token, *pin, *state_dir, *config;
 	int out_mode; /* enum ps_out_mode */
 	int quiet, verbose;
-	int done;     /* --help or --version was handled */
+	int done; /* --help or --version was handled */
 	struct ps_config cfg;
 	struct ps_uri token_uri;
 	struct ps_out *out;
@@ -53,9 +53,9 @@ struct ps_out *ps_cli_out(struct ps_cli *cli);
  * in JSON mode, as an error record on stdout. Returns err->status. */
 int ps_cli_report(struct ps_cli *cli, const struct ps_err *err);
 void ps_cli_warn(const struct ps_cli *cli, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void ps_cli_info(const struct ps_cli *cli, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Writes a record; an error record is also told on stderr. Returns 0. */
 int ps_cli_emit(void *cli, const json_t *rec);

@@ -25,8 +25,7 @@ struct ps_config {
  * ~/.config/psrenew/psrenew.conf), else /etc/psrenew/psrenew.conf. A missing
  * default file is not an error. A syntax error is exit 2 naming the line.
  */
-int ps_config_load(const char *path, struct ps_config *cfg,
-		   struct ps_err *err);
+int ps_config_load(const char *path, struct ps_config *cfg, struct ps_err *err);
 void ps_config_free(struct ps_config *cfg);
 /* The last value of key in section, or NULL. */
 const char *ps_config_get(const struct ps_config *cfg, const char *section,

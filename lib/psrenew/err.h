@@ -6,7 +6,7 @@
 
 /* Exit statuses: the same meaning in every binary (psrenew(7)). */
 enum ps_exit {
-	PS_EXIT_OK = 0,      /* done */
+	PS_EXIT_OK = 0,	     /* done */
 	PS_EXIT_FAIL = 1,    /* failed: bug, bad data, unexpected answer */
 	PS_EXIT_USAGE = 2,   /* usage or configuration error */
 	PS_EXIT_PENDING = 3, /* not done yet / something expires soon */
@@ -33,7 +33,7 @@ void ps_err_clear(struct ps_err *err);
  * "return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL, "...");". */
 int ps_err_set(struct ps_err *err, int status, const char *code,
 	       const char *hint, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 
 /* Appends the first OpenSSL error on the queue (if any) to err->msg and
  * clears the queue. */

@@ -8,14 +8,14 @@
 #include <psrenew/token.h>
 
 struct ps_install_opts {
-	const char *ca_bundle;  /* verify the chain against it when set */
-	int lenient_subject;    /* same attributes in another order/encoding */
+	const char *ca_bundle; /* verify the chain against it when set */
+	int lenient_subject;   /* same attributes in another order/encoding */
 };
 
 struct ps_install_result {
-	X509 *leaf;             /* the installed certificate (owned) */
-	int already;            /* it was already on the token */
-	char warning[256];      /* set when the subject matched leniently */
+	X509 *leaf;	   /* the installed certificate (owned) */
+	int already;	   /* it was already on the token */
+	char warning[256]; /* set when the subject matched leniently */
 	CK_OBJECT_HANDLE handle;
 };
 
@@ -28,7 +28,7 @@ struct ps_install_result {
  * certificate already there is success (res->already). Nothing is written
  * when a check fails (exit 1); a full token is exit 6.
  */
-int ps_install_cert(struct ps_token *tok, STACK_OF(X509) *certs,
+int ps_install_cert(struct ps_token *tok, STACK_OF(X509) * certs,
 		    const unsigned char *key_id, size_t key_id_len, X509 *old,
 		    const struct ps_install_opts *o,
 		    struct ps_install_result *res, struct ps_err *err);

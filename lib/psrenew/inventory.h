@@ -16,8 +16,8 @@ struct ps_invcert {
 	struct ps_token *tok; /* borrowed */
 	struct ps_tobj obj;   /* the certificate object */
 	struct ps_cert cert;
-	int has_key;          /* 1 yes, 0 no, -1 unknown (not logged in) */
-	long superseded_by;   /* index of the newer certificate, or -1 */
+	int has_key;	    /* 1 yes, 0 no, -1 unknown (not logged in) */
+	long superseded_by; /* index of the newer certificate, or -1 */
 };
 
 struct ps_inventory {

@@ -14,7 +14,7 @@
 struct ps_keyspec {
 	CK_KEY_TYPE type; /* CKK_RSA or CKK_EC */
 	unsigned long bits;
-	char curve[24];   /* OpenSSL group name for EC */
+	char curve[24]; /* OpenSSL group name for EC */
 };
 
 struct ps_keypair {

@@ -12,8 +12,8 @@
 typedef int (*ps_emit_fn)(void *ctx, const json_t *rec);
 
 struct ps_renew {
-	struct ps_ca *ca;         /* NULL only with dry_run */
-	const char *key_type;     /* NULL: the current certificate's */
+	struct ps_ca *ca;	     /* NULL only with dry_run */
+	const char *key_type;	     /* NULL: the current certificate's */
 	const unsigned char *key_id; /* an existing key pair (--key) */
 	size_t key_id_len;
 	int dry_run, force;

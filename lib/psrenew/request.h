@@ -10,25 +10,32 @@
 #include <psrenew/ca.h>
 #include <psrenew/inventory.h>
 
-/* Request states. */
-#define PS_REQ_PLANNED "planned"         /* --dry-run only */
-#define PS_REQ_UNSUBMITTED "unsubmitted" /* key and CSR ready, CA not reached */
-#define PS_REQ_PENDING "pending"         /* the CA has it */
-#define PS_REQ_ISSUED "issued"           /* certificate here, not installed */
-#define PS_REQ_INSTALLED "installed"     /* on the token */
-#define PS_REQ_REJECTED "rejected"       /* the CA said no */
+/*
+ * Request states:
+ *   planned      --dry-run only
+ *   unsubmitted  key and CSR ready, the CA not reached yet
+ *   pending      the CA has it
+ *   issued       the certificate is here, not installed yet
+ *   installed    on the token
+ *   rejected     the CA said no
+ */
+#define PS_REQ_PLANNED	   "planned"
+#define PS_REQ_UNSUBMITTED "unsubmitted"
+#define PS_REQ_PENDING	   "pending"
+#define PS_REQ_ISSUED	   "issued"
+#define PS_REQ_INSTALLED   "installed"
+#define PS_REQ_REJECTED	   "rejected"
 
 /* A new request record for renewing inv->c[i] with the new key. */
-json_t *ps_request_new(const char *id, const struct ps_inventory *inv,
-		       size_t i, const struct ps_config *cfg,
-		       const unsigned char *key_id, size_t key_id_len,
-		       const char *key_type, const char *key_label,
-		       const char *csr_pem, const struct ps_ca *ca, time_t now);
+json_t *ps_request_new(const char *id, const struct ps_inventory *inv, size_t i,
+		       const struct ps_config *cfg, const unsigned char *key_id,
+		       size_t key_id_len, const char *key_type,
+		       const char *key_label, const char *csr_pem,
+		       const struct ps_ca *ca, time_t now);
 
 /* Records what the CA answered: state, cookie, next_poll_at, message,
  * cert, updated_at. */
-void ps_request_apply(json_t *rec, const struct ps_ca_reply *reply,
-		      time_t now);
+void ps_request_apply(json_t *rec, const struct ps_ca_reply *reply, time_t now);
 /* The CA's view of a record (strings borrowed from rec). */
 void ps_request_ca_req(const json_t *rec, struct ps_ca_request *out);
 /* The exit status a record in this state means. */

@@ -12,7 +12,7 @@
  * run on the token. The token must be logged in. One libp11 context per
  * module is kept until the module closes. Free the key with EVP_PKEY_free.
  */
-int ps_signer_key(struct ps_token *tok, const unsigned char *id,
-		  size_t id_len, EVP_PKEY **out, struct ps_err *err);
+int ps_signer_key(struct ps_token *tok, const unsigned char *id, size_t id_len,
+		  EVP_PKEY **out, struct ps_err *err);
 
 #endif

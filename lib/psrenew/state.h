@@ -21,8 +21,8 @@ struct ps_state {
  * /var/lib/psrenew). A directory that is a symlink, not ours, or writable by
  * others is refused (exit 2).
  */
-int ps_state_open(const char *dir_opt, const struct ps_config *cfg,
-		  int create, struct ps_state *st, struct ps_err *err);
+int ps_state_open(const char *dir_opt, const struct ps_config *cfg, int create,
+		  struct ps_state *st, struct ps_err *err);
 void ps_state_close(struct ps_state *st);
 
 /* A new request id: "YYYYMMDD-HHMMSS-xxxxxxxx". buf: at least 32 bytes. */

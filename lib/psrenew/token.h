@@ -59,8 +59,7 @@ int ps_tokens_find(struct ps_module *mod, const struct ps_uri *sel,
 		   struct ps_token ***out, size_t *n, struct ps_err *err);
 void ps_tokens_free(struct ps_token **toks, size_t n);
 /* For actions: exactly one token, else exit 2 listing the candidates. */
-int ps_tokens_require_one(struct ps_token **toks, size_t n,
-			  struct ps_err *err);
+int ps_tokens_require_one(struct ps_token **toks, size_t n, struct ps_err *err);
 
 int ps_token_open(struct ps_token *tok, int rw, struct ps_err *err);
 int ps_token_refresh(struct ps_token *tok, struct ps_err *err);
