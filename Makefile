@@ -71,14 +71,24 @@ $(ALIB): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 
-$(PCFILE): Makefile lib/psrenew/version.h
-	@mkdir -p $(dir $@)
-	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' \
-		'includedir=$(INCLUDEDIR)' '' 'Name: psrenew' \
+# Paths under the prefix are written relative to it, so that
+# pkg-config --define-prefix works for a relocated (DESTDIR) tree. The
+# public headers include OpenSSL's, jansson's and p11-kit's.
+define write_pc
+	printf '%s\n' 'prefix=$(PREFIX)' \
+		'libdir=$(patsubst $(PREFIX)%,$${prefix}%,$(LIBDIR))' \
+		'includedir=$(patsubst $(PREFIX)%,$${prefix}%,$(INCLUDEDIR))' '' \
+		'Name: psrenew' \
 		'Description: renew certificates on PKCS#11 tokens' \
 		'Version: $(VERSION)' \
-		'Requires.private: libcrypto libp11 jansson inih' \
-		'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lpsrenew' > $@
+		'Requires: libcrypto jansson p11-kit-1' \
+		'Requires.private: libp11 inih' \
+		'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lpsrenew' > $(1)
+endef
+
+$(PCFILE): Makefile lib/psrenew/version.h
+	@mkdir -p $(dir $@)
+	$(call write_pc,$@)
 
 # Binaries find the library next door: build/bin -> build/lib, and
 # PREFIX/bin -> PREFIX/lib once installed.
@@ -120,7 +130,7 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libpsrenew.so
 	install -m 0644 $(ALIB) $(DESTDIR)$(LIBDIR)/
 	install -m 0644 $(LIB_HDR) $(DESTDIR)$(INCLUDEDIR)/psrenew/
-	install -m 0644 $(PCFILE) $(DESTDIR)$(PKGCONFIGDIR)/
+	$(call write_pc,$(DESTDIR)$(PKGCONFIGDIR)/psrenew.pc)
 	for m in $(MANS); do \
 		s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
 		install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
