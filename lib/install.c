@@ -197,9 +197,10 @@ static void key_label(struct ps_token *tok, CK_OBJECT_HANDLE priv, char *buf,
 		buf[a.ulValueLen] = '\0';
 }
 
-static int store(struct ps_token *tok, X509 *leaf, const unsigned char *id,
-		 size_t id_len, const char *label, CK_OBJECT_HANDLE *h,
-		 struct ps_err *err)
+int ps_token_store_cert(struct ps_token *tok, X509 *leaf,
+			const unsigned char *id, size_t id_len,
+			const char *label, CK_OBJECT_HANDLE *h,
+			struct ps_err *err)
 {
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_CERTIFICATE_TYPE ct = CKC_X_509;
@@ -290,8 +291,8 @@ int ps_install_cert(struct ps_token *tok, STACK_OF(X509) * certs,
 			res->already = 1;
 		} else {
 			key_label(tok, kp.priv, label, sizeof(label));
-			rc = store(tok, leaf, key_id, key_id_len, label,
-				   &res->handle, err);
+			rc = ps_token_store_cert(tok, leaf, key_id, key_id_len,
+						 label, &res->handle, err);
 		}
 		OPENSSL_free(der);
 	}

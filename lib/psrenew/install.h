@@ -34,6 +34,14 @@ int ps_install_cert(struct ps_token *tok, STACK_OF(X509) * certs,
 		    struct ps_install_result *res, struct ps_err *err);
 void ps_install_result_free(struct ps_install_result *res);
 
+/* Stores a certificate object (public, CKA_ID, CKA_LABEL, CKA_SUBJECT,
+ * CKA_ISSUER, CKA_SERIAL_NUMBER, CKA_VALUE). A token that says it has no
+ * room, or answers CKR_DEVICE_MEMORY, is exit 6 "token-full". */
+int ps_token_store_cert(struct ps_token *tok, X509 *leaf,
+			const unsigned char *id, size_t id_len,
+			const char *label, CK_OBJECT_HANDLE *h,
+			struct ps_err *err);
+
 /* Subjects equal as DER (1), equal as sets of attributes (2), or not (0). */
 int ps_names_match(const X509_NAME *a, const X509_NAME *b);
 
