@@ -197,6 +197,7 @@ static int run(struct ps_cli *cli, const struct args *a, int argc, char **argv,
 	f.pin = cli->pin;
 	f.dry_run = a->dry_run;
 	f.inst.ca_bundle = a->ca_bundle;
+	f.ca_bundle = a->ca_bundle;
 	f.inst.lenient_subject = a->lenient;
 	rc = ps_state_open(cli->state_dir, &cli->cfg, 1, &st, err);
 	if (rc) {

@@ -19,6 +19,7 @@ enum {
 	OPT_KEY,
 	OPT_DRY_RUN,
 	OPT_FORCE,
+	OPT_CA_BUNDLE,
 };
 
 static const struct ps_cli_opt opts[] = {
@@ -41,7 +42,7 @@ static const struct ps_cli_opt opts[] = {
 };
 
 struct args {
-	const char *ca, *id, *serial, *key_type, *key;
+	const char *ca, *id, *serial, *key_type, *key, *ca_bundle;
 	int type;
 	long all_expiring;
 	int dry_run, force;
@@ -59,6 +60,7 @@ static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
 	case OPT_KEY: a->key = arg; return 0;
 	case OPT_DRY_RUN: a->dry_run = 1; return 0;
 	case OPT_FORCE: a->force = 1; return 0;
+	case OPT_CA_BUNDLE: a->ca_bundle = arg; return 0;
 	case OPT_ALL_EXPIRING:
 		return ps_cli_number("all-expiring", arg, 36500,
 				     &a->all_expiring, err);
@@ -380,6 +382,8 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 				"no CA channel: give --ca");
 	if (!rc && a->ca)
 		rc = ps_ca_open(a->ca, &cli->cfg, &r.ca, err);
+	if (!rc && r.ca)
+		ps_ca_set_bundle(r.ca, a->ca_bundle);
 	if (!rc && !a->dry_run)
 		rc = ps_state_open(cli->state_dir, &cli->cfg, 1, &st, err);
 	if (!rc) {

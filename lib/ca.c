@@ -67,6 +67,9 @@ int ps_ca_open(const char *spec, const struct ps_config *cfg,
 		if (v)
 			ca->timeout =
 			    strtol(v, NULL, 10) > 0 ? strtol(v, NULL, 10) : 300;
+		v = section[0] && cfg ? ps_config_get(cfg, section, "ca-bundle")
+				      : NULL;
+		ca->ca_bundle = v;
 		rc = ca->drv->open(ca, chan + n, err);
 		if (rc) {
 			ca->drv = NULL;
@@ -89,6 +92,17 @@ void ps_ca_close(struct ps_ca *ca)
 	free(ca->name);
 	free(ca->channel);
 	free(ca);
+}
+
+void ps_ca_set_bundle(struct ps_ca *ca, const char *file)
+{
+	if (file)
+		ca->ca_bundle = file;
+}
+
+int ps_ca_needs_token(const struct ps_ca *ca)
+{
+	return ca->drv->needs_token;
 }
 
 const char *ps_ca_channel(const struct ps_ca *ca)

@@ -128,6 +128,7 @@ static struct ps_ca *ca_for(struct ps_fetch *f, const json_t *rec,
 		return (struct ps_ca *)(uintptr_t)json_integer_value(v);
 	if (ps_ca_open(chan, f->cfg, &ca, err))
 		return NULL;
+	ps_ca_set_bundle(ca, f->ca_bundle);
 	json_object_set_new(f->cas, chan,
 			    json_integer((json_int_t)(uintptr_t)ca));
 	return ca;
@@ -255,14 +256,19 @@ static int ask_ca(struct ps_fetch *f, json_t *rec, struct ps_err *err)
 	struct ps_ca *ca = ca_for(f, rec, err);
 	struct ps_ca_request req;
 	struct ps_ca_reply reply;
+	struct ps_ca_auth auth;
+	struct ps_token *tok = NULL;
 	int submitted = !strcmp(ps_json_str(rec, "state"), PS_REQ_PENDING);
 	int rc;
 
 	if (!ca)
 		return err->status;
-	ps_request_ca_req(rec, &req);
+	if (ps_ca_needs_token(ca) && !(tok = token_for(f, rec, err)))
+		return err->status;
+	ps_request_ca_req(rec, tok, &auth, &req);
 	rc = submitted ? ps_ca_poll(ca, &req, &reply, err)
 		       : ps_ca_submit(ca, &req, &reply, err);
+	ps_ca_auth_free(&auth);
 	if (rc)
 		return rc;
 	ps_request_apply(rec, &reply, time(NULL));

@@ -117,6 +117,15 @@ static int precheck(struct ps_renew *r, const struct ps_inventory *inv,
 		return ps_err_set(err, PS_EXIT_REFUSED, "not-yet-valid", NULL,
 				  "certificate %s is not valid yet",
 				  c->serial_hex);
+	if (r->ca && ps_ca_needs_token(r->ca) && ic->has_key == 0)
+		return ps_err_set(
+		    err, PS_EXIT_REFUSED, "no-current-key",
+		    "this CA channel proves the request with the "
+		    "current certificate's key; use a channel "
+		    "that does not (helper:) or import the key "
+		    "(ps-pfx-import)",
+		    "the key of certificate %s is not on the token",
+		    c->serial_hex);
 	if (ic->superseded_by >= 0 && !r->force)
 		return ps_err_set(
 		    err, PS_EXIT_REFUSED, "already-renewed",
@@ -156,10 +165,12 @@ static int submit(struct ps_renew *r, struct ps_token *tok, json_t *rec,
 	const char *id = ps_json_str(rec, "request_id");
 	struct ps_ca_request req;
 	struct ps_ca_reply reply;
+	struct ps_ca_auth auth;
 	int rc;
 
-	ps_request_ca_req(rec, &req);
+	ps_request_ca_req(rec, tok, &auth, &req);
 	rc = ps_ca_submit(r->ca, &req, &reply, err);
+	ps_ca_auth_free(&auth);
 	if (rc)
 		return rc;
 	ps_request_apply(rec, &reply, time(NULL));

@@ -1,8 +1,11 @@
 /* psrenew: request records. */
 #include <psrenew/request.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/pem.h>
 
 #include <psrenew/certio.h>
 #include <psrenew/record.h>
@@ -125,11 +128,49 @@ void ps_request_apply(json_t *rec, const struct ps_ca_reply *reply, time_t now)
 	ps_json_set_str(rec, "ca_answer", ps_ca_status_name(reply->status));
 }
 
-void ps_request_ca_req(const json_t *rec, struct ps_ca_request *out)
+void ps_ca_auth_free(struct ps_ca_auth *auth)
+{
+	X509_free(auth->cert);
+	auth->cert = NULL;
+}
+
+static void fill_auth(const json_t *rec, struct ps_token *tok,
+		      struct ps_ca_auth *auth, struct ps_ca_request *out)
+{
+	const char *pem = ps_json_str(rec, "old_cert");
+	const char *hex = ps_json_str(rec, "old_id");
+	size_t n = hex ? strlen(hex) : 0;
+	BIO *b;
+
+	memset(auth, 0, sizeof(*auth));
+	if (!tok || !pem || n == 0 || n % 2 || n / 2 > sizeof(auth->id))
+		return;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned int v;
+
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return;
+		auth->id[i] = (unsigned char)v;
+	}
+	b = BIO_new_mem_buf(pem, -1);
+	auth->cert = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	if (!auth->cert)
+		return;
+	out->tok = tok;
+	out->old_cert = auth->cert;
+	out->old_key_id = auth->id;
+	out->old_key_id_len = n / 2;
+}
+
+void ps_request_ca_req(const json_t *rec, struct ps_token *tok,
+		       struct ps_ca_auth *auth, struct ps_ca_request *out)
 {
 	const char *kt = ps_json_str(rec, "key_type");
 
 	memset(out, 0, sizeof(*out));
+	if (auth)
+		fill_auth(rec, tok, auth, out);
 	out->csr_pem = ps_json_str(rec, "csr");
 	out->old_cert_pem = ps_json_str(rec, "old_cert");
 	out->subject = ps_json_str(rec, "subject");

@@ -3,9 +3,11 @@
 #define PSRENEW_CA_H
 
 #include <jansson.h>
+#include <openssl/x509.h>
 
 #include <psrenew/config.h>
 #include <psrenew/err.h>
+#include <psrenew/token.h>
 
 enum ps_ca_status {
 	PS_CA_ISSUED = 0,
@@ -24,6 +26,12 @@ struct ps_ca_request {
 	const char *email;
 	const char *key_type; /* "RSA" or "EC" */
 	const char *cookie;   /* poll only */
+	/* The current certificate and its key on the token (logged in), for
+	 * channels that authenticate with them (EST, CMP, mail). */
+	struct ps_token *tok;
+	X509 *old_cert;
+	const unsigned char *old_key_id;
+	size_t old_key_id_len;
 };
 
 struct ps_ca_reply {
@@ -62,6 +70,7 @@ const char *ps_ca_status_name(int status);
 /* Drivers (one file each) -------------------------------------------- */
 struct ps_ca_driver {
 	const char *prefix; /* "helper:" */
+	int needs_token;    /* authenticates with the current key */
 	int (*open)(struct ps_ca *ca, const char *rest, struct ps_err *err);
 	int (*submit)(struct ps_ca *ca, const struct ps_ca_request *req,
 		      struct ps_ca_reply *reply, struct ps_err *err);
@@ -74,11 +83,19 @@ struct ps_ca {
 	const struct ps_ca_driver *drv;
 	char *name, *channel;
 	const struct ps_config *cfg;
-	char section[80]; /* "ca.NAME" when named in the configuration */
-	long timeout;	  /* seconds */
+	char section[80];      /* "ca.NAME" when named in the configuration */
+	long timeout;	       /* seconds */
+	const char *ca_bundle; /* extra trust for TLS (and CA responses) */
 	void *priv;
 };
 
+/* CAs trusted in addition to the system's, for this channel's TLS and
+ * response protection (--ca-bundle, or ca-bundle in [ca.NAME]). */
+void ps_ca_set_bundle(struct ps_ca *ca, const char *file);
+/* Does this channel need the current key on a logged-in token? */
+int ps_ca_needs_token(const struct ps_ca *ca);
+
 extern const struct ps_ca_driver ps_ca_helper_driver;
+extern const struct ps_ca_driver ps_ca_est_driver;
 
 #endif

@@ -18,9 +18,10 @@ struct ps_fetch {
 	const struct ps_config *cfg;
 	struct ps_state *st;
 	struct ps_install_opts inst;
-	const char *module; /* overrides the request's module */
-	const char *pin;    /* PIN source for installing */
-	int dry_run;	    /* say what is due, change nothing */
+	const char *module;    /* overrides the request's module */
+	const char *pin;       /* PIN source for installing */
+	const char *ca_bundle; /* extra trust for the CA TLS */
+	int dry_run;	       /* say what is due, change nothing */
 	struct ps_fetch_tokens *toks;
 	json_t *cas; /* channel spec -> opened ps_ca (as integer) */
 };

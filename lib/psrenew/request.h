@@ -36,8 +36,18 @@ json_t *ps_request_new(const char *id, const struct ps_inventory *inv, size_t i,
 /* Records what the CA answered: state, cookie, next_poll_at, message,
  * cert, updated_at. */
 void ps_request_apply(json_t *rec, const struct ps_ca_reply *reply, time_t now);
-/* The CA's view of a record (strings borrowed from rec). */
-void ps_request_ca_req(const json_t *rec, struct ps_ca_request *out);
+/* What a channel needs to authenticate as the current certificate. */
+struct ps_ca_auth {
+	X509 *cert;
+	unsigned char id[64];
+};
+
+/* The CA's view of a record (strings borrowed from rec). With tok, the
+ * current certificate and its key id are filled in from the record, in
+ * auth (release with ps_ca_auth_free). */
+void ps_request_ca_req(const json_t *rec, struct ps_token *tok,
+		       struct ps_ca_auth *auth, struct ps_ca_request *out);
+void ps_ca_auth_free(struct ps_ca_auth *auth);
 /* The exit status a record in this state means. */
 int ps_request_exit(const json_t *rec);
 /* Sets "state" and "updated_at". */

@@ -1,0 +1,203 @@
+/* psrenew: the "est://" channel: RFC 7030 simplereenroll over TLS
+ * authenticated by the current certificate's key on the token.
+ *   est://HOST[:PORT][/LABEL] -> https://HOST:PORT/.well-known/est[/LABEL]/
+ * 200 with a PKCS#7 certs-only: issued; 202 with Retry-After: pending (the
+ * same request is sent again when due, as RFC 7030 says); 4xx: rejected;
+ * 5xx: temporarily unavailable. */
+#include <psrenew/ca.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/pem.h>
+
+#include <psrenew/certio.h>
+#include <psrenew/http.h>
+#include <psrenew/signer.h>
+
+struct est {
+	char *base; /* https://host:port/.well-known/est[/label] */
+};
+
+static int est_open(struct ps_ca *ca, const char *rest, struct ps_err *err)
+{
+	struct est *e = calloc(1, sizeof(*e));
+	const char *slash;
+	size_t hostlen;
+
+	/* rest is "//HOST[:PORT][/LABEL]" */
+	if (!e)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	if (strncmp(rest, "//", 2) != 0 || !rest[2] || strchr(rest, '?') ||
+	    strchr(rest, '#') || strchr(rest, ' ')) {
+		free(e);
+		return ps_err_set(err, PS_EXIT_USAGE, "bad-ca",
+				  "write it as est://HOST[:PORT][/LABEL]",
+				  "cannot parse the EST channel 'est:%.80s'",
+				  rest);
+	}
+	rest += 2;
+	slash = strchr(rest, '/');
+	hostlen = slash ? (size_t)(slash - rest) : strlen(rest);
+	if (hostlen == 0 || (slash && (!slash[1] || strchr(slash + 1, '/'))) ||
+	    asprintf(&e->base, "https://%.*s/.well-known/est%s%s", (int)hostlen,
+		     rest, slash ? "/" : "", slash ? slash + 1 : "") < 0) {
+		free(e);
+		return ps_err_set(err, PS_EXIT_USAGE, "bad-ca",
+				  "write it as est://HOST[:PORT][/LABEL]",
+				  "cannot parse the EST channel");
+	}
+	ca->priv = e;
+	return 0;
+}
+
+static void est_close(struct ps_ca *ca)
+{
+	struct est *e = ca->priv;
+
+	if (e) {
+		free(e->base);
+		free(e);
+	}
+}
+
+/* The body of a 200: base64 of a DER PKCS#7 certs-only. */
+static int certs_from_body(const struct ps_http_resp *r,
+			   struct ps_ca_reply *reply)
+{
+	unsigned char *der = NULL;
+	size_t len = 0;
+	STACK_OF(X509) *certs = NULL;
+	BIO *b = NULL;
+	char *data;
+	long n;
+	int rc = -1;
+
+	if (ps_base64_decode(r->body, r->len, &der, &len) == 0 &&
+	    ps_certs_parse(der, len, &certs, NULL) == 0 &&
+	    (b = BIO_new(BIO_s_mem()))) {
+		for (int i = 0; i < sk_X509_num(certs); i++)
+			PEM_write_bio_X509(b, sk_X509_value(certs, i));
+		n = BIO_get_mem_data(b, &data);
+		reply->certs_pem = strndup(data, (size_t)n);
+		rc = reply->certs_pem ? 0 : -1;
+	}
+	BIO_free(b);
+	sk_X509_pop_free(certs, X509_free);
+	free(der);
+	return rc;
+}
+
+static char *message(const struct ps_http_resp *r)
+{
+	char *m = NULL;
+	size_t n = r->len > 300 ? 300 : r->len;
+
+	if (asprintf(&m, "HTTP %ld: %.*s", r->status, (int)n,
+		     r->body ? r->body : "") < 0)
+		return NULL;
+	for (char *p = m; *p; p++)
+		if (*p == '\n' || *p == '\r' || (unsigned char)*p < 0x20)
+			*p = ' ';
+	return m;
+}
+
+static int map(const struct ps_http_resp *r, struct ps_ca_reply *reply)
+{
+	if (r->status == 200) {
+		if (certs_from_body(r, reply) == 0) {
+			reply->status = PS_CA_ISSUED;
+			return 0;
+		}
+		reply->status = PS_CA_FAILED;
+		reply->message = strdup("the EST server answered 200 without a "
+					"PKCS#7 certificate");
+	} else if (r->status == 202) {
+		reply->status = PS_CA_PENDING;
+		reply->delay = r->retry_after >= 0 ? r->retry_after : 60;
+		reply->cookie = strdup("simplereenroll");
+	} else if (r->status >= 500 || r->status == 429) {
+		reply->status = PS_CA_UNREACHABLE;
+		reply->delay = r->retry_after;
+		reply->message = message(r);
+	} else {
+		reply->status = PS_CA_REJECTED;
+		reply->message = message(r);
+	}
+	return 0;
+}
+
+static int est_submit(struct ps_ca *ca, const struct ps_ca_request *req,
+		      struct ps_ca_reply *reply, struct ps_err *err)
+{
+	struct est *e = ca->priv;
+	struct ps_http_opts o = {.ca_bundle = ca->ca_bundle,
+				 .timeout = ca->timeout};
+	const char *hdr[] = {"Content-Type: application/pkcs10",
+			     "Content-Transfer-Encoding: base64", NULL};
+	struct ps_http *h = NULL;
+	struct ps_http_resp r;
+	EVP_PKEY *key = NULL;
+	X509_REQ *csr = NULL;
+	unsigned char *der = NULL;
+	char *b64 = NULL, *url = NULL;
+	BIO *b = NULL;
+	int len, rc;
+
+	if (!req->tok || !req->old_cert || !req->old_key_id)
+		return ps_err_set(err, PS_EXIT_FAIL, "est", NULL,
+				  "EST needs the current certificate and its "
+				  "key on the token");
+	b = BIO_new_mem_buf(req->csr_pem, -1);
+	csr = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	len = csr ? i2d_X509_REQ(csr, &der) : -1;
+	X509_REQ_free(csr);
+	if (len <= 0 || !(b64 = ps_base64_encode(der, (size_t)len)) ||
+	    asprintf(&url, "%s/simplereenroll", e->base) < 0) {
+		OPENSSL_free(der);
+		free(b64);
+		return ps_err_set(err, PS_EXIT_FAIL, "est", NULL,
+				  "cannot encode the certificate request");
+	}
+	OPENSSL_free(der);
+	rc = ps_signer_key(req->tok, req->old_key_id, req->old_key_id_len, &key,
+			   err);
+	if (!rc) {
+		o.client_cert = req->old_cert;
+		o.client_key = key;
+		rc = ps_http_new(&o, &h, err);
+	}
+	if (!rc)
+		rc = ps_http_request(h, "POST", url, hdr, b64, strlen(b64), &r,
+				     err);
+	if (!rc) {
+		rc = map(&r, reply);
+		ps_http_resp_free(&r);
+	} else if (rc == PS_EXIT_TEMP) {
+		/* Down or unreachable: an answer too, not an error. */
+		reply->status = PS_CA_UNREACHABLE;
+		reply->message = strdup(err->msg);
+		rc = 0;
+	} else if (rc == PS_EXIT_REFUSED) {
+		reply->status = PS_CA_REJECTED;
+		reply->message = strdup(err->msg);
+		rc = 0;
+	}
+	ps_http_free(h);
+	EVP_PKEY_free(key);
+	free(b64);
+	free(url);
+	return rc;
+}
+
+const struct ps_ca_driver ps_ca_est_driver = {
+    .prefix = "est:",
+    .needs_token = 1,
+    .open = est_open,
+    .submit = est_submit,
+    .poll = est_submit, /* RFC 7030: the same request, sent again */
+    .close = est_close,
+};

@@ -1,0 +1,318 @@
+/* psrenew: HTTP(S) through libcurl. */
+#include <psrenew/http.h>
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <openssl/bio.h>
+#include <openssl/buffer.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#define BODY_MAX (4UL << 20)
+
+struct ps_http {
+	CURL *curl;
+	struct ps_http_opts o;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct sink {
+	struct ps_http_resp *r;
+	size_t cap;
+	int too_big;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *v)
+{
+	struct sink *s = v;
+	size_t len = size * n;
+
+	if (s->r->len + len > BODY_MAX) {
+		s->too_big = 1;
+		return 0;
+	}
+	if (s->r->len + len + 1 > s->cap) {
+		size_t cap = (s->r->len + len + 1) * 2;
+		char *b = realloc(s->r->body, cap);
+
+		if (!b)
+			return 0;
+		s->r->body = b;
+		s->cap = cap;
+	}
+	memcpy(s->r->body + s->r->len, p, len);
+	s->r->len += len;
+	s->r->body[s->r->len] = '\0';
+	return len;
+}
+
+static char *header_value(const char *line, size_t n, const char *name)
+{
+	size_t k = strlen(name);
+
+	if (n <= k + 1 || strncasecmp(line, name, k) != 0 || line[k] != ':')
+		return NULL;
+	line += k + 1;
+	n -= k + 1;
+	while (n > 0 && (*line == ' ' || *line == '\t')) {
+		line++;
+		n--;
+	}
+	while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n' ||
+			 line[n - 1] == ' '))
+		n--;
+	return strndup(line, n);
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *v)
+{
+	struct ps_http_resp *r = v;
+	size_t len = size * n;
+	char *val;
+
+	if ((val = header_value(p, len, "Retry-After"))) {
+		char *end;
+		long s = strtol(val, &end, 10);
+
+		if (end != val && *end == '\0' && s >= 0)
+			r->retry_after = s;
+		else if ((s = (long)curl_getdate(val, NULL)) > 0)
+			r->retry_after =
+			    s - (long)time(NULL) > 0 ? s - (long)time(NULL) : 0;
+		free(val);
+	} else if ((val = header_value(p, len, "Content-Type"))) {
+		free(r->content_type);
+		r->content_type = val;
+	} else if ((val = header_value(p, len, "Location"))) {
+		free(r->location);
+		r->location = val;
+	}
+	return len;
+}
+
+/* Adds the extra CAs and the token-held client key to libcurl's SSL_CTX. */
+static CURLcode on_ssl_ctx(CURL *curl, void *sslctx, void *parm)
+{
+	struct ps_http *h = parm;
+	SSL_CTX *ctx = sslctx;
+
+	(void)curl;
+	if (h->o.ca_bundle &&
+	    !X509_STORE_load_file(SSL_CTX_get_cert_store(ctx), h->o.ca_bundle))
+		return CURLE_SSL_CACERT_BADFILE;
+	if (h->o.client_cert && h->o.client_key &&
+	    (SSL_CTX_use_certificate(ctx, h->o.client_cert) != 1 ||
+	     SSL_CTX_use_PrivateKey(ctx, h->o.client_key) != 1))
+		return CURLE_SSL_CERTPROBLEM;
+	return CURLE_OK;
+}
+
+int ps_http_new(const struct ps_http_opts *o, struct ps_http **out,
+		struct ps_err *err)
+{
+	static int global_done;
+	struct ps_http *h;
+
+	*out = NULL;
+	if (!global_done) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return ps_err_set(err, PS_EXIT_FAIL, "http", NULL,
+					  "cannot initialise libcurl");
+		global_done = 1;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h || !(h->curl = curl_easy_init())) {
+		free(h);
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	}
+	h->o = *o;
+	if (h->o.connect_timeout <= 0)
+		h->o.connect_timeout = 20;
+	if (h->o.timeout <= 0)
+		h->o.timeout = 120;
+	*out = h;
+	return 0;
+}
+
+void ps_http_free(struct ps_http *h)
+{
+	if (!h)
+		return;
+	curl_easy_cleanup(h->curl);
+	free(h);
+}
+
+void ps_http_resp_free(struct ps_http_resp *r)
+{
+	free(r->body);
+	free(r->content_type);
+	free(r->location);
+	memset(r, 0, sizeof(*r));
+}
+
+static int curl_failure(struct ps_http *h, CURLcode c, const char *url,
+			struct ps_err *err)
+{
+	const char *why = h->errbuf[0] ? h->errbuf : curl_easy_strerror(c);
+
+	switch (c) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+		return ps_err_set(
+		    err, PS_EXIT_FAIL, "tls-untrusted",
+		    "verification stays on: add the server's CA "
+		    "with --ca-bundle FILE",
+		    "the TLS certificate of %s does not verify: %s", url, why);
+	case CURLE_SSL_CERTPROBLEM:
+		return ps_err_set(err, PS_EXIT_FAIL, "tls-client", NULL,
+				  "cannot use the client certificate: %s", why);
+	case CURLE_SSL_CONNECT_ERROR:
+		if (strstr(why, "alert") || strstr(why, "certificate"))
+			return ps_err_set(err, PS_EXIT_REFUSED, "tls-refused",
+					  "the server did not accept the "
+					  "current certificate for TLS client "
+					  "authentication (expired, revoked or "
+					  "from another CA?)",
+					  "%s refused the TLS connection: %s",
+					  url, why);
+		/* fall through */
+	default:
+		return ps_err_set(err, PS_EXIT_TEMP, "unreachable",
+				  "it is safe to run the command again later",
+				  "cannot reach %s: %s", url, why);
+	}
+}
+
+int ps_http_request(struct ps_http *h, const char *method, const char *url,
+		    const char *const *headers, const void *body, size_t len,
+		    struct ps_http_resp *resp, struct ps_err *err)
+{
+	struct curl_slist *hl = NULL;
+	struct sink sink = {resp, 0, 0};
+	CURL *c = h->curl;
+	CURLcode rc;
+
+	memset(resp, 0, sizeof(*resp));
+	resp->retry_after = -1;
+	h->errbuf[0] = '\0';
+	for (size_t i = 0; headers && headers[i]; i++)
+		hl = curl_slist_append(hl, headers[i]);
+	curl_easy_reset(c); /* keeps the connection cache */
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, h);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->o.connect_timeout);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, h->o.timeout);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "psrenew");
+	if (h->o.cookies)
+		curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
+	if (h->o.follow) {
+		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+	}
+	if (hl)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)len);
+	}
+	if (method && strcmp(method, body ? "POST" : "GET") != 0)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	rc = curl_easy_perform(c);
+	curl_slist_free_all(hl);
+	if (sink.too_big) {
+		ps_http_resp_free(resp);
+		return ps_err_set(err, PS_EXIT_FAIL, "http-too-big", NULL,
+				  "the answer of %s is larger than 4 MiB", url);
+	}
+	if (rc != CURLE_OK) {
+		ps_http_resp_free(resp);
+		ERR_clear_error();
+		return curl_failure(h, rc, url, err);
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+	if (!resp->body)
+		resp->body = calloc(1, 1);
+	return resp->body ? 0 : PS_EXIT_FAIL;
+}
+
+int ps_base64_decode(const char *in, size_t len, unsigned char **out,
+		     size_t *outlen)
+{
+	char *clean = malloc(len + 1);
+	size_t k = 0;
+	BIO *b64, *mem;
+	int n;
+
+	*out = NULL;
+	if (!clean)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (isspace((unsigned char)in[i]))
+			continue;
+		if (!isalnum((unsigned char)in[i]) && !strchr("+/=", in[i])) {
+			free(clean);
+			return -1;
+		}
+		clean[k++] = in[i];
+	}
+	*out = malloc(k + 1);
+	mem = BIO_new_mem_buf(clean, (int)k);
+	b64 = BIO_new(BIO_f_base64());
+	if (!*out || !mem || !b64 || k == 0) {
+		BIO_free(mem);
+		BIO_free(b64);
+		free(clean);
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	BIO_set_flags(b64, BIO_FLAGS_BASE64_NO_NL);
+	BIO_push(b64, mem);
+	n = BIO_read(b64, *out, (int)k);
+	BIO_free_all(b64);
+	free(clean);
+	if (n <= 0) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	*outlen = (size_t)n;
+	return 0;
+}
+
+char *ps_base64_encode(const unsigned char *in, size_t len)
+{
+	BIO *b64 = BIO_new(BIO_f_base64()), *mem = BIO_new(BIO_s_mem());
+	BUF_MEM *bm;
+	char *s = NULL;
+
+	if (!b64 || !mem) {
+		BIO_free(b64);
+		BIO_free(mem);
+		return NULL;
+	}
+	BIO_push(b64, mem);
+	if (BIO_write(b64, in, (int)len) == (int)len && BIO_flush(b64) == 1) {
+		BIO_get_mem_ptr(mem, &bm);
+		s = strndup(bm->data, bm->length);
+	}
+	BIO_free_all(b64);
+	return s;
+}

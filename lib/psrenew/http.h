@@ -1,0 +1,58 @@
+/* psrenew: the one libcurl wrapper: TLS always verified (extra CAs added,
+ * never verification off), client authentication with a key that stays on
+ * the token, timeouts, proxies from the environment, connection reuse,
+ * bounded answers. */
+#ifndef PSRENEW_HTTP_H
+#define PSRENEW_HTTP_H
+
+#include <stddef.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <psrenew/err.h>
+
+struct ps_http_opts {
+	const char *ca_bundle; /* CAs trusted in addition to the system's */
+	long connect_timeout;  /* seconds (default 20) */
+	long timeout;	       /* seconds for a whole request (default 120) */
+	X509 *client_cert;     /* TLS client authentication, with ... */
+	EVP_PKEY *client_key;  /* ... this key (a token key from signer.h) */
+	int cookies;	       /* keep cookies in memory (JIP) */
+	int follow;	       /* follow redirects */
+};
+
+struct ps_http_resp {
+	long status;
+	char *body; /* NUL-terminated; at most 4 MiB */
+	size_t len;
+	char *content_type;
+	long retry_after; /* seconds, -1 when absent */
+	char *location;
+};
+
+struct ps_http;
+
+int ps_http_new(const struct ps_http_opts *o, struct ps_http **out,
+		struct ps_err *err);
+void ps_http_free(struct ps_http *h);
+
+/*
+ * One request. headers: NULL-terminated "Name: value" strings (may be
+ * NULL). body may be NULL (GET). Returns 0 with resp filled whatever the
+ * HTTP status, or an exit status when no answer came: 4 (temporary: down,
+ * timeout, reset), 1 (the server's TLS certificate does not verify), 5
+ * (the server refused our TLS client certificate).
+ */
+int ps_http_request(struct ps_http *h, const char *method, const char *url,
+		    const char *const *headers, const void *body, size_t len,
+		    struct ps_http_resp *resp, struct ps_err *err);
+void ps_http_resp_free(struct ps_http_resp *r);
+
+/* Base64 (any line breaks) to bytes; -1 on bad input. */
+int ps_base64_decode(const char *in, size_t len, unsigned char **out,
+		     size_t *outlen);
+/* Bytes to base64 with 64-column lines. */
+char *ps_base64_encode(const unsigned char *in, size_t len);
+
+#endif
