@@ -384,6 +384,13 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 		rc = ps_ca_open(a->ca, &cli->cfg, &r.ca, err);
 	if (!rc && r.ca)
 		ps_ca_set_bundle(r.ca, a->ca_bundle);
+	if (!rc && r.ca && r.ca->uses_stdout) {
+		/* mail:- : stdout carries the message, not records. */
+		cli->out_mode = PS_OUT_NONE;
+		ps_cli_warn(cli, "mail:- writes the message on stdout; the "
+				 "requests are in the state store (ps-fetch "
+				 "--pending --dry-run lists them)");
+	}
 	if (!rc && !a->dry_run)
 		rc = ps_state_open(cli->state_dir, &cli->cfg, 1, &st, err);
 	if (!rc) {

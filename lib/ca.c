@@ -7,11 +7,15 @@
 
 static const struct ps_ca_driver *const drivers[] = {
     &ps_ca_helper_driver,
+    &ps_ca_est_driver,
+    &ps_ca_mail_driver,
 };
 
 static const char ca_hint[] =
-    "--ca takes helper:PATH [ARGS] (a certmonger CA helper) or the name of "
-    "a [ca.NAME] section in psrenew.conf";
+    "--ca takes helper:PATH [ARGS] (a certmonger CA helper), "
+    "est://HOST[:PORT][/LABEL] (RFC 7030), mail:smtp://HOST[:PORT] or "
+    "mail:- (PostSignum's e-mail route), or the name of a [ca.NAME] "
+    "section in psrenew.conf";
 
 const char *ps_ca_status_name(int s)
 {
@@ -100,9 +104,9 @@ void ps_ca_set_bundle(struct ps_ca *ca, const char *file)
 		ca->ca_bundle = file;
 }
 
-int ps_ca_needs_token(const struct ps_ca *ca)
+int ps_ca_needs_token(const struct ps_ca *ca, int poll)
 {
-	return ca->drv->needs_token;
+	return poll ? ca->drv->poll_needs_token : ca->drv->needs_token;
 }
 
 const char *ps_ca_channel(const struct ps_ca *ca)

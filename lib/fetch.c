@@ -263,7 +263,7 @@ static int ask_ca(struct ps_fetch *f, json_t *rec, struct ps_err *err)
 
 	if (!ca)
 		return err->status;
-	if (ps_ca_needs_token(ca) && !(tok = token_for(f, rec, err)))
+	if (ps_ca_needs_token(ca, submitted) && !(tok = token_for(f, rec, err)))
 		return err->status;
 	ps_request_ca_req(rec, tok, &auth, &req);
 	rc = submitted ? ps_ca_poll(ca, &req, &reply, err)

@@ -252,6 +252,92 @@ int ps_http_request(struct ps_http *h, const char *method, const char *url,
 	return resp->body ? 0 : PS_EXIT_FAIL;
 }
 
+struct upload {
+	const char *p;
+	size_t left;
+};
+
+static size_t on_read(char *buf, size_t size, size_t n, void *v)
+{
+	struct upload *u = v;
+	size_t len = size * n < u->left ? size * n : u->left;
+
+	memcpy(buf, u->p, len);
+	u->p += len;
+	u->left -= len;
+	return len;
+}
+
+int ps_smtp_send(const struct ps_http_opts *o, const char *url,
+		 const char *from, const char *rcpt, const char *msg,
+		 size_t len, const char *user, const char *pass,
+		 int tls_required, struct ps_err *err)
+{
+	struct ps_http *h;
+	struct curl_slist *rcpts = NULL;
+	struct upload up = {msg, len};
+	long code = 0;
+	CURLcode rc;
+	int st = ps_http_new(o, &h, err);
+
+	if (st)
+		return st;
+	rcpts = curl_slist_append(NULL, rcpt);
+	curl_easy_setopt(h->curl, CURLOPT_URL, url);
+	curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(h->curl, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	curl_easy_setopt(h->curl, CURLOPT_SSL_CTX_DATA, h);
+	curl_easy_setopt(h->curl, CURLOPT_USE_SSL,
+			 tls_required || user ? (long)CURLUSESSL_ALL
+					      : (long)CURLUSESSL_TRY);
+	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT, h->o.connect_timeout);
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT, h->o.timeout);
+	curl_easy_setopt(h->curl, CURLOPT_MAIL_FROM, from);
+	curl_easy_setopt(h->curl, CURLOPT_MAIL_RCPT, rcpts);
+	curl_easy_setopt(h->curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_READFUNCTION, on_read);
+	curl_easy_setopt(h->curl, CURLOPT_READDATA, &up);
+	curl_easy_setopt(h->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+	if (user) {
+		curl_easy_setopt(h->curl, CURLOPT_USERNAME, user);
+		curl_easy_setopt(h->curl, CURLOPT_PASSWORD, pass ? pass : "");
+	}
+	h->errbuf[0] = '\0';
+	rc = curl_easy_perform(h->curl);
+	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &code);
+	/* libcurl keeps a copy of the password: gone with the handle. */
+	curl_slist_free_all(rcpts);
+	if (rc == CURLE_OK) {
+		ps_http_free(h);
+		return 0;
+	}
+	if (rc == CURLE_LOGIN_DENIED || (code >= 500 && code < 600))
+		st = ps_err_set(
+		    err, PS_EXIT_REFUSED, "smtp-refused",
+		    "check the login (smtp-user, smtp-pass) and the "
+		    "address in psrenew.conf",
+		    "the mail server %s refused the message: %s "
+		    "(reply %ld)",
+		    url, h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc),
+		    code);
+	else if (code >= 400 && code < 500)
+		st = ps_err_set(
+		    err, PS_EXIT_TEMP, "smtp-tempfail",
+		    "it is safe to send again later",
+		    "the mail server %s said to try later: %s "
+		    "(reply %ld)",
+		    url, h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc),
+		    code);
+	else
+		st = curl_failure(h, rc, url, err);
+	ps_http_free(h);
+	return st;
+}
+
 int ps_base64_decode(const char *in, size_t len, unsigned char **out,
 		     size_t *outlen)
 {

@@ -54,6 +54,7 @@ struct table {
 struct ps_out {
 	FILE *f;
 	int json;
+	int none; /* stdout belongs to something else (mail:-) */
 	int failed;
 	struct table *tables;
 	size_t ntables;
@@ -66,6 +67,7 @@ struct ps_out *ps_out_new(FILE *f, int mode)
 	if (!o)
 		return NULL;
 	o->f = f;
+	o->none = mode == PS_OUT_NONE;
 	if (mode == PS_OUT_AUTO)
 		o->json = !isatty(fileno(f));
 	else
@@ -180,6 +182,8 @@ int ps_out_emit(struct ps_out *o, const json_t *rec)
 	const char *kind = ps_json_str(rec, "kind");
 	struct table *t;
 
+	if (o->none)
+		return 0;
 	if (o->json) {
 		if (json_dumpf(rec, o->f, JSON_COMPACT) < 0 ||
 		    fputc('\n', o->f) == EOF || fflush(o->f) == EOF)

@@ -117,7 +117,7 @@ static int precheck(struct ps_renew *r, const struct ps_inventory *inv,
 		return ps_err_set(err, PS_EXIT_REFUSED, "not-yet-valid", NULL,
 				  "certificate %s is not valid yet",
 				  c->serial_hex);
-	if (r->ca && ps_ca_needs_token(r->ca) && ic->has_key == 0)
+	if (r->ca && ps_ca_needs_token(r->ca, 0) && ic->has_key == 0)
 		return ps_err_set(
 		    err, PS_EXIT_REFUSED, "no-current-key",
 		    "this CA channel proves the request with the "

@@ -69,8 +69,9 @@ const char *ps_ca_status_name(int status);
 
 /* Drivers (one file each) -------------------------------------------- */
 struct ps_ca_driver {
-	const char *prefix; /* "helper:" */
-	int needs_token;    /* authenticates with the current key */
+	const char *prefix;   /* "helper:" */
+	int needs_token;      /* submit authenticates with the current key */
+	int poll_needs_token; /* so does a poll */
 	int (*open)(struct ps_ca *ca, const char *rest, struct ps_err *err);
 	int (*submit)(struct ps_ca *ca, const struct ps_ca_request *req,
 		      struct ps_ca_reply *reply, struct ps_err *err);
@@ -86,16 +87,19 @@ struct ps_ca {
 	char section[80];      /* "ca.NAME" when named in the configuration */
 	long timeout;	       /* seconds */
 	const char *ca_bundle; /* extra trust for TLS (and CA responses) */
+	int uses_stdout;       /* mail:- writes the message on stdout */
 	void *priv;
 };
 
 /* CAs trusted in addition to the system's, for this channel's TLS and
  * response protection (--ca-bundle, or ca-bundle in [ca.NAME]). */
 void ps_ca_set_bundle(struct ps_ca *ca, const char *file);
-/* Does this channel need the current key on a logged-in token? */
-int ps_ca_needs_token(const struct ps_ca *ca);
+/* Does this channel need the current key on a logged-in token to submit
+ * (poll == 0) or to poll (poll == 1)? */
+int ps_ca_needs_token(const struct ps_ca *ca, int poll);
 
 extern const struct ps_ca_driver ps_ca_helper_driver;
 extern const struct ps_ca_driver ps_ca_est_driver;
+extern const struct ps_ca_driver ps_ca_mail_driver;
 
 #endif

@@ -49,6 +49,18 @@ int ps_http_request(struct ps_http *h, const char *method, const char *url,
 		    struct ps_http_resp *resp, struct ps_err *err);
 void ps_http_resp_free(struct ps_http_resp *r);
 
+/*
+ * Sends one message by SMTP (smtp:// with STARTTLS when offered, required
+ * when tls_required or a login is given; smtps:// with TLS from the start).
+ * user/pass may be NULL. 0 when the server accepted it; 5 when it refused
+ * (bad login, rejected recipient: its reply in err), 4 when it was down or
+ * answered "try later".
+ */
+int ps_smtp_send(const struct ps_http_opts *o, const char *url,
+		 const char *from, const char *rcpt, const char *msg,
+		 size_t len, const char *user, const char *pass,
+		 int tls_required, struct ps_err *err);
+
 /* Base64 (any line breaks) to bytes; -1 on bad input. */
 int ps_base64_decode(const char *in, size_t len, unsigned char **out,
 		     size_t *outlen);

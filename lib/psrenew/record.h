@@ -8,7 +8,7 @@
 
 #include <psrenew/err.h>
 
-enum ps_out_mode { PS_OUT_AUTO = 0, PS_OUT_JSON, PS_OUT_HUMAN };
+enum ps_out_mode { PS_OUT_AUTO = 0, PS_OUT_JSON, PS_OUT_HUMAN, PS_OUT_NONE };
 
 struct ps_out;
 

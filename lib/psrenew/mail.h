@@ -1,0 +1,44 @@
+/* psrenew: the renewal request as an S/MIME-signed e-mail (RFC 5322,
+ * RFC 8551): multipart/signed, detached CMS SignedData with SHA-256 and
+ * signing-time, over a multipart/mixed with a text body and the PKCS#10
+ * request attached. Built with OpenSSL's CMS and S/MIME API. */
+#ifndef PSRENEW_MAIL_H
+#define PSRENEW_MAIL_H
+
+#include <stddef.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <psrenew/err.h>
+
+struct ps_mail_msg {
+	const char *from_name; /* display name (UTF-8), may be NULL */
+	const char *from;      /* address */
+	const char *to;	       /* address */
+	const char *subject;   /* UTF-8 */
+	const char *body;      /* UTF-8 text, LF or CRLF line ends */
+	const char *attach_name;
+	const char *attach_type;
+	const unsigned char *attach;
+	size_t attach_len;
+	const char *message_id; /* without the angle brackets */
+};
+
+/* The signed message with CRLF line ends (malloc'ed). cert and key sign
+ * it; chain (may be NULL) is included in the SignedData. */
+int ps_mail_build(const struct ps_mail_msg *m, X509 *cert, EVP_PKEY *key,
+		  STACK_OF(X509) * chain, char **out, size_t *len,
+		  struct ps_err *err);
+
+/* A template with {name}, {type}, {serial}, {not_after}, {email}, {file}
+ * filled in (unknown {...} are kept as they are). */
+struct ps_mail_vars {
+	const char *name, *type, *serial, *not_after, *email, *file;
+};
+char *ps_mail_fill(const char *tmpl, const struct ps_mail_vars *v);
+
+/* The default Czech text of the request. */
+extern const char ps_mail_default_template[];
+
+#endif
