@@ -230,6 +230,23 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 			json_decref(rec);
 		return rc ? rc : ps_request_exit(*out);
 	}
+	if (!r->dry_run && r->ca && ps_ca_needs_token(r->ca, 0)) {
+		/* The channel signs with the current key: it must be here
+		 * (the inventory was read before the login, so look now). */
+		struct ps_keypair cur;
+
+		if (ps_keypair_find(tok, inv->c[i].obj.id, inv->c[i].obj.id_len,
+				    &cur, NULL) != 0)
+			return ps_err_set(
+			    err, PS_EXIT_REFUSED, "no-current-key",
+			    "this CA channel proves the request with the "
+			    "current certificate's key; use a channel that "
+			    "does not (helper:) or import the key "
+			    "(ps-pfx-import)",
+			    "the key of certificate %s is not on the token",
+			    c->serial_hex);
+		ps_keypair_free(&cur);
+	}
 	rc =
 	    ps_keyspec_parse(r->key_type ? r->key_type : c->key_type, &ks, err);
 	if (!rc && !r->key_id)
