@@ -20,19 +20,20 @@ enum {
 };
 
 static const struct ps_cli_opt opts[] = {
-    {"pending", 0, OPT_PENDING, NULL,
-     "every unfinished request in the state store (for cron)"},
-    {"wait", 2, OPT_WAIT, "SECONDS",
-     "keep polling until issued, refused or SECONDS pass (3600)"},
-    {"cert", 1, OPT_CERT, "FILE",
-     "install a certificate that came by mail or web (FILE, - or URL)"},
-    {"ca-bundle", 1, OPT_CA_BUNDLE, "FILE",
-     "verify the issued certificate's chain against these CAs"},
-    {"lenient-subject", 0, OPT_LENIENT, NULL,
-     "accept a subject that differs only in attribute order or encoding"},
-    {"now", 0, OPT_NOW, NULL, "poll even when the CA asked to wait longer"},
-    {"dry-run", 0, OPT_DRY_RUN, NULL, "show what is due; change nothing"},
-    {NULL, 0, 0, NULL, NULL},
+	{ "pending", 0, OPT_PENDING, NULL,
+	  "every unfinished request in the state store (for cron)" },
+	{ "wait", 2, OPT_WAIT, "SECONDS",
+	  "keep polling until issued, refused or SECONDS pass (3600)" },
+	{ "cert", 1, OPT_CERT, "FILE",
+	  "install a certificate that came by mail or web (FILE, - or URL)" },
+	{ "ca-bundle", 1, OPT_CA_BUNDLE, "FILE",
+	  "verify the issued certificate's chain against these CAs" },
+	{ "lenient-subject", 0, OPT_LENIENT, NULL,
+	  "accept a subject that differs only in attribute order or encoding" },
+	{ "now", 0, OPT_NOW, NULL,
+	  "poll even when the CA asked to wait longer" },
+	{ "dry-run", 0, OPT_DRY_RUN, NULL, "show what is due; change nothing" },
+	{ NULL, 0, 0, NULL, NULL },
 };
 
 struct args {
@@ -230,14 +231,15 @@ static int run(struct ps_cli *cli, const struct args *a, int argc, char **argv,
 int main(int argc, char **argv)
 {
 	struct ps_cli cli = {
-	    .prog = "ps-fetch",
-	    .synopsis =
-		"[--pending | REQUEST-ID... | --cert FILE] [--wait[=S]] "
-		"[OPTION]...",
-	    .summary = "Poll the CA for requested certificates, verify what it "
-		       "issued and install it\non the token beside its key.",
+		.prog = "ps-fetch",
+		.synopsis =
+		    "[--pending | REQUEST-ID... | --cert FILE] [--wait[=S]] "
+		    "[OPTION]...",
+		.summary =
+		    "Poll the CA for requested certificates, verify what it "
+		    "issued and install it\non the token beside its key.",
 	};
-	struct args a = {.wait = -1};
+	struct args a = { .wait = -1 };
 	struct ps_err err;
 	int first, rc;
 

@@ -23,22 +23,26 @@ enum {
 };
 
 static const struct ps_cli_opt opts[] = {
-    {"ca", 1, OPT_CA, "CHANNEL",
-     "the CA: helper:PATH [ARGS], or a [ca.NAME] of the configuration"},
-    {"id", 1, OPT_ID, "HEX", "renew the certificate with this CKA_ID"},
-    {"serial", 1, OPT_SERIAL, "SERIAL",
-     "renew the certificate with this serial number"},
-    {"type", 1, OPT_TYPE, "TYPE", "qualified or commercial"},
-    {"all-expiring", 1, OPT_ALL_EXPIRING, "DAYS",
-     "renew every certificate expiring within DAYS on every token"},
-    {"key-type", 1, OPT_KEY_TYPE, "TYPE",
-     "rsa:2048|3072|4096, ec:prime256v1, ec:secp384r1 (default: as now)"},
-    {"key", 1, OPT_KEY, "ID", "use this existing key pair (CKA_ID, hex)"},
-    {"dry-run", 0, OPT_DRY_RUN, NULL,
-     "show what would be done; touch neither the token nor the CA"},
-    {"force", 0, OPT_FORCE, NULL,
-     "renew even when a request is pending or a successor exists"},
-    {NULL, 0, 0, NULL, NULL},
+	{ "ca", 1, OPT_CA, "CHANNEL",
+	  "the CA: helper:PATH [ARGS], est://HOST[:PORT][/LABEL], "
+	  "mail:smtp://HOST[:PORT], mail:-, or a [ca.NAME] of the "
+	  "configuration" },
+	{ "id", 1, OPT_ID, "HEX", "renew the certificate with this CKA_ID" },
+	{ "serial", 1, OPT_SERIAL, "SERIAL",
+	  "renew the certificate with this serial number" },
+	{ "type", 1, OPT_TYPE, "TYPE", "qualified or commercial" },
+	{ "all-expiring", 1, OPT_ALL_EXPIRING, "DAYS",
+	  "renew every certificate expiring within DAYS on every token" },
+	{ "key-type", 1, OPT_KEY_TYPE, "TYPE",
+	  "rsa:2048|3072|4096, ec:prime256v1, ec:secp384r1 (default: as now)" },
+	{ "key", 1, OPT_KEY, "ID", "use this existing key pair (CKA_ID, hex)" },
+	{ "dry-run", 0, OPT_DRY_RUN, NULL,
+	  "show what would be done; touch neither the token nor the CA" },
+	{ "ca-bundle", 1, OPT_CA_BUNDLE, "FILE",
+	  "CAs trusted (besides the system's) for the CA's TLS" },
+	{ "force", 0, OPT_FORCE, NULL,
+	  "renew even when a request is pending or a successor exists" },
+	{ NULL, 0, 0, NULL, NULL },
 };
 
 struct args {
@@ -167,7 +171,7 @@ static int renew_targets(struct ps_cli *cli, struct ps_renew *r,
 static int from_options(struct ps_cli *cli, struct ps_renew *r,
 			const struct args *a, struct ps_err *err)
 {
-	struct ps_selector sel = {a->id, a->serial, a->type};
+	struct ps_selector sel = { a->id, a->serial, a->type };
 	struct group g;
 	size_t *idx = NULL, n = 0, k = 0;
 	int rc = group_open(cli, cli->module, a->all_expiring < 0, &g, err);
@@ -343,12 +347,13 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 
 static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 {
-	struct ps_renew r = {.key_type = a->key_type,
-			     .dry_run = a->dry_run,
-			     .force = a->force,
-			     .cfg = &cli->cfg};
+	struct ps_renew r = { .key_type = a->key_type,
+			      .dry_run = a->dry_run,
+			      .force = a->force,
+			      .cfg = &cli->cfg };
 	struct ps_state st = {
-	    .dir = NULL, .dirfd = -1, .reqfd = -1, .lockfd = -1};
+		.dir = NULL, .dirfd = -1, .reqfd = -1, .lockfd = -1
+	};
 	unsigned char keyid[64];
 	int by_opts =
 	    a->all_expiring >= 0 || a->id || a->serial || a->type >= 0;
@@ -410,14 +415,16 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 int main(int argc, char **argv)
 {
 	struct ps_cli cli = {
-	    .prog = "ps-renew",
-	    .synopsis = "--ca CHANNEL [--token URI (--id HEX | --serial S | "
-			"--type T) | --all-expiring DAYS] [OPTION]...",
-	    .summary = "Request following certificates: a new key pair on "
-		       "the token, a CSR with\nthe current subject, sent to "
-		       "the CA; qualified before commercial.",
+		.prog = "ps-renew",
+		.synopsis =
+		    "--ca CHANNEL [--token URI (--id HEX | --serial S | "
+		    "--type T) | --all-expiring DAYS] [OPTION]...",
+		.summary =
+		    "Request following certificates: a new key pair on "
+		    "the token, a CSR with\nthe current subject, sent to "
+		    "the CA; qualified before commercial.",
 	};
-	struct args a = {.type = -1, .all_expiring = -1};
+	struct args a = { .type = -1, .all_expiring = -1 };
 	struct ps_err err;
 	int first, rc;
 

@@ -9,10 +9,10 @@
 enum { OPT_EXPIRING = 256 };
 
 static const struct ps_cli_opt opts[] = {
-    {"expiring", 1, OPT_EXPIRING, "DAYS",
-     "only valid, not yet renewed certificates expiring within DAYS; "
-     "exit 3 if any"},
-    {NULL, 0, 0, NULL, NULL},
+	{ "expiring", 1, OPT_EXPIRING, "DAYS",
+	  "only valid, not yet renewed certificates expiring within DAYS; "
+	  "exit 3 if any" },
+	{ NULL, 0, 0, NULL, NULL },
 };
 
 struct args {
@@ -100,12 +100,12 @@ out:
 int main(int argc, char **argv)
 {
 	struct ps_cli cli = {
-	    .prog = "ps-status",
-	    .synopsis = "[OPTION]...",
-	    .summary = "List every certificate on the selected PKCS#11 "
-		       "tokens: type, serial, validity, key, successor.",
+		.prog = "ps-status",
+		.synopsis = "[OPTION]...",
+		.summary = "List every certificate on the selected PKCS#11 "
+			   "tokens: type, serial, validity, key, successor.",
 	};
-	struct args a = {.expiring = -1};
+	struct args a = { .expiring = -1 };
 	struct ps_err err;
 	int first, rc;
 

@@ -6,9 +6,9 @@
 #include <string.h>
 
 static const struct ps_ca_driver *const drivers[] = {
-    &ps_ca_helper_driver,
-    &ps_ca_est_driver,
-    &ps_ca_mail_driver,
+	&ps_ca_helper_driver,
+	&ps_ca_est_driver,
+	&ps_ca_mail_driver,
 };
 
 static const char ca_hint[] =
@@ -19,9 +19,9 @@ static const char ca_hint[] =
 
 const char *ps_ca_status_name(int s)
 {
-	static const char *const names[] = {"issued",	    "pending",
-					    "rejected",	    "unreachable",
-					    "unconfigured", "failed"};
+	static const char *const names[] = { "issued",	     "pending",
+					     "rejected",     "unreachable",
+					     "unconfigured", "failed" };
 
 	return s >= 0 && s <= PS_CA_FAILED ? names[s] : "failed";
 }

@@ -133,10 +133,10 @@ static int est_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 		      struct ps_ca_reply *reply, struct ps_err *err)
 {
 	struct est *e = ca->priv;
-	struct ps_http_opts o = {.ca_bundle = ca->ca_bundle,
-				 .timeout = ca->timeout};
-	const char *hdr[] = {"Content-Type: application/pkcs10",
-			     "Content-Transfer-Encoding: base64", NULL};
+	struct ps_http_opts o = { .ca_bundle = ca->ca_bundle,
+				  .timeout = ca->timeout };
+	const char *hdr[] = { "Content-Type: application/pkcs10",
+			      "Content-Transfer-Encoding: base64", NULL };
 	struct ps_http *h = NULL;
 	struct ps_http_resp r;
 	EVP_PKEY *key = NULL;
@@ -194,10 +194,11 @@ static int est_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 }
 
 const struct ps_ca_driver ps_ca_est_driver = {
-    .prefix = "est:",
-    .needs_token = 1,
-    .open = est_open,
-    .submit = est_submit,
-    .poll = est_submit, /* RFC 7030: the same request, sent again */
-    .close = est_close,
+	.prefix = "est:",
+	.needs_token = 1,
+	.poll_needs_token = 1,
+	.open = est_open,
+	.submit = est_submit,
+	.poll = est_submit, /* RFC 7030: the same request, sent again */
+	.close = est_close,
 };

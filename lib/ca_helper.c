@@ -82,15 +82,15 @@ static char **helper_env(struct ps_ca *ca, const char *op,
 		? ps_config_get(ca->cfg, ca->section, "profile")
 		: NULL;
 	const char *vars[][2] = {
-	    {"CERTMONGER_OPERATION", op},
-	    {"CERTMONGER_CSR", req->csr_pem ? req->csr_pem : ""},
-	    {"CERTMONGER_CERTIFICATE", req->old_cert_pem},
-	    {"CERTMONGER_REQ_SUBJECT", req->subject},
-	    {"CERTMONGER_REQ_EMAIL", req->email},
-	    {"CERTMONGER_KEY_TYPE", req->key_type},
-	    {"CERTMONGER_CA_COOKIE", req->cookie},
-	    {"CERTMONGER_CA_PROFILE", profile},
-	    {"CERTMONGER_CA_NICKNAME", ca->name},
+		{ "CERTMONGER_OPERATION", op },
+		{ "CERTMONGER_CSR", req->csr_pem ? req->csr_pem : "" },
+		{ "CERTMONGER_CERTIFICATE", req->old_cert_pem },
+		{ "CERTMONGER_REQ_SUBJECT", req->subject },
+		{ "CERTMONGER_REQ_EMAIL", req->email },
+		{ "CERTMONGER_KEY_TYPE", req->key_type },
+		{ "CERTMONGER_CA_COOKIE", req->cookie },
+		{ "CERTMONGER_CA_PROFILE", profile },
+		{ "CERTMONGER_CA_NICKNAME", ca->name },
 	};
 	size_t nv = sizeof(vars) / sizeof(vars[0]), ne = 0, k = 0;
 	char **env;
@@ -138,7 +138,7 @@ static int collect(int fd, char **buf, size_t *len, time_t deadline)
 	if (!b)
 		return -1;
 	for (;;) {
-		struct pollfd p = {fd, POLLIN, 0};
+		struct pollfd p = { fd, POLLIN, 0 };
 		long left = (long)(deadline - time(NULL));
 		ssize_t r;
 		int pr;
@@ -305,9 +305,9 @@ static int helper_poll(struct ps_ca *ca, const struct ps_ca_request *req,
 }
 
 const struct ps_ca_driver ps_ca_helper_driver = {
-    .prefix = "helper:",
-    .open = helper_open,
-    .submit = helper_submit,
-    .poll = helper_poll,
-    .close = helper_close,
+	.prefix = "helper:",
+	.open = helper_open,
+	.submit = helper_submit,
+	.poll = helper_poll,
+	.close = helper_close,
 };

@@ -166,8 +166,8 @@ static int build(struct ps_ca *ca, const struct ps_ca_request *req, char **msg,
 {
 	struct mail *m = ca->priv;
 	struct ps_cert c;
-	struct ps_mail_vars v = {0};
-	struct ps_mail_msg mm = {0};
+	struct ps_mail_vars v = { 0 };
+	struct ps_mail_msg mm = { 0 };
 	char na[32], file[64];
 	char *body = NULL, *subj = NULL;
 	unsigned char *der = NULL;
@@ -244,8 +244,8 @@ static int send_smtp(struct ps_ca *ca, const char *from, const char *to,
 		     const char *msg, size_t len, struct ps_err *err)
 {
 	struct mail *m = ca->priv;
-	struct ps_http_opts o = {.ca_bundle = ca->ca_bundle,
-				 .timeout = ca->timeout};
+	struct ps_http_opts o = { .ca_bundle = ca->ca_bundle,
+				  .timeout = ca->timeout };
 	const char *user = opt(ca, "smtp-user");
 	const char *pass = opt(ca, "smtp-pass");
 	const char *tls = opt(ca, "tls");
@@ -335,10 +335,10 @@ static int mail_poll(struct ps_ca *ca, const struct ps_ca_request *req,
 }
 
 const struct ps_ca_driver ps_ca_mail_driver = {
-    .prefix = "mail:",
-    .needs_token = 1,
-    .open = mail_open,
-    .submit = mail_submit,
-    .poll = mail_poll,
-    .close = mail_close,
+	.prefix = "mail:",
+	.needs_token = 1,
+	.open = mail_open,
+	.submit = mail_submit,
+	.poll = mail_poll,
+	.close = mail_close,
 };

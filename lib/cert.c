@@ -20,9 +20,9 @@
 
 /* Built-in issuer -> JIP CA names; the config's [jip-ca] comes first. */
 static const struct ps_jip_ca_map default_jip_ca[] = {
-    {"PostSignum*", "PostSignum"},
-    {"I.CA*", "I.CA"},
-    {"eIdentity*", "eIdentity"},
+	{ "PostSignum*", "PostSignum" },
+	{ "I.CA*", "I.CA" },
+	{ "eIdentity*", "eIdentity" },
 };
 
 static char *name_utf8(const X509_NAME *name)

@@ -26,21 +26,24 @@ enum {
 };
 
 static const struct ps_cli_opt common_opts[] = {
-    {"module", 1, OPT_MODULE, "PATH",
-     "PKCS#11 module (default: $PKCS11_MODULE, else p11-kit's proxy)"},
-    {"token", 1, OPT_TOKEN, "URI",
-     "token to use, as a pkcs11: URI (default: every token)"},
-    {"pin", 1, OPT_PIN, "SOURCE",
-     "PIN source: prompt, env:VAR, file:PATH, fd:N or pinpad"},
-    {"json", 0, OPT_JSON, NULL, "JSON Lines on stdout, even on a terminal"},
-    {"human", 0, OPT_HUMAN, NULL, "a table on stdout, even into a pipe"},
-    {"quiet", 0, OPT_QUIET, NULL, "only errors on stderr"},
-    {"verbose", 0, OPT_VERBOSE, NULL, "say more on stderr"},
-    {"state-dir", 1, OPT_STATE_DIR, "DIR", "where pending requests are kept"},
-    {"config", 1, OPT_CONFIG, "FILE", "configuration file (psrenew.conf(5))"},
-    {"help", 0, OPT_HELP, NULL, "show this help and exit"},
-    {"version", 0, OPT_VERSION, NULL, "show the version and exit"},
-    {NULL, 0, 0, NULL, NULL},
+	{ "module", 1, OPT_MODULE, "PATH",
+	  "PKCS#11 module (default: $PKCS11_MODULE, else p11-kit's proxy)" },
+	{ "token", 1, OPT_TOKEN, "URI",
+	  "token to use, as a pkcs11: URI (default: every token)" },
+	{ "pin", 1, OPT_PIN, "SOURCE",
+	  "PIN source: prompt, env:VAR, file:PATH, fd:N or pinpad" },
+	{ "json", 0, OPT_JSON, NULL,
+	  "JSON Lines on stdout, even on a terminal" },
+	{ "human", 0, OPT_HUMAN, NULL, "a table on stdout, even into a pipe" },
+	{ "quiet", 0, OPT_QUIET, NULL, "only errors on stderr" },
+	{ "verbose", 0, OPT_VERBOSE, NULL, "say more on stderr" },
+	{ "state-dir", 1, OPT_STATE_DIR, "DIR",
+	  "where pending requests are kept" },
+	{ "config", 1, OPT_CONFIG, "FILE",
+	  "configuration file (psrenew.conf(5))" },
+	{ "help", 0, OPT_HELP, NULL, "show this help and exit" },
+	{ "version", 0, OPT_VERSION, NULL, "show the version and exit" },
+	{ NULL, 0, 0, NULL, NULL },
 };
 
 static size_t count_opts(const struct ps_cli_opt *o)
@@ -93,12 +96,12 @@ static int build_longopts(const struct ps_cli_opt *extra, struct option **out)
 	if (!lo)
 		return -1;
 	for (size_t i = 0; i < nc; i++, k++)
-		lo[k] =
-		    (struct option){common_opts[i].name, common_opts[i].has_arg,
-				    NULL, common_opts[i].key};
+		lo[k] = (struct option){ common_opts[i].name,
+					 common_opts[i].has_arg, NULL,
+					 common_opts[i].key };
 	for (size_t i = 0; i < ne; i++, k++)
-		lo[k] = (struct option){extra[i].name, extra[i].has_arg, NULL,
-					extra[i].key};
+		lo[k] = (struct option){ extra[i].name, extra[i].has_arg, NULL,
+					 extra[i].key };
 	*out = lo;
 	return 0;
 }

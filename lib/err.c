@@ -45,7 +45,7 @@ void ps_err_add_openssl(struct ps_err *err)
 static int severity(int status)
 {
 	/* Index = exit status; larger = more severe. */
-	static const int rank[] = {0, 5, 6, 1, 2, 3, 4};
+	static const int rank[] = { 0, 5, 6, 1, 2, 3, 4 };
 
 	if (status < 0 || status > PS_EXIT_TOKEN)
 		return 5;

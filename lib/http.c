@@ -194,7 +194,7 @@ int ps_http_request(struct ps_http *h, const char *method, const char *url,
 		    struct ps_http_resp *resp, struct ps_err *err)
 {
 	struct curl_slist *hl = NULL;
-	struct sink sink = {resp, 0, 0};
+	struct sink sink = { resp, 0, 0 };
 	CURL *c = h->curl;
 	CURLcode rc;
 
@@ -275,7 +275,7 @@ int ps_smtp_send(const struct ps_http_opts *o, const char *url,
 {
 	struct ps_http *h;
 	struct curl_slist *rcpts = NULL;
-	struct upload up = {msg, len};
+	struct upload up = { msg, len };
 	long code = 0;
 	CURLcode rc;
 	int st = ps_http_new(o, &h, err);

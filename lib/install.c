@@ -158,8 +158,8 @@ static int already_there(struct ps_token *tok, const unsigned char *id,
 {
 	CK_FUNCTION_LIST *fl = ps_module_functions(tok->mod);
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
-	CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)},
-			    {CKA_ID, (void *)id, id_len}};
+	CK_ATTRIBUTE t[] = { { CKA_CLASS, &cls, sizeof(cls) },
+			     { CKA_ID, (void *)id, id_len } };
 	CK_OBJECT_HANDLE hs[16];
 	CK_ULONG n = 0;
 	int found = 0;
@@ -170,7 +170,7 @@ static int already_there(struct ps_token *tok, const unsigned char *id,
 	fl->C_FindObjectsFinal(tok->session);
 	for (CK_ULONG i = 0; i < n && !found; i++) {
 		unsigned char *buf = malloc((size_t)len);
-		CK_ATTRIBUTE v = {CKA_VALUE, buf, (CK_ULONG)len};
+		CK_ATTRIBUTE v = { CKA_VALUE, buf, (CK_ULONG)len };
 
 		if (buf &&
 		    fl->C_GetAttributeValue(tok->session, hs[i], &v, 1) ==
@@ -188,7 +188,7 @@ static int already_there(struct ps_token *tok, const unsigned char *id,
 static void key_label(struct ps_token *tok, CK_OBJECT_HANDLE priv, char *buf,
 		      size_t len)
 {
-	CK_ATTRIBUTE a = {CKA_LABEL, buf, len - 1};
+	CK_ATTRIBUTE a = { CKA_LABEL, buf, len - 1 };
 
 	buf[0] = '\0';
 	if (ps_module_functions(tok->mod)->C_GetAttributeValue(
@@ -229,16 +229,16 @@ int ps_token_store_cert(struct ps_token *tok, X509 *leaf,
 		goto out;
 	}
 	CK_ATTRIBUTE t[] = {
-	    {CKA_CLASS, &cls, sizeof(cls)},
-	    {CKA_CERTIFICATE_TYPE, &ct, sizeof(ct)},
-	    {CKA_TOKEN, &yes, sizeof(yes)},
-	    {CKA_PRIVATE, &no, sizeof(no)},
-	    {CKA_LABEL, (void *)label, strlen(label)},
-	    {CKA_ID, (void *)id, id_len},
-	    {CKA_SUBJECT, subj, (CK_ULONG)sl},
-	    {CKA_ISSUER, iss, (CK_ULONG)il},
-	    {CKA_SERIAL_NUMBER, ser, (CK_ULONG)nl},
-	    {CKA_VALUE, der, (CK_ULONG)dl},
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_CERTIFICATE_TYPE, &ct, sizeof(ct) },
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &no, sizeof(no) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+		{ CKA_ID, (void *)id, id_len },
+		{ CKA_SUBJECT, subj, (CK_ULONG)sl },
+		{ CKA_ISSUER, iss, (CK_ULONG)il },
+		{ CKA_SERIAL_NUMBER, ser, (CK_ULONG)nl },
+		{ CKA_VALUE, der, (CK_ULONG)dl },
 	};
 	rv = ps_module_functions(tok->mod)->C_CreateObject(
 	    tok->session, t, sizeof(t) / sizeof(t[0]), h);

@@ -26,7 +26,7 @@ static int load_token(struct ps_token *tok, struct ps_inventory *inv,
 		      struct ps_err *err)
 {
 	struct ps_tobj *certs = NULL;
-	struct keyset ks = {NULL, 0};
+	struct keyset ks = { NULL, 0 };
 	size_t ncerts = 0;
 	struct ps_invcert *grown;
 	int rc = ps_token_objects(tok, CKO_CERTIFICATE, &certs, &ncerts, err);

@@ -19,12 +19,16 @@ static const struct {
 	unsigned char der[12];
 	size_t der_len;
 } curves[] = {
-    {"P-256",
-     "prime256v1",
-     256,
-     {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07},
-     10},
-    {"P-384", "secp384r1", 384, {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22}, 7},
+	{ "P-256",
+	  "prime256v1",
+	  256,
+	  { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 },
+	  10 },
+	{ "P-384",
+	  "secp384r1",
+	  384,
+	  { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 },
+	  7 },
 };
 
 static const char keyspec_hint[] =
@@ -140,9 +144,10 @@ static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
 	CK_FUNCTION_LIST *fl = ps_module_functions(t->mod);
 	unsigned char a0[1024], a1[256];
 	CK_ATTRIBUTE a[2] = {
-	    {type == CKK_EC ? CKA_EC_PARAMS : CKA_MODULUS, a0, sizeof(a0)},
-	    {type == CKK_EC ? CKA_EC_POINT : CKA_PUBLIC_EXPONENT, a1,
-	     sizeof(a1)},
+		{ type == CKK_EC ? CKA_EC_PARAMS : CKA_MODULUS, a0,
+		  sizeof(a0) },
+		{ type == CKK_EC ? CKA_EC_POINT : CKA_PUBLIC_EXPONENT, a1,
+		  sizeof(a1) },
 	};
 	OSSL_PARAM_BLD *bld;
 	OSSL_PARAM *params = NULL;
@@ -198,7 +203,7 @@ out:
 static int set_id(struct ps_token *t, CK_OBJECT_HANDLE h,
 		  const unsigned char *id, size_t len)
 {
-	CK_ATTRIBUTE a = {CKA_ID, (void *)id, len};
+	CK_ATTRIBUTE a = { CKA_ID, (void *)id, len };
 
 	return ps_module_functions(t->mod)->C_SetAttributeValue(t->session, h,
 								&a, 1) == CKR_OK
@@ -212,10 +217,10 @@ static CK_RV generate(struct ps_token *t, const struct ps_keyspec *ks,
 {
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ULONG bits = ks->bits;
-	CK_BYTE exp[] = {0x01, 0x00, 0x01};
-	CK_MECHANISM mech = {ks->type == CKK_EC ? CKM_EC_KEY_PAIR_GEN
-						: CKM_RSA_PKCS_KEY_PAIR_GEN,
-			     NULL, 0};
+	CK_BYTE exp[] = { 0x01, 0x00, 0x01 };
+	CK_MECHANISM mech = { ks->type == CKK_EC ? CKM_EC_KEY_PAIR_GEN
+						 : CKM_RSA_PKCS_KEY_PAIR_GEN,
+			      NULL, 0 };
 	unsigned char ecp[12];
 	size_t ecp_len = 0;
 	int ec = ks->type == CKK_EC;
@@ -228,25 +233,28 @@ static CK_RV generate(struct ps_token *t, const struct ps_keyspec *ks,
 			ecp_len = curves[i].der_len;
 		}
 	CK_ATTRIBUTE pub[] = {
-	    {CKA_TOKEN, &yes, sizeof(yes)},
-	    {CKA_PRIVATE, &no, sizeof(no)},
-	    {CKA_VERIFY, &yes, sizeof(yes)},
-	    {CKA_ID, (void *)id, idlen},
-	    {CKA_LABEL, (void *)label, llen},
-	    {rsa ? CKA_ENCRYPT : CKA_DERIVE, rsa ? &yes : &no, sizeof(yes)},
-	    {rsa ? CKA_MODULUS_BITS : CKA_EC_PARAMS,
-	     rsa ? (void *)&bits : (void *)ecp, rsa ? sizeof(bits) : ecp_len},
-	    {CKA_PUBLIC_EXPONENT, exp, sizeof(exp)},
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &no, sizeof(no) },
+		{ CKA_VERIFY, &yes, sizeof(yes) },
+		{ CKA_ID, (void *)id, idlen },
+		{ CKA_LABEL, (void *)label, llen },
+		{ rsa ? CKA_ENCRYPT : CKA_DERIVE, rsa ? &yes : &no,
+		  sizeof(yes) },
+		{ rsa ? CKA_MODULUS_BITS : CKA_EC_PARAMS,
+		  rsa ? (void *)&bits : (void *)ecp,
+		  rsa ? sizeof(bits) : ecp_len },
+		{ CKA_PUBLIC_EXPONENT, exp, sizeof(exp) },
 	};
 	CK_ATTRIBUTE priv[] = {
-	    {CKA_TOKEN, &yes, sizeof(yes)},
-	    {CKA_PRIVATE, &yes, sizeof(yes)},
-	    {CKA_SENSITIVE, &yes, sizeof(yes)},
-	    {CKA_EXTRACTABLE, &no, sizeof(no)},
-	    {CKA_SIGN, &yes, sizeof(yes)},
-	    {CKA_ID, (void *)id, idlen},
-	    {CKA_LABEL, (void *)label, llen},
-	    {rsa ? CKA_DECRYPT : CKA_DERIVE, rsa ? &yes : &no, sizeof(yes)},
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &yes, sizeof(yes) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &no, sizeof(no) },
+		{ CKA_SIGN, &yes, sizeof(yes) },
+		{ CKA_ID, (void *)id, idlen },
+		{ CKA_LABEL, (void *)label, llen },
+		{ rsa ? CKA_DECRYPT : CKA_DERIVE, rsa ? &yes : &no,
+		  sizeof(yes) },
 	};
 
 	return ps_module_functions(t->mod)->C_GenerateKeyPair(
@@ -296,8 +304,8 @@ static int find_one(struct ps_token *t, CK_OBJECT_CLASS cls,
 		    CK_RV *rvp)
 {
 	CK_FUNCTION_LIST *fl = ps_module_functions(t->mod);
-	CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)},
-			       {CKA_ID, (void *)id, len}};
+	CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof(cls) },
+				{ CKA_ID, (void *)id, len } };
 	CK_ULONG n = 0;
 	CK_RV rv = fl->C_FindObjectsInit(t->session, tmpl, 2);
 
@@ -313,7 +321,7 @@ int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 		    struct ps_keypair *kp, struct ps_err *err)
 {
 	CK_KEY_TYPE type = CKK_RSA;
-	CK_ATTRIBUTE a = {CKA_KEY_TYPE, &type, sizeof(type)};
+	CK_ATTRIBUTE a = { CKA_KEY_TYPE, &type, sizeof(type) };
 	CK_OBJECT_HANDLE cert;
 	CK_RV rv;
 
@@ -338,7 +346,7 @@ int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 	if (!kp->pubkey &&
 	    find_one(t, CKO_CERTIFICATE, id, id_len, &cert, &rv)) {
 		unsigned char buf[8192];
-		CK_ATTRIBUTE v = {CKA_VALUE, buf, sizeof(buf)};
+		CK_ATTRIBUTE v = { CKA_VALUE, buf, sizeof(buf) };
 		const unsigned char *p = buf;
 		X509 *x;
 

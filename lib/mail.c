@@ -190,7 +190,7 @@ int ps_mail_build(const struct ps_mail_msg *m, X509 *cert, EVP_PKEY *key,
 		  STACK_OF(X509) * chain, char **out, size_t *len,
 		  struct ps_err *err)
 {
-	struct buf b = {0}, inner = {0};
+	struct buf b = { 0 }, inner = { 0 };
 	int flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL;
 	CMS_ContentInfo *cms = NULL;
 	BIO *data = NULL, *mem = NULL;
@@ -262,11 +262,11 @@ char *ps_mail_fill(const char *tmpl, const struct ps_mail_vars *v)
 	const struct {
 		const char *key, *val;
 	} map[] = {
-	    {"{name}", v->name},     {"{type}", v->type},
-	    {"{serial}", v->serial}, {"{not_after}", v->not_after},
-	    {"{email}", v->email},   {"{file}", v->file},
+		{ "{name}", v->name },	   { "{type}", v->type },
+		{ "{serial}", v->serial }, { "{not_after}", v->not_after },
+		{ "{email}", v->email },   { "{file}", v->file },
 	};
-	struct buf b = {0};
+	struct buf b = { 0 };
 
 	puts_(&b, "");
 	while (*tmpl) {

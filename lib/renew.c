@@ -76,8 +76,8 @@ json_t *ps_target_error(const struct ps_err *err, const json_t *input,
 		ps_json_set_str(e, "id", id);
 		free(id);
 	} else if (input) {
-		const char *keys[] = {"token", "serial_hex", "type",
-				      "cn",    "id",	     "request_id"};
+		const char *keys[] = { "token", "serial_hex", "type",
+				       "cn",	"id",	      "request_id" };
 
 		for (size_t k = 0; k < sizeof(keys) / sizeof(*keys); k++)
 			if (json_object_get(input, keys[k]))

@@ -21,7 +21,7 @@ static const char source_hint[] =
 
 void ps_secret_protect_process(void)
 {
-	struct rlimit rl = {0, 0};
+	struct rlimit rl = { 0, 0 };
 
 	setrlimit(RLIMIT_CORE, &rl);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

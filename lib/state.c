@@ -144,7 +144,7 @@ void ps_state_close(struct ps_state *st)
 
 void ps_state_new_id(char *buf, size_t len)
 {
-	unsigned char r[4] = {0};
+	unsigned char r[4] = { 0 };
 	time_t now = time(NULL);
 	struct tm tm;
 
@@ -190,7 +190,7 @@ int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
 		  struct ps_err *err)
 {
 	char tmp[128], name[80];
-	unsigned char r[4] = {0};
+	unsigned char r[4] = { 0 };
 	char *text;
 	int fd, rc = 0, e;
 

@@ -78,7 +78,7 @@ int ps_module_open(const char *path_or_null, const struct ps_uri *uri,
 {
 	const char *why;
 	const char *path = pick_module(path_or_null, uri, &why);
-	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
+	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
 	CK_C_GetFunctionList getfl;
 	struct ps_module *m;
 	char lib[33], man[33];
@@ -497,7 +497,7 @@ static int find_handles(struct ps_token *t, CK_OBJECT_CLASS cls,
 			CK_OBJECT_HANDLE **out, CK_ULONG *n, struct ps_err *err)
 {
 	CK_FUNCTION_LIST *fl = t->mod->fl;
-	CK_ATTRIBUTE tmpl = {CKA_CLASS, &cls, sizeof(cls)};
+	CK_ATTRIBUTE tmpl = { CKA_CLASS, &cls, sizeof(cls) };
 	CK_OBJECT_HANDLE *h = NULL;
 	CK_ULONG cap = 0, count = 0, got;
 	CK_RV rv;
@@ -546,13 +546,13 @@ static CK_RV read_attrs(struct ps_token *t, struct ps_tobj *o,
 	char label[256];
 	int cert = o->cls == CKO_CERTIFICATE;
 	CK_ATTRIBUTE a[3] = {
-	    {CKA_ID, id, sizeof(id)},
-	    {CKA_LABEL, label, sizeof(label) - 1},
-	    cert ? (CK_ATTRIBUTE){CKA_VALUE, scratch, scratch_len}
-		 : (CK_ATTRIBUTE){CKA_KEY_TYPE, &o->key_type,
-				  sizeof(o->key_type)},
+		{ CKA_ID, id, sizeof(id) },
+		{ CKA_LABEL, label, sizeof(label) - 1 },
+		cert ? (CK_ATTRIBUTE){ CKA_VALUE, scratch, scratch_len }
+		     : (CK_ATTRIBUTE){ CKA_KEY_TYPE, &o->key_type,
+				       sizeof(o->key_type) },
 	};
-	void *heap[3] = {NULL, NULL, NULL};
+	void *heap[3] = { NULL, NULL, NULL };
 	CK_RV rv = fl->C_GetAttributeValue(t->session, o->handle, a, 3);
 
 	if (rv == CKR_BUFFER_TOO_SMALL) {

@@ -10,12 +10,12 @@
 #define URI_MAX 4096
 
 static const char *const type_names[] = {
-    [PS_OBJ_ANY] = "",
-    [PS_OBJ_CERT] = "cert",
-    [PS_OBJ_PRIVATE] = "private",
-    [PS_OBJ_PUBLIC] = "public",
-    [PS_OBJ_SECRET] = "secret-key",
-    [PS_OBJ_DATA] = "data",
+	[PS_OBJ_ANY] = "",
+	[PS_OBJ_CERT] = "cert",
+	[PS_OBJ_PRIVATE] = "private",
+	[PS_OBJ_PUBLIC] = "public",
+	[PS_OBJ_SECRET] = "secret-key",
+	[PS_OBJ_DATA] = "data",
 };
 
 const char *ps_obj_type_name(int type)
@@ -34,11 +34,12 @@ void ps_uri_init(struct ps_uri *u)
 void ps_uri_free(struct ps_uri *u)
 {
 	char **s[] = {
-	    &u->token,	     &u->manufacturer,	   &u->serial,
-	    &u->model,	     &u->lib_manufacturer, &u->lib_description,
-	    &u->lib_version, &u->slot_description, &u->slot_manufacturer,
-	    &u->object,	     &u->module_path,	   &u->module_name,
-	    &u->pin_source};
+		&u->token,	 &u->manufacturer,     &u->serial,
+		&u->model,	 &u->lib_manufacturer, &u->lib_description,
+		&u->lib_version, &u->slot_description, &u->slot_manufacturer,
+		&u->object,	 &u->module_path,      &u->module_name,
+		&u->pin_source
+	};
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		free(*s[i]);
@@ -114,22 +115,23 @@ static char **string_slot(struct ps_uri *u, const char *name, int query)
 		size_t off;
 		int query;
 	} map[] = {
-	    {"token", offsetof(struct ps_uri, token), 0},
-	    {"manufacturer", offsetof(struct ps_uri, manufacturer), 0},
-	    {"serial", offsetof(struct ps_uri, serial), 0},
-	    {"model", offsetof(struct ps_uri, model), 0},
-	    {"library-manufacturer", offsetof(struct ps_uri, lib_manufacturer),
-	     0},
-	    {"library-description", offsetof(struct ps_uri, lib_description),
-	     0},
-	    {"library-version", offsetof(struct ps_uri, lib_version), 0},
-	    {"slot-description", offsetof(struct ps_uri, slot_description), 0},
-	    {"slot-manufacturer", offsetof(struct ps_uri, slot_manufacturer),
-	     0},
-	    {"object", offsetof(struct ps_uri, object), 0},
-	    {"module-path", offsetof(struct ps_uri, module_path), 1},
-	    {"module-name", offsetof(struct ps_uri, module_name), 1},
-	    {"pin-source", offsetof(struct ps_uri, pin_source), 1},
+		{ "token", offsetof(struct ps_uri, token), 0 },
+		{ "manufacturer", offsetof(struct ps_uri, manufacturer), 0 },
+		{ "serial", offsetof(struct ps_uri, serial), 0 },
+		{ "model", offsetof(struct ps_uri, model), 0 },
+		{ "library-manufacturer",
+		  offsetof(struct ps_uri, lib_manufacturer), 0 },
+		{ "library-description",
+		  offsetof(struct ps_uri, lib_description), 0 },
+		{ "library-version", offsetof(struct ps_uri, lib_version), 0 },
+		{ "slot-description", offsetof(struct ps_uri, slot_description),
+		  0 },
+		{ "slot-manufacturer",
+		  offsetof(struct ps_uri, slot_manufacturer), 0 },
+		{ "object", offsetof(struct ps_uri, object), 0 },
+		{ "module-path", offsetof(struct ps_uri, module_path), 1 },
+		{ "module-name", offsetof(struct ps_uri, module_name), 1 },
+		{ "pin-source", offsetof(struct ps_uri, pin_source), 1 },
 	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
