@@ -171,8 +171,15 @@ static int submit(struct ps_renew *r, struct ps_token *tok, json_t *rec,
 	ps_request_ca_req(rec, tok, &auth, &req);
 	rc = ps_ca_submit(r->ca, &req, &reply, err);
 	ps_ca_auth_free(&auth);
-	if (rc)
+	if (rc) {
+		/* The channel could not be used at all (an untrusted server,
+		 * a broken setup): the request never left, so nothing stays. */
+		if (kp)
+			ps_keypair_destroy(tok, kp, NULL);
+		ps_state_remove(r->st, id, NULL);
+		json_object_del(r->active, ps_json_str(rec, "old_sha256"));
 		return rc;
+	}
 	ps_request_apply(rec, &reply, time(NULL));
 	if (reply.status == PS_CA_REJECTED || reply.status == PS_CA_FAILED ||
 	    reply.status == PS_CA_UNCONFIGURED) {
