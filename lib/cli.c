@@ -164,7 +164,7 @@ int ps_cli_parse(struct ps_cli *cli, int argc, char **argv,
 				  "out of memory");
 	opterr = 0;
 	optind = 1;
-	while (!rc && (c = getopt_long(argc, argv, "+hVqv", lo, NULL)) != -1) {
+	while (!rc && (c = getopt_long(argc, argv, "hVqv", lo, NULL)) != -1) {
 		if (c == 'h' || c == OPT_HELP) {
 			help(cli, extra);
 			cli->done = 1;

@@ -250,6 +250,25 @@ static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 	return rc;
 }
 
+/* A request the CA refused: its key pair has no future. Only a key pair
+ * ps-renew generated (never one given with --key). */
+static void remove_key(struct ps_fetch *f, json_t *rec)
+{
+	struct ps_keypair kp;
+	struct ps_token *tok;
+	unsigned char id[64];
+	size_t len;
+
+	if (!json_is_true(json_object_get(rec, "key_generated")) ||
+	    hex_decode(ps_json_str(rec, "key_id"), id, sizeof(id), &len) ||
+	    !(tok = token_for(f, rec, NULL)) ||
+	    ps_keypair_find(tok, id, len, &kp, NULL))
+		return;
+	if (ps_keypair_destroy(tok, &kp, NULL) == 0)
+		json_object_set_new(rec, "key_removed", json_true());
+	ps_keypair_free(&kp);
+}
+
 /* Asks the CA (submit again or poll) and records the answer. */
 static int ask_ca(struct ps_fetch *f, json_t *rec, struct ps_err *err)
 {
@@ -273,6 +292,8 @@ static int ask_ca(struct ps_fetch *f, json_t *rec, struct ps_err *err)
 		return rc;
 	ps_request_apply(rec, &reply, time(NULL));
 	ps_ca_reply_free(&reply);
+	if (!strcmp(ps_json_str(rec, "state"), PS_REQ_REJECTED))
+		remove_key(f, rec);
 	return ps_state_save(f->st, ps_json_str(rec, "request_id"), rec, err);
 }
 
@@ -385,6 +406,26 @@ int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 	return 0;
 }
 
+/* x first, then the other certificates of the input (its chain). */
+static char *chain_pem(STACK_OF(X509) * certs, X509 *x)
+{
+	char *all = ps_cert_pem(x);
+
+	for (int i = 0; all && i < sk_X509_num(certs); i++) {
+		X509 *c = sk_X509_value(certs, i);
+		char *p, *more;
+
+		if (c == x || X509_check_ca(c) <= 0)
+			continue;
+		p = ps_cert_pem(c);
+		more = p && asprintf(&more, "%s%s", all, p) >= 0 ? more : NULL;
+		free(p);
+		free(all);
+		all = more;
+	}
+	return all;
+}
+
 /* The unfinished request waiting for this public key, or NULL. */
 static json_t *request_for_key(struct ps_fetch *f, EVP_PKEY *pk)
 {
@@ -484,7 +525,7 @@ int ps_fetch_install_certs(struct ps_fetch *f, const unsigned char *buf,
 		rec = request_for_key(f, X509_get0_pubkey(x));
 		if (rec) {
 			const char *id = ps_json_str(rec, "request_id");
-			char *pem = ps_cert_pem(x);
+			char *pem = chain_pem(certs, x);
 			int lock;
 			time_t due;
 

@@ -427,6 +427,10 @@ static const char *const suite_fields[] = {
 	"already_installed",
 	"warning",
 	"request_id",
+	"key_generated",
+	"login_verified",
+	"confirmed_at",
+	"result",
 };
 
 static int suite_field(const char *key)

@@ -290,6 +290,9 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 		if (!rec)
 			rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
 					"out of memory");
+		else
+			json_object_set_new(rec, "key_generated",
+					    json_boolean(generated));
 	}
 	if (!rc)
 		rc = ps_state_save(r->st, id, rec, err);

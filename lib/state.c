@@ -186,8 +186,8 @@ static int write_all(int fd, const char *s, size_t n)
 	return 0;
 }
 
-int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
-		  struct ps_err *err)
+static int save_in(struct ps_state *st, int dfd, const char *id,
+		   const json_t *rec, struct ps_err *err)
 {
 	char tmp[128], name[80];
 	unsigned char r[4] = { 0 };
@@ -204,7 +204,7 @@ int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
 	snprintf(tmp, sizeof(tmp), ".%s.%ld.%02x%02x%02x%02x.tmp", id,
 		 (long)getpid(), r[0], r[1], r[2], r[3]);
 	snprintf(name, sizeof(name), "%s.json", id);
-	fd = openat(st->reqfd, tmp,
+	fd = openat(dfd, tmp,
 		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 ||
 	    write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
@@ -215,25 +215,31 @@ int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
 		e = errno;
 		rc = -1;
 	}
-	if (!rc && renameat(st->reqfd, tmp, st->reqfd, name) < 0) {
+	if (!rc && renameat(dfd, tmp, dfd, name) < 0) {
 		e = errno;
 		rc = -1;
 	}
 	free(text);
 	if (rc) {
-		unlinkat(st->reqfd, tmp, 0);
+		unlinkat(dfd, tmp, 0);
 		return ps_err_set(err, PS_EXIT_FAIL, "state-write",
 				  "check the free space and permissions of the "
 				  "state directory",
 				  "cannot save request %s in %s: %s", id,
 				  st->dir, strerror(e));
 	}
-	fsync(st->reqfd);
+	fsync(dfd);
 	return 0;
 }
 
-int ps_state_load(struct ps_state *st, const char *id, json_t **rec,
+int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
 		  struct ps_err *err)
+{
+	return save_in(st, st->reqfd, id, rec, err);
+}
+
+static int load_in(struct ps_state *st, int dfd, const char *id, json_t **rec,
+		   struct ps_err *err)
 {
 	char name[80], *buf;
 	struct stat sb;
@@ -245,7 +251,7 @@ int ps_state_load(struct ps_state *st, const char *id, json_t **rec,
 	if (!ps_state_valid_id(id))
 		return bad_id(err, id);
 	snprintf(name, sizeof(name), "%s.json", id);
-	fd = openat(st->reqfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT)
 		return ps_err_set(err, PS_EXIT_FAIL, "no-such-request",
 				  "list the pending requests with "
@@ -284,6 +290,52 @@ int ps_state_load(struct ps_state *st, const char *id, json_t **rec,
 				  st->dir, name);
 	}
 	return 0;
+}
+
+int ps_state_load(struct ps_state *st, const char *id, json_t **rec,
+		  struct ps_err *err)
+{
+	return load_in(st, st->reqfd, id, rec, err);
+}
+
+static int sub_fd(struct ps_state *st, const char *sub, struct ps_err *err)
+{
+	int fd;
+
+	if (!ps_state_valid_id(sub)) {
+		bad_id(err, sub);
+		return -1;
+	}
+	fd = open_sub(st->dirfd, sub, 1);
+	if (fd < 0)
+		ps_err_set(err, PS_EXIT_USAGE, "bad-state-dir", dir_hint,
+			   "refusing %s/%s: %s", st->dir, sub, strerror(errno));
+	return fd;
+}
+
+int ps_state_put(struct ps_state *st, const char *sub, const char *name,
+		 const json_t *rec, struct ps_err *err)
+{
+	int fd = sub_fd(st, sub, err), rc;
+
+	if (fd < 0)
+		return err ? err->status : PS_EXIT_USAGE;
+	rc = save_in(st, fd, name, rec, err);
+	close(fd);
+	return rc;
+}
+
+int ps_state_get(struct ps_state *st, const char *sub, const char *name,
+		 json_t **rec, struct ps_err *err)
+{
+	int fd = sub_fd(st, sub, err), rc;
+
+	*rec = NULL;
+	if (fd < 0)
+		return err ? err->status : PS_EXIT_USAGE;
+	rc = load_in(st, fd, name, rec, err);
+	close(fd);
+	return rc;
 }
 
 int ps_state_remove(struct ps_state *st, const char *id, struct ps_err *err)

@@ -38,6 +38,15 @@ int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
 int ps_state_load(struct ps_state *st, const char *id, json_t **rec,
 		  struct ps_err *err);
 int ps_state_remove(struct ps_state *st, const char *id, struct ps_err *err);
+
+/* Other records of the store, in sub-directories created on demand with
+ * the same care: "jip" holds the serials confirmed in JIP
+ * (jip/SERIAL_HEX.json, written by ps-jip-setserial, read by
+ * ps-token-clean). */
+int ps_state_put(struct ps_state *st, const char *sub, const char *name,
+		 const json_t *rec, struct ps_err *err);
+int ps_state_get(struct ps_state *st, const char *sub, const char *name,
+		 json_t **rec, struct ps_err *err);
 /* Every request id, sorted. */
 int ps_state_list(struct ps_state *st, char ***ids, size_t *n,
 		  struct ps_err *err);
