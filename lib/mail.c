@@ -239,7 +239,14 @@ int ps_mail_build(const struct ps_mail_msg *m, X509 *cert, EVP_PKEY *key,
 		goto out;
 	}
 	n = BIO_get_mem_data(mem, &p);
-	put(&b, p, (size_t)n);
+	/* OpenSSL writes the signature's base64 with bare LFs even with
+	 * SMIME_CRLFEOL; SMTP wants CRLF everywhere. The signed part is
+	 * CRLF already, so this changes nothing the signature covers. */
+	for (long i = 0; i < n; i++) {
+		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+			put(&b, "\r", 1);
+		put(&b, p + i, 1);
+	}
 	if (b.bad) {
 		rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
 				"out of memory");

@@ -127,3 +127,108 @@ EOF_CONF
 	[[ "$stderr" == *"key of certificate"*"not on the token"* ]]
 	[ "$(token_objects privkey)" -eq 0 ]
 }
+
+# smtp_server DIR OPTIONS...: a real SMTP server (aiosmtpd) on loopback.
+smtp_server() {
+	local dir=$1
+	shift
+	eval "$("$FIXTURE_ROOT/tests/smtp/smtp-start" "$dir" "$@")"
+	SMTP_DIRS+=("$dir")
+}
+
+teardown() {
+	for d in "${SMTP_DIRS[@]}"; do
+		"$FIXTURE_ROOT/tests/smtp/smtp-stop" "$d" || true
+	done
+}
+
+smtp_conf() { # smtp_conf URL [EXTRA LINES...]
+	local url=$1
+	shift
+	{
+		printf '[ca.postsignum]\nchannel = mail:%s\n' "$url"
+		printf '%s\n' "$@"
+	} > "$BATS_TEST_TMPDIR/c.conf"
+}
+
+smtp_renew() {
+	run --separate-stderr ps-renew --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \
+		--config "$BATS_TEST_TMPDIR/c.conf" --token "$TOKEN_URI" --id "$QUAL_ID" \
+		--ca postsignum "$@"
+}
+
+@test "SMTP: the server receives the message, which verifies with openssl" {
+	smtp_server "$BATS_TEST_TMPDIR/smtp"
+	smtp_conf "$SMTP_URL"
+	smtp_renew
+	[ "$status" -eq 3 ]
+	[ "$(jfield state <<<"$output")" = pending ]
+	[[ "$(jfield cookie <<<"$output")" == "<psrenew."* ]]
+	[ "$(ls "$SMTP_MAILDIR"/*.eml | wc -l)" -eq 1 ]
+	[ "$(jq -r '.rcpt_tos[0]' "$SMTP_MAILDIR"/001.json)" = podatelna.postsignum@cpost.cz ]
+	[ "$(jq -r .mail_from "$SMTP_MAILDIR"/001.json)" = jan.novak@example.cz ]
+	openssl cms -verify -in "$SMTP_MAILDIR/001.eml" -CAfile "$PKI/chain.pem" -out /dev/null
+	# the Message-ID the record keeps is the one that was sent
+	grep -q "^Message-ID: $(jfield cookie <<<"$output")" "$SMTP_MAILDIR/001.eml"
+}
+
+@test "SMTP with STARTTLS and a login from a secret source; the password never shows" {
+	smtp_server "$BATS_TEST_TMPDIR/smtp" --tls --require-starttls --user 'jnovak:Tajné-heslo-77'
+	printf 'Tajné-heslo-77' > "$BATS_TEST_TMPDIR/smtp.pass"
+	smtp_conf "$SMTP_URL" "smtp-user = jnovak" "smtp-pass = file:$BATS_TEST_TMPDIR/smtp.pass" \
+		"ca-bundle = $SMTP_TLS_CA"
+	smtp_renew
+	[ "$status" -eq 3 ]
+	[ "$(jq -r .auth_user "$SMTP_MAILDIR"/001.json)" = jnovak ]
+	[ "$(jq -r .tls "$SMTP_MAILDIR"/001.json)" = starttls ]
+	openssl cms -verify -in "$SMTP_MAILDIR/001.eml" -CAfile "$PKI/chain.pem" -out /dev/null
+	! grep -rq 'Tajné-heslo-77' "$PSRENEW_STATE_DIR"
+	[[ "$output$stderr" != *Tajné-heslo-77* ]]
+}
+
+@test "SMTP: a wrong login is exit 5 with the server's reply; the key pair is removed" {
+	smtp_server "$BATS_TEST_TMPDIR/smtp" --tls --user 'jnovak:right'
+	printf 'wrong' > "$BATS_TEST_TMPDIR/smtp.pass"
+	smtp_conf "$SMTP_URL" "smtp-user = jnovak" "smtp-pass = file:$BATS_TEST_TMPDIR/smtp.pass" \
+		"ca-bundle = $SMTP_TLS_CA"
+	smtp_renew
+	[ "$status" -eq 5 ]
+	[ "$(jfield state <<<"$output")" = rejected ]
+	[[ "$(jfield message <<<"$output")" == *"535"* ]]
+	[ "$(token_objects privkey)" -eq 4 ]
+	[ -z "$(ls "$SMTP_MAILDIR" 2>/dev/null)" ]
+}
+
+@test "SMTP: a rejected recipient is exit 5 with the server's reply" {
+	smtp_server "$BATS_TEST_TMPDIR/smtp" --reject-rcpt podatelna.postsignum@cpost.cz
+	smtp_conf "$SMTP_URL"
+	smtp_renew
+	[ "$status" -eq 5 ]
+	[[ "$(jfield message <<<"$output")" == *"550"* ]]
+	[ "$(token_objects privkey)" -eq 4 ]
+}
+
+@test "SMTP: a server that is down or says try later is exit 4; the request is sent again later" {
+	smtp_conf "smtp://127.0.0.1:1"
+	smtp_renew
+	[ "$status" -eq 4 ]
+	[ "$(jfield state <<<"$output")" = unsubmitted ]
+	[ "$(token_objects privkey)" -eq 5 ]
+	smtp_server "$BATS_TEST_TMPDIR/smtp" --tempfail
+	smtp_conf "$SMTP_URL"
+	run --separate-stderr ps-fetch --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \
+		--config "$BATS_TEST_TMPDIR/c.conf" --pending
+	[ "$status" -eq 4 ]
+	"$FIXTURE_ROOT/tests/smtp/smtp-stop" "$BATS_TEST_TMPDIR/smtp"
+	smtp_server "$BATS_TEST_TMPDIR/smtp2"
+	# the request remembers the channel spec it was made with: point it at
+	# the new server through the same name
+	req=$(ls "$PSRENEW_STATE_DIR"/requests/*.json)
+	jq --arg c "mail:$SMTP_URL" '.channel = $c' "$req" > "$req.new" && mv "$req.new" "$req"
+	chmod 600 "$req"
+	run --separate-stderr ps-fetch --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" --pending
+	[ "$status" -eq 3 ]
+	[ "$(jfield state <<<"$output")" = pending ]
+	openssl cms -verify -in "$SMTP_MAILDIR/001.eml" -CAfile "$PKI/chain.pem" -out /dev/null
+	[ "$(token_objects privkey)" -eq 5 ]
+}
