@@ -23,9 +23,10 @@ PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 P11KIT_PROXY := $(shell $(PKG_CONFIG) --variable=proxy_module p11-kit-1 2>/dev/null)
-DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags libssl libcrypto libp11 libcurl jansson inih p11-kit-1 2>/dev/null)
-DEP_LIBS := $(shell $(PKG_CONFIG) --libs libssl libcrypto libp11 libcurl jansson inih 2>/dev/null) -ldl
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags libssl libcrypto libp11 libcurl libxml-2.0 jansson inih p11-kit-1 2>/dev/null)
+DEP_LIBS := $(shell $(PKG_CONFIG) --libs libssl libcrypto libp11 libcurl libxml-2.0 jansson inih 2>/dev/null) -ldl
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib $(DEP_CFLAGS) $(WARN) $(CFLAGS) \
+	-DPSRENEW_DATADIR='"$(DATADIR)"' \
 	$(if $(P11KIT_PROXY),-DPS_P11KIT_PROXY='"$(P11KIT_PROXY)"')
 
 LIB_SRC := $(wildcard lib/*.c)
@@ -82,7 +83,7 @@ define write_pc
 		'Description: renew certificates on PKCS#11 tokens' \
 		'Version: $(VERSION)' \
 		'Requires: libcrypto jansson p11-kit-1' \
-		'Requires.private: libssl libp11 libcurl inih' \
+		'Requires.private: libssl libp11 libcurl libxml-2.0 inih' \
 		'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lpsrenew' > $(1)
 endef
 

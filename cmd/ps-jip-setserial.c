@@ -1,0 +1,506 @@
+/* ps-jip-setserial: register new certificates' serial numbers in JIP
+ * (the guide's §5; §6 login methods; the local administrator's bulk). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <psrenew/certio.h>
+#include <psrenew/cli.h>
+#include <psrenew/inventory.h>
+#include <psrenew/jip.h>
+#include <psrenew/secret.h>
+#include <psrenew/signer.h>
+#include <psrenew/state.h>
+
+enum {
+	OPT_LOGIN = 256,
+	OPT_USER,
+	OPT_PASSWORD,
+	OPT_OTP,
+	OPT_FOR,
+	OPT_PROFILE,
+	OPT_JIP_URL,
+	OPT_CA_BUNDLE,
+	OPT_CERT,
+	OPT_SERIAL,
+	OPT_TYPE,
+	OPT_CA,
+	OPT_ID,
+	OPT_LOGIN_CERT,
+	OPT_VERIFY_LOGIN,
+};
+
+static const struct ps_cli_opt opts[] = {
+	{ "login", 1, OPT_LOGIN, "METHOD",
+	  "password (default), cert, otp; nia cannot be scripted" },
+	{ "user", 1, OPT_USER, "NAME", "the JIP user name to log in with" },
+	{ "password", 1, OPT_PASSWORD, "SOURCE",
+	  "the JIP password: prompt, env:VAR, file:PATH or fd:N" },
+	{ "otp", 1, OPT_OTP, "SOURCE", "the one-time code (--login otp)" },
+	{ "for", 1, OPT_FOR, "USER",
+	  "set the serial on USER's account (local administrator)" },
+	{ "profile", 1, OPT_PROFILE, "FILE", "the JIP portal profile (JSON)" },
+	{ "jip-url", 1, OPT_JIP_URL, "URL", "the portal's address" },
+	{ "ca-bundle", 1, OPT_CA_BUNDLE, "FILE",
+	  "CAs trusted (besides the system's) for the portal's TLS" },
+	{ "cert", 1, OPT_CERT, "FILE", "register this certificate (PEM/DER)" },
+	{ "serial", 1, OPT_SERIAL, "SERIAL", "register this serial number" },
+	{ "type", 1, OPT_TYPE, "TYPE",
+	  "with --serial: qualified or commercial" },
+	{ "ca", 1, OPT_CA, "NAME", "the CA as JIP lists it (default: mapped)" },
+	{ "id", 1, OPT_ID, "HEX", "register the certificate with this CKA_ID" },
+	{ "login-cert", 1, OPT_LOGIN_CERT, "HEX",
+	  "--login cert: the CKA_ID of the certificate to log in with" },
+	{ "verify-login", 0, OPT_VERIFY_LOGIN, NULL,
+	  "then log in with each new commercial certificate to prove it" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+struct args {
+	const char *login, *user, *password, *otp, *for_user, *profile, *url;
+	const char *ca_bundle, *cert, *serial, *ca, *id, *login_cert;
+	int type, verify;
+};
+
+static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
+{
+	struct args *a = ctx;
+
+	switch (key) {
+	case OPT_LOGIN: a->login = arg; return 0;
+	case OPT_USER: a->user = arg; return 0;
+	case OPT_PASSWORD:
+		return ps_secret_check_source(a->password = arg, err);
+	case OPT_OTP: return ps_secret_check_source(a->otp = arg, err);
+	case OPT_FOR: a->for_user = arg; return 0;
+	case OPT_PROFILE: a->profile = arg; return 0;
+	case OPT_JIP_URL: a->url = arg; return 0;
+	case OPT_CA_BUNDLE: a->ca_bundle = arg; return 0;
+	case OPT_CERT: a->cert = arg; return 0;
+	case OPT_SERIAL: a->serial = arg; return 0;
+	case OPT_CA: a->ca = arg; return 0;
+	case OPT_ID: a->id = arg; return 0;
+	case OPT_LOGIN_CERT: a->login_cert = arg; return 0;
+	case OPT_VERIFY_LOGIN: a->verify = 1; return 0;
+	case OPT_TYPE:
+		a->type = ps_cert_type_parse(arg);
+		return a->type < 0
+			   ? ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+					"--type is qualified or "
+					"commercial")
+			   : 0;
+	}
+	return PS_EXIT_USAGE;
+}
+
+/* What to register: one item per certificate. */
+struct item {
+	json_t *in; /* the input record (or one made from the options) */
+};
+
+static json_t *item_from_x509(X509 *x, const struct ps_config *cfg,
+			      struct ps_err *err)
+{
+	struct ps_cert c;
+	json_t *r;
+
+	if (ps_cert_from_x509(x, &c, err))
+		return NULL;
+	r = json_object();
+	ps_json_set_str(r, "kind", "cert");
+	ps_json_set_str(r, "serial_hex", c.serial_hex);
+	ps_json_set_str(r, "type", ps_cert_type_name(c.type));
+	ps_json_set_str(r, "cn", c.cn);
+	ps_json_set_str(r, "jip_ca",
+			ps_cert_jip_ca(&c, cfg->jip_ca, cfg->n_jip_ca));
+	ps_cert_free(&c);
+	return r;
+}
+
+static int items_from_args(struct ps_cli *cli, const struct args *a,
+			   json_t *items, struct ps_err *err)
+{
+	if (a->serial) {
+		char *hex;
+		json_t *r;
+		int rc = ps_serial_normalise(a->serial, &hex, err);
+
+		if (rc)
+			return rc;
+		if (a->type < 0 || !a->ca) {
+			free(hex);
+			return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+					  "--serial needs --type and --ca");
+		}
+		r = json_object();
+		ps_json_set_str(r, "kind", "cert");
+		ps_json_set_str(r, "serial_hex", hex);
+		ps_json_set_str(r, "type", ps_cert_type_name(a->type));
+		json_array_append_new(items, r);
+		free(hex);
+		return 0;
+	}
+	if (a->cert) {
+		FILE *f = fopen(a->cert, "rb");
+		unsigned char buf[65536];
+		size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+		STACK_OF(X509) *sk = NULL;
+		int rc;
+
+		if (f)
+			fclose(f);
+		if (!f)
+			return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+					  "cannot open %s", a->cert);
+		rc = ps_certs_parse(buf, n, &sk, err);
+		if (!rc) {
+			json_t *r = item_from_x509(sk_X509_value(sk, 0),
+						   &cli->cfg, err);
+
+			rc = r ? 0 : err->status;
+			if (r)
+				json_array_append_new(items, r);
+		}
+		sk_X509_pop_free(sk, X509_free);
+		return rc;
+	}
+	if (a->id) {
+		struct ps_module *mod;
+		struct ps_token **toks;
+		struct ps_inventory inv;
+		struct ps_selector sel = { a->id, NULL, -1 };
+		size_t ntoks, *idx, n;
+		int rc = ps_cli_tokens(cli, &mod, &toks, &ntoks, err);
+
+		if (rc)
+			return rc;
+		rc = ps_inventory_load(toks, ntoks, time(NULL), &inv, err);
+		if (!rc)
+			rc = ps_inventory_select(&inv, &sel, &idx, &n, err);
+		if (!rc) {
+			if (n == 0)
+				rc = ps_err_set(
+				    err, PS_EXIT_USAGE, "no-such-cert", NULL,
+				    "no certificate with id %s", a->id);
+			for (size_t i = 0; i < n; i++)
+				json_array_append_new(
+				    items, ps_inventory_record(&inv, idx[i],
+							       &cli->cfg));
+			free(idx);
+			ps_inventory_free(&inv);
+		}
+		ps_tokens_free(toks, ntoks);
+		ps_module_close(mod);
+		return rc;
+	}
+	if (!isatty(0)) {
+		struct ps_in *in = ps_in_new(stdin);
+		json_t *rec;
+
+		while (in && (rec = ps_in_next(in, err))) {
+			if (!strcmp(ps_json_str(rec, "kind"), "cert"))
+				json_array_append_new(items, rec);
+			else {
+				ps_cli_emit(cli, rec); /* not ours: pass on */
+				json_decref(rec);
+			}
+		}
+		ps_in_free(in);
+		return err->status;
+	}
+	return ps_err_set(err, PS_EXIT_USAGE, "usage",
+			  "ps-fetch --pending | ps-jip-setserial, or --cert "
+			  "FILE, or --serial S --type T --ca NAME",
+			  "say which certificate to register");
+}
+
+/* The certificate (and its key on the token) a --login cert uses. */
+struct login_cert {
+	struct ps_module *mod;
+	struct ps_token **toks;
+	size_t ntoks;
+	X509 *x;
+	EVP_PKEY *key;
+};
+
+static void login_cert_free(struct login_cert *lc)
+{
+	EVP_PKEY_free(lc->key);
+	X509_free(lc->x);
+	ps_tokens_free(lc->toks, lc->ntoks);
+	ps_module_close(lc->mod);
+	memset(lc, 0, sizeof(*lc));
+}
+
+/* id_hex: the certificate to use; NULL: the newest valid commercial one
+ * with its key that is not being registered now. */
+static int login_cert_open(struct ps_cli *cli, const char *id_hex,
+			   json_t *items, struct login_cert *lc,
+			   struct ps_err *err)
+{
+	struct ps_inventory inv;
+	long best = -1;
+	int rc;
+
+	memset(lc, 0, sizeof(*lc));
+	rc = ps_cli_tokens(cli, &lc->mod, &lc->toks, &lc->ntoks, err);
+	if (!rc)
+		rc = ps_tokens_require_one(lc->toks, lc->ntoks, err);
+	if (!rc)
+		rc = ps_token_login(lc->toks[0], cli->pin, err);
+	if (!rc)
+		rc = ps_inventory_load(lc->toks, 1, time(NULL), &inv, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < inv.n; i++) {
+		const struct ps_invcert *ic = &inv.c[i];
+		char *hid = ps_hex(ic->obj.id, ic->obj.id_len);
+		int ok = hid && ic->has_key == 1;
+		size_t k;
+		json_t *v;
+
+		if (ok && id_hex)
+			ok = !strcasecmp(hid, id_hex);
+		else if (ok)
+			ok = ic->cert.type == PS_CERT_COMMERCIAL &&
+			     !strcmp(ps_inventory_state(&inv, i), "valid");
+		json_array_foreach (items, k, v)
+			if (ok && !id_hex && ps_json_str(v, "serial_hex") &&
+			    !strcmp(ps_json_str(v, "serial_hex"),
+				    ic->cert.serial_hex))
+				ok = 0;
+		if (ok && (best < 0 ||
+			   ic->cert.not_before < inv.c[best].cert.not_before))
+			best = (long)i;
+		free(hid);
+	}
+	if (best < 0) {
+		ps_inventory_free(&inv);
+		return ps_err_set(
+		    err, PS_EXIT_USAGE, "no-login-cert",
+		    "name it with --login-cert ID (see ps-status)",
+		    "no valid commercial certificate with its key "
+		    "on the token to log in to JIP with");
+	}
+	lc->x = inv.c[best].cert.x509;
+	X509_up_ref(lc->x);
+	rc = ps_signer_key(lc->toks[0], inv.c[best].obj.id,
+			   inv.c[best].obj.id_len, &lc->key, err);
+	ps_inventory_free(&inv);
+	return rc;
+}
+
+static int read_secret(const char *src, const char *prompt, char **out,
+		       struct ps_err *err)
+{
+	return ps_secret_read(src ? src : "prompt", prompt, out, err);
+}
+
+/* STATE_DIR/jip/SERIAL.json: what ps-token-clean needs to know. */
+static void remember(struct ps_cli *cli, const json_t *rec)
+{
+	struct ps_state st;
+	struct ps_err e;
+
+	if (ps_state_open(cli->state_dir, &cli->cfg, 1, &st, &e) ||
+	    ps_state_put(&st, "jip", ps_json_str(rec, "serial_hex"), rec, &e))
+		ps_cli_warn(cli, "the confirmation was not kept: %s", e.msg);
+	if (st.dirfd >= 0)
+		ps_state_close(&st);
+}
+
+static const char *default_profile(const struct ps_cli *cli)
+{
+	const char *p = ps_config_get(&cli->cfg, "jip", "profile");
+
+	return p ? p : PSRENEW_DATADIR "/jip-czechpoint.json";
+}
+
+static json_t *result_record(const json_t *in, const char *user,
+			     const char *type, const char *ca,
+			     const char *serial, const char *result)
+{
+	json_t *r = json_object();
+	char now[32];
+
+	ps_time_iso(time(NULL), now, sizeof(now));
+	ps_json_set_str(r, "kind", "jip");
+	ps_json_set_str(r, "user", user);
+	ps_json_set_str(r, "serial_hex", serial);
+	ps_json_set_str(r, "type", type);
+	ps_json_set_str(r, "ca", ca);
+	ps_json_set_str(r, "result", result);
+	ps_json_set_str(r, "confirmed_at", now);
+	if (in) {
+		json_object_set(r, "token", json_object_get(in, "token"));
+		json_object_set(r, "id", json_object_get(in, "id"));
+		json_object_set(r, "request_id",
+				json_object_get(in, "request_id"));
+		json_object_set(r, "replaces_serial_hex",
+				json_object_get(in, "replaces_serial_hex"));
+		ps_record_pass_through(r, in);
+	}
+	return r;
+}
+
+static int verify_login(struct ps_cli *cli, const struct args *a,
+			const json_t *in, const char *user, const char *pw,
+			const char *otp, struct ps_err *err)
+{
+	struct login_cert lc;
+	struct ps_http_opts ho = { .ca_bundle = a->ca_bundle };
+	struct ps_jip *j = NULL;
+	const char *id = ps_json_str(in, "id");
+	int rc = login_cert_open(cli, id, NULL, &lc, err);
+
+	(void)otp;
+	if (!rc) {
+		ho.client_cert = lc.x;
+		ho.client_key = lc.key;
+		rc = ps_jip_open(
+		    a->profile ? a->profile : default_profile(cli),
+		    a->url ? a->url : ps_config_get(&cli->cfg, "jip", "url"),
+		    &ho, &j, err);
+	}
+	if (!rc)
+		rc = ps_jip_login(j, "cert", user, pw, NULL, err);
+	ps_jip_close(j);
+	login_cert_free(&lc);
+	return rc;
+}
+
+static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
+{
+	const char *method = a->login ? a->login : "password";
+	const char *user =
+	    a->user ? a->user : ps_config_get(&cli->cfg, "jip", "user");
+	struct ps_http_opts ho = { .ca_bundle = a->ca_bundle };
+	struct login_cert lc = { 0 };
+	struct ps_jip *j = NULL;
+	char *pw = NULL, *otp = NULL;
+	json_t *items = json_array(), *v;
+	size_t i;
+	int rc, worst = 0;
+
+	rc = items_from_args(cli, a, items, err);
+	if (!rc && json_array_size(items) == 0)
+		goto out;
+	if (!rc && strcmp(method, "nia") && !user)
+		rc = ps_err_set(err, PS_EXIT_USAGE, "usage",
+				"or user = NAME in [jip] of psrenew.conf",
+				"give the JIP user name with --user");
+	if (!rc && !strcmp(method, "cert")) {
+		rc = login_cert_open(cli, a->login_cert, items, &lc, err);
+		ho.client_cert = lc.x;
+		ho.client_key = lc.key;
+	}
+	if (!rc)
+		rc = ps_jip_open(
+		    a->profile ? a->profile : default_profile(cli),
+		    a->url ? a->url : ps_config_get(&cli->cfg, "jip", "url"),
+		    &ho, &j, err);
+	if (!rc && strcmp(method, "nia"))
+		rc = read_secret(a->password, "JIP password: ", &pw, err);
+	if (!rc && !strcmp(method, "otp"))
+		rc = read_secret(a->otp, "JIP one-time code: ", &otp, err);
+	if (!rc)
+		rc = ps_jip_login(j, method, user, pw, otp, err);
+	if (rc)
+		goto out;
+	json_array_foreach (items, i, v) {
+		const char *who = ps_json_str(v, "user")
+				      ? ps_json_str(v, "user")
+				      : a->for_user;
+		const char *type = ps_json_str(v, "type");
+		const char *ca = a->ca ? a->ca : ps_json_str(v, "jip_ca");
+		const char *serial = ps_json_str(v, "serial_hex");
+		struct ps_err e;
+		int already = 0, r;
+		json_t *out;
+
+		ps_err_clear(&e);
+		if (!type || !serial || !ca)
+			r = ps_err_set(&e, PS_EXIT_FAIL, "jip-unknown-ca",
+				       "map the issuer in [jip-ca] of "
+				       "psrenew.conf, or give --ca",
+				       "certificate %s: %s",
+				       serial ? serial : "?",
+				       !ca ? "JIP's name for its CA is unknown"
+					   : "no type or serial");
+		else
+			r = ps_jip_set_serial(j, who, type, ca, serial,
+					      &already, &e);
+		if (!r) {
+			out =
+			    result_record(v, who ? who : user, type, ca, serial,
+					  already ? "already-set" : "set");
+			if (a->verify && !strcmp(type, "commercial")) {
+				int vr = verify_login(
+				    cli, a, v, who ? who : user, pw, otp, &e);
+
+				json_object_set_new(out, "login_verified",
+						    json_boolean(vr == 0));
+				if (vr)
+					r = vr;
+			}
+			remember(cli, out);
+			ps_cli_emit(cli, out);
+			json_decref(out);
+			if (r) {
+				json_t *er = ps_record_error(&e);
+
+				ps_cli_emit(cli, er);
+				json_decref(er);
+			}
+		} else {
+			json_t *er = ps_record_error(&e);
+
+			ps_json_set_str(er, "serial_hex", serial);
+			ps_json_set_str(er, "user", who ? who : user);
+			ps_cli_emit(cli, er);
+			json_decref(er);
+		}
+		worst = ps_exit_worse(worst, r);
+	}
+	rc = worst;
+	ps_err_clear(err);
+out:
+	ps_secret_free(pw);
+	ps_secret_free(otp);
+	ps_jip_close(j);
+	login_cert_free(&lc);
+	json_decref(items);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct ps_cli cli = {
+		.prog = "ps-jip-setserial",
+		.synopsis = "[--login METHOD] --user NAME [--for USER] "
+			    "[--cert FILE | --serial S --type T --ca CA] "
+			    "[OPTION]...",
+		.summary = "Register certificates' serial numbers in the JIP "
+			   "account (Czech POINT, \"Správa\ndat\"): type, CA "
+			   "and serial taken from the certificate.",
+	};
+	struct args a = { .type = -1 };
+	struct ps_err err;
+	int first, rc;
+
+	ps_err_clear(&err);
+	rc = ps_cli_parse(&cli, argc, argv, opts, on_opt, &a, &first, &err);
+	if (!rc && !cli.done && first < argc)
+		rc = ps_err_set(&err, PS_EXIT_USAGE, "usage", NULL,
+				"unexpected argument '%s'", argv[first]);
+	if (!rc && !cli.done)
+		rc = run(&cli, &a, &err);
+	if (rc && err.status)
+		ps_cli_report(&cli, &err);
+	if (ps_out_finish(cli.out) < 0 && !rc)
+		rc = PS_EXIT_FAIL;
+	ps_cli_free(&cli);
+	return rc;
+}
