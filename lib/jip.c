@@ -799,7 +799,29 @@ out:
 	return rc;
 }
 
+static int set_serial(struct ps_jip *j, const char *user, const char *type,
+		      const char *ca, const char *serial_hex, int *already,
+		      struct ps_err *err);
+
 int ps_jip_set_serial(struct ps_jip *j, const char *user, const char *type,
+		      const char *ca, const char *serial_hex, int *already,
+		      struct ps_err *err)
+{
+	char *norm = NULL;
+	int rc;
+
+	*already = 0;
+	j->relogins = 0; /* once per certificate of a batch */
+	/* As JIP keeps it: no separators, no leading zero bytes. */
+	rc = ps_serial_normalise(serial_hex, &norm, err);
+	if (rc)
+		return rc;
+	rc = set_serial(j, user, type, ca, norm, already, err);
+	free(norm);
+	return rc;
+}
+
+static int set_serial(struct ps_jip *j, const char *user, const char *type,
 		      const char *ca, const char *serial_hex, int *already,
 		      struct ps_err *err)
 {
@@ -808,7 +830,6 @@ int ps_jip_set_serial(struct ps_jip *j, const char *user, const char *type,
 	size_t n = 0;
 	int rc;
 
-	*already = 0;
 	rc = ps_jip_list(j, user, &e, &n, err);
 	if (rc)
 		return rc;
