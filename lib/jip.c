@@ -778,7 +778,11 @@ static int submit_form(struct ps_jip *j, struct page *pg, const char *type,
 		form_add(&f, sub, "1");
 	action = form_action(pg, form);
 	rc = fetch(j, action, f.s ? f.s : "", &res, err);
-	if (!rc) {
+	if (!rc && pget(j, "session_expired") &&
+	    first(&res, pget(j, "session_expired"), NULL)) {
+		rc = ps_err_set(err, PS_EXIT_TEMP, "jip-session-lost", NULL,
+				"the JIP session ended while saving");
+	} else if (!rc) {
 		const char *ex = pget(j, "edit.error");
 		xmlNodePtr e = ex ? first(&res, ex, NULL) : NULL;
 		char *msg = e ? text_of(e) : NULL;
@@ -817,6 +821,18 @@ int ps_jip_set_serial(struct ps_jip *j, const char *user, const char *type,
 	if (rc)
 		return rc;
 	rc = set_serial(j, user, type, ca, norm, already, err);
+	if (rc == PS_EXIT_TEMP && err &&
+	    !strcmp(err->code, "jip-session-lost") && j->relogins == 0) {
+		/* The session ended in the middle: log in again once and
+		 * do this certificate again from the start. */
+		j->relogins++;
+		rc = login_once(j, err);
+		if (!rc)
+			rc = set_serial(j, user, type, ca, norm, already, err);
+	}
+	if (rc == PS_EXIT_TEMP && err && !strcmp(err->code, "jip-session-lost"))
+		ps_err_set(err, PS_EXIT_TEMP, "jip-session",
+			   "run the command again", "%s", err->msg);
 	free(norm);
 	return rc;
 }

@@ -174,6 +174,25 @@ registered() { # registered USER: the serials JIP has for USER
 	[ -z "$(registered cizi)" ]
 }
 
+@test "a session that expires mid-batch is renewed once; one that keeps expiring fails" {
+	accounts '[]' ', {"name": "u1", "password": "x", "role": "user", "office": "MV", "certificates": []}'
+	jq '.expire_after_requests = 12' "$PORTAL/accounts.json" > "$PORTAL/a.json" && mv "$PORTAL/a.json" "$PORTAL/accounts.json"
+	printf '{"kind":"cert","user":"u1","serial_hex":"0A","type":"commercial","jip_ca":"PostSignum"}\n{"kind":"cert","user":"jnovak","serial_hex":"0B","type":"commercial","jip_ca":"PostSignum"}\n' \
+		> "$BATS_TEST_TMPDIR/two.jsonl"
+	run --separate-stderr ps-jip-setserial --profile "$PROFILE" --jip-url "$JIP_URL" \
+		--ca-bundle "$JIP_TLS_CA" --user admin --password "file:$BATS_TEST_TMPDIR/apw" \
+		< "$BATS_TEST_TMPDIR/two.jsonl"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c 'login-ok' "$PORTAL/log")" -ge 2 ]
+	[ "$(registered u1)" = "komerční PostSignum 0A" ]
+	[ "$(registered jnovak)" = "komerční PostSignum 0B" ]
+	# a session that dies at once after every login: log in again once, then exit 4
+	jq '.expire_after_requests = 3' "$PORTAL/accounts.json" > "$PORTAL/a.json" && mv "$PORTAL/a.json" "$PORTAL/accounts.json"
+	jip --user jnovak --password "file:$BATS_TEST_TMPDIR/pw" --serial 0C --type commercial --ca PostSignum
+	[ "$status" -eq 4 ]
+	[ "$(jfield code <<<"$output")" = jip-session ]
+}
+
 @test "the portal down is exit 4; nothing registered" {
 	jq '.down = true' "$PORTAL/portal.json" > "$PORTAL/p.json" && mv "$PORTAL/p.json" "$PORTAL/portal.json"
 	jip --user jnovak --password "file:$BATS_TEST_TMPDIR/pw" --serial 0A0B --type commercial --ca PostSignum

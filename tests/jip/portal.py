@@ -529,6 +529,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 del EXPIRED[k]
             if sid and sid in SESSIONS:
                 s = SESSIONS[sid]
+                # accounts.json "expire_after_requests": N drops a logged-in
+                # session at its Nth request (tests of a session expiring in
+                # the middle of a batch, without waiting on the clock).
+                limit = int(acc.get("expire_after_requests", 0) or 0)
+                if s.get("user"):
+                    s["requests"] = s.get("requests", 0) + 1
+                if limit and s.get("user") and s["requests"] >= limit:
+                    del SESSIONS[sid]
+                    EXPIRED[sid] = now
+                    return None, None, "expired"
                 s["last"] = now
                 return sid, s, "ok"
             if sid and sid in EXPIRED:
