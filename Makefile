@@ -163,3 +163,6 @@ format:
 
 clean:
 	rm -rf $(B)
+
+# Further targets (bench, fuzz, ...), one file each.
+-include $(wildcard mk/*.mk)
