@@ -215,6 +215,7 @@ static int from_options(struct ps_cli *cli, struct ps_renew *r,
 	if (!rc && n > 0)
 		rc = renew_targets(cli, r, &g, idx, NULL, n);
 	free(idx);
+	ps_ca_idle(r->ca);
 	group_free(&g);
 	return rc;
 }
@@ -300,6 +301,7 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 			}
 			worst = ps_exit_worse(worst, rc);
 			json_decref(batch);
+			ps_ca_idle(r->ca);
 			group_free(&g);
 			continue;
 		}
@@ -338,6 +340,7 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 		free(idx);
 		free(inputs);
 		json_decref(batch);
+		ps_ca_idle(r->ca);
 		group_free(&g);
 	}
 	json_decref(all);

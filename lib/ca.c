@@ -87,10 +87,17 @@ int ps_ca_open(const char *spec, const struct ps_config *cfg,
 			  "unknown CA channel '%.60s'", chan);
 }
 
+void ps_ca_idle(struct ps_ca *ca)
+{
+	if (ca && ca->drv && ca->drv->idle)
+		ca->drv->idle(ca);
+}
+
 void ps_ca_close(struct ps_ca *ca)
 {
 	if (!ca)
 		return;
+	ps_ca_idle(ca);
 	if (ca->drv && ca->drv->close)
 		ca->drv->close(ca);
 	free(ca->name);

@@ -18,7 +18,47 @@
 
 struct est {
 	char *base; /* https://host:port/.well-known/est[/label] */
+	/* The connection of the last client certificate, kept so that polls
+	 * of a batch for the same certificate reuse one TLS session. */
+	struct ps_http *h;
+	X509 *cert;
+	EVP_PKEY *key;
 };
+
+static void drop_conn(struct est *e)
+{
+	ps_http_free(e->h);
+	X509_free(e->cert);
+	EVP_PKEY_free(e->key);
+	e->h = NULL;
+	e->cert = NULL;
+	e->key = NULL;
+}
+
+/* A connection authenticated by cert (and its key on the token). */
+static int conn_for(struct ps_ca *ca, struct est *e,
+		    const struct ps_ca_request *req, struct ps_err *err)
+{
+	struct ps_http_opts o = { .ca_bundle = ca->ca_bundle,
+				  .timeout = ca->timeout };
+	int rc;
+
+	if (e->h && X509_cmp(e->cert, req->old_cert) == 0)
+		return 0;
+	drop_conn(e);
+	rc = ps_signer_key(req->tok, req->old_key_id, req->old_key_id_len,
+			   &e->key, err);
+	if (rc)
+		return rc;
+	e->cert = req->old_cert;
+	X509_up_ref(e->cert);
+	o.client_cert = e->cert;
+	o.client_key = e->key;
+	rc = ps_http_new(&o, &e->h, err);
+	if (rc)
+		drop_conn(e);
+	return rc;
+}
 
 static int est_open(struct ps_ca *ca, const char *rest, struct ps_err *err)
 {
@@ -58,6 +98,7 @@ static void est_close(struct ps_ca *ca)
 	struct est *e = ca->priv;
 
 	if (e) {
+		drop_conn(e);
 		free(e->base);
 		free(e);
 	}
@@ -133,13 +174,9 @@ static int est_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 		      struct ps_ca_reply *reply, struct ps_err *err)
 {
 	struct est *e = ca->priv;
-	struct ps_http_opts o = { .ca_bundle = ca->ca_bundle,
-				  .timeout = ca->timeout };
 	const char *hdr[] = { "Content-Type: application/pkcs10",
 			      "Content-Transfer-Encoding: base64", NULL };
-	struct ps_http *h = NULL;
 	struct ps_http_resp r;
-	EVP_PKEY *key = NULL;
 	X509_REQ *csr = NULL;
 	unsigned char *der = NULL;
 	char *b64 = NULL, *url = NULL;
@@ -163,16 +200,10 @@ static int est_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 				  "cannot encode the certificate request");
 	}
 	OPENSSL_free(der);
-	rc = ps_signer_key(req->tok, req->old_key_id, req->old_key_id_len, &key,
-			   err);
-	if (!rc) {
-		o.client_cert = req->old_cert;
-		o.client_key = key;
-		rc = ps_http_new(&o, &h, err);
-	}
+	rc = conn_for(ca, e, req, err);
 	if (!rc)
-		rc = ps_http_request(h, "POST", url, hdr, b64, strlen(b64), &r,
-				     err);
+		rc = ps_http_request(e->h, "POST", url, hdr, b64, strlen(b64),
+				     &r, err);
 	if (!rc) {
 		rc = map(&r, reply);
 		ps_http_resp_free(&r);
@@ -186,14 +217,21 @@ static int est_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 		reply->message = strdup(err->msg);
 		rc = 0;
 	}
-	ps_http_free(h);
-	EVP_PKEY_free(key);
+	if (rc)
+		drop_conn(e); /* no answer: start afresh next time */
 	free(b64);
 	free(url);
 	return rc;
 }
 
+static void est_idle(struct ps_ca *ca)
+{
+	if (ca->priv)
+		drop_conn(ca->priv);
+}
+
 const struct ps_ca_driver ps_ca_est_driver = {
+	.idle = est_idle,
 	.prefix = "est:",
 	.needs_token = 1,
 	.poll_needs_token = 1,

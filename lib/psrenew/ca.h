@@ -78,6 +78,8 @@ struct ps_ca_driver {
 	int (*poll)(struct ps_ca *ca, const struct ps_ca_request *req,
 		    struct ps_ca_reply *reply, struct ps_err *err);
 	void (*close)(struct ps_ca *ca);
+	/* Drops what holds token keys (before the tokens close). */
+	void (*idle)(struct ps_ca *ca);
 };
 
 struct ps_ca {
@@ -94,6 +96,9 @@ struct ps_ca {
 /* CAs trusted in addition to the system's, for this channel's TLS and
  * response protection (--ca-bundle, or ca-bundle in [ca.NAME]). */
 void ps_ca_set_bundle(struct ps_ca *ca, const char *file);
+/* Lets go of connections that hold token keys: call it before the
+ * tokens (modules) the channel used are closed. */
+void ps_ca_idle(struct ps_ca *ca);
 /* Does this channel need the current key on a logged-in token to submit
  * (poll == 0) or to poll (poll == 1)? */
 int ps_ca_needs_token(const struct ps_ca *ca, int poll);
