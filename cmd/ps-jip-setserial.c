@@ -264,8 +264,12 @@ static int login_cert_open(struct ps_cli *cli, const char *id_hex,
 		if (ok && id_hex)
 			ok = !strcasecmp(hid, id_hex);
 		else if (ok)
+			/* The registered one: valid, and maybe superseded
+			 * by the certificate being registered now. */
 			ok = ic->cert.type == PS_CERT_COMMERCIAL &&
-			     !strcmp(ps_inventory_state(&inv, i), "valid");
+			     (!strcmp(ps_inventory_state(&inv, i), "valid") ||
+			      !strcmp(ps_inventory_state(&inv, i),
+				      "superseded"));
 		json_array_foreach (items, k, v)
 			if (ok && !id_hex && ps_json_str(v, "serial_hex") &&
 			    !strcmp(ps_json_str(v, "serial_hex"),

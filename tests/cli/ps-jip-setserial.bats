@@ -73,6 +73,25 @@ registered() { # registered USER: the serials JIP has for USER
 	[ "$(jq -r .result "$PSRENEW_STATE_DIR/jip/$serial.json")" = set ]
 }
 
+@test "ps-fetch --pending | ps-jip-setserial --login cert: the old commercial certificate logs in" {
+	accounts "[{\"type\": \"komerční\", \"ca\": \"PostSignum\", \"serial\": \"$COMM_SERIAL\"}]"
+	mkdir -p "$BATS_TEST_TMPDIR/ca"
+	ln -sfn "$PKI" "$BATS_TEST_TMPDIR/ca/pki"
+	echo pki > "$BATS_TEST_TMPDIR/ca/answers"
+	ps-status --module "$PKCS11_MODULE" --expiring 30 --json 2>/dev/null |
+		ps-renew --pin "file:$PIN_FILE" --ca "helper:$SCRIPTED_HELPER $BATS_TEST_TMPDIR/ca" \
+		>/dev/null 2>&1 || true
+	run bash -c "ps-fetch --module '$PKCS11_MODULE' --pin 'file:$PIN_FILE' --pending 2>/dev/null |
+		ps-jip-setserial --login cert --module '$PKCS11_MODULE' --pin 'file:$PIN_FILE' \
+			--token '$TOKEN_URI' --profile '$PROFILE' --jip-url '$JIP_URL' \
+			--ca-bundle '$JIP_TLS_CA' --user jnovak --password 'file:$BATS_TEST_TMPDIR/pw' 2>&1"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '"kind":"jip"' <<<"$output")" -eq 2 ]
+	grep -q 'login-ok-cert' "$PORTAL/log"
+	[ "$(registered jnovak | grep -c kvalifikovaný)" -eq 1 ]
+	[ "$(registered jnovak | grep -c komerční)" -eq 2 ]
+}
+
 @test "a serial already registered is success, never a duplicate" {
 	accounts "[{\"type\": \"komerční\", \"ca\": \"PostSignum\", \"serial\": \"$COMM_SERIAL\"}]"
 	jip --user jnovak --password "file:$BATS_TEST_TMPDIR/pw" --cert "$BATS_TEST_TMPDIR/certs/$COMM_ID.pem"
