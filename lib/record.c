@@ -37,12 +37,33 @@ static const struct column request_cols[] = {
 	{ NULL, NULL },
 };
 
+/* ps-token-clean: what is (or would be) removed, and the room it makes. */
+static const struct column removed_cols[] = {
+	{ "TOKEN", "token_label" },
+	{ "CLASS", "class" },
+	{ "REASON", "reason" },
+	{ "TYPE", "type" },
+	{ "SERIAL", "serial_hex" },
+	{ "HOLDER", "cn" },
+	{ "LABEL", "label" },
+	{ "ID", "id" },
+	{ NULL, NULL },
+};
+
+static const struct column space_cols[] = {
+	{ "TOKEN", "token_label" },	{ "OBJECTS", "objects" },
+	{ "REFUSED", "refused" },	{ "FREE BEFORE", "free_before" },
+	{ "FREE AFTER", "free_after" }, { "ROOM BEFORE", "room_before" },
+	{ "ROOM AFTER", "room_after" }, { NULL, NULL },
+};
+
 static const struct {
 	const char *kind;
 	const struct column *cols;
 } layouts[] = {
-	{ "cert", cert_cols },
-	{ "request", request_cols },
+	{ "cert", cert_cols },	     { "request", request_cols },
+	{ "removed", removed_cols }, { "removable", removed_cols },
+	{ "space", space_cols },
 };
 
 struct row {
@@ -431,6 +452,21 @@ static const char *const suite_fields[] = {
 	"login_verified",
 	"confirmed_at",
 	"result",
+	"dry_run",
+	"class",
+	"reason",
+	"backup",
+	"removed_at",
+	"jip_confirmation",
+	"jip_serial_hex",
+	"objects",
+	"refused",
+	"free_before",
+	"free_after",
+	"room_before",
+	"room_after",
+	"estimated",
+	"for_room",
 };
 
 static int suite_field(const char *key)

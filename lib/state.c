@@ -107,6 +107,11 @@ int ps_state_open(const char *dir_opt, const struct ps_config *cfg, int create,
 	}
 	st->dirfd =
 	    open(st->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (st->dirfd < 0 && errno == ENOENT && !create) {
+		ps_err_set(err, PS_EXIT_USAGE, "no-state-dir", dir_hint,
+			   "there is no state directory %s", st->dir);
+		goto fail;
+	}
 	if (st->dirfd < 0 || !safe_dir(st->dirfd)) {
 		ps_err_set(err, PS_EXIT_USAGE, "bad-state-dir", dir_hint,
 			   "refusing the state directory %s: %s", st->dir,

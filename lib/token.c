@@ -464,10 +464,10 @@ int ps_token_free_memory(const struct ps_token *t, unsigned long *bytes)
 {
 	CK_ULONG pub = t->info.ulFreePublicMemory;
 	CK_ULONG priv = t->info.ulFreePrivateMemory;
-	int have_pub =
-	    pub != CK_UNAVAILABLE_INFORMATION && pub != CK_EFFECTIVELY_INFINITE;
-	int have_priv = priv != CK_UNAVAILABLE_INFORMATION &&
-			priv != CK_EFFECTIVELY_INFINITE;
+	/* CK_EFFECTIVELY_INFINITE (0) is for session counts: a free memory
+	 * of 0 is a full token (the guide's error 621), not "unknown". */
+	int have_pub = pub != CK_UNAVAILABLE_INFORMATION;
+	int have_priv = priv != CK_UNAVAILABLE_INFORMATION;
 
 	if (!have_pub && !have_priv)
 		return 0;
