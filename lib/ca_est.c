@@ -176,7 +176,7 @@ static int est_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 	struct est *e = ca->priv;
 	const char *hdr[] = { "Content-Type: application/pkcs10",
 			      "Content-Transfer-Encoding: base64", NULL };
-	struct ps_http_resp r;
+	struct ps_http_resp r = { 0 };
 	X509_REQ *csr = NULL;
 	unsigned char *der = NULL;
 	char *b64 = NULL, *url = NULL;

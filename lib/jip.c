@@ -109,7 +109,7 @@ static int fetch(struct ps_jip *j, const char *url, const char *form,
 {
 	const char *hdr[] = { "Content-Type: application/x-www-form-urlencoded",
 			      NULL };
-	struct ps_http_resp r;
+	struct ps_http_resp r = { 0 };
 	int rc =
 	    ps_http_request(j->h, form ? "POST" : "GET", url, form ? hdr : NULL,
 			    form, form ? strlen(form) : 0, &r, err);

@@ -277,14 +277,17 @@ char *ps_mail_fill(const char *tmpl, const struct ps_mail_vars *v)
 
 	puts_(&b, "");
 	while (*tmpl) {
-		size_t i, k = sizeof(map) / sizeof(map[0]);
+		size_t k = sizeof(map) / sizeof(map[0]);
+		const char *key = NULL, *val = NULL;
 
-		for (i = 0; i < k; i++)
-			if (!strncmp(tmpl, map[i].key, strlen(map[i].key)))
-				break;
-		if (i < k) {
-			puts_(&b, map[i].val ? map[i].val : "");
-			tmpl += strlen(map[i].key);
+		for (size_t i = 0; i < k && !key; i++)
+			if (!strncmp(tmpl, map[i].key, strlen(map[i].key))) {
+				key = map[i].key;
+				val = map[i].val;
+			}
+		if (key) {
+			puts_(&b, val ? val : "");
+			tmpl += strlen(key);
 		} else {
 			put(&b, tmpl++, 1);
 		}

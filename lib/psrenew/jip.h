@@ -16,8 +16,8 @@
 struct ps_jip;
 
 struct ps_jip_entry {
-	char *type;   /* "qualified" or "commercial" (from the profile's
-		       * labels), or the portal's own text when unknown */
+	char *type; /* "qualified" or "commercial" (from the profile's
+		     * labels), or the portal's own text when unknown */
 	char *ca;
 	char *serial; /* normalised as the profile says */
 };
@@ -40,8 +40,8 @@ int ps_jip_login(struct ps_jip *j, const char *method, const char *user,
 		 const char *password, const char *otp, struct ps_err *err);
 
 /* The certificates registered for user (NULL: the one logged in). */
-int ps_jip_list(struct ps_jip *j, const char *user,
-		struct ps_jip_entry **out, size_t *n, struct ps_err *err);
+int ps_jip_list(struct ps_jip *j, const char *user, struct ps_jip_entry **out,
+		size_t *n, struct ps_err *err);
 void ps_jip_entries_free(struct ps_jip_entry *e, size_t n);
 
 /*
