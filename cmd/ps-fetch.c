@@ -88,22 +88,21 @@ static int slurp(const char *path, unsigned char **buf, size_t *len,
 
 /* The request ids to work on: operands, stdin records, or --pending. */
 static int targets(struct ps_cli *cli, struct ps_fetch *f, const struct args *a,
-		   int argc, char **argv, int first, json_t *ids,
-		   struct ps_err *err)
+		   char **operands, int n, json_t *ids, struct ps_err *err)
 {
 	if (a->pending) {
 		char **v;
-		size_t n;
-		int rc = ps_fetch_unfinished(f, &v, &n, err);
+		size_t nv;
+		int rc = ps_fetch_unfinished(f, &v, &nv, err);
 
-		for (size_t i = 0; !rc && i < n; i++)
+		for (size_t i = 0; !rc && i < nv; i++)
 			json_array_append_new(ids, json_string(v[i]));
-		ps_state_list_free(v, n);
+		ps_state_list_free(v, nv);
 		return rc;
 	}
-	if (first < argc) {
-		for (int i = first; i < argc; i++)
-			json_array_append_new(ids, json_string(argv[i]));
+	if (n > 0) {
+		for (int i = 0; i < n; i++)
+			json_array_append_new(ids, json_string(operands[i]));
 		return 0;
 	}
 	if (!isatty(0)) {
@@ -184,9 +183,10 @@ static int fetch_all(struct ps_cli *cli, struct ps_fetch *f,
 	}
 }
 
-static int run(struct ps_cli *cli, const struct args *a, int argc, char **argv,
-	       int first, struct ps_err *err)
+static int run(struct ps_cli *cli, void *args, char **operands, int n,
+	       struct ps_err *err)
 {
+	const struct args *a = args;
 	struct ps_fetch f;
 	struct ps_state st;
 	json_t *ids = json_array();
@@ -218,7 +218,7 @@ static int run(struct ps_cli *cli, const struct args *a, int argc, char **argv,
 			free(buf);
 		}
 	} else {
-		rc = targets(cli, &f, a, argc, argv, first, ids, err);
+		rc = targets(cli, &f, a, operands, n, ids, err);
 		if (!rc)
 			rc = fetch_all(cli, &f, a, ids);
 	}
@@ -240,17 +240,6 @@ int main(int argc, char **argv)
 		    "issued and install it\non the token beside its key.",
 	};
 	struct args a = { .wait = -1 };
-	struct ps_err err;
-	int first, rc;
 
-	ps_err_clear(&err);
-	rc = ps_cli_parse(&cli, argc, argv, opts, on_opt, &a, &first, &err);
-	if (!rc && !cli.done)
-		rc = run(&cli, &a, argc, argv, first, &err);
-	if (rc && err.status)
-		ps_cli_report(&cli, &err);
-	if (ps_out_finish(cli.out) < 0 && !rc)
-		rc = PS_EXIT_FAIL;
-	ps_cli_free(&cli);
-	return rc;
+	return ps_cli_main(&cli, argc, argv, opts, on_opt, &a, -1, run);
 }

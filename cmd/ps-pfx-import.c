@@ -133,6 +133,20 @@ static int run(struct ps_cli *cli, const struct args *a, const char *path,
 	return rc;
 }
 
+static int start(struct ps_cli *cli, void *args, char **operands, int n,
+		 struct ps_err *err)
+{
+	if (n != 1)
+		return ps_err_set(
+		    err, PS_EXIT_USAGE, "usage",
+		    "for example: ps-pfx-import --pass prompt "
+		    "certifikat.pfx",
+		    n ? "one PFX file at a time (see ps-pfx-import "
+			"--help)"
+		      : "which PFX file? (see ps-pfx-import --help)");
+	return run(cli, args, operands[0], err);
+}
+
 int main(int argc, char **argv)
 {
 	struct ps_cli cli = {
@@ -144,25 +158,6 @@ int main(int argc, char **argv)
 		    "certificate and, with --with-chain, the CAs.",
 	};
 	struct args a = { NULL, NULL, 0 };
-	struct ps_err err;
-	int first, rc;
 
-	ps_err_clear(&err);
-	rc = ps_cli_parse(&cli, argc, argv, opts, on_opt, &a, &first, &err);
-	if (!rc && !cli.done && first != argc - 1)
-		rc = ps_err_set(&err, PS_EXIT_USAGE, "usage",
-				"for example: ps-pfx-import --pass prompt "
-				"certifikat.pfx",
-				first < argc ? "one PFX file at a time "
-					       "(see ps-pfx-import --help)"
-					     : "which PFX file? (see "
-					       "ps-pfx-import --help)");
-	if (!rc && !cli.done)
-		rc = run(&cli, &a, argv[first], &err);
-	if (rc && err.status)
-		ps_cli_report(&cli, &err);
-	if (ps_out_finish(cli.out) < 0 && !rc)
-		rc = PS_EXIT_FAIL;
-	ps_cli_free(&cli);
-	return rc;
+	return ps_cli_main(&cli, argc, argv, opts, on_opt, &a, -1, start);
 }

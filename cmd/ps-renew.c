@@ -415,6 +415,14 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	return rc;
 }
 
+static int start(struct ps_cli *cli, void *args, char **operands, int n,
+		 struct ps_err *err)
+{
+	(void)operands;
+	(void)n;
+	return run(cli, args, err);
+}
+
 int main(int argc, char **argv)
 {
 	struct ps_cli cli = {
@@ -428,22 +436,6 @@ int main(int argc, char **argv)
 		    "the CA; qualified before commercial.",
 	};
 	struct args a = { .type = -1, .all_expiring = -1 };
-	struct ps_err err;
-	int first, rc;
 
-	ps_err_clear(&err);
-	rc = ps_cli_parse(&cli, argc, argv, opts, on_opt, &a, &first, &err);
-	if (!rc && !cli.done && first < argc)
-		rc =
-		    ps_err_set(&err, PS_EXIT_USAGE, "usage", NULL,
-			       "unexpected argument '%s' (see ps-renew --help)",
-			       argv[first]);
-	if (!rc && !cli.done)
-		rc = run(&cli, &a, &err);
-	if (rc && err.status)
-		ps_cli_report(&cli, &err);
-	if (ps_out_finish(cli.out) < 0 && !rc)
-		rc = PS_EXIT_FAIL;
-	ps_cli_free(&cli);
-	return rc;
+	return ps_cli_main(&cli, argc, argv, opts, on_opt, &a, 0, start);
 }

@@ -471,6 +471,19 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	return rc;
 }
 
+static int start(struct ps_cli *cli, void *args, char **operands, int n,
+		 struct ps_err *err)
+{
+	const struct args *a = args;
+
+	(void)operands;
+	(void)n;
+	if (a->yes && a->dry_run)
+		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				  "--yes and --dry-run contradict each other");
+	return run(cli, args, err);
+}
+
 int main(int argc, char **argv)
 {
 	struct ps_cli cli = {
@@ -483,25 +496,6 @@ int main(int argc, char **argv)
 			   "their keys, safely; a dry run unless --yes.",
 	};
 	struct args a = { .for_room = -1 };
-	struct ps_err err;
-	int first, rc;
 
-	ps_err_clear(&err);
-	rc = ps_cli_parse(&cli, argc, argv, opts, on_opt, &a, &first, &err);
-	if (!rc && !cli.done && first < argc)
-		rc = ps_err_set(&err, PS_EXIT_USAGE, "usage", NULL,
-				"unexpected argument '%s' (see ps-token-clean "
-				"--help)",
-				argv[first]);
-	if (!rc && !cli.done && a.yes && a.dry_run)
-		rc = ps_err_set(&err, PS_EXIT_USAGE, "usage", NULL,
-				"--yes and --dry-run contradict each other");
-	if (!rc && !cli.done)
-		rc = run(&cli, &a, &err);
-	if (rc && err.status)
-		ps_cli_report(&cli, &err);
-	if (ps_out_finish(cli.out) < 0 && !rc)
-		rc = PS_EXIT_FAIL;
-	ps_cli_free(&cli);
-	return rc;
+	return ps_cli_main(&cli, argc, argv, opts, on_opt, &a, 0, start);
 }

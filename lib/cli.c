@@ -200,6 +200,31 @@ int ps_cli_parse(struct ps_cli *cli, int argc, char **argv,
 	return rc;
 }
 
+int ps_cli_main(struct ps_cli *cli, int argc, char **argv,
+		const struct ps_cli_opt *opts, ps_cli_handler on_opt,
+		void *args, int max_operands, ps_cli_run run)
+{
+	struct ps_err err;
+	int first = argc, rc;
+
+	ps_err_clear(&err);
+	rc = ps_cli_parse(cli, argc, argv, opts, on_opt, args, &first, &err);
+	if (!rc && !cli->done && max_operands >= 0 &&
+	    argc - first > max_operands)
+		rc = ps_err_set(&err, PS_EXIT_USAGE, "usage", NULL,
+				"unexpected argument '%s' (see %s --help)",
+				argv[first + max_operands], cli->prog);
+	if (!rc && !cli->done)
+		rc = run(cli, args, argv + first, argc - first, &err);
+	if (rc && err.status)
+		ps_cli_report(cli, &err);
+	if (ps_out_finish(cli->out) < 0 && !rc)
+		rc = PS_EXIT_FAIL;
+	cli->out = NULL;
+	ps_cli_free(cli);
+	return rc;
+}
+
 void ps_cli_free(struct ps_cli *cli)
 {
 	ps_config_free(&cli->cfg);

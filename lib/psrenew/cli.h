@@ -46,6 +46,20 @@ int ps_cli_parse(struct ps_cli *cli, int argc, char **argv,
 		 void *ctx, int *first_arg, struct ps_err *err);
 void ps_cli_free(struct ps_cli *cli);
 
+/* What a binary does once its options are parsed: operands are what the
+ * command line left (n of them). */
+typedef int (*ps_cli_run)(struct ps_cli *cli, void *args, char **operands,
+			  int n, struct ps_err *err);
+
+/*
+ * Every binary's main: parses the options, refuses more than max_operands
+ * operands (-1: any), runs, tells the error (stderr, and an error record in
+ * JSON mode), finishes the output. Returns the exit status.
+ */
+int ps_cli_main(struct ps_cli *cli, int argc, char **argv,
+		const struct ps_cli_opt *opts, ps_cli_handler on_opt,
+		void *args, int max_operands, ps_cli_run run);
+
 /* Opens the output (stdout) in the selected mode. */
 struct ps_out *ps_cli_out(struct ps_cli *cli);
 
