@@ -273,12 +273,6 @@ int ps_uri_parse(const char *s, struct ps_uri *u, struct ps_err *err)
 	len = strlen(s);
 	if (len > URI_MAX)
 		return bad(err, "(too long)", "longer than 4096 bytes");
-	if (strstr(s, "pin-value="))
-		return ps_err_set(err, PS_EXIT_USAGE, "pin-in-argv",
-				  "use --pin file:PATH, env:VAR or fd:N",
-				  "a PIN in a URI (pin-value) is refused: it "
-				  "would be visible to every user in the "
-				  "process list");
 	if (strncasecmp(s, "pkcs11:", 7) != 0)
 		return bad(err, s, "it must start with 'pkcs11:'");
 	path = s + 7;

@@ -516,6 +516,28 @@ static void test_err_pin_value(void **state)
  * ("pkcs11:token=T;pin-value=1234"). It is a PIN in argv all the same: it
  * must be refused as such, and the PIN must not be copied into the error
  * message (which ends up on stderr, in logs and in JSON error records). */
+/* A label that merely contains "pin-value=" is text, not a PIN attribute:
+ * it must round-trip (found by the uri fuzzer). */
+static void test_label_mentioning_pin_value(void **state)
+{
+	struct ps_uri u;
+	struct ps_err err;
+	char *tok = ps_uri_format_token("m", "x", "1", "t");
+	char *obj;
+
+	(void)state;
+	assert_non_null(tok);
+	obj = ps_uri_format_object(tok, (const unsigned char *)"\x01", 1,
+				   "pin-value=1234", PS_OBJ_CERT);
+	assert_non_null(obj);
+	ps_err_clear(&err);
+	assert_int_equal(ps_uri_parse(obj, &u, &err), 0);
+	assert_string_equal(u.object, "pin-value=1234");
+	ps_uri_free(&u);
+	free(obj);
+	free(tok);
+}
+
 static void test_err_pin_value_in_path(void **state)
 {
 	struct ps_uri u;
@@ -819,6 +841,7 @@ int main(void)
 		cmocka_unit_test(test_err_overlong),
 		cmocka_unit_test(test_err_pin_value),
 		cmocka_unit_test(test_err_pin_value_in_path),
+		cmocka_unit_test(test_label_mentioning_pin_value),
 		cmocka_unit_test(test_format_token_exact),
 		cmocka_unit_test(test_format_object_exact),
 		cmocka_unit_test(test_round_trip_token),
