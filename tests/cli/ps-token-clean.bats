@@ -330,7 +330,7 @@ sel() {
 	[ "$(sel '.kind == "removed" and .id == "'"$QUAL_ID"'"' | jfield class)" = cert ]
 }
 
-@test "--for-room 1 on a full token removes just enough, then ps-renew succeeds" {
+@test "--for-room 1 on a full token removes just enough, then ps-renew and ps-fetch succeed" {
 	count=$(all_objects)
 	export P11FAULT_MODULE=$PKCS11_MODULE P11FAULT_CAPACITY=$count
 	# an older expired certificate too: only the oldest one goes
@@ -356,6 +356,11 @@ sel() {
 		--id "$QUAL_ID" --ca "helper:$LOCAL_SUBMIT -d $BATS_TEST_TMPDIR/lsca"
 	[ "$status" -eq 0 ]
 	[ "$(jfield state <<<"$output")" = issued ]
+	# and the certificate fits on the token that was full
+	run --separate-stderr ps-fetch --module "$P11FAULT" --pin "file:$PIN_FILE" --pending
+	[ "$status" -eq 0 ]
+	[ "$(jfield kind <<<"$output")" = cert ]
+	[ "$(jfield replaces_serial_hex <<<"$output")" = "$(cert_serial_hex "$BATS_TEST_TMPDIR/certs/$QUAL_ID.pem")" ]
 	# there is room already: nothing more goes
 	P11FAULT_CAPACITY=$((count + 6))
 	tc --module "$P11FAULT" --pin "file:$PIN_FILE" --for-room 1 --yes
