@@ -1233,16 +1233,17 @@ static void validity_warning(X509 *x, struct ps_pfx_import_result *res)
 }
 
 /* The chain certificates not on the token yet (indexes into pfx->chain). */
-static size_t chain_todo(const struct ps_pfx *pfx, const struct ps_tobj *objs,
-			 size_t nobjs, int *todo, unsigned long *need)
+static size_t chain_missing(const struct ps_pfx *pfx,
+			    const struct ps_tobj *objs, size_t nobjs,
+			    int *missing, unsigned long *need)
 {
 	size_t n = 0;
 
 	for (int i = 0; i < sk_X509_num(pfx->chain); i++) {
 		X509 *x = sk_X509_value(pfx->chain, i);
 
-		todo[i] = cert_index(objs, nobjs, x) < 0;
-		if (todo[i]) {
+		missing[i] = cert_index(objs, nobjs, x) < 0;
+		if (missing[i]) {
 			*need += (unsigned long)i2d_X509(x, NULL);
 			n++;
 		}
@@ -1252,7 +1253,7 @@ static size_t chain_todo(const struct ps_pfx *pfx, const struct ps_tobj *objs,
 
 static int write_all(struct ps_token *tok, const struct ps_pfx *pfx,
 		     const struct ps_pfx_import_opts *o, const struct p11key *k,
-		     const int *todo, struct ps_pfx_import_result *res,
+		     const int *missing, struct ps_pfx_import_result *res,
 		     struct written *w, struct ps_err *err)
 {
 	struct der d = { NULL, 0 };
@@ -1283,7 +1284,7 @@ static int write_all(struct ps_token *tok, const struct ps_pfx *pfx,
 	}
 	for (int i = 0; !rc && o->with_chain && i < sk_X509_num(pfx->chain);
 	     i++)
-		if (todo[i]) {
+		if (missing[i]) {
 			rc =
 			    store_ca(tok, sk_X509_value(pfx->chain, i), w, err);
 			res->chain_added += !rc;
@@ -1301,21 +1302,22 @@ int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
 	size_t nobjs = 0;
 	struct written *w = calloc(1, sizeof(*w));
 	int nchain = sk_X509_num(pfx->chain);
-	int *todo = calloc((size_t)(nchain > 0 ? nchain : 1), sizeof(*todo));
+	int *missing =
+	    calloc((size_t)(nchain > 0 ? nchain : 1), sizeof(*missing));
 	unsigned long need = 0;
 	long at;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
-	if (!w || !todo) {
+	if (!w || !missing) {
 		free(w);
-		free(todo);
+		free(missing);
 		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
 				  "out of memory");
 	}
 	if (ps_pubkey_id(pfx->key, res->id) < 0) {
 		free(w);
-		free(todo);
+		free(missing);
 		return ps_err_set(err, PS_EXIT_FAIL, "unsupported-key", NULL,
 				  "cannot encode the public key of the PFX");
 	}
@@ -1328,7 +1330,7 @@ int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
 	rc = p11key_from(pfx, &k, err);
 	if (rc) {
 		free(w);
-		free(todo);
+		free(missing);
 		return rc;
 	}
 	/* What is there already. */
@@ -1355,7 +1357,8 @@ int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
 	}
 	if (o->with_chain)
 		res->chain_was_there =
-		    (size_t)nchain - chain_todo(pfx, objs, nobjs, todo, &need);
+		    (size_t)nchain -
+		    chain_missing(pfx, objs, nobjs, missing, &need);
 	if (!res->key_was_there)
 		need += PS_ROOM_PER_RENEWAL;
 	else if (!res->cert_was_there)
@@ -1365,7 +1368,7 @@ int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
 	if (!rc)
 		rc = check_room(tok, need, err);
 	if (!rc)
-		rc = write_all(tok, pfx, o, &k, todo, res, w, err);
+		rc = write_all(tok, pfx, o, &k, missing, res, w, err);
 	if (rc) {
 		rollback(tok, w, res, err);
 		res->key_added = res->pub_added = res->cert_added = 0;
@@ -1375,7 +1378,7 @@ int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
 out:
 	ps_tobjs_free(objs, nobjs);
 	p11key_free(&k);
-	free(todo);
+	free(missing);
 	free(w);
 	return rc;
 }
