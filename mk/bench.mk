@@ -1,0 +1,27 @@
+# make bench: psrenew next to its peers (docs/BENCHMARKS.md); not part of
+# make check. Builds the three binaries it measures (optimised: the default
+# CFLAGS are -O2), the p11fault shim and the floor programs of tests/bench,
+# then runs scripts/bench, which prints the table and writes
+# $(B)/bench/results-<timestamp>.json. Takes about 10 minutes on 2 cores.
+#   make bench                        every scenario
+#   make bench BENCH='renew status'   some (renew bulk status fetch startup)
+
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BINS := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
+BENCH ?=
+
+.PHONY: bench bench-progs
+
+bench-progs: $(BENCH_BINS)
+
+# Floor programs: plain PKCS#11 through dlopen, nothing of libpsrenew.
+$(B)/bench/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror \
+		$(shell $(PKG_CONFIG) --cflags p11-kit-1) -o $@ $< -ldl
+
+bench: lib $(B)/bin/ps-status $(B)/bin/ps-renew $(B)/bin/ps-fetch \
+		$(B)/tests/p11fault.so $(BENCH_BINS)
+	@case ' $(CFLAGS) ' in *' -O2 '*|*' -O3 '*|*' -Os '*) ;; \
+	*) echo "bench: WARNING: CFLAGS='$(CFLAGS)' is not an optimised build" >&2 ;; esac
+	PSRENEW_BUILD=$(abspath $(B)) scripts/bench $(BENCH)
