@@ -19,6 +19,7 @@ struct ps_http {
 	CURL *curl;
 	struct ps_http_opts o;
 	char errbuf[CURL_ERROR_SIZE];
+	int cookie_engine; /* started once: curl_easy_reset keeps cookies */
 };
 
 struct sink {
@@ -219,8 +220,13 @@ int ps_http_request(struct ps_http *h, const char *method, const char *url,
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "psrenew");
-	if (h->o.cookies)
+	/* Set once: libcurl queues the file name again on each call and
+	 * curl_easy_reset loses that list (a leak per request); the cookies
+	 * themselves survive the reset. */
+	if (h->o.cookies && !h->cookie_engine) {
 		curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
+		h->cookie_engine = 1;
+	}
 	if (h->o.follow) {
 		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
 		curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);

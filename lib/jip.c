@@ -144,8 +144,10 @@ static xmlXPathObjectPtr xpath(struct page *pg, const char *expr,
 
 	pg->xp->node = ctx;
 	o = xmlXPathEvalExpression((const xmlChar *)expr, pg->xp);
-	if (o && o->type == XPATH_NODESET &&
-	    (!o->nodesetval || o->nodesetval->nodeNr == 0)) {
+	/* Only a non-empty node-set is an answer: a profile expression that
+	 * yields a number or a string (count(...)) finds nothing. */
+	if (o && (o->type != XPATH_NODESET || !o->nodesetval ||
+		  o->nodesetval->nodeNr == 0)) {
 		xmlXPathFreeObject(o);
 		return NULL;
 	}
