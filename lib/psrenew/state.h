@@ -25,7 +25,8 @@ int ps_state_open(const char *dir_opt, const struct ps_config *cfg, int create,
 		  struct ps_state *st, struct ps_err *err);
 void ps_state_close(struct ps_state *st);
 
-/* A new request id: "YYYYMMDD-HHMMSS-xxxxxxxx". buf: at least 32 bytes. */
+/* A new request id: "YYYYMMDD-HHMMSS-" and 8 random hex digits. buf: at
+ * least 32 bytes. */
 void ps_state_new_id(char *buf, size_t len);
 /* Ids are [A-Za-z0-9._-], 1 to 64 bytes, not starting with a dot. */
 int ps_state_valid_id(const char *id);
