@@ -371,16 +371,10 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 				  "--all-expiring DAYS, or cert records on "
 				  "stdin");
 	if (a->key) {
-		size_t len = strlen(a->key);
-
-		if (len == 0 || len % 2 || len / 2 > sizeof(keyid) ||
-		    strspn(a->key, "0123456789abcdefABCDEF") != len)
+		if (ps_unhex(a->key, keyid, sizeof(keyid), &r.key_id_len))
 			return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
 					  "--key wants a CKA_ID in hex");
-		for (size_t i = 0; i < len / 2; i++)
-			sscanf(a->key + 2 * i, "%2hhx", &keyid[i]);
 		r.key_id = keyid;
-		r.key_id_len = len / 2;
 	}
 	if (!a->ca && !a->dry_run)
 		rc = ps_err_set(err, PS_EXIT_USAGE, "no-ca",

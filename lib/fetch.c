@@ -134,24 +134,6 @@ static struct ps_ca *ca_for(struct ps_fetch *f, const json_t *rec,
 	return ca;
 }
 
-static int hex_decode(const char *hex, unsigned char *out, size_t cap,
-		      size_t *len)
-{
-	size_t n = hex ? strlen(hex) : 0;
-
-	if (n == 0 || n % 2 || n / 2 > cap)
-		return -1;
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned int b;
-
-		if (sscanf(hex + 2 * i, "%2x", &b) != 1)
-			return -1;
-		out[i] = (unsigned char)b;
-	}
-	*len = n / 2;
-	return 0;
-}
-
 static X509 *pem_cert(const char *pem)
 {
 	BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
@@ -198,7 +180,7 @@ static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 	int rc;
 
 	memset(&res, 0, sizeof(res));
-	if (hex_decode(ps_json_str(rec, "key_id"), kid, sizeof(kid), &klen) ||
+	if (ps_unhex(ps_json_str(rec, "key_id"), kid, sizeof(kid), &klen) ||
 	    !pem) {
 		X509_free(old);
 		return ps_err_set(err, PS_EXIT_FAIL, "state-read", NULL,
@@ -260,7 +242,7 @@ static void remove_key(struct ps_fetch *f, json_t *rec)
 	size_t len;
 
 	if (!json_is_true(json_object_get(rec, "key_generated")) ||
-	    hex_decode(ps_json_str(rec, "key_id"), id, sizeof(id), &len) ||
+	    ps_unhex(ps_json_str(rec, "key_id"), id, sizeof(id), &len) ||
 	    !(tok = token_for(f, rec, NULL)) ||
 	    ps_keypair_find(tok, id, len, &kp, NULL))
 		return;

@@ -138,20 +138,14 @@ static void fill_auth(const json_t *rec, struct ps_token *tok,
 		      struct ps_ca_auth *auth, struct ps_ca_request *out)
 {
 	const char *pem = ps_json_str(rec, "old_cert");
-	const char *hex = ps_json_str(rec, "old_id");
-	size_t n = hex ? strlen(hex) : 0;
+	size_t n = 0;
 	BIO *b;
 
 	memset(auth, 0, sizeof(*auth));
-	if (!tok || !pem || n == 0 || n % 2 || n / 2 > sizeof(auth->id))
+	if (!tok || !pem ||
+	    ps_unhex(ps_json_str(rec, "old_id"), auth->id, sizeof(auth->id),
+		     &n))
 		return;
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned int v;
-
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-			return;
-		auth->id[i] = (unsigned char)v;
-	}
 	b = BIO_new_mem_buf(pem, -1);
 	auth->cert = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
 	BIO_free(b);
@@ -160,7 +154,7 @@ static void fill_auth(const json_t *rec, struct ps_token *tok,
 	out->tok = tok;
 	out->old_cert = auth->cert;
 	out->old_key_id = auth->id;
-	out->old_key_id_len = n / 2;
+	out->old_key_id_len = n;
 }
 
 void ps_request_ca_req(const json_t *rec, struct ps_token *tok,

@@ -90,5 +90,8 @@ const char *ps_ckr_name(CK_RV rv);
 
 /* Hex of a byte string, lower case (malloc'ed). */
 char *ps_hex(const unsigned char *p, size_t n);
+/* The bytes of a hex string (either case, no separators) into out (cap
+ * bytes); -1 when it is empty, odd, too long or not hex. */
+int ps_unhex(const char *hex, unsigned char *out, size_t cap, size_t *len);
 
 #endif
