@@ -10,7 +10,6 @@
 #include <psrenew/keypair.h>
 #include <psrenew/record.h>
 #include <psrenew/request.h>
-#include <psrenew/signer.h>
 
 static const char expired_hint[] =
     "an expired certificate cannot be renewed as a following certificate "
@@ -216,7 +215,6 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 	const struct ps_cert *c = &inv->c[i].cert;
 	struct ps_keyspec ks;
 	struct ps_keypair kp;
-	EVP_PKEY *signkey = NULL;
 	char ksname[32], label[128], id[40], *csr = NULL;
 	const char *resume_id;
 	json_t *rec = NULL;
@@ -279,10 +277,9 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 		generated = 1;
 	if (rc)
 		return rc;
-	rc = ps_signer_key(tok, kp.id, kp.id_len, &signkey, err);
-	if (!rc)
-		rc = ps_csr_make(c->x509, kp.pubkey, signkey, &csr, err);
-	EVP_PKEY_free(signkey);
+	/* Signed on our own session with the handle just generated or
+	 * found: no libp11 key lookup (it lists every key on the token). */
+	rc = ps_csr_make_token(c->x509, kp.pubkey, tok, kp.priv, &csr, err);
 	if (!rc) {
 		ps_state_new_id(id, sizeof(id));
 		rec = ps_request_new(id, inv, i, r->cfg, kp.id, kp.id_len,

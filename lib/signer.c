@@ -1,11 +1,15 @@
-/* psrenew: token keys as EVP_PKEYs through libp11. */
+/* psrenew: signing with token keys: C_Sign on psrenew's own session, and
+ * EVP_PKEYs through libp11 for TLS and CMS. */
 #include <psrenew/signer.h>
 
 #include <stdlib.h>
 #include <string.h>
 
 #include <libp11.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/sha.h>
 
 struct p11 {
 	PKCS11_CTX *ctx;
@@ -108,5 +112,83 @@ int ps_signer_key(struct ps_token *tok, const unsigned char *id, size_t id_len,
 		ps_err_add_openssl(err);
 		return PS_EXIT_TOKEN;
 	}
+	return 0;
+}
+
+/* DigestInfo prefix of SHA-256 (RFC 8017, 9.2, note 1). */
+static const unsigned char sha256_prefix[] = { 0x30, 0x31, 0x30, 0x0d, 0x06,
+					       0x09, 0x60, 0x86, 0x48, 0x01,
+					       0x65, 0x03, 0x04, 0x02, 0x01,
+					       0x05, 0x00, 0x04, 0x20 };
+
+/* r || s (each half of len / 2 bytes) as a DER Ecdsa-Sig-Value. */
+static int ecdsa_der(const unsigned char *raw, size_t len, unsigned char **der,
+		     size_t *der_len)
+{
+	ECDSA_SIG *s = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(raw, (int)(len / 2), NULL);
+	BIGNUM *sv = BN_bin2bn(raw + len / 2, (int)(len / 2), NULL);
+	int n = -1;
+
+	*der = NULL;
+	if (s && r && sv && ECDSA_SIG_set0(s, r, sv)) {
+		r = sv = NULL; /* owned by s */
+		n = i2d_ECDSA_SIG(s, der);
+	}
+	BN_free(r);
+	BN_free(sv);
+	ECDSA_SIG_free(s);
+	if (n <= 0)
+		return -1;
+	*der_len = (size_t)n;
+	return 0;
+}
+
+int ps_signer_sign(struct ps_token *tok, CK_OBJECT_HANDLE priv, int pkey_type,
+		   const unsigned char *tbs, size_t tbs_len,
+		   unsigned char **sig, size_t *sig_len, struct ps_err *err)
+{
+	CK_FUNCTION_LIST *fl = ps_module_functions(tok->mod);
+	unsigned char in[sizeof(sha256_prefix) + SHA256_DIGEST_LENGTH];
+	unsigned char *md = in + sizeof(sha256_prefix);
+	unsigned char out[1024];
+	CK_ULONG out_len = sizeof(out);
+	CK_MECHANISM mech = { CKM_RSA_PKCS, NULL, 0 };
+	CK_BYTE_PTR data = in;
+	CK_ULONG data_len = sizeof(in);
+	CK_RV rv;
+
+	*sig = NULL;
+	*sig_len = 0;
+	if (pkey_type != EVP_PKEY_RSA && pkey_type != EVP_PKEY_EC)
+		return ps_err_set(err, PS_EXIT_FAIL, "token-sign", NULL,
+				  "cannot sign with this kind of key");
+	memcpy(in, sha256_prefix, sizeof(sha256_prefix));
+	SHA256(tbs, tbs_len, md);
+	if (pkey_type == EVP_PKEY_EC) {
+		mech.mechanism = CKM_ECDSA;
+		data = md;
+		data_len = SHA256_DIGEST_LENGTH;
+	}
+	rv = fl->C_SignInit(tok->session, &mech, priv);
+	if (rv == CKR_OK)
+		rv = fl->C_Sign(tok->session, data, data_len, out, &out_len);
+	OPENSSL_cleanse(in, sizeof(in));
+	if (rv != CKR_OK)
+		return ps_ckr_err(err, rv, tok, "signing");
+	if (pkey_type == EVP_PKEY_EC) {
+		if (out_len % 2 || ecdsa_der(out, out_len, sig, sig_len) < 0)
+			return ps_err_set(err, PS_EXIT_TOKEN, "token-sign",
+					  NULL,
+					  "the token's ECDSA signature has an "
+					  "unexpected length (%lu bytes)",
+					  (unsigned long)out_len);
+		return 0;
+	}
+	*sig = OPENSSL_memdup(out, out_len);
+	if (!*sig)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	*sig_len = out_len;
 	return 0;
 }

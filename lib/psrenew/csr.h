@@ -6,6 +6,7 @@
 #include <openssl/x509.h>
 
 #include <psrenew/err.h>
+#include <psrenew/token.h>
 
 /*
  * A request whose subject is the old certificate's subject byte for byte
@@ -15,5 +16,13 @@
  */
 int ps_csr_make(X509 *old, EVP_PKEY *pub, EVP_PKEY *sign, char **pem,
 		struct ps_err *err);
+
+/*
+ * The same request, signed by the private key object priv on tok's own
+ * session with C_Sign (ps_signer_sign): no libp11 key lookup. pub is the
+ * public half (RSA or EC); the signature is verified with it.
+ */
+int ps_csr_make_token(X509 *old, EVP_PKEY *pub, struct ps_token *tok,
+		      CK_OBJECT_HANDLE priv, char **pem, struct ps_err *err);
 
 #endif

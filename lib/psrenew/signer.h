@@ -1,5 +1,6 @@
-/* psrenew: an OpenSSL EVP_PKEY for a private key that stays on the token
- * (libp11), for signing CSRs, CMS messages and TLS handshakes. */
+/* psrenew: signing with a private key that stays on the token: directly
+ * with C_Sign (CSRs), or as an OpenSSL EVP_PKEY through libp11 (CMS
+ * messages, TLS handshakes). */
 #ifndef PSRENEW_SIGNER_H
 #define PSRENEW_SIGNER_H
 
@@ -14,5 +15,16 @@
  */
 int ps_signer_key(struct ps_token *tok, const unsigned char *id, size_t id_len,
 		  EVP_PKEY **out, struct ps_err *err);
+
+/*
+ * Signs tbs with SHA-256 using the private key object priv on tok's own
+ * session (C_SignInit/C_Sign, no libp11): CKM_RSA_PKCS over the DigestInfo
+ * for pkey_type EVP_PKEY_RSA, CKM_ECDSA over the digest for EVP_PKEY_EC.
+ * *sig (OPENSSL_malloc'ed) is the signature as X.509 carries it: the RSA
+ * signature block, or a DER Ecdsa-Sig-Value. The token must be logged in.
+ */
+int ps_signer_sign(struct ps_token *tok, CK_OBJECT_HANDLE priv, int pkey_type,
+		   const unsigned char *tbs, size_t tbs_len,
+		   unsigned char **sig, size_t *sig_len, struct ps_err *err);
 
 #endif
