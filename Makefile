@@ -42,7 +42,7 @@ MANS := $(wildcard man/*.[157])
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
-TEST_TOOLS := $(B)/tests/p11fault.so
+TEST_TOOLS := $(B)/tests/p11fault.so $(B)/tests/cmp-ca
 
 .PHONY: all lib bins tests check demo install uninstall lint clean format
 
@@ -109,6 +109,12 @@ $(B)/tests/p11fault.so: tests/p11fault/p11fault.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -g -fPIC -shared \
 		$(shell $(PKG_CONFIG) --cflags p11-kit-1) -o $@ $< -ldl
+
+$(B)/tests/cmp-ca: tests/cmp/cmp-ca.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g \
+		$(shell $(PKG_CONFIG) --cflags libcrypto) -o $@ $< \
+		$(shell $(PKG_CONFIG) --libs libcrypto)
 
 # The one test command (README, .ci/run): packages, build, every test.
 check:

@@ -20,13 +20,17 @@ enum {
 	OPT_DRY_RUN,
 	OPT_FORCE,
 	OPT_CA_BUNDLE,
+	OPT_CA_TYPE,
 };
 
 static const struct ps_cli_opt opts[] = {
 	{ "ca", 1, OPT_CA, "CHANNEL",
-	  "the CA: helper:PATH [ARGS], est://HOST[:PORT][/LABEL], "
+	  "the CA: helper:PATH [ARGS], cmp://HOST[:PORT]/PATH, "
+	  "est://HOST[:PORT][/LABEL], https://... (with --ca-type), "
 	  "mail:smtp://HOST[:PORT], mail:-, or a [ca.NAME] of the "
 	  "configuration" },
+	{ "ca-type", 1, OPT_CA_TYPE, "cmp|est",
+	  "the protocol of an https:// --ca" },
 	{ "id", 1, OPT_ID, "HEX", "renew the certificate with this CKA_ID" },
 	{ "serial", 1, OPT_SERIAL, "SERIAL",
 	  "renew the certificate with this serial number" },
@@ -46,7 +50,7 @@ static const struct ps_cli_opt opts[] = {
 };
 
 struct args {
-	const char *ca, *id, *serial, *key_type, *key, *ca_bundle;
+	const char *ca, *id, *serial, *key_type, *key, *ca_bundle, *ca_type;
 	int type;
 	long all_expiring;
 	int dry_run, force;
@@ -65,6 +69,7 @@ static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
 	case OPT_DRY_RUN: a->dry_run = 1; return 0;
 	case OPT_FORCE: a->force = 1; return 0;
 	case OPT_CA_BUNDLE: a->ca_bundle = arg; return 0;
+	case OPT_CA_TYPE: a->ca_type = arg; return 0;
 	case OPT_ALL_EXPIRING:
 		return ps_cli_number("all-expiring", arg, 36500,
 				     &a->all_expiring, err);
@@ -358,6 +363,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 		.dir = NULL, .dirfd = -1, .reqfd = -1, .lockfd = -1
 	};
 	unsigned char keyid[64];
+	char *ca_spec = NULL;
 	int by_opts =
 	    a->all_expiring >= 0 || a->id || a->serial || a->type >= 0;
 	int rc = 0;
@@ -383,7 +389,10 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 				"psrenew.conf",
 				"no CA channel: give --ca");
 	if (!rc && a->ca)
-		rc = ps_ca_open(a->ca, &cli->cfg, &r.ca, err);
+		rc = ps_ca_spec_typed(a->ca, a->ca_type, &ca_spec, err);
+	if (!rc && ca_spec)
+		rc = ps_ca_open(ca_spec, &cli->cfg, &r.ca, err);
+	free(ca_spec);
 	if (!rc && r.ca)
 		ps_ca_set_bundle(r.ca, a->ca_bundle);
 	if (!rc && r.ca && r.ca->uses_stdout) {

@@ -115,6 +115,8 @@ void ps_request_apply(json_t *rec, const struct ps_ca_reply *reply, time_t now)
 		break;
 	case PS_CA_REJECTED:
 		ps_request_set_state(rec, PS_REQ_REJECTED, now);
+		if (reply->fail_info)
+			ps_json_set_str(rec, "fail_info", reply->fail_info);
 		json_object_del(rec, "next_poll_at");
 		break;
 	default: /* unreachable, unconfigured, failed: state unchanged */

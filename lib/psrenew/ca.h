@@ -40,6 +40,7 @@ struct ps_ca_reply {
 	char *cookie;	 /* pending: what the next poll needs */
 	long delay;	 /* pending: seconds until the next poll, -1 none */
 	char *message;	 /* the CA's words, for people */
+	char *fail_info; /* rejected: the CA's reasons as names (CMP) */
 };
 
 struct ps_ca;
@@ -106,5 +107,15 @@ int ps_ca_needs_token(const struct ps_ca *ca, int poll);
 extern const struct ps_ca_driver ps_ca_helper_driver;
 extern const struct ps_ca_driver ps_ca_est_driver;
 extern const struct ps_ca_driver ps_ca_mail_driver;
+extern const struct ps_ca_driver ps_ca_cmp_driver;
+
+/*
+ * The channel for --ca SPEC with --ca-type TYPE ("cmp", "est" or NULL):
+ * "https://..." with a type becomes "TYPE:https://..."; otherwise SPEC as
+ * given. *out is malloc'ed. Exit 2 when the type is unknown or does not
+ * fit the spec.
+ */
+int ps_ca_spec_typed(const char *spec, const char *type, char **out,
+		     struct ps_err *err);
 
 #endif

@@ -1,0 +1,691 @@
+/* psrenew: the "cmp:" channel: a CMP key update request (RFC 4210/9480,
+ * kur) protected by a signature of the current certificate's key on the
+ * token, with proof of possession by the new key on the token, carried by
+ * HTTP (RFC 6712) through the one libcurl wrapper.
+ *   cmp://HOST[:PORT]/PATH   -> http://HOST[:PORT]/PATH
+ *   cmp:https://HOST[:PORT]/PATH (or --ca-type cmp with https://...)
+ *
+ * Waiting across processes. OpenSSL 3.0's client keeps the transaction's
+ * nonces inside OSSL_CMP_CTX and has no setter for the recipient nonce, so
+ * a new process cannot simply continue. What it can do is reach the same
+ * state the first process had: the cookie of a pending request holds the
+ * CA's own protected answers of the transaction (the kup that said
+ * "waiting", and the last pollRep). A later process starts the same
+ * transaction (same transactionID), and its transfer callback hands those
+ * answers back instead of sending the kur and the first pollReq, each after
+ * setting the context's sender nonce to the one that answer acknowledges
+ * (its recipNonce). OpenSSL validates them as it validated them the first
+ * time (protection by the CA, transactionID, nonces) and so learns the
+ * CA's last sender nonce. The next pollReq goes to the CA for real, with
+ * the right recipNonce, and the transaction ends normally with certConf.
+ */
+#include <psrenew/ca.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/cmp.h>
+#include <openssl/crmf.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <psrenew/certio.h>
+#include <psrenew/http.h>
+#include <psrenew/keypair.h>
+#include <psrenew/signer.h>
+
+/* PKIBody choice numbers of RFC 4210 (OpenSSL 3.0 keeps its names for
+ * them internal; OSSL_CMP_KUR is public). */
+enum { BODY_IP = 1, BODY_CP = 3, BODY_KUP = 8, BODY_POLLREP = 26 };
+
+#define CMP_COOKIE_PREFIX "cmp1:"
+#define CMP_MSG_MAX	  (256 * 1024)
+
+struct cmp {
+	char *url;
+	struct ps_http *h;
+};
+
+/* One replayed answer: the DER of a message the CA sent. */
+struct saved {
+	unsigned char *der;
+	size_t len;
+};
+
+/* The transfer callback's state for one operation. */
+struct xfer {
+	struct ps_ca *ca;
+	struct cmp *c;
+	struct saved replay[2]; /* handed back in order, then live */
+	int nreplay, ireplay;
+	struct saved last_rep;	/* the CA's certificate response ... */
+	struct saved last_poll; /* ... and its last pollRep */
+	int live;		/* requests really sent */
+	int rc;			/* an exit status when no answer came */
+	char errmsg[600];
+	char log[300]; /* OpenSSL's last CMP error line */
+};
+
+static void saved_free(struct saved *s)
+{
+	OPENSSL_free(s->der);
+	s->der = NULL;
+	s->len = 0;
+}
+
+static int msg_to_saved(const OSSL_CMP_MSG *m, struct saved *s)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data;
+	long n;
+
+	saved_free(s);
+	if (!b || i2d_OSSL_CMP_MSG_bio(b, m) <= 0 ||
+	    (n = BIO_get_mem_data(b, &data)) <= 0 ||
+	    !(s->der = OPENSSL_memdup(data, (size_t)n))) {
+		BIO_free(b);
+		return -1;
+	}
+	s->len = (size_t)n;
+	BIO_free(b);
+	return 0;
+}
+
+static OSSL_CMP_MSG *msg_from_der(const unsigned char *der, size_t len)
+{
+	BIO *b = BIO_new_mem_buf(der, (int)len);
+	OSSL_CMP_MSG *m = b ? d2i_OSSL_CMP_MSG_bio(b, NULL) : NULL;
+
+	BIO_free(b);
+	return m;
+}
+
+static int is_cert_rep(int bt)
+{
+	return bt == BODY_IP || bt == BODY_CP || bt == BODY_KUP;
+}
+
+static OSSL_CMP_MSG *transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
+{
+	struct xfer *x = OSSL_CMP_CTX_get_transfer_cb_arg(ctx);
+	const char *hdr[] = { "Content-Type: application/pkixcmp", NULL };
+	struct ps_http_resp r = { 0 };
+	struct ps_err err = { 0 };
+	OSSL_CMP_MSG *rep = NULL;
+	ASN1_OCTET_STRING *nonce;
+	BIO *b;
+	char *data;
+	long n;
+	int bt, rc;
+
+	(void)req;
+	if (x->ireplay < x->nreplay) {
+		struct saved *s = &x->replay[x->ireplay++];
+
+		rep = msg_from_der(s->der, s->len);
+		nonce = rep ? OSSL_CMP_HDR_get0_recipNonce(
+				  OSSL_CMP_MSG_get0_header(rep))
+			    : NULL;
+		/* The answer acknowledges the nonce of the request the first
+		 * process sent; make it the one this context expects. */
+		if (!nonce || !OSSL_CMP_CTX_set1_senderNonce(ctx, nonce)) {
+			OSSL_CMP_MSG_free(rep);
+			x->rc = PS_EXIT_FAIL;
+			snprintf(x->errmsg, sizeof(x->errmsg),
+				 "the stored CMP transaction is damaged");
+			return NULL;
+		}
+		return rep;
+	}
+	x->live++;
+	b = BIO_new(BIO_s_mem());
+	if (!b || i2d_OSSL_CMP_MSG_bio(b, req) <= 0 ||
+	    (n = BIO_get_mem_data(b, &data)) <= 0) {
+		BIO_free(b);
+		x->rc = PS_EXIT_FAIL;
+		snprintf(x->errmsg, sizeof(x->errmsg),
+			 "cannot encode the CMP request");
+		return NULL;
+	}
+	rc = ps_http_request(x->c->h, "POST", x->c->url, hdr, data, (size_t)n,
+			     &r, &err);
+	BIO_free(b);
+	if (rc) {
+		x->rc = rc;
+		snprintf(x->errmsg, sizeof(x->errmsg), "%s", err.msg);
+		return NULL;
+	}
+	if (r.status != 200) {
+		int i = 0;
+
+		x->rc = r.status >= 500 || r.status == 429 ? PS_EXIT_TEMP
+							   : PS_EXIT_FAIL;
+		i = snprintf(x->errmsg, sizeof(x->errmsg),
+			     "the CMP server answered HTTP %ld: ", r.status);
+		for (size_t k = 0; r.body && k < r.len && k < 200 && i >= 0 &&
+				   (size_t)i + 1 < sizeof(x->errmsg);
+		     k++)
+			x->errmsg[i++] =
+			    (unsigned char)r.body[k] < 0x20 ? ' ' : r.body[k];
+		if (i >= 0 && (size_t)i < sizeof(x->errmsg))
+			x->errmsg[i] = 0;
+		ps_http_resp_free(&r);
+		return NULL;
+	}
+	rep = r.len > 0 && r.len <= CMP_MSG_MAX
+		  ? msg_from_der((const unsigned char *)r.body, r.len)
+		  : NULL;
+	ps_http_resp_free(&r);
+	if (!rep) {
+		x->rc = PS_EXIT_FAIL;
+		snprintf(x->errmsg, sizeof(x->errmsg),
+			 "the CMP server's answer is not a CMP message");
+		return NULL;
+	}
+	/* Keep what a later process needs to come back to this point. */
+	bt = OSSL_CMP_MSG_get_bodytype(rep);
+	if (is_cert_rep(bt)) {
+		msg_to_saved(rep, &x->last_rep);
+		saved_free(&x->last_poll);
+	} else if (bt == BODY_POLLREP) {
+		msg_to_saved(rep, &x->last_poll);
+	}
+	return rep;
+}
+
+static int log_cb(const char *func, const char *file, int line,
+		  OSSL_CMP_severity level, const char *msg)
+{
+	(void)func;
+	(void)file;
+	(void)line;
+	(void)level;
+	(void)msg;
+	return 1; /* errors are taken from the error queue */
+}
+
+static const char *const fail_names[] = {
+	"badAlg",
+	"badMessageCheck",
+	"badRequest",
+	"badTime",
+	"badCertId",
+	"badDataFormat",
+	"wrongAuthority",
+	"incorrectData",
+	"missingTimeStamp",
+	"badPOP",
+	"certRevoked",
+	"certConfirmed",
+	"wrongIntegrity",
+	"badRecipientNonce",
+	"timeNotAvailable",
+	"unacceptedPolicy",
+	"unacceptedExtension",
+	"addInfoNotAvailable",
+	"badSenderNonce",
+	"badCertTemplate",
+	"signerNotTrusted",
+	"transactionIdInUse",
+	"unsupportedVersion",
+	"notAuthorized",
+	"systemUnavail",
+	"failedDuringProcessing",
+	"duplicateCertReq",
+};
+
+/* "badPOP,badCertTemplate", or NULL when no bit is set. */
+static char *fail_info_names(int bits)
+{
+	char buf[600] = "";
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(fail_names) / sizeof(*fail_names); i++)
+		if (bits & (1 << i)) {
+			int w = snprintf(buf + n, sizeof(buf) - n, "%s%s",
+					 n ? "," : "", fail_names[i]);
+
+			if (w < 0 || (size_t)w >= sizeof(buf) - n)
+				break;
+			n += (size_t)w;
+		}
+	return n ? strdup(buf) : NULL;
+}
+
+static char *status_text(OSSL_CMP_CTX *ctx)
+{
+	OSSL_CMP_PKIFREETEXT *ft = OSSL_CMP_CTX_get0_statusString(ctx);
+	char buf[400] = "";
+	size_t n = 0;
+
+	for (int i = 0; i < sk_ASN1_UTF8STRING_num(ft); i++) {
+		ASN1_UTF8STRING *s = sk_ASN1_UTF8STRING_value(ft, i);
+		int w = snprintf(buf + n, sizeof(buf) - n, "%s%.*s",
+				 n ? "; " : "", ASN1_STRING_length(s),
+				 (const char *)ASN1_STRING_get0_data(s));
+
+		if (w < 0 || (size_t)w >= sizeof(buf) - n)
+			break;
+		n += (size_t)w;
+	}
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+	return strdup(n ? buf : "no reason given");
+}
+
+/* The last OpenSSL error, for people. */
+static void ossl_error(char *buf, size_t len)
+{
+	unsigned long e, last = 0;
+	const char *data = NULL, *d;
+	int flags;
+
+	while ((e = ERR_get_error_all(NULL, NULL, NULL, &d, &flags)) != 0) {
+		last = e;
+		data = (flags & ERR_TXT_STRING) && d && *d ? d : NULL;
+		if (data) {
+			snprintf(buf, len, "%s (%s)",
+				 ERR_reason_error_string(e)
+				     ? ERR_reason_error_string(e)
+				     : "error",
+				 data);
+		}
+	}
+	if (last && !data)
+		snprintf(buf, len, "%s",
+			 ERR_reason_error_string(last)
+			     ? ERR_reason_error_string(last)
+			     : "unknown OpenSSL error");
+}
+
+static STACK_OF(X509) * bundle_certs(const char *file)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	BIO *b = file ? BIO_new_file(file, "r") : NULL;
+	X509 *x;
+
+	while (b && sk && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)))
+		if (!sk_X509_push(sk, x))
+			X509_free(x);
+	ERR_clear_error();
+	BIO_free(b);
+	return sk;
+}
+
+/* A context for this channel: trust, transport, the current certificate. */
+static int ctx_new(struct ps_ca *ca, struct xfer *x,
+		   const struct ps_ca_request *req, EVP_PKEY *oldkey,
+		   OSSL_CMP_CTX **out, struct ps_err *err)
+{
+	OSSL_CMP_CTX *ctx = OSSL_CMP_CTX_new(NULL, NULL);
+	X509_STORE *ts = X509_STORE_new();
+	STACK_OF(X509) *chain = bundle_certs(ca->ca_bundle);
+	int ok;
+
+	ok = ctx && ts && chain;
+	if (ok && ca->ca_bundle)
+		ok = X509_STORE_load_file(ts, ca->ca_bundle) == 1;
+	else if (ok)
+		ok = X509_STORE_set_default_paths(ts) == 1;
+	if (!ok) {
+		char why[200] = "";
+
+		ossl_error(why, sizeof(why));
+		X509_STORE_free(ts);
+		sk_X509_pop_free(chain, X509_free);
+		OSSL_CMP_CTX_free(ctx);
+		return ps_err_set(err, PS_EXIT_USAGE, "cmp",
+				  "--ca-bundle takes a PEM file of CA "
+				  "certificates",
+				  "cannot load the CMP server's trust anchors "
+				  "from %s: %s",
+				  ca->ca_bundle ? ca->ca_bundle : "the system",
+				  why);
+	}
+	OSSL_CMP_CTX_set_log_cb(ctx, log_cb);
+	OSSL_CMP_CTX_set_log_verbosity(ctx, OSSL_CMP_LOG_ERR);
+	ok = OSSL_CMP_CTX_set0_trustedStore(ctx, ts);
+	if (!ok)
+		X509_STORE_free(ts);
+	ok = ok && OSSL_CMP_CTX_set1_untrusted(ctx, chain) &&
+	     OSSL_CMP_CTX_set_transfer_cb(ctx, transfer) &&
+	     OSSL_CMP_CTX_set_transfer_cb_arg(ctx, x) &&
+	     OSSL_CMP_CTX_set1_cert(ctx, req->old_cert) &&
+	     OSSL_CMP_CTX_set1_pkey(ctx, oldkey) &&
+	     OSSL_CMP_CTX_set1_oldCert(ctx, req->old_cert) &&
+	     OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_TOTAL_TIMEOUT, 0) &&
+	     OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_MSG_TIMEOUT, 0);
+	sk_X509_pop_free(chain, X509_free);
+	if (!ok) {
+		OSSL_CMP_CTX_free(ctx);
+		return ps_err_set(err, PS_EXIT_FAIL, "cmp", NULL,
+				  "cannot set up the CMP client");
+	}
+	*out = ctx;
+	return 0;
+}
+
+/* The request's subject, extensions and public key, from its CSR. */
+static int template_from_csr(OSSL_CMP_CTX *ctx, const char *csr_pem,
+			     EVP_PKEY *newkey, struct ps_err *err)
+{
+	BIO *b = BIO_new_mem_buf(csr_pem, -1);
+	X509_REQ *csr = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
+	X509_EXTENSIONS *exts = csr ? X509_REQ_get_extensions(csr) : NULL;
+	EVP_PKEY *pub = NULL;
+	int ok;
+
+	BIO_free(b);
+	ok = csr != NULL;
+	if (ok && !newkey) {
+		/* Only the public key: nothing is signed with it. */
+		pub = X509_REQ_get_pubkey(csr);
+		ok = pub && OSSL_CMP_CTX_set0_newPkey(ctx, 0, pub);
+		if (!ok)
+			EVP_PKEY_free(pub);
+	} else if (ok) {
+		ok = EVP_PKEY_up_ref(newkey) &&
+		     OSSL_CMP_CTX_set0_newPkey(ctx, 1, newkey);
+	}
+	ok = ok &&
+	     OSSL_CMP_CTX_set1_subjectName(ctx, X509_REQ_get_subject_name(csr));
+	if (ok && exts && sk_X509_EXTENSION_num(exts) > 0) {
+		ok = OSSL_CMP_CTX_set0_reqExtensions(ctx, exts);
+		if (ok)
+			exts = NULL;
+	}
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(csr);
+	if (!ok)
+		return ps_err_set(err, PS_EXIT_FAIL, "cmp", NULL,
+				  "cannot build the CMP certificate template "
+				  "from the request");
+	return 0;
+}
+
+/* The key behind this CSR's public key, on the token. */
+static int csr_key(struct ps_token *tok, const char *csr_pem, EVP_PKEY **out,
+		   struct ps_err *err)
+{
+	BIO *b = BIO_new_mem_buf(csr_pem, -1);
+	X509_REQ *csr = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
+	unsigned char id[20];
+	int rc;
+
+	BIO_free(b);
+	if (!csr || ps_pubkey_id(X509_REQ_get0_pubkey(csr), id)) {
+		X509_REQ_free(csr);
+		return ps_err_set(err, PS_EXIT_FAIL, "cmp", NULL,
+				  "cannot read the stored certificate request");
+	}
+	X509_REQ_free(csr);
+	rc = ps_signer_key(tok, id, sizeof(id), out, err);
+	return rc;
+}
+
+static char *b64(const struct saved *s)
+{
+	char *e = ps_base64_encode(s->der, s->len), *o = e;
+
+	/* One line: drop the encoder's line breaks. */
+	for (char *p = e; e && *p; p++)
+		if (*p != '\n' && *p != '\r')
+			*o++ = *p;
+	if (o)
+		*o = 0;
+	return e;
+}
+
+static char *make_cookie(const struct xfer *x)
+{
+	char *a = b64(&x->last_rep), *p = NULL, *c = NULL;
+
+	if (x->last_poll.der)
+		p = b64(&x->last_poll);
+	if (a && (!x->last_poll.der || p) &&
+	    asprintf(&c, "%s%s%s%s", CMP_COOKIE_PREFIX, a, p ? " " : "",
+		     p ? p : "") < 0)
+		c = NULL;
+	free(a);
+	free(p);
+	return c;
+}
+
+static int parse_cookie(const char *cookie, struct xfer *x)
+{
+	const char *s, *sp;
+	size_t n;
+
+	if (!cookie ||
+	    strncmp(cookie, CMP_COOKIE_PREFIX, strlen(CMP_COOKIE_PREFIX)) != 0)
+		return -1;
+	s = cookie + strlen(CMP_COOKIE_PREFIX);
+	for (int i = 0; i < 2 && *s; i++) {
+		sp = strchr(s, ' ');
+		n = sp ? (size_t)(sp - s) : strlen(s);
+		if (ps_base64_decode(s, n, &x->replay[i].der,
+				     &x->replay[i].len) ||
+		    x->replay[i].len > CMP_MSG_MAX)
+			return -1;
+		x->nreplay = i + 1;
+		s = sp ? sp + 1 : s + n;
+	}
+	return x->nreplay > 0 && !*s ? 0 : -1;
+}
+
+static char *certs_pem(OSSL_CMP_CTX *ctx)
+{
+	X509 *cert = OSSL_CMP_CTX_get0_newCert(ctx);
+	STACK_OF(X509) *chain = OSSL_CMP_CTX_get1_newChain(ctx);
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *out = NULL;
+	long n;
+
+	if (b && cert && PEM_write_bio_X509(b, cert)) {
+		for (int i = 0; i < sk_X509_num(chain); i++)
+			PEM_write_bio_X509(b, sk_X509_value(chain, i));
+		n = BIO_get_mem_data(b, &data);
+		out = n > 0 ? strndup(data, (size_t)n) : NULL;
+	}
+	BIO_free(b);
+	sk_X509_pop_free(chain, X509_free);
+	return out;
+}
+
+/* Runs the kur (submit: cookie NULL) or continues it (poll) and maps what
+ * came back. */
+static int run(struct ps_ca *ca, const struct ps_ca_request *req,
+	       struct ps_ca_reply *reply, struct ps_err *err)
+{
+	struct cmp *c = ca->priv;
+	struct xfer x = { .ca = ca, .c = c };
+	OSSL_CMP_CTX *ctx = NULL;
+	EVP_PKEY *oldkey = NULL, *newkey = NULL;
+	int res, after = 0, rc, st;
+	int polling = req->cookie != NULL;
+
+	if (!req->tok || !req->old_cert || !req->old_key_id)
+		return ps_err_set(err, PS_EXIT_FAIL, "cmp", NULL,
+				  "CMP needs the current certificate and its "
+				  "key on the token");
+	if (polling && parse_cookie(req->cookie, &x)) {
+		rc = ps_err_set(err, PS_EXIT_FAIL, "cmp",
+				"remove the request with ps-fetch --forget "
+				"and renew again",
+				"the stored CMP transaction of this request "
+				"cannot be read");
+		goto out;
+	}
+	ERR_clear_error();
+	if (!c->h) {
+		/* After ps_ca_set_bundle: TLS trusts the same CAs. */
+		struct ps_http_opts o = { .ca_bundle = ca->ca_bundle,
+					  .timeout = ca->timeout };
+
+		rc = ps_http_new(&o, &c->h, err);
+		if (rc)
+			goto out;
+	}
+	rc = ps_signer_key(req->tok, req->old_key_id, req->old_key_id_len,
+			   &oldkey, err);
+	if (!rc && !polling)
+		rc = csr_key(req->tok, req->csr_pem, &newkey, err);
+	if (!rc)
+		rc = ctx_new(ca, &x, req, oldkey, &ctx, err);
+	if (!rc)
+		rc = template_from_csr(ctx, req->csr_pem, newkey, err);
+	if (rc)
+		goto out;
+	if (polling) {
+		OSSL_CMP_MSG *m =
+		    msg_from_der(x.replay[0].der, x.replay[0].len);
+		ASN1_OCTET_STRING *tid = m ? OSSL_CMP_HDR_get0_transactionID(
+						 OSSL_CMP_MSG_get0_header(m))
+					   : NULL;
+		int ok = tid && OSSL_CMP_CTX_set1_transactionID(ctx, tid) &&
+			 OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_POPO_METHOD,
+						 OSSL_CRMF_POPO_NONE);
+
+		OSSL_CMP_MSG_free(m);
+		if (!ok) {
+			rc = ps_err_set(err, PS_EXIT_FAIL, "cmp", NULL,
+					"the stored CMP transaction of this "
+					"request is damaged");
+			goto out;
+		}
+		/* The replayed kup (and pollRep) bring the context back to
+		 * "waiting"; then one real pollReq. */
+		res = OSSL_CMP_try_certreq(ctx, OSSL_CMP_KUR, NULL, &after);
+		if (res == -1 && x.live == 0)
+			res = OSSL_CMP_try_certreq(ctx, OSSL_CMP_KUR, NULL,
+						   &after);
+		/* The stored kup stays the start of the next poll. */
+		if (!x.last_rep.der) {
+			x.last_rep = x.replay[0];
+			x.replay[0].der = NULL;
+			x.replay[0].len = 0;
+		}
+	} else {
+		res = OSSL_CMP_try_certreq(ctx, OSSL_CMP_KUR, NULL, &after);
+	}
+	st = OSSL_CMP_CTX_get_status(ctx);
+	if (res == 1) {
+		reply->status = PS_CA_ISSUED;
+		reply->certs_pem = certs_pem(ctx);
+		if (!reply->certs_pem)
+			reply->status = PS_CA_FAILED;
+	} else if (res == -1) {
+		reply->status = PS_CA_PENDING;
+		reply->delay = after > 0 ? after : 60;
+		reply->cookie = make_cookie(&x);
+		if (!reply->cookie)
+			reply->status = PS_CA_FAILED;
+	} else if (x.rc == PS_EXIT_TEMP) {
+		reply->status = PS_CA_UNREACHABLE;
+		reply->message = strdup(x.errmsg); /* the cookie stays */
+	} else if (x.rc == PS_EXIT_REFUSED) {
+		reply->status = PS_CA_REJECTED;
+		reply->message = strdup(x.errmsg);
+	} else if (x.rc) {
+		rc = ps_err_set(
+		    err, x.rc == PS_EXIT_USAGE ? PS_EXIT_USAGE : PS_EXIT_FAIL,
+		    "cmp", NULL, "%s", x.errmsg);
+	} else if (st == OSSL_CMP_PKISTATUS_rejection) {
+		reply->status = PS_CA_REJECTED;
+		reply->message = status_text(ctx);
+		reply->fail_info =
+		    fail_info_names(OSSL_CMP_CTX_get_failInfoCode(ctx));
+	} else {
+		char why[300] = "";
+
+		ossl_error(why, sizeof(why));
+		rc = ps_err_set(err, PS_EXIT_FAIL, "cmp",
+				"check --ca-bundle: it must hold the CA that "
+				"protects the CMP server's answers",
+				"the CMP exchange with %s failed: %s", c->url,
+				why[0] ? why : "no valid answer");
+	}
+out:
+	ERR_clear_error();
+	OSSL_CMP_CTX_free(ctx);
+	EVP_PKEY_free(oldkey);
+	EVP_PKEY_free(newkey);
+	for (int i = 0; i < 2; i++)
+		saved_free(&x.replay[i]);
+	saved_free(&x.last_rep);
+	saved_free(&x.last_poll);
+	return rc;
+}
+
+static int cmp_submit(struct ps_ca *ca, const struct ps_ca_request *req,
+		      struct ps_ca_reply *reply, struct ps_err *err)
+{
+	struct ps_ca_request r = *req;
+
+	r.cookie = NULL; /* a new transaction */
+	return run(ca, &r, reply, err);
+}
+
+static int cmp_poll(struct ps_ca *ca, const struct ps_ca_request *req,
+		    struct ps_ca_reply *reply, struct ps_err *err)
+{
+	if (!req->cookie || !*req->cookie)
+		return cmp_submit(ca, req, reply, err);
+	return run(ca, req, reply, err);
+}
+
+static int cmp_open(struct ps_ca *ca, const char *rest, struct ps_err *err)
+{
+	struct cmp *c = calloc(1, sizeof(*c));
+	const char *host;
+	int rc;
+
+	if (!c)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	/* "//HOST[:PORT]/PATH", "http://..." or "https://..." */
+	if (strncmp(rest, "//", 2) == 0)
+		rc = asprintf(&c->url, "http:%s", rest);
+	else if (strncmp(rest, "http://", 7) == 0 ||
+		 strncmp(rest, "https://", 8) == 0)
+		rc = (c->url = strdup(rest)) ? 0 : -1;
+	else
+		rc = -2;
+	host = c->url ? strstr(c->url, "//") + 2 : NULL;
+	if (rc < 0 || !host || !*host || *host == '/' ||
+	    strpbrk(c->url, " ?#\r\n")) {
+		free(c->url);
+		free(c);
+		return ps_err_set(err, PS_EXIT_USAGE, "bad-ca",
+				  "write it as cmp://HOST[:PORT]/PATH, or "
+				  "https://HOST[:PORT]/PATH with --ca-type cmp",
+				  "cannot parse the CMP channel 'cmp:%.80s'",
+				  rest);
+	}
+	ca->priv = c; /* the connection comes with the first request */
+	return 0;
+}
+
+static void cmp_close(struct ps_ca *ca)
+{
+	struct cmp *c = ca->priv;
+
+	if (c) {
+		ps_http_free(c->h);
+		free(c->url);
+		free(c);
+	}
+}
+
+const struct ps_ca_driver ps_ca_cmp_driver = {
+	.prefix = "cmp:",
+	.needs_token = 1,
+	.poll_needs_token = 1,
+	.open = cmp_open,
+	.submit = cmp_submit,
+	.poll = cmp_poll,
+	.close = cmp_close,
+};
