@@ -1,7 +1,7 @@
 # psrenew — renew certificates on PKCS#11 tokens.
 # make            build the library and the binaries into build/
 # make check      install missing Debian packages, build, run every test
-# make demo       a demo token with the test PKI, shown by ps-status
+# make demo       the guide's whole renewal on a demo token (scripts/demo)
 # make install    PREFIX=/usr/local DESTDIR= (binaries, library, header,
 #                 pkg-config file, man pages)
 # make lint       cppcheck and clang-format
@@ -124,7 +124,7 @@ check:
 
 demo:
 	scripts/install-deps
-	$(MAKE) all
+	$(MAKE) all $(B)/tests/p11fault.so
 	PSRENEW_BUILD=$(abspath $(B)) scripts/demo
 
 # Install -----------------------------------------------------------------

@@ -44,7 +44,8 @@ static const struct ps_cli_opt opts[] = {
 	{ "profile", 1, OPT_PROFILE, "FILE", "the JIP portal profile (JSON)" },
 	{ "jip-url", 1, OPT_JIP_URL, "URL", "the portal's address" },
 	{ "ca-bundle", 1, OPT_CA_BUNDLE, "FILE",
-	  "CAs trusted (besides the system's) for the portal's TLS" },
+	  "CAs trusted (besides the system's) for the portal's TLS "
+	  "(or ca-bundle in [jip])" },
 	{ "cert", 1, OPT_CERT, "FILE", "register this certificate (PEM/DER)" },
 	{ "serial", 1, OPT_SERIAL, "SERIAL", "register this serial number" },
 	{ "type", 1, OPT_TYPE, "TYPE",
@@ -482,8 +483,12 @@ out:
 static int start(struct ps_cli *cli, void *args, char **operands, int n,
 		 struct ps_err *err)
 {
+	struct args *a = args;
+
 	(void)operands;
 	(void)n;
+	if (!a->ca_bundle)
+		a->ca_bundle = ps_config_get(&cli->cfg, "jip", "ca-bundle");
 	return run(cli, args, err);
 }
 
