@@ -296,6 +296,26 @@ int ps_keypair_generate(struct ps_token *t, const struct ps_keyspec *ks,
 				  "the key pair was removed",
 				  t->label);
 	}
+	ps_token_index_add(t, CKO_PUBLIC_KEY, kp->id, kp->id_len, kp->pub);
+	ps_token_index_add(t, CKO_PRIVATE_KEY, kp->id, kp->id_len, kp->priv);
+	return 0;
+}
+
+/* Object h still has this class and id (an index entry may be stale: the
+ * object removed by another process, its handle reused)? */
+static int still_there(struct ps_token *t, CK_OBJECT_HANDLE h,
+		       CK_OBJECT_CLASS cls, const unsigned char *id, size_t len)
+{
+	CK_OBJECT_CLASS c = CK_UNAVAILABLE_INFORMATION;
+	unsigned char buf[64];
+	CK_ATTRIBUTE a[2] = { { CKA_CLASS, &c, sizeof(c) },
+			      { CKA_ID, buf, sizeof(buf) } };
+
+	if (ps_module_functions(t->mod)->C_GetAttributeValue(t->session, h, a,
+							     2) == CKR_OK &&
+	    c == cls && a[1].ulValueLen == len && memcmp(buf, id, len) == 0)
+		return 1;
+	ps_token_index_forget(t, h);
 	return 0;
 }
 
@@ -307,8 +327,16 @@ static int find_one(struct ps_token *t, CK_OBJECT_CLASS cls,
 	CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof(cls) },
 				{ CKA_ID, (void *)id, len } };
 	CK_ULONG n = 0;
-	CK_RV rv = fl->C_FindObjectsInit(t->session, tmpl, 2);
+	CK_RV rv;
 
+	/* From the token's index when it has one; a miss is searched for
+	 * (another process may have made the object since). */
+	if (ps_token_index_find(t, cls, id, len, h, 1) == 1 &&
+	    still_there(t, *h, cls, id, len)) {
+		*rvp = CKR_OK;
+		return 1;
+	}
+	rv = fl->C_FindObjectsInit(t->session, tmpl, 2);
 	if (rv == CKR_OK) {
 		rv = fl->C_FindObjects(t->session, h, 1, &n);
 		fl->C_FindObjectsFinal(t->session);
@@ -376,10 +404,14 @@ int ps_keypair_destroy(struct ps_token *t, struct ps_keypair *kp,
 	if (kp->pub)
 		rv2 = ps_module_functions(t->mod)->C_DestroyObject(t->session,
 								   kp->pub);
-	if (rv1 == CKR_OK || rv1 == CKR_OBJECT_HANDLE_INVALID)
+	if (rv1 == CKR_OK || rv1 == CKR_OBJECT_HANDLE_INVALID) {
+		ps_token_index_forget(t, kp->priv);
 		kp->priv = 0;
-	if (rv2 == CKR_OK || rv2 == CKR_OBJECT_HANDLE_INVALID)
+	}
+	if (rv2 == CKR_OK || rv2 == CKR_OBJECT_HANDLE_INVALID) {
+		ps_token_index_forget(t, kp->pub);
 		kp->pub = 0;
+	}
 	if (kp->priv || kp->pub)
 		return ps_ckr_err(err, kp->priv ? rv1 : rv2, t,
 				  "removing the new key pair");
