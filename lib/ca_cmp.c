@@ -406,10 +406,13 @@ static int template_from_csr(OSSL_CMP_CTX *ctx, const char *csr_pem,
 	return 0;
 }
 
-/* The key behind this CSR's public key, on the token. */
-static int csr_key(struct ps_token *tok, const char *csr_pem, EVP_PKEY **out,
+/* The new key on the token: by the request's key id, else by the SHA-1
+ * of the CSR's public key (psrenew's CKA_ID). */
+static int csr_key(const struct ps_ca_request *req, EVP_PKEY **out,
 		   struct ps_err *err)
 {
+	struct ps_token *tok = req->tok;
+	const char *csr_pem = req->csr_pem;
 	BIO *b = BIO_new_mem_buf(csr_pem, -1);
 	X509_REQ *csr = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
 	unsigned char id[20];
@@ -422,6 +425,9 @@ static int csr_key(struct ps_token *tok, const char *csr_pem, EVP_PKEY **out,
 				  "cannot read the stored certificate request");
 	}
 	X509_REQ_free(csr);
+	if (req->new_key_id)
+		return ps_signer_key(tok, req->new_key_id, req->new_key_id_len,
+				     out, err);
 	rc = ps_signer_key(tok, id, sizeof(id), out, err);
 	return rc;
 }
@@ -532,7 +538,7 @@ static int run(struct ps_ca *ca, const struct ps_ca_request *req,
 	rc = ps_signer_key(req->tok, req->old_key_id, req->old_key_id_len,
 			   &oldkey, err);
 	if (!rc && !polling)
-		rc = csr_key(req->tok, req->csr_pem, &newkey, err);
+		rc = csr_key(req, &newkey, err);
 	if (!rc)
 		rc = ctx_new(ca, &x, req, oldkey, &ctx, err);
 	if (!rc)

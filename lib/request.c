@@ -157,6 +157,11 @@ static void fill_auth(const json_t *rec, struct ps_token *tok,
 	out->old_cert = auth->cert;
 	out->old_key_id = auth->id;
 	out->old_key_id_len = n;
+	if (ps_unhex(ps_json_str(rec, "key_id"), auth->new_id,
+		     sizeof(auth->new_id), &n) == 0) {
+		out->new_key_id = auth->new_id;
+		out->new_key_id_len = n;
+	}
 }
 
 void ps_request_ca_req(const json_t *rec, struct ps_token *tok,

@@ -32,6 +32,9 @@ struct ps_ca_request {
 	X509 *old_cert;
 	const unsigned char *old_key_id;
 	size_t old_key_id_len;
+	/* The new key pair's CKA_ID (CMP's proof of possession). */
+	const unsigned char *new_key_id;
+	size_t new_key_id_len;
 };
 
 struct ps_ca_reply {

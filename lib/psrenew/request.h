@@ -40,6 +40,7 @@ void ps_request_apply(json_t *rec, const struct ps_ca_reply *reply, time_t now);
 struct ps_ca_auth {
 	X509 *cert;
 	unsigned char id[64];
+	unsigned char new_id[64];
 };
 
 /* The CA's view of a record (strings borrowed from rec). With tok, the

@@ -152,3 +152,14 @@ fetch() {
 	[ "$(pkcs11-tool --module "$PKCS11_MODULE" --token-label stranger --login --pin "$PIN" \
 		-O --type privkey 2>/dev/null | grep -c '^Private Key')" -eq 1 ]
 }
+
+@test "https:// with --ca-type est is the same channel as est://" {
+	answers issue
+	renew --id "$QUAL_ID" --ca "https://localhost:$EST_PORT/.well-known/est" --ca-type est
+	[ "$status" -eq 0 ]
+	[ "$(jfield channel <<<"$output")" = "est://localhost:$EST_PORT" ]
+	[ "$(jfield state <<<"$output")" = issued ]
+	renew --id "$COMM_ID" --ca "https://localhost:$EST_PORT/other/path" --ca-type est
+	[ "$status" -eq 2 ]
+	[ "$(token_objects privkey)" -eq 5 ]
+}

@@ -16,7 +16,8 @@
  * present, else by the issuing CA's key.
  *
  * Each new transaction (ir/cr/kur/p10cr) takes the next line of
- * STATE/answers (the last line repeats; no file: "issue"):
+ * STATE/answers (the last line repeats; counting starts again whenever the
+ * file changes; no file: "issue"):
  *   issue           the certificate, at once
  *   wait N [S]      "waiting"; N pollReqs get a pollRep with checkAfter S
  *                   (default 1), the next one the certificate
@@ -139,6 +140,19 @@ static void answer_for(int k, char *out, size_t len)
 	FILE *f = fopen(p, "r");
 	char line[200];
 	int n = 0;
+	static char last[4096];
+	char now[4096] = "";
+	size_t got = f ? fread(now, 1, sizeof(now) - 1, f) : 0;
+
+	/* Counting starts afresh whenever the file changes. */
+	now[got] = 0;
+	if (strcmp(now, last) != 0) {
+		memcpy(last, now, sizeof(last));
+		ntrans = 1;
+		k = 1;
+	}
+	if (f)
+		rewind(f);
 
 	free(p);
 	snprintf(out, len, "issue");
