@@ -142,7 +142,8 @@ install: all
 		s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
 		install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 	install -d $(DESTDIR)$(DATADIR)
-	install -m 0644 data/jip-czechpoint.json $(DESTDIR)$(DATADIR)/
+	install -m 0644 data/jip-czechpoint.json data/psrenew.conf.example \
+		$(DESTDIR)$(DATADIR)/
 
 uninstall:
 	rm -f $(BINS:$(B)/bin/%=$(DESTDIR)$(BINDIR)/%)
@@ -151,7 +152,8 @@ uninstall:
 		$(DESTDIR)$(LIBDIR)/libpsrenew.a \
 		$(DESTDIR)$(PKGCONFIGDIR)/psrenew.pc
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/psrenew
-	rm -f $(DESTDIR)$(DATADIR)/jip-czechpoint.json
+	rm -f $(DESTDIR)$(DATADIR)/jip-czechpoint.json \
+		$(DESTDIR)$(DATADIR)/psrenew.conf.example
 	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
 	for m in $(MANS); do s=$${m##*.}; \
 		rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
