@@ -33,6 +33,7 @@ FUZZ_MAXLEN_certs := 8192
 FUZZ_MAXLEN_secret := 2100
 FUZZ_MAXLEN_helper-output := 8192
 FUZZ_MAXLEN_est-body := 8192
+FUZZ_MAXLEN_cmp-response := 12288
 FUZZ_MAXLEN_jip-html := 16384
 FUZZ_MAXLEN_mail-template := 4096
 fuzz_opts = -max_len=$(or $(FUZZ_MAXLEN_$(1)),4096) -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=2048
