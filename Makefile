@@ -16,6 +16,8 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share/psrenew
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 
 B ?= build
 CC ?= cc
@@ -144,6 +146,10 @@ install: all
 	install -d $(DESTDIR)$(DATADIR)
 	install -m 0644 data/jip-czechpoint.json data/psrenew.conf.example \
 		$(DESTDIR)$(DATADIR)/
+	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	for b in $(notdir $(BINS)); do install -m 0644 \
+		data/completions/psrenew.bash $(DESTDIR)$(BASHCOMPDIR)/$$b; done
+	install -m 0644 data/completions/_psrenew $(DESTDIR)$(ZSHCOMPDIR)/
 
 uninstall:
 	rm -f $(BINS:$(B)/bin/%=$(DESTDIR)$(BINDIR)/%)
@@ -155,6 +161,8 @@ uninstall:
 	rm -f $(DESTDIR)$(DATADIR)/jip-czechpoint.json \
 		$(DESTDIR)$(DATADIR)/psrenew.conf.example
 	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
+	rm -f $(BINS:$(B)/bin/%=$(DESTDIR)$(BASHCOMPDIR)/%) \
+		$(DESTDIR)$(ZSHCOMPDIR)/_psrenew
 	for m in $(MANS); do s=$${m##*.}; \
 		rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 
