@@ -130,6 +130,11 @@ static OSSL_CMP_MSG *transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
 			    : NULL;
 		/* The answer acknowledges the nonce of the request the first
 		 * process sent; make it the one this context expects. */
+		/* What is answered from the store is never sent: only the
+		 * first live request needs the token's signature. */
+		if (x->ireplay == x->nreplay)
+			OSSL_CMP_CTX_set_option(ctx,
+						OSSL_CMP_OPT_UNPROTECTED_SEND, 0);
 		if (!nonce || !OSSL_CMP_CTX_set1_senderNonce(ctx, nonce)) {
 			OSSL_CMP_MSG_free(rep);
 			x->rc = PS_EXIT_FAIL;
@@ -553,7 +558,9 @@ static int run(struct ps_ca *ca, const struct ps_ca_request *req,
 					   : NULL;
 		int ok = tid && OSSL_CMP_CTX_set1_transactionID(ctx, tid) &&
 			 OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_POPO_METHOD,
-						 OSSL_CRMF_POPO_NONE);
+						 OSSL_CRMF_POPO_NONE) &&
+			 OSSL_CMP_CTX_set_option(
+			     ctx, OSSL_CMP_OPT_UNPROTECTED_SEND, 1);
 
 		OSSL_CMP_MSG_free(m);
 		if (!ok) {
