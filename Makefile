@@ -26,7 +26,9 @@ CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 P11KIT_PROXY := $(shell $(PKG_CONFIG) --variable=proxy_module p11-kit-1 2>/dev/null)
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags libssl libcrypto libp11 libcurl libxml-2.0 jansson inih p11-kit-1 2>/dev/null)
-DEP_LIBS := $(shell $(PKG_CONFIG) --libs libssl libcrypto libp11 libcurl libxml-2.0 jansson inih 2>/dev/null) -ldl
+# libp11, libcurl and libxml2 are not linked: lib/lazy.c loads them when a
+# run first needs them (start-up time and RSS of every binary).
+DEP_LIBS := $(shell $(PKG_CONFIG) --libs libssl libcrypto jansson inih 2>/dev/null) -ldl
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib $(DEP_CFLAGS) $(WARN) $(CFLAGS) \
 	-DPSRENEW_DATADIR='"$(DATADIR)"' \
 	$(if $(P11KIT_PROXY),-DPS_P11KIT_PROXY='"$(P11KIT_PROXY)"')
@@ -41,6 +43,9 @@ SOLIB := $(B)/lib/libpsrenew.so.$(VERSION)
 ALIB := $(B)/lib/libpsrenew.a
 PCFILE := $(B)/lib/pkgconfig/psrenew.pc
 MANS := $(wildcard man/*.[157])
+# systemd units and crontab lines for ps-fetch and ps-status (@BINDIR@ set)
+DATA_TIMERS := $(patsubst data/%,%,$(wildcard data/systemd/psrenew-* \
+	data/cron/psrenew.*))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
@@ -150,6 +155,10 @@ install: all
 	for b in $(notdir $(BINS)); do install -m 0644 \
 		data/completions/psrenew.bash $(DESTDIR)$(BASHCOMPDIR)/$$b; done
 	install -m 0644 data/completions/_psrenew $(DESTDIR)$(ZSHCOMPDIR)/
+	install -d $(DESTDIR)$(DATADIR)/systemd $(DESTDIR)$(DATADIR)/cron
+	for f in $(DATA_TIMERS); do \
+		sed 's|@BINDIR@|$(BINDIR)|g' data/$$f >$(DESTDIR)$(DATADIR)/$$f; \
+		chmod 0644 $(DESTDIR)$(DATADIR)/$$f; done
 
 uninstall:
 	rm -f $(BINS:$(B)/bin/%=$(DESTDIR)$(BINDIR)/%)
@@ -159,7 +168,10 @@ uninstall:
 		$(DESTDIR)$(PKGCONFIGDIR)/psrenew.pc
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/psrenew
 	rm -f $(DESTDIR)$(DATADIR)/jip-czechpoint.json \
-		$(DESTDIR)$(DATADIR)/psrenew.conf.example
+		$(DESTDIR)$(DATADIR)/psrenew.conf.example \
+		$(DATA_TIMERS:%=$(DESTDIR)$(DATADIR)/%)
+	-rmdir $(DESTDIR)$(DATADIR)/systemd $(DESTDIR)$(DATADIR)/cron \
+		2>/dev/null
 	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
 	rm -f $(BINS:$(B)/bin/%=$(DESTDIR)$(BASHCOMPDIR)/%) \
 		$(DESTDIR)$(ZSHCOMPDIR)/_psrenew

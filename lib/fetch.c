@@ -103,6 +103,10 @@ static struct ps_token *token_for(struct ps_fetch *f, const json_t *rec,
 			continue;
 		if (ps_token_open(t, 1, err) || ps_token_login(t, f->pin, err))
 			return NULL;
+		/* Requests for this token look their keys and certificates
+		 * up from one listing (without it: a search each). */
+		if (!t->index)
+			ps_token_index(t, NULL);
 		return t;
 	}
 	ps_err_set(

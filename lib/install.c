@@ -162,12 +162,20 @@ static int already_there(struct ps_token *tok, const unsigned char *id,
 			     { CKA_ID, (void *)id, id_len } };
 	CK_OBJECT_HANDLE hs[16];
 	CK_ULONG n = 0;
+	long k = ps_token_index_find(tok, cls, id, id_len, hs, 16);
 	int found = 0;
 
-	if (fl->C_FindObjectsInit(tok->session, t, 2) != CKR_OK)
-		return 0;
-	fl->C_FindObjects(tok->session, hs, 16, &n);
-	fl->C_FindObjectsFinal(tok->session);
+	/* With an index, a miss is believed: a certificate is installed
+	 * under its request's lock, and this process's own installs are in
+	 * the index. */
+	if (k >= 0) {
+		n = (CK_ULONG)k;
+	} else {
+		if (fl->C_FindObjectsInit(tok->session, t, 2) != CKR_OK)
+			return 0;
+		fl->C_FindObjects(tok->session, hs, 16, &n);
+		fl->C_FindObjectsFinal(tok->session);
+	}
 	for (CK_ULONG i = 0; i < n && !found; i++) {
 		unsigned char *buf = malloc((size_t)len);
 		CK_ATTRIBUTE v = { CKA_VALUE, buf, (CK_ULONG)len };
@@ -250,6 +258,8 @@ int ps_token_store_cert(struct ps_token *tok, X509 *leaf,
 		    tok->label);
 	else if (rv != CKR_OK)
 		rc = ps_ckr_err(err, rv, tok, "storing the certificate");
+	else
+		ps_token_index_add(tok, CKO_CERTIFICATE, id, id_len, *h);
 out:
 	OPENSSL_free(der);
 	OPENSSL_free(subj);

@@ -276,10 +276,13 @@ static struct ps_token *token_new(struct ps_module *m, CK_SLOT_ID slot,
 	return t;
 }
 
+static void index_drop(struct ps_token *t);
+
 static void token_free(struct ps_token *t)
 {
 	if (!t)
 		return;
+	index_drop(t);
 	if (t->have_session)
 		t->mod->fl->C_CloseSession(t->session);
 	free(t->uri);
@@ -399,6 +402,7 @@ int ps_token_open(struct ps_token *t, int rw, struct ps_err *err)
 
 	if (t->have_session && (t->rw || !rw))
 		return 0;
+	index_drop(t);
 	if (t->have_session) {
 		t->mod->fl->C_CloseSession(t->session);
 		t->have_session = 0;
@@ -521,6 +525,8 @@ void ps_tobjs_free(struct ps_tobj *o, size_t n)
 	free(o);
 }
 
+/* Every object of class cls (every object at all when cls is
+ * CK_UNAVAILABLE_INFORMATION): one C_FindObjectsInit. */
 static int find_handles(struct ps_token *t, CK_OBJECT_CLASS cls,
 			CK_OBJECT_HANDLE **out, CK_ULONG *n, struct ps_err *err)
 {
@@ -530,7 +536,8 @@ static int find_handles(struct ps_token *t, CK_OBJECT_CLASS cls,
 	CK_ULONG cap = 0, count = 0, got;
 	CK_RV rv;
 
-	rv = fl->C_FindObjectsInit(t->session, &tmpl, 1);
+	rv = fl->C_FindObjectsInit(t->session, &tmpl,
+				   cls == CK_UNAVAILABLE_INFORMATION ? 0 : 1);
 	if (rv != CKR_OK)
 		return ps_ckr_err(err, rv, t, "searching the token");
 	do {
@@ -692,4 +699,132 @@ int ps_token_objects(struct ps_token *t, CK_OBJECT_CLASS cls,
 	*out = o;
 	*n = k;
 	return 0;
+}
+
+/* The object index ---------------------------------------------------- */
+
+struct ps_objindex_ent {
+	CK_OBJECT_HANDLE h;
+	CK_OBJECT_CLASS cls;
+	size_t id_len;
+	unsigned char id[64]; /* longer ids are not indexed (nor looked up) */
+};
+
+struct ps_objindex {
+	struct ps_objindex_ent *e;
+	size_t n, cap;
+};
+
+static void index_drop(struct ps_token *t)
+{
+	if (t->index) {
+		free(t->index->e);
+		free(t->index);
+		t->index = NULL;
+	}
+}
+
+static int index_put(struct ps_objindex *x, CK_OBJECT_CLASS cls,
+		     const unsigned char *id, size_t id_len, CK_OBJECT_HANDLE h)
+{
+	struct ps_objindex_ent *e;
+
+	if (id_len > sizeof(e->id))
+		return 0;
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? x->cap * 2 : 256;
+
+		e = realloc(x->e, cap * sizeof(*e));
+		if (!e)
+			return -1;
+		x->e = e;
+		x->cap = cap;
+	}
+	e = &x->e[x->n++];
+	e->h = h;
+	e->cls = cls;
+	e->id_len = id_len;
+	memcpy(e->id, id, id_len);
+	return 0;
+}
+
+int ps_token_index(struct ps_token *t, struct ps_err *err)
+{
+	CK_FUNCTION_LIST *fl = t->mod->fl;
+	CK_OBJECT_HANDLE *h = NULL;
+	CK_ULONG count = 0;
+	struct ps_objindex *x;
+	int rc;
+
+	index_drop(t);
+	rc = ps_token_open(t, t->rw, err);
+	if (!rc)
+		rc = find_handles(t, CK_UNAVAILABLE_INFORMATION, &h, &count,
+				  err);
+	if (rc)
+		return rc;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		goto nomem;
+	for (CK_ULONG i = 0; i < count; i++) {
+		CK_OBJECT_CLASS cls;
+		unsigned char id[64];
+		CK_ATTRIBUTE a[2] = { { CKA_CLASS, &cls, sizeof(cls) },
+				      { CKA_ID, id, sizeof(id) } };
+		CK_RV rv = fl->C_GetAttributeValue(t->session, h[i], a, 2);
+
+		/* Gone meanwhile, no id, or an id longer than any psrenew
+		 * looks up: not indexed. */
+		if (rv != CKR_OK)
+			continue;
+		if (index_put(x, cls, id, a[1].ulValueLen, h[i]) < 0)
+			goto nomem;
+	}
+	free(h);
+	t->index = x;
+	return 0;
+nomem:
+	free(h);
+	if (x)
+		free(x->e);
+	free(x);
+	return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+			  "out of memory");
+}
+
+long ps_token_index_find(const struct ps_token *t, CK_OBJECT_CLASS cls,
+			 const unsigned char *id, size_t id_len,
+			 CK_OBJECT_HANDLE *hs, size_t max)
+{
+	const struct ps_objindex *x = t->index;
+	size_t k = 0;
+
+	if (!x)
+		return -1;
+	for (size_t i = 0; i < x->n && k < max; i++)
+		if (x->e[i].cls == cls && x->e[i].id_len == id_len &&
+		    memcmp(x->e[i].id, id, id_len) == 0)
+			hs[k++] = x->e[i].h;
+	return (long)k;
+}
+
+void ps_token_index_add(struct ps_token *t, CK_OBJECT_CLASS cls,
+			const unsigned char *id, size_t id_len,
+			CK_OBJECT_HANDLE h)
+{
+	/* Without memory the index would lie by omission: drop it. */
+	if (t->index && index_put(t->index, cls, id, id_len, h) < 0)
+		index_drop(t);
+}
+
+void ps_token_index_forget(struct ps_token *t, CK_OBJECT_HANDLE h)
+{
+	struct ps_objindex *x = t->index;
+
+	for (size_t i = 0; x && i < x->n;) {
+		if (x->e[i].h == h)
+			x->e[i] = x->e[--x->n];
+		else
+			i++;
+	}
 }

@@ -10,6 +10,7 @@
 #include <psrenew/uri.h>
 
 struct ps_module;
+struct ps_objindex;
 
 /* One token present in a slot of a loaded module. */
 struct ps_token {
@@ -20,6 +21,7 @@ struct ps_token {
 	char *uri; /* pkcs11:model=...;manufacturer=...;serial=...;token=... */
 	CK_SESSION_HANDLE session;
 	int have_session, rw, logged_in;
+	struct ps_objindex *index; /* see ps_token_index(); NULL: none */
 };
 
 /* An object read from a token. Strings are NUL-terminated copies. */
@@ -82,6 +84,30 @@ int ps_token_login_would_show_more(const struct ps_token *tok);
 int ps_token_objects(struct ps_token *tok, CK_OBJECT_CLASS cls,
 		     struct ps_tobj **out, size_t *n, struct ps_err *err);
 void ps_tobjs_free(struct ps_tobj *objs, size_t n);
+
+/*
+ * An index of the token's objects by class and CKA_ID, for work that
+ * looks many objects up (ps-fetch --pending installing hundreds of
+ * certificates): one C_FindObjects pass over every object the session
+ * sees (log in first, so the private keys are in it) and one
+ * C_GetAttributeValue per object, instead of a C_FindObjectsInit per
+ * lookup (SoftHSM re-reads its whole object store for each). Objects
+ * psrenew itself creates or destroys (ps_keypair_generate,
+ * ps_token_store_cert, ps_keypair_destroy) are added and removed; the
+ * index goes when the session is closed or reopened. Callers check a hit
+ * (the handle still reads back) and search the token on a miss where
+ * another process could have made the object meanwhile.
+ */
+int ps_token_index(struct ps_token *tok, struct ps_err *err);
+/* Up to max handles of class cls with this CKA_ID into hs: the number
+ * found, or -1 when the token has no index. */
+long ps_token_index_find(const struct ps_token *tok, CK_OBJECT_CLASS cls,
+			 const unsigned char *id, size_t id_len,
+			 CK_OBJECT_HANDLE *hs, size_t max);
+void ps_token_index_add(struct ps_token *tok, CK_OBJECT_CLASS cls,
+			const unsigned char *id, size_t id_len,
+			CK_OBJECT_HANDLE h);
+void ps_token_index_forget(struct ps_token *tok, CK_OBJECT_HANDLE h);
 
 /* Maps a CKR_* code to err: status, stable code, message, hint. */
 int ps_ckr_err(struct ps_err *err, CK_RV rv, const struct ps_token *tok,

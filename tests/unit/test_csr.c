@@ -7,12 +7,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
@@ -23,18 +17,9 @@
 #include <psrenew/keypair.h>
 #include <psrenew/token.h>
 
-static char dir[] = "/tmp/psrenew-test-csr.XXXXXX";
-static struct ps_module *mod;
-static struct ps_token **toks;
-static size_t ntoks;
+#include "softhsm.h"
+
 static X509 *old;
-
-static const char *module_path(void)
-{
-	const char *m = getenv("PSRENEW_SOFTHSM_MODULE");
-
-	return m && *m ? m : "/usr/lib/softhsm/libsofthsm2.so";
-}
 
 /* The old certificate: a subject with UTF-8 and a subjectAltName, made
  * with a software key (only its names are copied). */
@@ -75,58 +60,18 @@ static X509 *make_old(void)
 
 static int setup(void **state)
 {
-	char conf[128], cmd[512];
-	struct ps_err err;
-	FILE *f;
-
 	(void)state;
-	if (access(module_path(), R_OK) != 0 ||
-	    system("command -v softhsm2-util >/dev/null 2>&1") != 0)
-		return 0; /* the tests skip */
-	if (!mkdtemp(dir))
+	if (softhsm_up())
 		return -1;
-	snprintf(conf, sizeof(conf), "%s/softhsm2.conf", dir);
-	snprintf(cmd, sizeof(cmd), "%s/tokens", dir);
-	if (mkdir(cmd, 0700) != 0 || !(f = fopen(conf, "w")))
-		return -1;
-	fprintf(f,
-		"directories.tokendir = %s/tokens\n"
-		"objectstore.backend = file\nlog.level = ERROR\n",
-		dir);
-	fclose(f);
-	setenv("SOFTHSM2_CONF", conf, 1);
-	if (system("softhsm2-util --init-token --free --label csr-test "
-		   "--so-pin 12345678 --pin 1234 >/dev/null 2>&1") != 0)
-		return -1;
-	setenv("PSRENEW_TEST_PIN", "1234", 1);
-	ps_err_clear(&err);
-	if (ps_module_open(module_path(), NULL, &mod, &err) ||
-	    ps_tokens_find(mod, NULL, &toks, &ntoks, &err) || ntoks != 1 ||
-	    ps_token_open(toks[0], 1, &err) ||
-	    ps_token_login(toks[0], "env:PSRENEW_TEST_PIN", &err)) {
-		fprintf(stderr, "# token set-up: %s\n", err.msg);
-		return -1;
-	}
 	old = make_old();
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
 	X509_free(old);
-	if (toks)
-		ps_tokens_free(toks, ntoks);
-	if (mod)
-		ps_module_close(mod);
-	if (strchr(dir, 'X') == NULL) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			return -1;
-	}
-	return 0;
+	return softhsm_down();
 }
 
 static void one(const char *spec, int sig_nid)
@@ -144,14 +89,16 @@ static void one(const char *spec, int sig_nid)
 	const void *pval;
 	EVP_PKEY *rpk;
 
-	if (!mod)
+	struct ps_token *tok = hsm_token();
+
+	if (!tok)
 		skip();
 	ps_err_clear(&err);
 	assert_int_equal(ps_keyspec_parse(spec, &ks, &err), 0);
+	assert_int_equal(ps_keypair_generate(tok, &ks, "csr test", &kp, &err),
+			 0);
 	assert_int_equal(
-	    ps_keypair_generate(toks[0], &ks, "csr test", &kp, &err), 0);
-	assert_int_equal(
-	    ps_csr_make_token(old, kp.pubkey, toks[0], kp.priv, &pem, &err), 0);
+	    ps_csr_make_token(old, kp.pubkey, tok, kp.priv, &pem, &err), 0);
 	assert_non_null(pem);
 	b = BIO_new_mem_buf(pem, -1);
 	req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
@@ -183,7 +130,7 @@ static void one(const char *spec, int sig_nid)
 	}
 	X509_REQ_free(req);
 	free(pem);
-	assert_int_equal(ps_keypair_destroy(toks[0], &kp, &err), 0);
+	assert_int_equal(ps_keypair_destroy(tok, &kp, &err), 0);
 	ps_keypair_free(&kp);
 }
 
@@ -214,18 +161,20 @@ static void test_bad_handle(void **state)
 	char *pem = NULL;
 
 	(void)state;
-	if (!mod)
+	struct ps_token *tok = hsm_token();
+
+	if (!tok)
 		skip();
 	ps_err_clear(&err);
 	assert_int_equal(ps_keyspec_parse("ec:prime256v1", &ks, &err), 0);
-	assert_int_equal(
-	    ps_keypair_generate(toks[0], &ks, "csr test", &kp, &err), 0);
+	assert_int_equal(ps_keypair_generate(tok, &ks, "csr test", &kp, &err),
+			 0);
 	assert_int_not_equal(
-	    ps_csr_make_token(old, kp.pubkey, toks[0], kp.pub, &pem, &err), 0);
+	    ps_csr_make_token(old, kp.pubkey, tok, kp.pub, &pem, &err), 0);
 	assert_null(pem);
 	assert_int_not_equal(err.status, 0);
 	assert_string_not_equal(err.msg, "");
-	assert_int_equal(ps_keypair_destroy(toks[0], &kp, NULL), 0);
+	assert_int_equal(ps_keypair_destroy(tok, &kp, NULL), 0);
 	ps_keypair_free(&kp);
 }
 
