@@ -65,6 +65,7 @@ struct xfer {
 	int live;		/* requests really sent */
 	int rc;			/* an exit status when no answer came */
 	char errmsg[600];
+	char hint[600];
 	char log[300]; /* OpenSSL's last CMP error line */
 };
 
@@ -133,8 +134,8 @@ static OSSL_CMP_MSG *transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
 		/* What is answered from the store is never sent: only the
 		 * first live request needs the token's signature. */
 		if (x->ireplay == x->nreplay)
-			OSSL_CMP_CTX_set_option(ctx,
-						OSSL_CMP_OPT_UNPROTECTED_SEND, 0);
+			OSSL_CMP_CTX_set_option(
+			    ctx, OSSL_CMP_OPT_UNPROTECTED_SEND, 0);
 		if (!nonce || !OSSL_CMP_CTX_set1_senderNonce(ctx, nonce)) {
 			OSSL_CMP_MSG_free(rep);
 			x->rc = PS_EXIT_FAIL;
@@ -160,6 +161,7 @@ static OSSL_CMP_MSG *transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
 	if (rc) {
 		x->rc = rc;
 		snprintf(x->errmsg, sizeof(x->errmsg), "%s", err.msg);
+		snprintf(x->hint, sizeof(x->hint), "%s", err.hint);
 		return NULL;
 	}
 	if (r.status != 200) {
@@ -605,7 +607,7 @@ static int run(struct ps_ca *ca, const struct ps_ca_request *req,
 	} else if (x.rc) {
 		rc = ps_err_set(
 		    err, x.rc == PS_EXIT_USAGE ? PS_EXIT_USAGE : PS_EXIT_FAIL,
-		    "cmp", NULL, "%s", x.errmsg);
+		    "cmp", x.hint[0] ? x.hint : NULL, "%s", x.errmsg);
 	} else if (st == OSSL_CMP_PKISTATUS_rejection) {
 		reply->status = PS_CA_REJECTED;
 		reply->message = status_text(ctx);

@@ -11,8 +11,8 @@ load ../lib/psrenew
 setup_file() {
 	export BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR
 	PKI=$(pki_dir)
-	eval "$("$FIXTURE_ROOT/tests/cmp/cmp-start" "$PKI" "$BATS_FILE_TMPDIR/cmp")"
-	export CMP_PORT CMP_STATE PKI
+	eval "$("$FIXTURE_ROOT/tests/cmp/cmp-start" --tls "$PKI" "$BATS_FILE_TMPDIR/cmp")"
+	export CMP_PORT CMP_STATE PKI CMP_TLS_URL CMP_TLS_CA
 }
 
 teardown_file() {
@@ -135,7 +135,7 @@ tids() {
 	id=$(jfield request_id <<<"$output")
 	# the CA forgets the transaction (as after a restart)
 	"$FIXTURE_ROOT/tests/cmp/cmp-stop" "$CMP_STATE"
-	CMP_START_PORT=$CMP_PORT "$FIXTURE_ROOT/tests/cmp/cmp-start" "$PKI" "$CMP_STATE" >/dev/null
+	CMP_START_PORT=$CMP_PORT "$FIXTURE_ROOT/tests/cmp/cmp-start" --tls "$PKI" "$CMP_STATE" >/dev/null
 	sleep 1.2
 	fetch --pending
 	[ "$status" -eq 5 ]
@@ -227,6 +227,22 @@ tids() {
 	[ "$status" -eq 0 ]
 	[ "$(jfield ca <<<"$output")" = office ]
 	[ "$(grep -c '^kur' "$CMP_STATE/log")" -eq 2 ]
+}
+
+@test "CMP over https (nginx in front): --ca-type cmp; the server's TLS certificate must verify" {
+	answers issue
+	renew --id "$QUAL_ID" --ca "$CMP_TLS_URL" --ca-type cmp
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"--ca-bundle"* ]]
+	[ "$(token_objects privkey)" -eq 4 ]
+	cat "$CMP_TLS_CA" "$PKI/chain.pem" >"$BATS_TEST_TMPDIR/tls-bundle.pem"
+	run --separate-stderr ps-renew --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \
+		--token "$TOKEN_URI" --ca-bundle "$BATS_TEST_TMPDIR/tls-bundle.pem" \
+		--id "$QUAL_ID" --ca "$CMP_TLS_URL" --ca-type cmp
+	[ "$status" -eq 0 ]
+	[ "$(jfield channel <<<"$output")" = "cmp:$CMP_TLS_URL" ]
+	grep -q '"POST /pkix/' "$CMP_STATE/nginx-access.log"
+	[ "$(grep -c '^kur' "$CMP_STATE/log")" -eq 1 ]
 }
 
 @test "interop: OpenSSL's cmp client (kur, then kur with polling) against the test CA" {
