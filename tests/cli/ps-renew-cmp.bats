@@ -77,7 +77,7 @@ tids() {
 }
 
 @test "waiting: ps-fetch polls in new processes (pollReq of the same transaction) until issued" {
-	answers 'wait 3 1'
+	answers 'wait 3 30'
 	renew --id "$COMM_ID" --ca "$CMP"
 	[ "$status" -eq 3 ]
 	[ "$(jfield state <<<"$output")" = pending ]
@@ -89,9 +89,12 @@ tids() {
 	fetch --pending
 	[ "$status" -eq 3 ]
 	[ "$(grep -c '^pollReq' "$CMP_STATE/log")" -eq 1 ]
-	n=0
+	[ "$(jq -r .next_poll_at "$PSRENEW_STATE_DIR/requests/$id.json")" \> "$(date -u -d +20sec +%FT%TZ)" ]
 	for try in 1 2 3 4 5 6 7 8; do
-		sleep 1.2
+		# checkAfter (30 s) has passed
+		jq '.next_poll_at = "2000-01-01T00:00:00Z"' "$PSRENEW_STATE_DIR/requests/$id.json" \
+			>"$BATS_TEST_TMPDIR/r.json"
+		cp "$BATS_TEST_TMPDIR/r.json" "$PSRENEW_STATE_DIR/requests/$id.json"
 		fetch --pending
 		[ "$status" -eq 3 ] || break
 	done
@@ -230,6 +233,7 @@ tids() {
 }
 
 @test "CMP over https (nginx in front): --ca-type cmp; the server's TLS certificate must verify" {
+	. "$CMP_STATE/env" # a test above restarts the servers
 	answers issue
 	renew --id "$QUAL_ID" --ca "$CMP_TLS_URL" --ca-type cmp
 	[ "$status" -eq 1 ]
