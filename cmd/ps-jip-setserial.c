@@ -289,7 +289,7 @@ static int login_cert_open(struct ps_cli *cli, const char *id_hex,
 		    "no valid commercial certificate with its key "
 		    "on the token to log in to JIP with");
 	}
-	lc->x = inv.c[best].cert.x509;
+	lc->x = ps_cert_x509(&inv.c[best].cert);
 	X509_up_ref(lc->x);
 	rc = ps_signer_key(lc->toks[0], inv.c[best].obj.id,
 			   inv.c[best].obj.id_len, &lc->key, err);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <openssl/asn1.h>
+#include <openssl/asn1t.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
@@ -60,10 +61,11 @@ static char *name_entry_utf8(const X509_NAME *name, int nid)
 	return s;
 }
 
-static char *first_email(X509 *x)
+static char *first_email(const STACK_OF(X509_EXTENSION) * exts,
+			 const X509_NAME *subject)
 {
 	GENERAL_NAMES *gens =
-	    X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	    X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL);
 	char *s = NULL;
 
 	for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens) && !s; i++) {
@@ -77,14 +79,13 @@ static char *first_email(X509 *x)
 	}
 	GENERAL_NAMES_free(gens);
 	if (!s)
-		s = name_entry_utf8(X509_get_subject_name(x),
-				    NID_pkcs9_emailAddress);
+		s = name_entry_utf8(subject, NID_pkcs9_emailAddress);
 	return s;
 }
 
-int ps_cert_is_qualified(const X509 *x509)
+static int qualified(const STACK_OF(X509_EXTENSION) * exts)
 {
-	int idx = X509_get_ext_by_NID(x509, NID_qcStatements, -1);
+	int idx = X509v3_get_ext_by_NID(exts, NID_qcStatements, -1);
 	const ASN1_OCTET_STRING *os;
 	const unsigned char *p;
 	STACK_OF(ASN1_TYPE) * stmts;
@@ -93,7 +94,7 @@ int ps_cert_is_qualified(const X509 *x509)
 
 	if (idx < 0)
 		return 0;
-	os = X509_EXTENSION_get_data(X509_get_ext(x509, idx));
+	os = X509_EXTENSION_get_data(X509v3_get_ext(exts, idx));
 	p = ASN1_STRING_get0_data(os);
 	stmts = d2i_ASN1_SEQUENCE_ANY(NULL, &p, ASN1_STRING_length(os));
 	qcc = OBJ_txt2obj(OID_QC_COMPLIANCE, 1);
@@ -120,6 +121,11 @@ int ps_cert_is_qualified(const X509 *x509)
 	return found;
 }
 
+int ps_cert_is_qualified(const X509 *x509)
+{
+	return x509 ? qualified(X509_get0_extensions(x509)) : 0;
+}
+
 const char *ps_cert_type_name(int type)
 {
 	return type == PS_CERT_QUALIFIED ? "qualified" : "commercial";
@@ -144,6 +150,58 @@ static int asn1_time(const ASN1_TIME *t, time_t *out)
 	return 0;
 }
 
+/* A certificate as ps_cert_from_der reads it: X.509's own structure
+ * (RFC 5280, 4.1) with the SubjectPublicKeyInfo left as an algorithm and
+ * a BIT STRING, so that the key is not decoded. */
+typedef struct {
+	X509_ALGOR *alg;
+	ASN1_BIT_STRING *key;
+} PS_SPKI;
+
+ASN1_SEQUENCE(PS_SPKI) = {
+	ASN1_SIMPLE(PS_SPKI, alg, X509_ALGOR),
+	ASN1_SIMPLE(PS_SPKI, key, ASN1_BIT_STRING),
+} static_ASN1_SEQUENCE_END(PS_SPKI)
+
+typedef struct {
+	ASN1_INTEGER *version;
+	ASN1_INTEGER *serial;
+	X509_ALGOR *signature;
+	X509_NAME *issuer;
+	X509_VAL *validity;
+	X509_NAME *subject;
+	PS_SPKI *spki;
+	ASN1_BIT_STRING *issuer_uid;
+	ASN1_BIT_STRING *subject_uid;
+	STACK_OF(X509_EXTENSION) * exts;
+} PS_TBS;
+
+ASN1_SEQUENCE(PS_TBS) = {
+	ASN1_EXP_OPT(PS_TBS, version, ASN1_INTEGER, 0),
+	ASN1_SIMPLE(PS_TBS, serial, ASN1_INTEGER),
+	ASN1_SIMPLE(PS_TBS, signature, X509_ALGOR),
+	ASN1_SIMPLE(PS_TBS, issuer, X509_NAME),
+	ASN1_SIMPLE(PS_TBS, validity, X509_VAL),
+	ASN1_SIMPLE(PS_TBS, subject, X509_NAME),
+	ASN1_SIMPLE(PS_TBS, spki, PS_SPKI),
+	ASN1_IMP_OPT(PS_TBS, issuer_uid, ASN1_BIT_STRING, 1),
+	ASN1_IMP_OPT(PS_TBS, subject_uid, ASN1_BIT_STRING, 2),
+	ASN1_EXP_SEQUENCE_OF_OPT(PS_TBS, exts, X509_EXTENSION, 3),
+} static_ASN1_SEQUENCE_END(PS_TBS)
+
+typedef struct {
+	PS_TBS *tbs;
+	X509_ALGOR *sig_alg;
+	ASN1_BIT_STRING *sig;
+} PS_X509;
+
+ASN1_SEQUENCE(PS_X509) = {
+	ASN1_SIMPLE(PS_X509, tbs, PS_TBS),
+	ASN1_SIMPLE(PS_X509, sig_alg, X509_ALGOR),
+	ASN1_SIMPLE(PS_X509, sig, ASN1_BIT_STRING),
+} static_ASN1_SEQUENCE_END(PS_X509)
+
+/* Key type and id from a decoded key (certificates from ps_cert_from_x509). */
 static void key_facts(X509 *x, struct ps_cert *c)
 {
 	EVP_PKEY *pk = X509_get0_pubkey(x);
@@ -164,18 +222,55 @@ static void key_facts(X509 *x, struct ps_cert *c)
 		     (size_t)ASN1_STRING_length(bits), c->key_id);
 }
 
-int ps_cert_from_x509(X509 *x, struct ps_cert *c, struct ps_err *err)
+/* The same from the algorithm and the key bits, nothing decoded but the
+ * RSA modulus's length: "rsa:BITS" for rsaEncryption, "ec:CURVE" for
+ * id-ecPublicKey with a named curve (OpenSSL's short name, as
+ * EVP_PKEY_get_utf8_string_param reports it), else "unknown". */
+static void key_facts_raw(const PS_SPKI *k, struct ps_cert *c)
 {
-	BIGNUM *bn;
-	unsigned char md[32];
-	unsigned int mdlen = 0;
+	const ASN1_OBJECT *oid;
+	const void *pval;
+	int ptype, nid;
+	const unsigned char *bits = ASN1_STRING_get0_data(k->key);
+	int len = ASN1_STRING_length(k->key);
 
-	memset(c, 0, sizeof(*c));
-	if (!X509_up_ref(x))
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
-	c->x509 = x;
-	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	snprintf(c->key_type, sizeof(c->key_type), "unknown");
+	X509_ALGOR_get0(&oid, &ptype, &pval, k->alg);
+	nid = OBJ_obj2nid(oid);
+	if (nid == NID_rsaEncryption) {
+		/* RSAPublicKey ::= SEQUENCE { modulus INTEGER, ... } */
+		const unsigned char *p = bits;
+		STACK_OF(ASN1_TYPE) *seq = d2i_ASN1_SEQUENCE_ANY(NULL, &p, len);
+		const ASN1_TYPE *n = seq && sk_ASN1_TYPE_num(seq) == 2
+					 ? sk_ASN1_TYPE_value(seq, 0)
+					 : NULL;
+		BIGNUM *bn = n && n->type == V_ASN1_INTEGER
+				 ? ASN1_INTEGER_to_BN(n->value.integer, NULL)
+				 : NULL;
+
+		if (bn && !BN_is_negative(bn))
+			snprintf(c->key_type, sizeof(c->key_type), "rsa:%d",
+				 BN_num_bits(bn));
+		BN_free(bn);
+		sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+	} else if (nid == NID_X9_62_id_ecPublicKey && ptype == V_ASN1_OBJECT) {
+		int curve = OBJ_obj2nid(pval);
+		const char *sn = curve != NID_undef ? OBJ_nid2sn(curve) : NULL;
+
+		if (sn)
+			snprintf(c->key_type, sizeof(c->key_type), "ec:%s", sn);
+	}
+	SHA1(bits, (size_t)len, c->key_id);
+}
+
+/* Everything but the key facts and the fingerprint. */
+static int fill(struct ps_cert *c, const ASN1_INTEGER *serial,
+		const X509_NAME *subject, const X509_NAME *issuer,
+		const ASN1_TIME *nb, const ASN1_TIME *na,
+		const STACK_OF(X509_EXTENSION) * exts, struct ps_err *err)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(serial, NULL);
+
 	if (bn) {
 		char *h = BN_bn2hex(bn), *d = BN_bn2dec(bn);
 
@@ -185,25 +280,61 @@ int ps_cert_from_x509(X509 *x, struct ps_cert *c, struct ps_err *err)
 		OPENSSL_free(d);
 		BN_free(bn);
 	}
-	c->subject = name_utf8(X509_get_subject_name(x));
-	c->issuer = name_utf8(X509_get_issuer_name(x));
-	c->cn = name_entry_utf8(X509_get_subject_name(x), NID_commonName);
-	c->issuer_cn = name_entry_utf8(X509_get_issuer_name(x), NID_commonName);
-	c->email = first_email(x);
-	c->type =
-	    ps_cert_is_qualified(x) ? PS_CERT_QUALIFIED : PS_CERT_COMMERCIAL;
+	c->subject = name_utf8(subject);
+	c->issuer = name_utf8(issuer);
+	c->cn = name_entry_utf8(subject, NID_commonName);
+	c->issuer_cn = name_entry_utf8(issuer, NID_commonName);
+	c->email = first_email(exts, subject);
+	c->type = qualified(exts) ? PS_CERT_QUALIFIED : PS_CERT_COMMERCIAL;
 	if (!c->serial_hex || !c->serial_dec || !c->subject || !c->issuer ||
-	    asn1_time(X509_get0_notBefore(x), &c->not_before) ||
-	    asn1_time(X509_get0_notAfter(x), &c->not_after)) {
+	    !c->subject_name || !c->der || asn1_time(nb, &c->not_before) ||
+	    asn1_time(na, &c->not_after)) {
 		ps_cert_free(c);
 		return ps_err_set(err, PS_EXIT_FAIL, "bad-certificate", NULL,
 				  "the certificate has an unreadable serial, "
 				  "name or validity");
 	}
+	return 0;
+}
+
+static void hex_sha256(const unsigned char *md, char out[65])
+{
+	static const char hx[] = "0123456789abcdef";
+
+	for (unsigned i = 0; i < 32; i++) {
+		out[2 * i] = hx[md[i] >> 4];
+		out[2 * i + 1] = hx[md[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+int ps_cert_from_x509(X509 *x, struct ps_cert *c, struct ps_err *err)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	unsigned char *der = NULL;
+	int len, rc;
+
+	memset(c, 0, sizeof(*c));
+	if (!X509_up_ref(x))
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	c->x509 = x;
+	len = i2d_X509(x, &der);
+	if (len > 0 && (c->der = malloc((size_t)len))) {
+		memcpy(c->der, der, (size_t)len);
+		c->der_len = (size_t)len;
+	}
+	OPENSSL_free(der);
+	c->subject_name = X509_NAME_dup(X509_get_subject_name(x));
+	rc = fill(c, X509_get0_serialNumber(x), X509_get_subject_name(x),
+		  X509_get_issuer_name(x), X509_get0_notBefore(x),
+		  X509_get0_notAfter(x), X509_get0_extensions(x), err);
+	if (rc)
+		return rc;
 	key_facts(x, c);
 	if (X509_digest(x, EVP_sha256(), md, &mdlen) && mdlen == 32)
-		for (unsigned i = 0; i < 32; i++)
-			snprintf(c->sha256 + 2 * i, 3, "%02x", md[i]);
+		hex_sha256(md, c->sha256);
 	return 0;
 }
 
@@ -211,14 +342,16 @@ int ps_cert_from_der(const unsigned char *der, size_t len, struct ps_cert *c,
 		     struct ps_err *err)
 {
 	const unsigned char *p = der;
-	X509 *x = NULL;
+	PS_X509 *x = NULL;
+	unsigned char md[32];
 	int rc;
 
 	memset(c, 0, sizeof(*c));
 	if (der && len > 0 && len <= 1 << 20)
-		x = d2i_X509(NULL, &p, (long)len);
+		x = (PS_X509 *)ASN1_item_d2i(NULL, &p, (long)len,
+					     ASN1_ITEM_rptr(PS_X509));
 	if (x && p != der + len) { /* trailing bytes */
-		X509_free(x);
+		ASN1_item_free((ASN1_VALUE *)x, ASN1_ITEM_rptr(PS_X509));
 		x = NULL;
 	}
 	if (!x) {
@@ -226,9 +359,35 @@ int ps_cert_from_der(const unsigned char *der, size_t len, struct ps_cert *c,
 		return ps_err_set(err, PS_EXIT_FAIL, "bad-certificate", NULL,
 				  "not a DER certificate");
 	}
-	rc = ps_cert_from_x509(x, c, err);
-	X509_free(x);
+	c->der = malloc(len);
+	if (c->der) {
+		memcpy(c->der, der, len);
+		c->der_len = len;
+	}
+	/* The subject moves into c. */
+	c->subject_name = x->tbs->subject;
+	x->tbs->subject = NULL;
+	rc = fill(c, x->tbs->serial, c->subject_name, x->tbs->issuer,
+		  x->tbs->validity->notBefore, x->tbs->validity->notAfter,
+		  x->tbs->exts, err);
+	if (!rc) {
+		key_facts_raw(x->tbs->spki, c);
+		SHA256(der, len, md);
+		hex_sha256(md, c->sha256);
+	}
+	ASN1_item_free((ASN1_VALUE *)x, ASN1_ITEM_rptr(PS_X509));
 	return rc;
+}
+
+X509 *ps_cert_x509(const struct ps_cert *c)
+{
+	/* A cache: c is always one of the caller's own, writable structs. */
+	struct ps_cert *w = (struct ps_cert *)c;
+	const unsigned char *p = c->der;
+
+	if (!c->x509 && c->der)
+		w->x509 = d2i_X509(NULL, &p, (long)c->der_len);
+	return c->x509;
 }
 
 void ps_cert_free(struct ps_cert *c)
@@ -236,6 +395,8 @@ void ps_cert_free(struct ps_cert *c)
 	if (!c)
 		return;
 	X509_free(c->x509);
+	free(c->der);
+	X509_NAME_free(c->subject_name);
 	free(c->serial_hex);
 	free(c->serial_dec);
 	free(c->subject);
@@ -271,8 +432,7 @@ long ps_cert_days_left(const struct ps_cert *c, time_t now)
 int ps_cert_same_holder(const struct ps_cert *a, const struct ps_cert *b)
 {
 	return a->type == b->type &&
-	       X509_NAME_cmp(X509_get_subject_name(a->x509),
-			     X509_get_subject_name(b->x509)) == 0;
+	       X509_NAME_cmp(a->subject_name, b->subject_name) == 0;
 }
 
 void ps_time_iso(time_t t, char *buf, size_t len)

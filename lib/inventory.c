@@ -61,7 +61,7 @@ static int load_token(struct ps_token *tok, struct ps_inventory *inv,
 		}
 		ic->tok = tok;
 		ic->obj = certs[i];
-		/* The DER lives in ic->cert.x509 now: drop the copy. */
+		/* ic->cert keeps the DER now: drop this copy. */
 		free(ic->obj.value);
 		ic->obj.value = NULL;
 		ic->obj.value_len = 0;

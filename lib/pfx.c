@@ -1400,7 +1400,7 @@ json_t *ps_pfx_record(struct ps_token *tok, const struct ps_pfx *pfx,
 			if ((pass || (inv.c[i].obj.id_len == res->id_len &&
 				      !memcmp(inv.c[i].obj.id, res->id,
 					      res->id_len))) &&
-			    X509_cmp(inv.c[i].cert.x509, pfx->cert) == 0)
+			    !X509_cmp(ps_cert_x509(&inv.c[i].cert), pfx->cert))
 				r = ps_inventory_record(&inv, i, cfg);
 	ps_inventory_free(&inv);
 	if (!r && !err->status)

@@ -279,7 +279,8 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 		return rc;
 	/* Signed on our own session with the handle just generated or
 	 * found: no libp11 key lookup (it lists every key on the token). */
-	rc = ps_csr_make_token(c->x509, kp.pubkey, tok, kp.priv, &csr, err);
+	rc = ps_csr_make_token(ps_cert_x509(c), kp.pubkey, tok, kp.priv, &csr,
+			       err);
 	if (!rc) {
 		ps_state_new_id(id, sizeof(id));
 		rec = ps_request_new(id, inv, i, r->cfg, kp.id, kp.id_len,

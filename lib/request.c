@@ -48,7 +48,7 @@ json_t *ps_request_new(const char *id, const struct ps_inventory *inv, size_t i,
 	json_t *old = ps_inventory_record(inv, i, cfg);
 	json_t *r = json_object();
 	char *kid = ps_hex(key_id, key_id_len);
-	char *old_pem = ps_cert_pem(ic->cert.x509);
+	char *old_pem = ps_cert_pem(ps_cert_x509(&ic->cert));
 
 	if (!old || !r || !kid || !old_pem) {
 		json_decref(old);

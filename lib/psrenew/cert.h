@@ -18,8 +18,13 @@ struct ps_jip_ca_map {
 };
 
 struct ps_cert {
+	/* The decoded certificate: ps_cert_from_x509 sets it; after
+	 * ps_cert_from_der it is NULL until ps_cert_x509() decodes it. */
 	X509 *x509;
-	char *serial_hex; /* upper case, no separators */
+	unsigned char *der; /* the certificate's DER */
+	size_t der_len;
+	X509_NAME *subject_name; /* for ps_cert_same_holder */
+	char *serial_hex;	 /* upper case, no separators */
 	char *serial_dec;
 	char *subject;	 /* RFC 2253, UTF-8 */
 	char *issuer;	 /* RFC 2253, UTF-8 */
@@ -33,9 +38,17 @@ struct ps_cert {
 	char sha256[65];	  /* fingerprint, lower-case hex */
 };
 
-/* Parses a DER certificate. Exit 1 with err set when it is not one. */
+/*
+ * Parses a DER certificate. Exit 1 with err set when it is not one. The
+ * facts are read without decoding the public key (OpenSSL 3 decodes it
+ * through its provider decoders, most of the cost of d2i_X509): the key
+ * type comes from the algorithm and the key bits. c->x509 stays NULL;
+ * ps_cert_x509() decodes it when needed.
+ */
 int ps_cert_from_der(const unsigned char *der, size_t len, struct ps_cert *c,
 		     struct ps_err *err);
+/* c's certificate as an X509 (decoded once, owned by c), or NULL. */
+X509 *ps_cert_x509(const struct ps_cert *c);
 /* Takes a reference to x509. */
 int ps_cert_from_x509(X509 *x509, struct ps_cert *c, struct ps_err *err);
 void ps_cert_free(struct ps_cert *c);

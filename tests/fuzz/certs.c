@@ -22,7 +22,7 @@ static void facts(struct ps_cert *c)
 
 	ps_cert_jip_ca(c, NULL, 0);
 	ps_cert_days_left(c, (time_t)1764547200); /* 2025-12-01 */
-	ps_cert_is_qualified(c->x509);
+	ps_cert_is_qualified(ps_cert_x509(c));
 	ps_cert_type_name(c->type);
 	ps_time_iso(c->not_after, when, sizeof(when));
 }

@@ -25,10 +25,10 @@
 
 /* id-etsi-qcs-QcCompliance 0.4.0.1862.1.1, QcSSCD 0.4.0.1862.1.4,
  * QcType 0.4.0.1862.1.6 with id-etsi-qct-esign 0.4.0.1862.1.6.1. */
-#define OID_QCC 0x06, 0x06, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x01
-#define OID_SSCD 0x06, 0x06, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x04
+#define OID_QCC	   0x06, 0x06, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x01
+#define OID_SSCD   0x06, 0x06, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x04
 #define OID_QCTYPE 0x06, 0x06, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x06
-#define OID_ESIGN 0x06, 0x07, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x06, 0x01
+#define OID_ESIGN  0x06, 0x07, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x06, 0x01
 
 /* SEQUENCE { SEQUENCE { QcCompliance } } */
 static const unsigned char qc_compliance[] = { 0x30, 0x0a, 0x30, 0x08,
@@ -39,10 +39,8 @@ static const unsigned char qc_sscd_only[] = { 0x30, 0x0a, 0x30, 0x08,
 /* SEQUENCE { { QcType { esign } }, { QcSSCD }, { QcCompliance } }: the
  * compliance statement last, after one with statementInfo. */
 static const unsigned char qc_full[] = {
-	0x30, 0x29,
-	0x30, 0x13, OID_QCTYPE, 0x30, 0x09, OID_ESIGN,
-	0x30, 0x08, OID_SSCD,
-	0x30, 0x08, OID_QCC,
+	0x30,	   0x29, 0x30, 0x13,	 OID_QCTYPE, 0x30, 0x09,
+	OID_ESIGN, 0x30, 0x08, OID_SSCD, 0x30,	     0x08, OID_QCC,
 };
 /* Not a SEQUENCE OF SEQUENCE at all. */
 static const unsigned char qc_garbage[] = { 0x04, 0x03, 0x01, 0x02, 0x03 };
@@ -54,10 +52,10 @@ static EVP_PKEY *rsa_key, *ec_key, *ec_key2;
 
 struct spec {
 	const char *serial_hex;
-	const char *cn;     /* subject CN (UTF-8) or NULL */
-	const char *sn;     /* subject serialNumber or NULL */
+	const char *cn;	      /* subject CN (UTF-8) or NULL */
+	const char *sn;	      /* subject serialNumber or NULL */
 	const char *dn_email; /* subject emailAddress or NULL */
-	const char *san;    /* subjectAltName, openssl conf syntax, or NULL */
+	const char *san;      /* subjectAltName, openssl conf syntax, or NULL */
 	const char *issuer_cn;
 	EVP_PKEY *key;
 	time_t nb, na;
@@ -109,37 +107,35 @@ static X509 *make_cert(const struct spec *s)
 	BN_free(bn);
 
 	subj = X509_NAME_new();
-	assert_true(X509_NAME_add_entry_by_txt(subj, "C", MBSTRING_UTF8,
-					       (const unsigned char *)"CZ",
-					       -1, -1, 0));
+	assert_true(X509_NAME_add_entry_by_txt(
+	    subj, "C", MBSTRING_UTF8, (const unsigned char *)"CZ", -1, -1, 0));
 	if (s->cn)
 		assert_true(X509_NAME_add_entry_by_NID(
-			subj, NID_commonName, MBSTRING_UTF8,
-			(const unsigned char *)s->cn, -1, -1, 0));
+		    subj, NID_commonName, MBSTRING_UTF8,
+		    (const unsigned char *)s->cn, -1, -1, 0));
 	if (s->sn)
 		assert_true(X509_NAME_add_entry_by_NID(
-			subj, NID_serialNumber, MBSTRING_UTF8,
-			(const unsigned char *)s->sn, -1, -1, 0));
+		    subj, NID_serialNumber, MBSTRING_UTF8,
+		    (const unsigned char *)s->sn, -1, -1, 0));
 	if (s->dn_email)
 		assert_true(X509_NAME_add_entry_by_NID(
-			subj, NID_pkcs9_emailAddress, MBSTRING_UTF8,
-			(const unsigned char *)s->dn_email, -1, -1, 0));
+		    subj, NID_pkcs9_emailAddress, MBSTRING_UTF8,
+		    (const unsigned char *)s->dn_email, -1, -1, 0));
 	assert_true(X509_set_subject_name(x, subj));
 	X509_NAME_free(subj);
 
 	iss = X509_NAME_new();
-	assert_true(X509_NAME_add_entry_by_txt(iss, "C", MBSTRING_UTF8,
-					       (const unsigned char *)"CZ",
-					       -1, -1, 0));
 	assert_true(X509_NAME_add_entry_by_txt(
-		iss, "O", MBSTRING_UTF8,
-		(const unsigned char *)"\xc4\x8c"
-				       "esk\xc3\xa1 po\xc5\xa1ta, s.p.",
-		-1, -1, 0));
+	    iss, "C", MBSTRING_UTF8, (const unsigned char *)"CZ", -1, -1, 0));
+	assert_true(X509_NAME_add_entry_by_txt(
+	    iss, "O", MBSTRING_UTF8,
+	    (const unsigned char *)"\xc4\x8c"
+				   "esk\xc3\xa1 po\xc5\xa1ta, s.p.",
+	    -1, -1, 0));
 	if (s->issuer_cn)
 		assert_true(X509_NAME_add_entry_by_NID(
-			iss, NID_commonName, MBSTRING_UTF8,
-			(const unsigned char *)s->issuer_cn, -1, -1, 0));
+		    iss, NID_commonName, MBSTRING_UTF8,
+		    (const unsigned char *)s->issuer_cn, -1, -1, 0));
 	assert_true(X509_set_issuer_name(x, iss));
 	X509_NAME_free(iss);
 
@@ -248,8 +244,8 @@ static void test_qc_der_oids(void **state)
 
 	/* The full statement list parses as DER, with nothing left over. */
 	const unsigned char *p = qc_full;
-	STACK_OF(ASN1_TYPE) *st = d2i_ASN1_SEQUENCE_ANY(NULL, &p,
-							sizeof(qc_full));
+	STACK_OF(ASN1_TYPE) *st =
+	    d2i_ASN1_SEQUENCE_ANY(NULL, &p, sizeof(qc_full));
 
 	assert_non_null(st);
 	assert_int_equal(sk_ASN1_TYPE_num(st), 3);
@@ -266,7 +262,10 @@ static void test_fields_rsa_qualified(void **state)
 
 	(void)state;
 	cert_of(&s, &c);
-	assert_non_null(c.x509);
+	/* read without decoding the key: the X509 only on demand */
+	assert_null(c.x509);
+	assert_non_null(ps_cert_x509(&c));
+	assert_ptr_equal(ps_cert_x509(&c), c.x509);
 	assert_string_equal(c.serial_hex, "0A1B");
 	assert_string_equal(c.serial_dec, "2587");
 	assert_string_equal(c.subject,
@@ -287,6 +286,61 @@ static void test_fields_rsa_qualified(void **state)
 	assert_null(c.subject);
 	ps_cert_free(&c); /* zeroed: harmless */
 	ps_cert_free(NULL);
+}
+
+/* ps_cert_from_der (key not decoded) and ps_cert_from_x509 (decoded)
+ * find the same facts. */
+static void agree(EVP_PKEY *key, const char *key_type)
+{
+	struct spec s = jan();
+	struct ps_cert a, b;
+	struct ps_err err;
+	unsigned char *der;
+	size_t len;
+	X509 *x;
+
+	s.key = key;
+	x = make_cert(&s);
+	der = der_of(x, &len);
+	assert_int_equal(ps_cert_from_der(der, len, &a, &err), 0);
+	assert_int_equal(ps_cert_from_x509(x, &b, &err), 0);
+	OPENSSL_free(der);
+	X509_free(x);
+	assert_string_equal(a.key_type, key_type);
+	assert_string_equal(a.key_type, b.key_type);
+	assert_memory_equal(a.key_id, b.key_id, sizeof(a.key_id));
+	assert_string_equal(a.sha256, b.sha256);
+	assert_string_equal(a.serial_hex, b.serial_hex);
+	assert_string_equal(a.serial_dec, b.serial_dec);
+	assert_string_equal(a.subject, b.subject);
+	assert_string_equal(a.issuer, b.issuer);
+	assert_string_equal(a.cn, b.cn);
+	assert_string_equal(a.issuer_cn, b.issuer_cn);
+	assert_string_equal(a.email, b.email);
+	assert_int_equal(a.type, b.type);
+	assert_int_equal(a.not_before, b.not_before);
+	assert_int_equal(a.not_after, b.not_after);
+	assert_int_equal(a.der_len, b.der_len);
+	assert_memory_equal(a.der, b.der, a.der_len);
+	assert_true(ps_cert_same_holder(&a, &b));
+	ps_cert_free(&a);
+	ps_cert_free(&b);
+}
+
+static void test_der_and_x509_agree(void **state)
+{
+	EVP_PKEY *p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+	EVP_PKEY *rsa3k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
+
+	(void)state;
+	assert_non_null(p384);
+	assert_non_null(rsa3k);
+	agree(rsa_key, "rsa:2048");
+	agree(rsa3k, "rsa:3072");
+	agree(ec_key, "ec:prime256v1");
+	agree(p384, "ec:secp384r1");
+	EVP_PKEY_free(p384);
+	EVP_PKEY_free(rsa3k);
 }
 
 static void test_fields_ec_commercial(void **state)
@@ -514,8 +568,7 @@ static void test_qualified(void **state)
 	(void)state;
 	assert_int_equal(type_of(qc_compliance, sizeof(qc_compliance)),
 			 PS_CERT_QUALIFIED);
-	assert_int_equal(type_of(qc_full, sizeof(qc_full)),
-			 PS_CERT_QUALIFIED);
+	assert_int_equal(type_of(qc_full, sizeof(qc_full)), PS_CERT_QUALIFIED);
 	assert_int_equal(type_of(NULL, 0), PS_CERT_COMMERCIAL);
 	assert_int_equal(type_of(qc_sscd_only, sizeof(qc_sscd_only)),
 			 PS_CERT_COMMERCIAL);
@@ -539,7 +592,8 @@ static void test_type_names(void **state)
 	assert_int_equal(ps_cert_type_parse(NULL), -1);
 }
 
-/* ---- bad DER -------------------------------------------------------------- */
+/* ---- bad DER --------------------------------------------------------------
+ */
 
 static void assert_bad_der(const unsigned char *der, size_t len)
 {
@@ -738,8 +792,8 @@ static void test_days_left_real_cert(void **state)
 	x = make_cert(&s);
 	/* Valid for 30 days and 100 s from now. */
 	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
-	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x),
-					30L * 86400 + 100));
+	assert_non_null(
+	    X509_gmtime_adj(X509_getm_notAfter(x), 30L * 86400 + 100));
 	assert_true(X509_sign(x, ec_key, EVP_sha256()) > 0);
 	assert_int_equal(ps_cert_from_x509(x, &c, &err), 0);
 	now = time(NULL);
@@ -855,9 +909,9 @@ static void test_serial_normalise_errors(void **state)
 {
 	char long_in[301];
 	char max_in[257];
-	const char *bad[] = { "", "xyz", "0x", ":", " : ", "dec:", "dec:12a",
-			      "dec:-5", "dec: 5", "0A1G", "0x0x12", "12_34",
-			      long_in };
+	const char *bad[] = { "",	"xyz",	   "0x",     ":",      " : ",
+			      "dec:",	"dec:12a", "dec:-5", "dec: 5", "0A1G",
+			      "0x0x12", "12_34",   long_in };
 
 	(void)state;
 	memset(long_in, 'a', 300);
@@ -929,9 +983,8 @@ static void test_serial_normalise_matches_cert(void **state)
 			struct ps_err err;
 			int same;
 
-			assert_int_equal(ps_serial_normalise(t[i].typed[j],
-							     &hex, &err),
-					 0);
+			assert_int_equal(
+			    ps_serial_normalise(t[i].typed[j], &hex, &err), 0);
 			same = strcmp(hex, c.serial_hex) == 0;
 			if (!same) {
 				char msg[200];
@@ -954,6 +1007,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_qc_der_oids),
 		cmocka_unit_test(test_fields_rsa_qualified),
+		cmocka_unit_test(test_der_and_x509_agree),
 		cmocka_unit_test(test_fields_ec_commercial),
 		cmocka_unit_test(test_serials),
 		cmocka_unit_test(test_key_id_and_sha256),
