@@ -21,6 +21,7 @@ enum {
 	OPT_FORCE,
 	OPT_CA_BUNDLE,
 	OPT_CA_TYPE,
+	OPT_CACERTS,
 };
 
 static const struct ps_cli_opt opts[] = {
@@ -31,6 +32,9 @@ static const struct ps_cli_opt opts[] = {
 	  "configuration" },
 	{ "ca-type", 1, OPT_CA_TYPE, "cmp|est",
 	  "the protocol of an https:// --ca" },
+	{ "cacerts", 1, OPT_CACERTS, "FILE",
+	  "EST: first fetch the CA certificates (/cacerts), check them, "
+	  "write them to FILE" },
 	{ "id", 1, OPT_ID, "HEX", "renew the certificate with this CKA_ID" },
 	{ "serial", 1, OPT_SERIAL, "SERIAL",
 	  "renew the certificate with this serial number" },
@@ -51,6 +55,7 @@ static const struct ps_cli_opt opts[] = {
 
 struct args {
 	const char *ca, *id, *serial, *key_type, *key, *ca_bundle, *ca_type;
+	const char *cacerts;
 	int type;
 	long all_expiring;
 	int dry_run, force;
@@ -70,6 +75,7 @@ static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
 	case OPT_FORCE: a->force = 1; return 0;
 	case OPT_CA_BUNDLE: a->ca_bundle = arg; return 0;
 	case OPT_CA_TYPE: a->ca_type = arg; return 0;
+	case OPT_CACERTS: a->cacerts = arg; return 0;
 	case OPT_ALL_EXPIRING:
 		return ps_cli_number("all-expiring", arg, 36500,
 				     &a->all_expiring, err);
@@ -353,6 +359,39 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 	return worst;
 }
 
+/* --cacerts FILE: fetched, checked, written whole or not at all. */
+static int write_cacerts(struct ps_cli *cli, struct ps_ca *ca, const char *file,
+			 struct ps_err *err)
+{
+	char *pem = NULL, *tmp = NULL;
+	FILE *f = NULL;
+	int rc = ps_ca_cacerts(ca, &pem, err);
+
+	if (!rc && asprintf(&tmp, "%s.tmp", file) < 0)
+		tmp = NULL;
+	if (!rc && tmp && (f = fopen(tmp, "w")) != NULL) {
+		int bad = fputs(pem, f) == EOF;
+
+		bad |= fclose(f) != 0;
+		if (bad)
+			f = NULL;
+	}
+	if (!rc && (!f || rename(tmp, file) != 0)) {
+		rc = ps_err_set(err, PS_EXIT_FAIL, "io", NULL,
+				"cannot write the CA certificates to %s: %m",
+				file);
+		if (tmp)
+			unlink(tmp);
+	}
+	if (!rc)
+		ps_cli_info(cli,
+			    "the CA certificates of %s, checked, are in %s",
+			    ps_ca_channel(ca), file);
+	free(pem);
+	free(tmp);
+	return rc;
+}
+
 static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 {
 	struct ps_renew r = { .key_type = a->key_type,
@@ -368,7 +407,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	    a->all_expiring >= 0 || a->id || a->serial || a->type >= 0;
 	int rc = 0;
 
-	if (!by_opts && isatty(0))
+	if (!by_opts && isatty(0) && !a->cacerts)
 		return ps_err_set(err, PS_EXIT_USAGE, "usage",
 				  "for example: ps-status --expiring 30 | "
 				  "ps-renew --ca NAME",
@@ -395,6 +434,14 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	free(ca_spec);
 	if (!rc && r.ca)
 		ps_ca_set_bundle(r.ca, a->ca_bundle);
+	if (!rc && r.ca && a->cacerts) {
+		rc = write_cacerts(cli, r.ca, a->cacerts, err);
+		if (!rc && !by_opts && isatty(0)) {
+			/* Only the CA certificates were asked for. */
+			ps_ca_close(r.ca);
+			return 0;
+		}
+	}
 	if (!rc && r.ca && r.ca->uses_stdout) {
 		/* mail:- : stdout carries the message, not records. */
 		cli->out_mode = PS_OUT_NONE;

@@ -249,3 +249,16 @@ int ps_ca_spec_typed(const char *spec, const char *type, char **out,
 				  "out of memory");
 	return 0;
 }
+
+int ps_ca_cacerts(struct ps_ca *ca, char **pem, struct ps_err *err)
+{
+	*pem = NULL;
+	if (!ca->drv->cacerts)
+		return ps_err_set(err, PS_EXIT_USAGE, "usage",
+				  "only est:// channels publish CA "
+				  "certificates",
+				  "the CA channel %s has no CA certificates to "
+				  "fetch",
+				  ca->channel);
+	return ca->drv->cacerts(ca, pem, err);
+}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include <psrenew/certio.h>
 #include <psrenew/http.h>
@@ -224,6 +225,108 @@ static int est_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 	return rc;
 }
 
+/* Every certificate of sk must be a CA certificate that verifies to a
+ * trust anchor (the bundle, else the system's store), the others of sk
+ * helping as intermediates. */
+static int check_cacerts(struct ps_ca *ca, STACK_OF(X509) * sk,
+			 struct ps_err *err)
+{
+	X509_STORE *ts = X509_STORE_new();
+	X509_STORE_CTX *sc = X509_STORE_CTX_new();
+	int rc = 0, ok;
+
+	ok = ts && sc &&
+	     (ca->ca_bundle ? X509_STORE_load_file(ts, ca->ca_bundle)
+			    : X509_STORE_set_default_paths(ts)) == 1;
+	if (!ok)
+		rc = ps_err_set(err, PS_EXIT_USAGE, "est",
+				"--ca-bundle takes a PEM file of CA "
+				"certificates",
+				"cannot load the trust anchors to check the "
+				"CA certificates");
+	for (int i = 0; !rc && i < sk_X509_num(sk); i++) {
+		X509 *x = sk_X509_value(sk, i);
+		char name[256];
+
+		X509_NAME_oneline(X509_get_subject_name(x), name, sizeof(name));
+		if (X509_check_ca(x) < 1) {
+			rc = ps_err_set(err, PS_EXIT_FAIL, "est", NULL,
+					"the EST server's /cacerts holds %s, "
+					"which is not a CA certificate",
+					name);
+			break;
+		}
+		if (!X509_STORE_CTX_init(sc, ts, x, sk) ||
+		    X509_verify_cert(sc) != 1) {
+			rc = ps_err_set(
+			    err, PS_EXIT_FAIL, "est",
+			    "add the CA's root to --ca-bundle once you have "
+			    "checked it by other means (RFC 7030 4.1.1)",
+			    "the CA certificate %s from /cacerts does not "
+			    "verify: %s",
+			    name,
+			    X509_verify_cert_error_string(
+				X509_STORE_CTX_get_error(sc)));
+		}
+		X509_STORE_CTX_cleanup(sc);
+	}
+	X509_STORE_CTX_free(sc);
+	X509_STORE_free(ts);
+	return rc;
+}
+
+static int est_cacerts(struct ps_ca *ca, char **pem, struct ps_err *err)
+{
+	struct est *e = ca->priv;
+	struct ps_http_opts o = { .ca_bundle = ca->ca_bundle,
+				  .timeout = ca->timeout };
+	struct ps_http *h = NULL;
+	struct ps_http_resp r = { 0 };
+	struct ps_ca_reply reply = { 0 };
+	unsigned char *der = NULL;
+	size_t len = 0;
+	STACK_OF(X509) *certs = NULL;
+	char *url = NULL;
+	int rc;
+
+	if (asprintf(&url, "%s/cacerts", e->base) < 0)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	/* No client certificate: /cacerts is public (RFC 7030 4.1). */
+	rc = ps_http_new(&o, &h, err);
+	if (!rc)
+		rc = ps_http_request(h, "GET", url, NULL, NULL, 0, &r, err);
+	if (!rc && r.status != 200) {
+		char *m = message(&r);
+
+		rc = ps_err_set(err,
+				r.status >= 500 ? PS_EXIT_TEMP : PS_EXIT_FAIL,
+				"est", NULL, "GET %s: %s", url, m ? m : "?");
+		free(m);
+	}
+	if (!rc &&
+	    (ps_base64_decode(r.body, r.len, &der, &len) ||
+	     ps_certs_parse(der, len, &certs, NULL) || sk_X509_num(certs) < 1))
+		rc = ps_err_set(err, PS_EXIT_FAIL, "est", NULL,
+				"GET %s: not a PKCS#7 with certificates", url);
+	if (!rc)
+		rc = check_cacerts(ca, certs, err);
+	if (!rc && (certs_from_body(&r, &reply) || !reply.certs_pem))
+		rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				"out of memory");
+	if (!rc) {
+		*pem = reply.certs_pem;
+		reply.certs_pem = NULL;
+	}
+	ps_ca_reply_free(&reply);
+	sk_X509_pop_free(certs, X509_free);
+	free(der);
+	ps_http_resp_free(&r);
+	ps_http_free(h);
+	free(url);
+	return rc;
+}
+
 static void est_idle(struct ps_ca *ca)
 {
 	if (ca->priv)
@@ -239,4 +342,5 @@ const struct ps_ca_driver ps_ca_est_driver = {
 	.submit = est_submit,
 	.poll = est_submit, /* RFC 7030: the same request, sent again */
 	.close = est_close,
+	.cacerts = est_cacerts,
 };

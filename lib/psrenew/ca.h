@@ -84,6 +84,9 @@ struct ps_ca_driver {
 	void (*close)(struct ps_ca *ca);
 	/* Drops what holds token keys (before the tokens close). */
 	void (*idle)(struct ps_ca *ca);
+	/* The CA's certificates as the server publishes them (EST /cacerts),
+	 * PEM; NULL when the protocol has no such thing. */
+	int (*cacerts)(struct ps_ca *ca, char **pem, struct ps_err *err);
 };
 
 struct ps_ca {
@@ -103,6 +106,15 @@ void ps_ca_set_bundle(struct ps_ca *ca, const char *file);
 /* Lets go of connections that hold token keys: call it before the
  * tokens (modules) the channel used are closed. */
 void ps_ca_idle(struct ps_ca *ca);
+/*
+ * Fetches the CA certificates the channel's server publishes (EST:
+ * /.well-known/est/cacerts, RFC 7030 4.1) over verified TLS and checks
+ * them: at least one, every one a CA certificate, and every one verifies
+ * to a trust anchor of --ca-bundle (or the system's store). *pem gets them
+ * (malloc'ed). Exit 2 when the channel has no such thing, 4 when the
+ * server cannot be reached, 1 when they do not check.
+ */
+int ps_ca_cacerts(struct ps_ca *ca, char **pem, struct ps_err *err);
 /* Does this channel need the current key on a logged-in token to submit
  * (poll == 0) or to poll (poll == 1)? */
 int ps_ca_needs_token(const struct ps_ca *ca, int poll);

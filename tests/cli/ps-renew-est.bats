@@ -163,3 +163,28 @@ fetch() {
 	[ "$status" -eq 2 ]
 	[ "$(token_objects privkey)" -eq 5 ]
 }
+
+@test "--cacerts fetches /cacerts, checks them against the trust anchors and writes them" {
+	run --separate-stderr ps-renew --ca "est://localhost:$EST_PORT" --ca-bundle "$BUNDLE" \
+		--cacerts "$BATS_TEST_TMPDIR/cacerts.pem" </dev/null
+	[ "$status" -eq 0 ]
+	[ "$(grep -c 'BEGIN CERTIFICATE' "$BATS_TEST_TMPDIR/cacerts.pem")" -eq 3 ]
+	openssl verify -CAfile "$PKI/root.crt" -untrusted "$BATS_TEST_TMPDIR/cacerts.pem" \
+		"$BATS_TEST_TMPDIR/certs/$QUAL_ID.pem"
+	# trust for TLS only, not for the CA: they do not check, nothing written
+	run --separate-stderr ps-renew --ca "est://localhost:$EST_PORT" --ca-bundle "$EST_TLS_CA" \
+		--cacerts "$BATS_TEST_TMPDIR/no.pem" </dev/null
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"does not verify"* ]]
+	[ ! -e "$BATS_TEST_TMPDIR/no.pem" ]
+	# with a certificate: the CA certificates first, then the renewal
+	answers issue
+	renew --id "$QUAL_ID" --ca "est://localhost:$EST_PORT" --cacerts "$BATS_TEST_TMPDIR/c2.pem"
+	[ "$status" -eq 0 ]
+	[ -s "$BATS_TEST_TMPDIR/c2.pem" ]
+	[ "$(jfield state <<<"$output")" = issued ]
+	# a channel without /cacerts
+	renew --id "$COMM_ID" --ca mail:- --cacerts "$BATS_TEST_TMPDIR/c3.pem"
+	[ "$status" -eq 2 ]
+	[ "$(token_objects privkey)" -eq 5 ]
+}
