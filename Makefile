@@ -123,11 +123,15 @@ $(B)/tests/cmp-ca: tests/cmp/cmp-ca.c
 		$(shell $(PKG_CONFIG) --cflags libcrypto) -o $@ $< \
 		$(shell $(PKG_CONFIG) --libs libcrypto)
 
-# The one test command (README, .ci/run): packages, build, every test.
+# The one test command (README, .ci/run): packages, build, every test;
+# then every test again against the ASan+UBSan build and the binaries' tests
+# under valgrind (mk/fuzz.mk). Any sanitizer or valgrind report fails.
 check:
 	scripts/install-deps
 	$(MAKE) tests
 	PSRENEW_BUILD=$(abspath $(B)) tests/run
+	$(MAKE) check-san
+	$(MAKE) check-valgrind
 
 demo:
 	scripts/install-deps

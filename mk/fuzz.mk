@@ -11,7 +11,11 @@
 #                      and crashes per harness; fails when anything crashed.
 #                      FUZZ=NAME... runs some harnesses only.
 # make check-san       builds the whole tree with ASan+UBSan into build-san
-#                      and runs every test (tests/run) against it.
+#                      and runs every test against it (tests/run --san:
+#                      any sanitizer report fails the run).
+# make check-valgrind  the binaries' CLI tests (a subset of each file, see
+#                      tests/run) with every ps-* under valgrind memcheck
+#                      (tests/run --valgrind: any report fails the run).
 # See tests/fuzz/README.md.
 
 FUZZ_CC ?= clang
@@ -49,7 +53,7 @@ FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 # static functions) takes that file's symbols from itself, not twice.
 FUZZ_ALIB := $(FUZZ_DIR)/libpsrenew-fuzz.a
 
-.PHONY: fuzz fuzz-build fuzz-tools check-san
+.PHONY: fuzz fuzz-build fuzz-tools check-san check-valgrind
 
 fuzz-build: $(FUZZ_BINS) $(FUZZ_ALL:%=$(FUZZ_DIR)/%.options)
 
@@ -139,7 +143,9 @@ check-san:
 	$(MAKE) B=build-san \
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 		LDFLAGS="-fsanitize=address,undefined" tests
-	PSRENEW_BUILD=$(abspath build-san) \
-	ASAN_OPTIONS=detect_leaks=1:exitcode=99 \
-	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=98 \
-		tests/run
+	PSRENEW_BUILD=$(abspath build-san) tests/run --san
+
+check-valgrind:
+	scripts/install-deps
+	$(MAKE) tests
+	PSRENEW_BUILD=$(abspath $(B)) tests/run --valgrind

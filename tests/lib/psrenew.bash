@@ -5,6 +5,21 @@ load ../lib/fixture
 
 PSRENEW_BUILD=${PSRENEW_BUILD:-$FIXTURE_ROOT/build}
 PATH=$PSRENEW_BUILD/bin:$PATH
+# PSRENEW_WRAP="CMD ARGS": every ps-* the tests run goes through CMD (e.g.
+# valgrind, see tests/run --valgrind): wrappers in front of the build's bin.
+if [[ -n ${PSRENEW_WRAP:-} ]]; then
+	_ps_wrap=${BATS_RUN_TMPDIR:-${BATS_FILE_TMPDIR:-/tmp}}/psrenew-wrap
+	if [[ ! -e $_ps_wrap/.done ]]; then
+		mkdir -p "$_ps_wrap"
+		for _ps_bin in "$PSRENEW_BUILD"/bin/ps-*; do
+			printf '#!/bin/sh\n# shellcheck disable=SC2086\nexec $PSRENEW_WRAP %q "$@"\n' \
+				"$_ps_bin" >"$_ps_wrap/${_ps_bin##*/}"
+			chmod +x "$_ps_wrap/${_ps_bin##*/}"
+		done
+		touch "$_ps_wrap/.done"
+	fi
+	PATH=$_ps_wrap:$PATH
+fi
 P11FAULT=$PSRENEW_BUILD/tests/p11fault.so
 LOCAL_SUBMIT=${LOCAL_SUBMIT:-/usr/lib/certmonger/local-submit}
 SCRIPTED_HELPER=$FIXTURE_ROOT/tests/ca/scripted-helper
