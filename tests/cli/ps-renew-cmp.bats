@@ -146,6 +146,27 @@ tids() {
 	[ "$(token_objects privkey)" -eq 4 ]
 }
 
+@test "a poll answered but not saved (ps-fetch killed) leaves a stale nonce: rejected, key removed" {
+	answers 'wait 3 30'
+	renew --id "$QUAL_ID" --ca "$CMP"
+	[ "$status" -eq 3 ]
+	id=$(jfield request_id <<<"$output")
+	f=$PSRENEW_STATE_DIR/requests/$id.json
+	jq '.next_poll_at = "2000-01-01T00:00:00Z"' "$f" >"$BATS_TEST_TMPDIR/before.json"
+	cp "$BATS_TEST_TMPDIR/before.json" "$f"
+	fetch --pending
+	[ "$status" -eq 3 ]
+	# as if that run had died before saving the CA's answer
+	cp "$BATS_TEST_TMPDIR/before.json" "$f"
+	fetch --pending
+	[ "$status" -eq 5 ]
+	[ "$(jq -r .state "$f")" = rejected ]
+	# OpenSSL's server: badRequest, "recipnonce unmatched"
+	[[ "$(jq -r .message "$f")" == *nonce* ]]
+	[ -n "$(jq -r .fail_info "$f")" ]
+	[ "$(token_objects privkey)" -eq 4 ]
+}
+
 @test "a CA that is down is exit 4; the request is kept and ps-fetch submits it later" {
 	renew --id "$QUAL_ID" --ca "cmp://127.0.0.1:1/pkix/"
 	[ "$status" -eq 4 ]
@@ -209,6 +230,14 @@ tids() {
 	[ "$(pkcs11-tool --module "$PKCS11_MODULE" --token-label stranger --login --pin "$PIN" \
 		-O --type privkey 2>/dev/null | grep -c '^Private Key')" -eq 1 ]
 	! grep -q ' -> kup' "$CMP_STATE/log"
+}
+
+@test "an expired current certificate cannot sign a kur: refused before anything is made" {
+	renew --id "$EXPIRED_ID" --ca "$CMP"
+	[ "$status" -eq 5 ]
+	[ "$(jfield code <<<"$output")" = expired ]
+	[ "$(token_objects privkey)" -eq 4 ]
+	[ ! -s "$CMP_STATE/log" ]
 }
 
 @test "https:// needs --ca-type; --ca-type cmp and a named [ca.NAME] with type = cmp work" {
