@@ -8,6 +8,7 @@
 
 #include <psrenew/cli.h>
 #include <psrenew/fetch.h>
+#include <psrenew/progress.h>
 
 enum {
 	OPT_PENDING = 256,
@@ -141,15 +142,25 @@ static int fetch_all(struct ps_cli *cli, struct ps_fetch *f,
 		time_t next = 0;
 		size_t i;
 		json_t *v;
+		struct ps_progress pg = { 0 };
 
 		worst = 0;
+		ps_progress_start(&pg, cli, json_array_size(cur));
+		/* Due EST polls go out together, several at a time. */
+		ps_fetch_poll_due(f, cur, force);
 		json_array_foreach (cur, i, v) {
 			json_t *out;
 			time_t due;
-			int rc = ps_fetch_request(f, json_string_value(v),
-						  force, &out, &due);
-			int last =
-			    !due || a->wait < 0 || time(NULL) >= deadline;
+			int rc;
+			int last;
+
+			ps_progress_item(&pg, "request %s",
+					 json_string_value(v));
+			rc = ps_fetch_request(f, json_string_value(v), force,
+					      &out, &due);
+			last = !due || a->wait < 0 || time(NULL) >= deadline;
+			ps_progress_step(&pg, "%s",
+					 out ? ps_progress_text(out) : "done");
 
 			if (!last) {
 				json_array_append(left, v);
@@ -161,6 +172,7 @@ static int fetch_all(struct ps_cli *cli, struct ps_fetch *f,
 			json_decref(out);
 			worst = ps_exit_worse(worst, rc);
 		}
+		ps_progress_end(&pg);
 		json_decref(cur);
 		cur = left;
 		if (json_array_size(cur) == 0) {

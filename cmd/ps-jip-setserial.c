@@ -10,6 +10,7 @@
 #include <psrenew/cli.h>
 #include <psrenew/inventory.h>
 #include <psrenew/jip.h>
+#include <psrenew/progress.h>
 #include <psrenew/secret.h>
 #include <psrenew/signer.h>
 #include <psrenew/state.h>
@@ -386,6 +387,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	struct ps_jip *j = NULL;
 	char *pw = NULL, *otp = NULL;
 	json_t *items = json_array(), *v;
+	struct ps_progress pg = { 0 };
 	size_t i;
 	int rc, worst = 0;
 
@@ -414,6 +416,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 		rc = ps_jip_login(j, method, user, pw, otp, err);
 	if (rc)
 		goto out;
+	ps_progress_start(&pg, cli, json_array_size(items));
 	json_array_foreach (items, i, v) {
 		const char *who = ps_json_str(v, "user")
 				      ? ps_json_str(v, "user")
@@ -426,6 +429,8 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 		json_t *out;
 
 		ps_err_clear(&e);
+		ps_progress_item(&pg, "%s %s", type ? type : "?",
+				 serial ? serial : "?");
 		if (!type || !serial || !ca)
 			r = ps_err_set(&e, PS_EXIT_FAIL, "jip-unknown-ca",
 				       "map the issuer in [jip-ca] of "
@@ -468,7 +473,10 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 			json_decref(er);
 		}
 		worst = ps_exit_worse(worst, r);
+		ps_progress_step(&pg, "%s %s: %s", type ? type : "?",
+				 serial ? serial : "?", r ? "failed" : "set");
 	}
+	ps_progress_end(&pg);
 	rc = worst;
 	ps_err_clear(err);
 out:

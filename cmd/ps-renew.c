@@ -7,6 +7,7 @@
 
 #include <psrenew/cli.h>
 #include <psrenew/inventory.h>
+#include <psrenew/progress.h>
 #include <psrenew/renew.h>
 
 enum {
@@ -89,6 +90,9 @@ static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
 	return PS_EXIT_USAGE;
 }
 
+/* The batch's progress on a terminal: one item per target's record. */
+static struct ps_progress progress = { .kinds = "request,error" };
+
 /* Everything one module's tokens need: tokens, logins, inventory. */
 struct group {
 	struct ps_module *mod;
@@ -151,6 +155,8 @@ static int renew_targets(struct ps_cli *cli, struct ps_renew *r,
 		if (!sub || !subin)
 			rc = ps_err_set(&err, PS_EXIT_FAIL, "no-memory", NULL,
 					"out of memory");
+		if (!rc && k > 0)
+			ps_progress_item(&progress, "token %s", tok->label);
 		if (!rc && k > 0 && !r->dry_run) {
 			rc = ps_token_open(tok, 1, &err);
 			if (!rc)
@@ -161,7 +167,7 @@ static int renew_targets(struct ps_cli *cli, struct ps_renew *r,
 			for (size_t j = 0; j < k; j++) {
 				json_t *e = ps_target_error(
 				    &err, subin[j], &g->inv, (long)sub[j]);
-				ps_cli_emit(cli, e);
+				ps_progress_emit(&progress, e);
 				json_decref(e);
 			}
 			if (k == 0)
@@ -169,8 +175,9 @@ static int renew_targets(struct ps_cli *cli, struct ps_renew *r,
 			worst = ps_exit_worse(worst, rc);
 		} else if (k > 0) {
 			worst = ps_exit_worse(
-			    worst, ps_renew_token(r, tok, &g->inv, sub, subin,
-						  k, ps_cli_emit, cli));
+			    worst,
+			    ps_renew_token(r, tok, &g->inv, sub, subin, k,
+					   ps_progress_emit, &progress));
 		}
 		free(sub);
 		free(subin);
@@ -223,8 +230,10 @@ static int from_options(struct ps_cli *cli, struct ps_renew *r,
 				       n, g.inv.c[idx[0]].cert.serial_hex,
 				       g.inv.c[idx[1]].cert.serial_hex);
 	}
-	if (!rc && n > 0)
+	if (!rc && n > 0) {
+		ps_progress_start(&progress, cli, n);
 		rc = renew_targets(cli, r, &g, idx, NULL, n);
+	}
 	free(idx);
 	ps_ca_idle(r->ca);
 	group_free(&g);
@@ -252,6 +261,7 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 		json_decref(all);
 		return err->status;
 	}
+	ps_progress_start(&progress, cli, json_array_size(all));
 	while (json_array_size(all) > 0) {
 		const char *mod = cli->module;
 		size_t n = 0, *idx, i;
@@ -458,6 +468,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	if (!rc)
 		rc = by_opts ? from_options(cli, &r, a, err)
 			     : from_stdin(cli, &r, err);
+	ps_progress_end(&progress);
 	ps_renew_free(&r);
 	ps_ca_close(r.ca);
 	if (st.dirfd >= 0)

@@ -9,6 +9,7 @@
 
 #include <psrenew/clean.h>
 #include <psrenew/cli.h>
+#include <psrenew/progress.h>
 
 enum {
 	OPT_YES = 256,
@@ -132,6 +133,9 @@ static void ctx_free(struct ctx *c)
 		ps_state_close(&c->st);
 }
 
+/* The removals of a token, on a terminal. */
+static struct ps_progress progress = { .kinds = "removed" };
+
 /* Records go out as they are (the table layouts are in lib/record.c); the
  * space record is kept for the summary line. */
 static int emit(void *ctx, const json_t *rec)
@@ -143,6 +147,8 @@ static int emit(void *ctx, const json_t *rec)
 		json_decref(c->space);
 		c->space = json_deep_copy(rec);
 	}
+	if (progress.cli)
+		return ps_progress_emit(&progress, rec);
 	return ps_cli_emit(c->cli, rec);
 }
 
@@ -459,8 +465,10 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 				    "memory: taking the oldest objects, three "
 				    "per renewal",
 				    p->tok->label);
+		ps_progress_start(&progress, cli, dry ? 0 : objects);
 		c.worst = ps_exit_worse(c.worst,
 					ps_clean_run(p, &c.o, dry, emit, &c));
+		ps_progress_end(&progress);
 		summary(&c, p->tok, dry);
 	}
 	if (!rc)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <psrenew/progress.h>
 #include <psrenew/secret.h>
 #include <psrenew/version.h>
 
@@ -240,6 +241,7 @@ struct ps_out *ps_cli_out(struct ps_cli *cli)
 
 int ps_cli_report(struct ps_cli *cli, const struct ps_err *err)
 {
+	ps_progress_clear();
 	fprintf(stderr, "%s: %s\n", cli->prog,
 		err->msg[0] ? err->msg : "failed");
 	if (err->hint[0] && !cli->quiet)
@@ -259,6 +261,7 @@ int ps_cli_emit(void *ctx, const json_t *rec)
 	struct ps_cli *cli = ctx;
 	const char *kind = ps_json_str(rec, "kind");
 
+	ps_progress_clear(); /* stdout may be the same terminal */
 	if (kind && strcmp(kind, "error") == 0) {
 		const char *msg = ps_json_str(rec, "message");
 		const char *hint = ps_json_str(rec, "hint");
@@ -278,6 +281,7 @@ void ps_cli_warn(const struct ps_cli *cli, const char *fmt, ...)
 
 	if (cli->quiet)
 		return;
+	ps_progress_clear();
 	fprintf(stderr, "%s: ", cli->prog);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -291,6 +295,7 @@ void ps_cli_info(const struct ps_cli *cli, const char *fmt, ...)
 
 	if (!cli->verbose)
 		return;
+	ps_progress_clear();
 	fprintf(stderr, "%s: ", cli->prog);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);

@@ -1,0 +1,187 @@
+/* psrenew: the progress of a batch on a terminal. */
+#include <psrenew/progress.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <psrenew/cli.h>
+
+/* The batch whose line is on the screen, for ps_progress_clear. */
+static struct ps_progress *active;
+
+static size_t columns(void)
+{
+	struct winsize ws;
+	const char *env = getenv("COLUMNS");
+
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	if (env && atoi(env) > 0)
+		return (size_t)atoi(env);
+	return 80;
+}
+
+/* Cuts s to at most max characters (UTF-8), never inside one; returns
+ * how many characters are left. */
+static size_t cut(char *s, size_t max)
+{
+	size_t n = 0, i;
+
+	for (i = 0; s[i]; i++) {
+		if (((unsigned char)s[i] & 0xC0) == 0x80)
+			continue; /* a continuation byte */
+		if (n == max)
+			break;
+		n++;
+	}
+	s[i] = '\0';
+	return n;
+}
+
+static void erase(struct ps_progress *p)
+{
+	if (!p->shown)
+		return;
+	fprintf(stderr, "\r%*s\r", (int)p->shown, "");
+	fflush(stderr);
+	p->shown = 0;
+}
+
+static void draw(struct ps_progress *p, size_t n, const char *fmt, va_list ap)
+{
+	char line[512], what[384];
+	size_t len, width = columns();
+
+	vsnprintf(what, sizeof(what), fmt, ap);
+	for (char *c = what; *c; c++)
+		if ((unsigned char)*c < 0x20)
+			*c = ' '; /* the line stays one line */
+	snprintf(line, sizeof(line), "%s: [%zu/%zu] %s", p->cli->prog, n,
+		 p->total, what);
+	len = cut(line, width > 1 ? width - 1 : 1);
+	fprintf(stderr, "\r%s", line);
+	if (len < p->shown)
+		fprintf(stderr, "%*s\r%s", (int)(p->shown - len), "", line);
+	fflush(stderr);
+	p->shown = len;
+	active = p;
+}
+
+void ps_progress_start(struct ps_progress *p, struct ps_cli *cli, size_t total)
+{
+	const char *kinds = p->kinds;
+
+	memset(p, 0, sizeof(*p));
+	p->cli = cli;
+	p->kinds = kinds;
+	p->total = total;
+	p->on = total >= 2 && !cli->quiet && isatty(STDERR_FILENO);
+}
+
+void ps_progress_item(struct ps_progress *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!p || !p->on)
+		return;
+	va_start(ap, fmt);
+	draw(p, p->done + 1 <= p->total ? p->done + 1 : p->total, fmt, ap);
+	va_end(ap);
+}
+
+void ps_progress_step(struct ps_progress *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!p)
+		return;
+	if (p->done < p->total)
+		p->done++;
+	if (!p->on)
+		return;
+	va_start(ap, fmt);
+	draw(p, p->done, fmt, ap);
+	va_end(ap);
+}
+
+void ps_progress_end(struct ps_progress *p)
+{
+	if (!p)
+		return;
+	erase(p);
+	p->on = 0;
+	if (active == p)
+		active = NULL;
+}
+
+void ps_progress_clear(void)
+{
+	if (active)
+		erase(active);
+}
+
+static int is_item(const char *kinds, const char *kind)
+{
+	size_t n = strlen(kind);
+
+	for (const char *k = kinds; k && *k;) {
+		const char *end = strchr(k, ',');
+		size_t len = end ? (size_t)(end - k) : strlen(k);
+
+		if (len == n && strncmp(k, kind, n) == 0)
+			return 1;
+		k = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
+int ps_progress_emit(void *ctx, const json_t *rec)
+{
+	struct ps_progress *p = ctx;
+	const char *kind = ps_json_str(rec, "kind");
+	int rc = ps_cli_emit(p->cli, rec);
+
+	if (kind && is_item(p->kinds, kind))
+		ps_progress_step(p, "%s", ps_progress_text(rec));
+	return rc;
+}
+
+const char *ps_progress_text(const json_t *rec)
+{
+	static char text[256];
+	const char *cn = ps_json_str(rec, "cn");
+	const char *type = ps_json_str(rec, "type");
+	const char *cls = ps_json_str(rec, "class");
+	const char *state = ps_json_str(rec, "state");
+	const char *kind = ps_json_str(rec, "kind");
+	const char *id = ps_json_str(rec, "serial_hex");
+	const char *obj = !cls			    ? NULL
+			  : !strcmp(cls, "cert")    ? "certificate"
+			  : !strcmp(cls, "private") ? "private key"
+			  : !strcmp(cls, "public")  ? "public key"
+						    : cls;
+	size_t n = 0;
+
+	if (!id)
+		id = ps_json_str(rec, "request_id");
+	if (kind && strcmp(kind, "error") == 0)
+		state = ps_json_str(rec, "code");
+	else if (kind && strcmp(kind, "jip") == 0)
+		state = ps_json_str(rec, "result");
+	else if (!state || !kind ||
+		 (strcmp(kind, "cert") && strcmp(kind, "request")))
+		state = kind;
+	text[0] = '\0';
+	for (const char *w[] = { cn, type, obj, id }, **x = w; x < w + 4; x++)
+		if (*x && n < sizeof(text))
+			n += (size_t)snprintf(text + n, sizeof(text) - n,
+					      "%s%s", n ? " " : "", *x);
+	if (n < sizeof(text))
+		snprintf(text + n, sizeof(text) - n, ": %s",
+			 state ? state : "done");
+	return text;
+}

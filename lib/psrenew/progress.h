@@ -1,0 +1,54 @@
+/* psrenew: the progress of a batch, for people at a terminal: one line on
+ * standard error, redrawn in place ("\r"); nothing at all when standard
+ * error is not a terminal, with --quiet, or for a single item. */
+#ifndef PSRENEW_PROGRESS_H
+#define PSRENEW_PROGRESS_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct ps_cli;
+
+struct ps_progress {
+	struct ps_cli *cli;
+	size_t done, total;
+	int on;		   /* drawing */
+	size_t shown;	   /* columns of the line on the screen (0: none) */
+	const char *kinds; /* ps_progress_emit: the record kinds that are
+			      items, comma-separated */
+};
+
+/*
+ * Starts a batch of total items for cli's binary. It is drawn when total
+ * is at least 2, standard error is a terminal and cli is not --quiet.
+ */
+void ps_progress_start(struct ps_progress *p, struct ps_cli *cli, size_t total);
+
+/* The item being worked on now (done + 1 of total): "prog: [3/200] TEXT". */
+void ps_progress_item(struct ps_progress *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* One item finished: "prog: [3/200] TEXT". */
+void ps_progress_step(struct ps_progress *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Clears the line; the batch is over. */
+void ps_progress_end(struct ps_progress *p);
+
+/* Clears the line of the batch under way, if any, before another message
+ * goes to standard error; the next item draws it again. */
+void ps_progress_clear(void);
+
+/*
+ * An emit callback (ps_emit_fn) with ctx a struct ps_progress: passes rec
+ * on to ps_cli_emit, and counts it as one finished item when its kind is
+ * one of p->kinds.
+ */
+int ps_progress_emit(void *ctx, const json_t *rec);
+
+/* What a record says in a progress line: "Jan Novák qualified 0A1B...:
+ * pending" (a static buffer). */
+const char *ps_progress_text(const json_t *rec);
+
+#endif
