@@ -38,7 +38,13 @@
 
 /* PKIBody choice numbers of RFC 4210 (OpenSSL 3.0 keeps its names for
  * them internal; OSSL_CMP_KUR is public). */
-enum { BODY_IP = 1, BODY_CP = 3, BODY_KUP = 8, BODY_POLLREP = 26 };
+enum {
+	BODY_IP = 1,
+	BODY_CP = 3,
+	BODY_KUP = 8,
+	BODY_ERROR = 23,
+	BODY_POLLREP = 26
+};
 
 #define CMP_COOKIE_PREFIX "cmp1:"
 #define CMP_MSG_MAX	  (256 * 1024)
@@ -63,6 +69,7 @@ struct xfer {
 	struct saved last_rep;	/* the CA's certificate response ... */
 	struct saved last_poll; /* ... and its last pollRep */
 	int live;		/* requests really sent */
+	int last_bt;		/* the body type of the last live answer */
 	int rc;			/* an exit status when no answer came */
 	char errmsg[600];
 	char hint[600];
@@ -193,6 +200,7 @@ static OSSL_CMP_MSG *transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
 	}
 	/* Keep what a later process needs to come back to this point. */
 	bt = OSSL_CMP_MSG_get_bodytype(rep);
+	x->last_bt = bt;
 	if (is_cert_rep(bt)) {
 		msg_to_saved(rep, &x->last_rep);
 		saved_free(&x->last_poll);
@@ -511,10 +519,10 @@ static char *certs_pem(OSSL_CMP_CTX *ctx)
 /* Runs the kur (submit: cookie NULL) or continues it (poll) and maps what
  * came back. */
 static int run(struct ps_ca *ca, const struct ps_ca_request *req,
-	       struct ps_ca_reply *reply, struct ps_err *err)
+	       struct ps_ca_reply *reply, int *broken, struct ps_err *err)
 {
 	struct cmp *c = ca->priv;
-	struct xfer x = { .ca = ca, .c = c };
+	struct xfer x = { .ca = ca, .c = c, .last_bt = -1 };
 	OSSL_CMP_CTX *ctx = NULL;
 	EVP_PKEY *oldkey = NULL, *newkey = NULL;
 	int res, after = 0, rc, st;
@@ -608,6 +616,12 @@ static int run(struct ps_ca *ca, const struct ps_ca_request *req,
 		rc = ps_err_set(
 		    err, x.rc == PS_EXIT_USAGE ? PS_EXIT_USAGE : PS_EXIT_FAIL,
 		    "cmp", x.hint[0] ? x.hint : NULL, "%s", x.errmsg);
+	} else if (polling && x.live > 0 && x.last_bt == BODY_ERROR) {
+		/* Not an answer about the certificate: the CA no longer
+		 * knows this transaction (restarted, or our last pollRep was
+		 * never saved). The caller starts a new one. */
+		*broken = 1;
+		reply->message = status_text(ctx);
 	} else if (st == OSSL_CMP_PKISTATUS_rejection) {
 		reply->status = PS_CA_REJECTED;
 		reply->message = status_text(ctx);
@@ -640,16 +654,28 @@ static int cmp_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 {
 	struct ps_ca_request r = *req;
 
+	int broken = 0;
+
 	r.cookie = NULL; /* a new transaction */
-	return run(ca, &r, reply, err);
+	return run(ca, &r, reply, &broken, err);
 }
 
 static int cmp_poll(struct ps_ca *ca, const struct ps_ca_request *req,
 		    struct ps_ca_reply *reply, struct ps_err *err)
 {
+	int broken = 0, rc;
+
 	if (!req->cookie || !*req->cookie)
 		return cmp_submit(ca, req, reply, err);
-	return run(ca, req, reply, err);
+	rc = run(ca, req, reply, &broken, err);
+	if (rc || !broken)
+		return rc;
+	/* The same request (key, template) in a new transaction: a poll
+	 * that cannot go on is not the CA's verdict on the certificate. */
+	ps_ca_reply_free(reply);
+	reply->delay = -1;
+	reply->status = PS_CA_FAILED;
+	return cmp_submit(ca, req, reply, err);
 }
 
 static int cmp_open(struct ps_ca *ca, const char *rest, struct ps_err *err)
