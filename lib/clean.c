@@ -2,6 +2,7 @@
  * is still needed: the safety rules, the copies, the removal. */
 #include <psrenew/clean.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include <psrenew/keypair.h>
 #include <psrenew/record.h>
@@ -556,6 +558,47 @@ fail:
 
 /* Selection and the safety rules --------------------------------------- */
 
+/* 1 when a certificate kept in STATE_DIR/removed has the public key whose
+ * id is it's: an earlier removal took the certificate and was stopped
+ * (the token failed, the process was killed) before its key pair. */
+static int removed_before(struct ps_state *st, const struct ps_clean_item *it)
+{
+	int dfd, found = 0;
+	DIR *d;
+	struct dirent *e;
+
+	if (!st || it->id_len != 20)
+		return 0;
+	dfd = openat(st->dirfd, "removed",
+		     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return 0;
+	if (!safe_dir(dfd) || !(d = fdopendir(dfd))) {
+		close(dfd);
+		return 0;
+	}
+	while (!found && (e = readdir(d))) {
+		unsigned char buf[16384], id[20];
+		const unsigned char *q = buf;
+		ssize_t len;
+		X509 *x;
+		int fd = openat(dirfd(d), e->d_name,
+				O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf));
+		close(fd);
+		if (len <= 0 || !(x = d2i_X509(NULL, &q, (long)len)))
+			continue;
+		found = ps_pubkey_id(X509_get0_pubkey(x), id) == 0 &&
+			!memcmp(id, it->id, 20);
+		X509_free(x);
+	}
+	closedir(d);
+	return found;
+}
+
 static void select_items(struct ps_clean_plan *p, const struct ps_clean_opts *o)
 {
 	unsigned sel = o->select;
@@ -574,7 +617,10 @@ static void select_items(struct ps_clean_plan *p, const struct ps_clean_opts *o)
 		     (sel & PS_CLEAN_SUPERSEDED)) ||
 		    ((r == PS_CLEAN_R_ORPHAN_KEY ||
 		      r == PS_CLEAN_R_PENDING_KEY) &&
-		     (sel & PS_CLEAN_ORPHANS));
+		     (sel & PS_CLEAN_ORPHANS)) ||
+		    (r == PS_CLEAN_R_ORPHAN_KEY &&
+		     (sel & (PS_CLEAN_EXPIRED | PS_CLEAN_SUPERSEDED)) &&
+		     removed_before(o->st, it));
 		for (size_t k = 0; k < o->nids; k++)
 			if (!strcasecmp(o->ids[k], it->id_hex)) {
 				it->selected = 1;

@@ -170,6 +170,20 @@ static json_t *installed_record(struct ps_fetch *f, struct ps_token *tok,
 	return out;
 }
 
+/* A failure of the token or of this host (lib/ckr.c's codes of exit
+ * status 1), not of what the CA issued: the certificate is kept. */
+static int local_failure(const char *code)
+{
+	static const char *const codes[] = { "token-rejected", "token-busy",
+					     "module-error",   "pkcs11-error",
+					     "no-memory",      "state-read" };
+
+	for (size_t i = 0; i < sizeof(codes) / sizeof(*codes); i++)
+		if (!strcmp(code, codes[i]))
+			return 1;
+	return 0;
+}
+
 static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 		   struct ps_err *err)
 {
@@ -199,7 +213,7 @@ static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 	if (!rc)
 		rc = ps_install_cert(tok, certs, kid, klen, old, &f->inst, &res,
 				     err);
-	if (rc == PS_EXIT_FAIL && strcmp(err->code, "state-read") != 0) {
+	if (rc == PS_EXIT_FAIL && !local_failure(err->code)) {
 		/* The CA's answer is unusable: ask it again later. */
 		ps_json_set_str(rec, "rejected_cert", pem);
 		json_object_del(rec, "cert");

@@ -96,6 +96,11 @@ static int mech_ok(struct ps_token *t, CK_MECHANISM_TYPE m, CK_FLAGS need,
 	    "(PKCS#11 module) for the token, or choose another key type "
 	    "with --key-type";
 
+	/* Only "no such mechanism" is the guide's 622; anything else (a
+	 * removed token, a lost session) is said as it is. */
+	if (rv != CKR_OK && rv != CKR_MECHANISM_INVALID)
+		return ps_ckr_err(err, rv, t,
+				  "asking the token about a mechanism");
 	if (rv == CKR_OK && (mi.flags & need) == need &&
 	    (!bits || !mi.ulMaxKeySize ||
 	     (bits >= mi.ulMinKeySize && bits <= mi.ulMaxKeySize)))
@@ -139,7 +144,7 @@ long ps_token_room(const struct ps_token *t)
 /* Reads CKA_MODULUS/CKA_PUBLIC_EXPONENT or CKA_EC_PARAMS/CKA_EC_POINT of a
  * public key object into an EVP_PKEY. */
 static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
-			     CK_KEY_TYPE type)
+			     CK_KEY_TYPE type, CK_RV *rvp)
 {
 	CK_FUNCTION_LIST *fl = ps_module_functions(t->mod);
 	unsigned char a0[1024], a1[256];
@@ -156,7 +161,8 @@ static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
 	BIGNUM *n = NULL, *e = NULL;
 	ASN1_OCTET_STRING *os = NULL; /* the builder points into it */
 
-	if (fl->C_GetAttributeValue(t->session, h, a, 2) != CKR_OK)
+	*rvp = fl->C_GetAttributeValue(t->session, h, a, 2);
+	if (*rvp != CKR_OK)
 		return NULL;
 	bld = OSSL_PARAM_BLD_new();
 	if (!bld)
@@ -200,15 +206,13 @@ out:
 	return pk;
 }
 
-static int set_id(struct ps_token *t, CK_OBJECT_HANDLE h,
-		  const unsigned char *id, size_t len)
+static CK_RV set_id(struct ps_token *t, CK_OBJECT_HANDLE h,
+		    const unsigned char *id, size_t len)
 {
 	CK_ATTRIBUTE a = { CKA_ID, (void *)id, len };
 
 	return ps_module_functions(t->mod)->C_SetAttributeValue(t->session, h,
-								&a, 1) == CKR_OK
-		   ? 0
-		   : -1;
+								&a, 1);
 }
 
 static CK_RV generate(struct ps_token *t, const struct ps_keyspec *ks,
@@ -279,18 +283,29 @@ int ps_keypair_generate(struct ps_token *t, const struct ps_keyspec *ks,
 		memset(kp, 0, sizeof(*kp));
 		return ps_ckr_err(err, rv, t, "generating the key pair");
 	}
-	kp->pubkey = read_pubkey(t, kp->pub, ks->type);
+	kp->pubkey = read_pubkey(t, kp->pub, ks->type, &rv);
 	if (!kp->pubkey || ps_pubkey_id(kp->pubkey, kp->id) < 0) {
 		ps_keypair_destroy(t, kp, NULL);
+		/* The token failed (removed, session lost): say so. */
+		if (rv != CKR_OK)
+			return ps_ckr_err(err, rv, t,
+					  "reading back the new public key "
+					  "(the key pair was removed)");
 		return ps_err_set(err, PS_EXIT_TOKEN, "token-error", NULL,
 				  "cannot read back the new public key from "
 				  "token '%s'; the key pair was removed",
 				  t->label);
 	}
 	kp->id_len = 20;
-	if (set_id(t, kp->pub, kp->id, 20) < 0 ||
-	    set_id(t, kp->priv, kp->id, 20) < 0) {
+	if ((rv = set_id(t, kp->pub, kp->id, 20)) != CKR_OK ||
+	    (rv = set_id(t, kp->priv, kp->id, 20)) != CKR_OK) {
 		ps_keypair_destroy(t, kp, NULL);
+		if (rv != CKR_ATTRIBUTE_READ_ONLY &&
+		    rv != CKR_ATTRIBUTE_TYPE_INVALID &&
+		    rv != CKR_ATTRIBUTE_VALUE_INVALID)
+			return ps_ckr_err(err, rv, t,
+					  "setting the new key pair's id "
+					  "(the key pair was removed)");
 		return ps_err_set(err, PS_EXIT_TOKEN, "token-error", NULL,
 				  "token '%s' does not let its key id be set; "
 				  "the key pair was removed",
@@ -351,7 +366,7 @@ int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 	CK_KEY_TYPE type = CKK_RSA;
 	CK_ATTRIBUTE a = { CKA_KEY_TYPE, &type, sizeof(type) };
 	CK_OBJECT_HANDLE cert;
-	CK_RV rv;
+	CK_RV rv, prv;
 
 	memset(kp, 0, sizeof(*kp));
 	if (id_len == 0 || id_len > sizeof(kp->id))
@@ -367,10 +382,14 @@ int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 	}
 	memcpy(kp->id, id, id_len);
 	kp->id_len = id_len;
-	ps_module_functions(t->mod)->C_GetAttributeValue(t->session, kp->priv,
-							 &a, 1);
+	rv = ps_module_functions(t->mod)->C_GetAttributeValue(t->session,
+							      kp->priv, &a, 1);
+	if (rv != CKR_OK)
+		return ps_ckr_err(err, rv, t, "reading the key's type");
 	if (find_one(t, CKO_PUBLIC_KEY, id, id_len, &kp->pub, &rv))
-		kp->pubkey = read_pubkey(t, kp->pub, type);
+		kp->pubkey = read_pubkey(t, kp->pub, type, &prv);
+	else
+		prv = rv;
 	if (!kp->pubkey &&
 	    find_one(t, CKO_CERTIFICATE, id, id_len, &cert, &rv)) {
 		unsigned char buf[8192];
@@ -378,13 +397,19 @@ int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 		const unsigned char *p = buf;
 		X509 *x;
 
-		if (ps_module_functions(t->mod)->C_GetAttributeValue(
-			t->session, cert, &v, 1) == CKR_OK &&
+		rv = ps_module_functions(t->mod)->C_GetAttributeValue(
+		    t->session, cert, &v, 1);
+		if (rv == CKR_OK &&
 		    (x = d2i_X509(NULL, &p, (long)v.ulValueLen))) {
 			kp->pubkey = X509_get_pubkey(x);
 			X509_free(x);
 		}
 	}
+	/* A token that failed while asking (removed, session lost) says
+	 * so; only an answer without the public half is "not on token". */
+	if (!kp->pubkey && (prv != CKR_OK || rv != CKR_OK))
+		return ps_ckr_err(err, prv != CKR_OK ? prv : rv, t,
+				  "reading the public half of a key");
 	if (!kp->pubkey)
 		return ps_err_set(err, PS_EXIT_TOKEN, "token-error", NULL,
 				  "the public half of key %s is not on token "

@@ -1186,6 +1186,9 @@ static int check_mechanism(struct ps_token *tok, const struct ps_pfx *pfx,
 	const char *hint = "this is the guide's error 622: install a newer "
 			   "driver (PKCS#11 module) for the token";
 
+	if (rv != CKR_OK && rv != CKR_MECHANISM_INVALID)
+		return ps_ckr_err(err, rv, tok,
+				  "asking the token about a mechanism");
 	if (rv == CKR_MECHANISM_INVALID)
 		return ps_err_set(err, PS_EXIT_TOKEN, "mechanism-missing", hint,
 				  "the token's module %s cannot sign with %s "

@@ -631,6 +631,39 @@ static void adjust_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
         return rv != CKR_OK ? rv : real->name args;                          \
     }
 
+/*
+ * Calls that end an operation whatever they return (C_FindObjectsFinal,
+ * and C_Sign, C_Encrypt, C_DigestFinal, ... on any error but
+ * CKR_BUFFER_TOO_SMALL, PKCS#11 2.40 section 5): an injected fault ends the
+ * real module's operation too, so that the next C_*Init finds none active,
+ * as it would on a real token. The real call is made and its result
+ * dropped; a length query (pOut NULL) is followed by the real call with a
+ * buffer of that length.
+ */
+#define FWD_END(kind, name, params, args)                                    \
+    static CK_RV fw_##name params                                            \
+    {                                                                        \
+        CK_RV rv = enter(FN_##name, kind);                                   \
+        if (rv == CKR_OK)                                                    \
+            return real->name args;                                          \
+        (void)real->name args;                                               \
+        return rv;                                                           \
+    }
+#define FWD_END_OUT(name, params, args, argsbuf)                             \
+    static CK_RV fw_##name params                                            \
+    {                                                                        \
+        CK_RV rv = enter(FN_##name, K_SESSION);                              \
+        CK_BYTE_PTR buf;                                                     \
+        if (rv == CKR_OK)                                                    \
+            return real->name args;                                          \
+        if (real->name args == CKR_OK && pOut == NULL && pulOutLen &&        \
+            (buf = malloc(*pulOutLen + 1)) != NULL) {                        \
+            (void)real->name argsbuf;                                        \
+            free(buf);                                                       \
+        }                                                                    \
+        return rv;                                                           \
+    }
+
 /* Takes pMechanism: hidden mechanisms are refused. */
 #define FWD_MECH(name, params, args)                                         \
     static CK_RV fw_##name params                                            \
@@ -703,22 +736,23 @@ FWD(K_SESSION, C_FindObjects,
     (SESS, CK_OBJECT_HANDLE_PTR phObject, CK_ULONG ulMax,
      CK_ULONG_PTR pulCount),
     (hSession, phObject, ulMax, pulCount))
-FWD(K_SESSION, C_FindObjectsFinal, (SESS), (hSession))
+FWD_END(K_SESSION, C_FindObjectsFinal, (SESS), (hSession))
 
 /* in -> out(len) shaped calls: Encrypt, Decrypt, Digest, Sign, ... */
 #define FWD_INOUT(name)                                                      \
-    FWD(K_SESSION, name,                                                     \
-        (SESS, CK_BYTE_PTR pIn, CK_ULONG ulInLen, CK_BYTE_PTR pOut,          \
-         CK_ULONG_PTR pulOutLen),                                            \
-        (hSession, pIn, ulInLen, pOut, pulOutLen))
+    FWD_END_OUT(name,                                                        \
+                (SESS, CK_BYTE_PTR pIn, CK_ULONG ulInLen, CK_BYTE_PTR pOut,  \
+                 CK_ULONG_PTR pulOutLen),                                    \
+                (hSession, pIn, ulInLen, pOut, pulOutLen),                   \
+                (hSession, pIn, ulInLen, buf, pulOutLen))
 /* out(len) shaped calls: EncryptFinal, SignFinal, ... */
 #define FWD_OUT(name)                                                        \
-    FWD(K_SESSION, name, (SESS, CK_BYTE_PTR pOut, CK_ULONG_PTR pulOutLen),   \
-        (hSession, pOut, pulOutLen))
+    FWD_END_OUT(name, (SESS, CK_BYTE_PTR pOut, CK_ULONG_PTR pulOutLen),      \
+                (hSession, pOut, pulOutLen), (hSession, buf, pulOutLen))
 /* in shaped calls: DigestUpdate, SignUpdate, ... */
 #define FWD_IN(name)                                                         \
-    FWD(K_SESSION, name, (SESS, CK_BYTE_PTR pIn, CK_ULONG ulInLen),          \
-        (hSession, pIn, ulInLen))
+    FWD_END(K_SESSION, name, (SESS, CK_BYTE_PTR pIn, CK_ULONG ulInLen),      \
+            (hSession, pIn, ulInLen))
 /* mechanism + key initialisers */
 #define FWD_INIT(name)                                                       \
     FWD_MECH(name, (SESS, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey), \
@@ -745,7 +779,7 @@ FWD_OUT(C_SignFinal)
 FWD_INIT(C_SignRecoverInit)
 FWD_INOUT(C_SignRecover)
 FWD_INIT(C_VerifyInit)
-FWD(K_SESSION, C_Verify,
+FWD_END(K_SESSION, C_Verify,
     (SESS, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
      CK_ULONG ulSignatureLen),
     (hSession, pData, ulDataLen, pSignature, ulSignatureLen))
