@@ -128,22 +128,8 @@ fetch() {
 }
 
 @test "a client certificate the server does not trust is refused (exit 5), key removed" {
-	# a certificate of Jan from a CA nginx does not know, with its key on the token
-	softhsm_token stranger
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$BATS_TEST_TMPDIR/ca.key" \
-		-subj /CN=Unknown-CA -days 30 -out "$BATS_TEST_TMPDIR/ca.crt" 2>/dev/null
-	pkcs11-tool --module "$PKCS11_MODULE" --token-label stranger --login --pin "$PIN" \
-		--keypairgen --key-type rsa:2048 --id 5a --label s >/dev/null 2>&1
-	pkcs11-tool --module "$PKCS11_MODULE" --token-label stranger --read-object --type pubkey \
-		--id 5a -o "$BATS_TEST_TMPDIR/pub.der" 2>/dev/null
-	openssl pkey -pubin -inform DER -in "$BATS_TEST_TMPDIR/pub.der" -out "$BATS_TEST_TMPDIR/pub.pem"
-	openssl req -new -key "$BATS_TEST_TMPDIR/ca.key" -subj "/CN=Jan Novák" -utf8 \
-		-out "$BATS_TEST_TMPDIR/r.pem" 2>/dev/null
-	openssl x509 -req -in "$BATS_TEST_TMPDIR/r.pem" -force_pubkey "$BATS_TEST_TMPDIR/pub.pem" \
-		-CA "$BATS_TEST_TMPDIR/ca.crt" -CAkey "$BATS_TEST_TMPDIR/ca.key" -days 20 \
-		-outform DER -out "$BATS_TEST_TMPDIR/c.der" 2>/dev/null
-	pkcs11-tool --module "$PKCS11_MODULE" --token-label stranger --login --pin "$PIN" \
-		--write-object "$BATS_TEST_TMPDIR/c.der" --type cert --id 5a --label s >/dev/null 2>&1
+	# Jan's certificate from a CA the server does not know, its key on the token
+	stranger_token stranger
 	answers issue
 	run --separate-stderr ps-renew --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \
 		--token 'pkcs11:token=stranger' --id 5a --ca "$EST" --ca-bundle "$BUNDLE"

@@ -443,6 +443,30 @@ token_fill_certs() {
 	rm -rf "$batch"
 }
 
+# stranger_token LABEL
+#   Makes the token LABEL (softhsm_token) holding Jan Novák's certificate
+#   from "Unknown-CA", a CA outside the test PKI, with its RSA key pair on
+#   the token under CKA_ID 5a: a holder no server of the test PKI trusts.
+#   The token stays the current one.
+stranger_token() {
+	local label=$1 w
+	softhsm_token "$label" || return 1
+	w=$(mktemp -d "$BATS_TEST_TMPDIR/.stranger.XXXXXX") || return 1
+	_fx_run openssl req -x509 -newkey rsa:2048 -nodes -keyout "$w/ca.key" \
+		-subj /CN=Unknown-CA -days 30 -out "$w/ca.crt" || return 1
+	_fx_run _fx_p11 --login --pin "$PIN" --keypairgen --key-type rsa:2048 \
+		--id 5a --label s || return 1
+	_fx_run _fx_p11 --read-object --type pubkey --id 5a -o "$w/pub.der" || return 1
+	_fx_run openssl pkey -pubin -inform DER -in "$w/pub.der" -out "$w/pub.pem" || return 1
+	_fx_run openssl req -new -key "$w/ca.key" -subj "/CN=Jan Novák" -utf8 \
+		-out "$w/r.pem" || return 1
+	_fx_run openssl x509 -req -in "$w/r.pem" -force_pubkey "$w/pub.pem" \
+		-CA "$w/ca.crt" -CAkey "$w/ca.key" -days 20 -outform DER -out "$w/c.der" || return 1
+	_fx_run _fx_p11 --login --pin "$PIN" --write-object "$w/c.der" --type cert \
+		--id 5a --label s || return 1
+	rm -rf "$w"
+}
+
 # demo_token
 #   The token most tests and the demo use (on the current token; calls
 #   softhsm_token first when there is none). Four certificates, keys on the
