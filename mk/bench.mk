@@ -1,16 +1,20 @@
 # make bench: psrenew next to its peers (docs/BENCHMARKS.md); not part of
 # make check. Builds the three binaries it measures (optimised: the default
-# CFLAGS are -O2), the p11fault shim and the floor programs of tests/bench,
-# then runs scripts/bench, which prints the table and writes
-# $(B)/bench/results-<timestamp>.json. Takes about 10 minutes on 2 cores.
+# CFLAGS are -O2), the p11fault shim and the floor programs of tests/bench
+# in a build directory of its own (BENCH_B, default build-bench: a make in
+# build/ going on at the same time is neither disturbed nor measured), then
+# runs scripts/bench, which prints the table and writes
+# $(BENCH_B)/bench/results-<timestamp>.json. About 10 minutes on 2 cores.
 #   make bench                        every scenario
-#   make bench BENCH='renew status'   some (renew bulk status fetch startup)
+#   make bench BENCH='renew status'   some (renew bulk status fetch startup,
+#                                     and those of tests/bench/scen-*.bash)
 
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BINS := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 BENCH ?=
+BENCH_B ?= build-bench
 
-.PHONY: bench bench-progs
+.PHONY: bench bench-run bench-progs
 
 bench-progs: $(BENCH_BINS)
 
@@ -20,7 +24,10 @@ $(B)/bench/%: tests/bench/%.c
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror \
 		$(shell $(PKG_CONFIG) --cflags p11-kit-1) -o $@ $< -ldl
 
-bench: lib $(B)/bin/ps-status $(B)/bin/ps-renew $(B)/bin/ps-fetch \
+bench:
+	$(MAKE) B=$(BENCH_B) bench-run
+
+bench-run: lib $(B)/bin/ps-status $(B)/bin/ps-renew $(B)/bin/ps-fetch \
 		$(B)/tests/p11fault.so $(BENCH_BINS)
 	@case ' $(CFLAGS) ' in *' -O2 '*|*' -O3 '*|*' -Os '*) ;; \
 	*) echo "bench: WARNING: CFLAGS='$(CFLAGS)' is not an optimised build" >&2 ;; esac
