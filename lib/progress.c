@@ -51,7 +51,8 @@ static void erase(struct ps_progress *p)
 	p->shown = 0;
 }
 
-static void draw(struct ps_progress *p, size_t n, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void
+draw(struct ps_progress *p, size_t n, const char *fmt, va_list ap)
 {
 	char line[512], what[384];
 	size_t len, width = columns();

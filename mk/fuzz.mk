@@ -49,6 +49,9 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib $(DEP_CFLAGS) $(WARN) -g -O1 \
 	$(FUZZ_SAN) -DPSRENEW_DATADIR='"$(DATADIR)"' \
 	$(if $(P11KIT_PROXY),-DPS_P11KIT_PROXY='"$(P11KIT_PROXY)"')
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+# A harness may call libxml2 or libcurl itself (lib/lazy.c loads them for
+# the library only): link them.
+FUZZ_LIBS := $(DEP_LIBS) $(shell $(PKG_CONFIG) --libs libxml-2.0 libcurl libp11 2>/dev/null)
 # An archive, so that a harness that includes a lib/*.c file (to reach its
 # static functions) takes that file's symbols from itself, not twice.
 FUZZ_ALIB := $(FUZZ_DIR)/libpsrenew-fuzz.a
@@ -82,7 +85,7 @@ $(FUZZ_DIR)/%: tests/fuzz/%.c $(FUZZ_ALIB) $(LIB_SRC) $(LIB_HDR) \
 		tests/jip/profile-test.json | fuzz-tools
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer \
 		-DPSRENEW_FUZZ_JIP_PROFILE='"$(abspath tests/jip/profile-test.json)"' \
-		-o $@ $< $(FUZZ_ALIB) $(DEP_LIBS)
+		-o $@ $< $(FUZZ_ALIB) $(FUZZ_LIBS)
 
 # The libFuzzer options of each harness, for tests/cli/fuzz.bats.
 $(FUZZ_DIR)/%.options: mk/fuzz.mk | fuzz-tools

@@ -184,6 +184,6 @@ fault_loop() {
 	done
 	name=${FAULT_NAME:-$(basename "$1")}
 	line="faults $name: $FAULTS_INJECTED injected, $FAULTS_INJECTED survived ($FAULT_CALLS PKCS#11 calls in a clean run; $FAULT_RERUNS finished by a re-run)"
-	echo "# $line" >&3
+	echo "# figure: $line" >&3
 	if [[ -n ${PSRENEW_FAULT_LOG:-} ]]; then echo "$line" >>"$PSRENEW_FAULT_LOG"; fi
 }
