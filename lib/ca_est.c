@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <psrenew/ca_est.h>
 #include <psrenew/certio.h>
 #include <psrenew/http.h>
 #include <psrenew/signer.h>
@@ -325,6 +326,147 @@ static int est_cacerts(struct ps_ca *ca, char **pem, struct ps_err *err)
 	ps_http_free(h);
 	free(url);
 	return rc;
+}
+
+/* The body of a simplereenroll: base64 of the request's DER. */
+static char *csr_body(const char *csr_pem)
+{
+	BIO *b = csr_pem ? BIO_new_mem_buf(csr_pem, -1) : NULL;
+	X509_REQ *csr = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
+	unsigned char *der = NULL;
+	int len = csr ? i2d_X509_REQ(csr, &der) : -1;
+	char *b64 = len > 0 ? ps_base64_encode(der, (size_t)len) : NULL;
+
+	BIO_free(b);
+	X509_REQ_free(csr);
+	OPENSSL_free(der);
+	return b64;
+}
+
+/* The polls of reqs[idx[0..m-1]], all for one client certificate, over
+ * the connections of lanes. */
+static void poll_group(struct ps_ca *ca, struct est *e,
+		       const struct ps_ca_request *reqs, const size_t *idx,
+		       size_t m, int lanes, struct ps_ca_reply *replies,
+		       int *rcs, struct ps_err *errs)
+{
+	static const char *const hdr[] = { "Content-Type: application/pkcs10",
+					   "Content-Transfer-Encoding: base64",
+					   NULL };
+	struct ps_http_job *jobs = calloc(m, sizeof(*jobs));
+	char *url = NULL;
+	int rc, lost = 0;
+
+	if (!jobs || asprintf(&url, "%s/simplereenroll", e->base) < 0) {
+		for (size_t k = 0; k < m; k++)
+			rcs[idx[k]] =
+			    ps_err_set(&errs[idx[k]], PS_EXIT_FAIL, "no-memory",
+				       NULL, "out of memory");
+		free(jobs);
+		return;
+	}
+	rc = conn_for(ca, e, &reqs[idx[0]], &errs[idx[0]]);
+	for (size_t k = 0; k < m; k++) {
+		struct ps_http_job *j = &jobs[k];
+
+		j->method = "POST";
+		j->url = url;
+		j->headers = hdr;
+		j->body = csr_body(reqs[idx[k]].csr_pem);
+		j->len = j->body ? strlen(j->body) : 0;
+		if (rc) {
+			errs[idx[k]] = errs[idx[0]];
+			rcs[idx[k]] = rc;
+		} else if (!j->body) {
+			rcs[idx[k]] =
+			    ps_err_set(&errs[idx[k]], PS_EXIT_FAIL, "est", NULL,
+				       "cannot encode the certificate request");
+		}
+	}
+	/* Requests that could not be encoded go without a body: their
+	 * answers are not used. */
+	if (!rc && ps_http_parallel(e->h, jobs, m, lanes) < 0)
+		for (size_t k = 0; k < m; k++)
+			jobs[k].rc =
+			    ps_err_set(&jobs[k].err, PS_EXIT_FAIL, "no-memory",
+				       NULL, "out of memory");
+	for (size_t k = 0; k < m && !rc; k++) {
+		struct ps_http_job *j = &jobs[k];
+		struct ps_ca_reply *reply = &replies[idx[k]];
+
+		if (!j->body)
+			continue;
+		rcs[idx[k]] = j->rc;
+		errs[idx[k]] = j->err;
+		if (!j->rc) {
+			rcs[idx[k]] = map(&j->resp, reply);
+		} else if (j->rc == PS_EXIT_TEMP) {
+			reply->status = PS_CA_UNREACHABLE;
+			reply->message = strdup(j->err.msg);
+			rcs[idx[k]] = 0;
+		} else if (j->rc == PS_EXIT_REFUSED) {
+			reply->status = PS_CA_REJECTED;
+			reply->message = strdup(j->err.msg);
+			rcs[idx[k]] = 0;
+		} else {
+			lost = 1;
+		}
+		ps_http_resp_free(&j->resp);
+	}
+	if (rc || lost)
+		drop_conn(e); /* no answer: start afresh next time */
+	for (size_t k = 0; k < m; k++)
+		free((void *)jobs[k].body);
+	free(jobs);
+	free(url);
+}
+
+int ps_est_poll_many(struct ps_ca *ca, const struct ps_ca_request *reqs,
+		     size_t n, int lanes, struct ps_ca_reply *replies, int *rcs,
+		     struct ps_err *errs)
+{
+	struct est *e = ca->priv;
+	size_t *idx = calloc(n ? n : 1, sizeof(*idx));
+	char *done = calloc(n ? n : 1, 1);
+
+	for (size_t i = 0; i < n; i++) {
+		memset(&replies[i], 0, sizeof(replies[i]));
+		ps_err_clear(&errs[i]);
+		rcs[i] = 0;
+	}
+	if (ca->drv != &ps_ca_est_driver || !idx || !done) {
+		free(idx);
+		free(done);
+		for (size_t i = 0; i < n; i++)
+			rcs[i] = ps_err_set(&errs[i], PS_EXIT_FAIL, "est", NULL,
+					    "not an EST channel");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t m = 0;
+
+		if (done[i])
+			continue;
+		if (!reqs[i].tok || !reqs[i].old_cert || !reqs[i].old_key_id) {
+			done[i] = 1;
+			rcs[i] = ps_err_set(&errs[i], PS_EXIT_FAIL, "est", NULL,
+					    "EST needs the current certificate "
+					    "and its key on the token");
+			continue;
+		}
+		/* Every request for the same client certificate. */
+		for (size_t j = i; j < n; j++)
+			if (!done[j] && reqs[j].tok && reqs[j].old_cert &&
+			    reqs[j].old_key_id &&
+			    X509_cmp(reqs[j].old_cert, reqs[i].old_cert) == 0) {
+				done[j] = 1;
+				idx[m++] = j;
+			}
+		poll_group(ca, e, reqs, idx, m, lanes, replies, rcs, errs);
+	}
+	free(idx);
+	free(done);
+	return 0;
 }
 
 static void est_idle(struct ps_ca *ca)

@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <psrenew/ca_est.h>
 #include <psrenew/certio.h>
 #include <psrenew/inventory.h>
 #include <psrenew/keypair.h>
@@ -43,6 +44,8 @@ void ps_fetch_free(struct ps_fetch *f)
 	json_object_foreach (f->cas, k, v)
 		ps_ca_close((struct ps_ca *)(uintptr_t)json_integer_value(v));
 	json_decref(f->cas);
+	json_decref(f->polled);
+	f->polled = NULL;
 	for (size_t i = 0; f->toks && i < f->toks->n; i++) {
 		ps_tokens_free(f->toks->m[i].toks, f->toks->m[i].n);
 		ps_module_close(f->toks->m[i].mod);
@@ -269,6 +272,149 @@ static void remove_key(struct ps_fetch *f, json_t *rec)
 	ps_keypair_free(&kp);
 }
 
+/* Connections (and polls in flight) of ps_fetch_poll_due per channel. */
+#define POLL_LANES 8
+
+static json_t *reply_json(const struct ps_ca_reply *r)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "status", json_integer(r->status));
+	json_object_set_new(o, "delay", json_integer(r->delay));
+	ps_json_set_str(o, "certs_pem", r->certs_pem);
+	ps_json_set_str(o, "cookie", r->cookie);
+	ps_json_set_str(o, "message", r->message);
+	ps_json_set_str(o, "fail_info", r->fail_info);
+	return o;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* The answer ps_fetch_poll_due got for rec, taken (used once). */
+static int polled_reply(struct ps_fetch *f, const json_t *rec,
+			struct ps_ca_reply *r)
+{
+	const char *id = ps_json_str(rec, "request_id");
+	json_t *o = id && f->polled ? json_object_get(f->polled, id) : NULL;
+
+	if (!o)
+		return 0;
+	memset(r, 0, sizeof(*r));
+	r->status = (int)json_integer_value(json_object_get(o, "status"));
+	r->delay = (long)json_integer_value(json_object_get(o, "delay"));
+	r->certs_pem = dup_or_null(ps_json_str(o, "certs_pem"));
+	r->cookie = dup_or_null(ps_json_str(o, "cookie"));
+	r->message = dup_or_null(ps_json_str(o, "message"));
+	r->fail_info = dup_or_null(ps_json_str(o, "fail_info"));
+	json_object_del(f->polled, id);
+	return 1;
+}
+
+/* What ps_fetch_poll_due polls: one due, pending request of an EST
+ * channel, with what its request structure points into. */
+struct due_poll {
+	json_t *rec;
+	struct ps_ca *ca;
+	struct ps_ca_auth auth;
+	struct ps_ca_request req;
+};
+
+static int load_due(struct ps_fetch *f, const char *id, int force, time_t now,
+		    struct due_poll *d)
+{
+	const char *s;
+	int lock = -1;
+
+	memset(d, 0, sizeof(*d));
+	if (ps_state_lock(f->st, id, 0, &lock, NULL))
+		return 0;
+	if (ps_state_load(f->st, id, &d->rec, NULL))
+		d->rec = NULL;
+	ps_state_unlock(lock);
+	s = d->rec ? ps_json_str(d->rec, "state") : NULL;
+	if (s && !strcmp(s, PS_REQ_PENDING) &&
+	    (force ||
+	     ps_time_parse(ps_json_str(d->rec, "next_poll_at")) <= now) &&
+	    (d->ca = ca_for(f, d->rec, NULL)) &&
+	    d->ca->drv == &ps_ca_est_driver) {
+		struct ps_token *tok = token_for(f, d->rec, NULL);
+
+		if (tok) {
+			ps_request_ca_req(d->rec, tok, &d->auth, &d->req);
+			return 1;
+		}
+	}
+	json_decref(d->rec);
+	d->rec = NULL;
+	return 0;
+}
+
+void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
+{
+	size_t n = json_array_size(ids), k = 0;
+	struct due_poll *d;
+	time_t now = time(NULL);
+
+	if (f->dry_run || n < 2 || !(d = calloc(n, sizeof(*d))))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const char *id = json_string_value(json_array_get(ids, i));
+
+		if (id && load_due(f, id, force, now, &d[k]))
+			k++;
+	}
+	if (!f->polled)
+		f->polled = json_object();
+	/* One batch per channel. */
+	for (size_t i = 0; f->polled && i < k; i++) {
+		struct ps_ca *ca = d[i].ca;
+		struct ps_ca_request *reqs;
+		struct ps_ca_reply *replies;
+		struct ps_err *errs;
+		size_t *at, m = 0;
+		int *rcs;
+
+		if (!ca)
+			continue; /* done with an earlier channel */
+		reqs = calloc(k, sizeof(*reqs));
+		replies = calloc(k, sizeof(*replies));
+		errs = calloc(k, sizeof(*errs));
+		rcs = calloc(k, sizeof(*rcs));
+		at = calloc(k, sizeof(*at));
+		for (size_t j = i;
+		     reqs && replies && errs && rcs && at && j < k; j++)
+			if (d[j].ca == ca) {
+				reqs[m] = d[j].req;
+				at[m++] = j;
+				d[j].ca = NULL;
+			}
+		if (m > 0 && ps_est_poll_many(ca, reqs, m, POLL_LANES, replies,
+					      rcs, errs) == 0)
+			for (size_t j = 0; j < m; j++)
+				if (rcs[j] == 0)
+					json_object_set_new(
+					    f->polled,
+					    ps_json_str(d[at[j]].rec,
+							"request_id"),
+					    reply_json(&replies[j]));
+		for (size_t j = 0; replies && j < m; j++)
+			ps_ca_reply_free(&replies[j]);
+		free(reqs);
+		free(replies);
+		free(errs);
+		free(rcs);
+		free(at);
+	}
+	for (size_t i = 0; i < k; i++) {
+		ps_ca_auth_free(&d[i].auth);
+		json_decref(d[i].rec);
+	}
+	free(d);
+}
+
 /* Asks the CA (submit again or poll) and records the answer. */
 static int ask_ca(struct ps_fetch *f, json_t *rec, struct ps_err *err)
 {
@@ -285,8 +431,11 @@ static int ask_ca(struct ps_fetch *f, json_t *rec, struct ps_err *err)
 	if (ps_ca_needs_token(ca, submitted) && !(tok = token_for(f, rec, err)))
 		return err->status;
 	ps_request_ca_req(rec, tok, &auth, &req);
-	rc = submitted ? ps_ca_poll(ca, &req, &reply, err)
-		       : ps_ca_submit(ca, &req, &reply, err);
+	if (submitted && polled_reply(f, rec, &reply))
+		rc = 0; /* answered by ps_fetch_poll_due a moment ago */
+	else
+		rc = submitted ? ps_ca_poll(ca, &req, &reply, err)
+			       : ps_ca_submit(ca, &req, &reply, err);
 	ps_ca_auth_free(&auth);
 	if (rc)
 		return rc;

@@ -6,10 +6,10 @@
  * ssh2, ICU, ...) mapped, relocated and initialised. -Wl,--as-needed
  * cannot drop them, since libpsrenew does call them. So libpsrenew is not
  * linked with them: this file defines the few functions of theirs that
- * lib/ calls (http.c and jip.c: libcurl; jip.c: libxml2; signer.c:
- * libp11), with their own names and prototypes, hidden (not exported, so
- * a program that links the real libraries is not affected). The first
- * call dlopens the library by its Debian 12 soname and forwards to the
+ * lib/ calls (http.c and jip.c: libcurl, its easy and multi interfaces; jip.c:
+ * libxml2; signer.c: libp11), with their own names and prototypes, hidden (not
+ * exported, so a program that links the real libraries is not affected). The
+ * first call dlopens the library by its Debian 12 soname and forwards to the
  * real function; without the library the calls fail the way the library
  * reports failure (NULL, CURLE_FAILED_INIT, -1), with one message on
  * stderr naming the library.
@@ -45,7 +45,7 @@ static void *sym(int lib, const char *name)
 	void *f;
 
 	if (!handles[lib] && !failed[lib]) {
-		handles[lib] = dlopen(sonames[lib], RTLD_NOW | RTLD_LOCAL);
+		handles[lib] = dlopen(sonames[lib], RTLD_LAZY | RTLD_LOCAL);
 		if (!handles[lib]) {
 			failed[lib] = 1;
 			fprintf(stderr, "psrenew: cannot load %s: %s\n",
@@ -177,6 +177,50 @@ HIDDEN void curl_slist_free_all(struct curl_slist *l)
 	REAL(L_CURL, curl_slist_free_all);
 	if (real_)
 		real_(l);
+}
+
+HIDDEN CURLM *curl_multi_init(void)
+{
+	REAL(L_CURL, curl_multi_init);
+	return real_ ? real_() : NULL;
+}
+
+HIDDEN CURLMcode curl_multi_add_handle(CURLM *m, CURL *c)
+{
+	REAL(L_CURL, curl_multi_add_handle);
+	return real_ ? real_(m, c) : CURLM_INTERNAL_ERROR;
+}
+
+HIDDEN CURLMcode curl_multi_remove_handle(CURLM *m, CURL *c)
+{
+	REAL(L_CURL, curl_multi_remove_handle);
+	return real_ ? real_(m, c) : CURLM_INTERNAL_ERROR;
+}
+
+HIDDEN CURLMcode curl_multi_perform(CURLM *m, int *running)
+{
+	REAL(L_CURL, curl_multi_perform);
+	return real_ ? real_(m, running) : CURLM_INTERNAL_ERROR;
+}
+
+HIDDEN CURLMcode curl_multi_poll(CURLM *m, struct curl_waitfd extra[],
+				 unsigned int n, int timeout_ms, int *numfds)
+{
+	REAL(L_CURL, curl_multi_poll);
+	return real_ ? real_(m, extra, n, timeout_ms, numfds)
+		     : CURLM_INTERNAL_ERROR;
+}
+
+HIDDEN CURLMsg *curl_multi_info_read(CURLM *m, int *left)
+{
+	REAL(L_CURL, curl_multi_info_read);
+	return real_ ? real_(m, left) : NULL;
+}
+
+HIDDEN CURLMcode curl_multi_cleanup(CURLM *m)
+{
+	REAL(L_CURL, curl_multi_cleanup);
+	return real_ ? real_(m) : CURLM_INTERNAL_ERROR;
 }
 
 /* libxml2 ---------------------------------------------------------------- */

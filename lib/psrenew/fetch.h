@@ -23,7 +23,8 @@ struct ps_fetch {
 	const char *ca_bundle; /* extra trust for the CA TLS */
 	int dry_run;	       /* say what is due, change nothing */
 	struct ps_fetch_tokens *toks;
-	json_t *cas; /* channel spec -> opened ps_ca (as integer) */
+	json_t *cas;	/* channel spec -> opened ps_ca (as integer) */
+	json_t *polled; /* request id -> CA answer from ps_fetch_poll_due */
 };
 
 void ps_fetch_init(struct ps_fetch *f);
@@ -38,6 +39,17 @@ void ps_fetch_free(struct ps_fetch *f);
  */
 int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
 		     json_t **out, time_t *due);
+
+/*
+ * Polls at once the requests of ids (an array of request ids) that are
+ * pending and due (all pending ones with force) at an EST channel:
+ * several polls in flight over several connections (lib/ca_est.c) instead
+ * of one after the other. The answers are kept, and ps_fetch_request
+ * records each as if it had polled itself; requests it did not poll are
+ * polled by ps_fetch_request as before. Call it before a pass of
+ * ps_fetch_request over the same ids.
+ */
+void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force);
 
 /* Unfinished requests of the store (unsubmitted, pending, issued). */
 int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,

@@ -49,6 +49,28 @@ int ps_http_request(struct ps_http *h, const char *method, const char *url,
 		    struct ps_http_resp *resp, struct ps_err *err);
 void ps_http_resp_free(struct ps_http_resp *r);
 
+/* One request of ps_http_parallel: what to send, and its outcome as
+ * ps_http_request gives it (rc, and resp or err). */
+struct ps_http_job {
+	const char *method, *url;
+	const char *const *headers;
+	const void *body;
+	size_t len;
+	struct ps_http_resp resp; /* out */
+	int rc;			  /* out */
+	struct ps_err err;	  /* out */
+};
+
+/*
+ * Runs n requests with h's options (trust, client certificate and key),
+ * up to lanes of them at once over as many connections (libcurl multi);
+ * a connection carries its lane's next request. Returns -1 when the
+ * batch could not start at all (out of memory), else 0 with every job's
+ * outcome set. Cookies and redirects are not for batches.
+ */
+int ps_http_parallel(struct ps_http *h, struct ps_http_job *jobs, size_t n,
+		     int lanes);
+
 /*
  * Sends one message by SMTP (smtp:// with STARTTLS when offered, required
  * when tls_required or a login is given; smtps:// with TLS from the start).

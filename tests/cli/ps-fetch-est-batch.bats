@@ -1,0 +1,100 @@
+#!/usr/bin/env bats
+# ps-fetch --pending polls due EST requests together (several polls in
+# flight over several TLS connections, lib/ca_est.c ps_est_poll_many):
+# each request still gets its own answer, each once.
+
+bats_require_minimum_version 1.5.0
+load ../lib/psrenew
+
+setup_file() {
+	export BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR
+	PKI=$(pki_dir)
+	eval "$("$FIXTURE_ROOT/tests/est/est-start" "$BATS_FILE_TMPDIR/est" "$PKI")"
+	cat "$EST_TLS_CA" "$PKI/chain.pem" > "$BATS_FILE_TMPDIR/bundle.pem"
+	export EST_PORT EST_STATE PKI
+}
+
+teardown_file() {
+	"$FIXTURE_ROOT/tests/est/est-stop" "$BATS_FILE_TMPDIR/est"
+}
+
+setup() {
+	psrenew_setup
+	demo_token
+	BUNDLE=$BATS_FILE_TMPDIR/bundle.pem
+	EST="est://localhost:$EST_PORT"
+	rm -f "$EST_STATE"/answers* "$EST_STATE"/counters* 2>/dev/null || true
+}
+
+answers() {
+	printf '%s\n' "$@" > "$EST_STATE/answers"
+}
+
+polls() {
+	grep -c 'simplereenroll' "$EST_STATE/log" || true
+}
+
+# N pending requests for the commercial certificate (new EC keys).
+pending_requests() {
+	local n=$1 i
+	ps-status --module "$PKCS11_MODULE" --token "$TOKEN_URI" --json --quiet |
+		jq -c --arg id "$COMM_ID" 'select(.id == $id)' > "$BATS_TEST_TMPDIR/cert.json"
+	for ((i = 0; i < n; i++)); do cat "$BATS_TEST_TMPDIR/cert.json"; done \
+		> "$BATS_TEST_TMPDIR/in.jsonl"
+	run --separate-stderr ps-renew --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \
+		--ca "$EST" --ca-bundle "$BUNDLE" --key-type ec:prime256v1 --force \
+		< "$BATS_TEST_TMPDIR/in.jsonl"
+	[ "$status" -eq 3 ]
+	[ "$(grep -c '"state":"pending"' <<<"$output")" -eq "$n" ]
+}
+
+fetch() {
+	run --separate-stderr ps-fetch --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \
+		--ca-bundle "$BUNDLE" "$@"
+}
+
+@test "12 due EST requests: one poll each, every one installs its own certificate" {
+	answers 'pending 1' issue
+	pending_requests 12
+	before=$(polls)
+	fetch --pending --now
+	[ "$status" -eq 0 ]
+	[ "$(( $(polls) - before ))" -eq 12 ]
+	[ "$(grep -c '"kind":"cert"' <<<"$output")" -eq 12 ]
+	# twelve certificates, twelve keys: each went to the request of its key
+	[ "$(jq -r .serial_hex <<<"$output" | sort -u | wc -l)" -eq 12 ]
+	[ "$(jq -r .id <<<"$output" | sort -u | wc -l)" -eq 12 ]
+	for f in "$PSRENEW_STATE_DIR"/requests/*.json; do
+		[ "$(jq -r .state "$f")" = installed ]
+	done
+}
+
+@test "still pending: each request keeps its own Retry-After, then installs" {
+	answers 'pending 1' 'pending 1' issue
+	pending_requests 5
+	before=$(polls)
+	fetch --pending --now
+	[ "$status" -eq 3 ]
+	[ "$(( $(polls) - before ))" -eq 5 ]
+	[ "$(grep -c '"state":"pending"' <<<"$output")" -eq 5 ]
+	sleep 1
+	fetch --pending
+	[ "$status" -eq 0 ]
+	[ "$(( $(polls) - before ))" -eq 10 ]
+	[ "$(grep -c '"kind":"cert"' <<<"$output")" -eq 5 ]
+}
+
+@test "the server fails (HTTP 500): every request stays pending, exit 4" {
+	answers 'pending 1' error issue
+	pending_requests 4
+	before=$(polls)
+	fetch --pending --now
+	[ "$status" -eq 4 ]
+	[ "$(( $(polls) - before ))" -eq 4 ]
+	for f in "$PSRENEW_STATE_DIR"/requests/*.json; do
+		[ "$(jq -r .state "$f")" = pending ]
+	done
+	fetch --pending --now
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '"kind":"cert"' <<<"$output")" -eq 4 ]
+}
