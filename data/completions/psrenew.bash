@@ -16,8 +16,8 @@ _psrenew_common_opts='--module --token --pin --json --human --quiet --verbose
 _psrenew_opts() {
 	case $1 in
 	ps-status) echo '--expiring' ;;
-	ps-renew) echo '--ca --ca-type --id --serial --type --all-expiring
-		--key-type --key --dry-run --ca-bundle --force' ;;
+	ps-renew) echo '--ca --ca-type --cacerts --id --serial --type
+		--all-expiring --key-type --key --dry-run --ca-bundle --force' ;;
 	ps-fetch) echo '--pending --wait --cert --ca-bundle --lenient-subject
 		--now --dry-run' ;;
 	ps-jip-setserial) echo '--login --user --password --otp --for --profile
@@ -174,7 +174,7 @@ _psrenew() {
 		compopt -o filenames 2>/dev/null
 		_psrenew_lines compgen -d -- "$cur"
 		return ;;
-	--config | --cert | --ca-bundle | --profile) _psrenew_files "$cur"; return ;;
+	--config | --cert | --ca-bundle | --profile | --cacerts) _psrenew_files "$cur"; return ;;
 	--type) COMPREPLY=($(compgen -W 'qualified commercial' -- "$cur")); return ;;
 	--ca-type) COMPREPLY=($(compgen -W 'cmp est' -- "$cur")); return ;;
 	--login) COMPREPLY=($(compgen -W 'password cert otp nia' -- "$cur")); return ;;
