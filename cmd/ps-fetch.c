@@ -146,6 +146,8 @@ static int fetch_all(struct ps_cli *cli, struct ps_fetch *f,
 
 		worst = 0;
 		ps_progress_start(&pg, cli, json_array_size(cur));
+		/* Due EST polls go out together, several at a time. */
+		ps_fetch_poll_due(f, cur, force);
 		json_array_foreach (cur, i, v) {
 			json_t *out;
 			time_t due;
