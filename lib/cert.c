@@ -390,6 +390,16 @@ X509 *ps_cert_x509(const struct ps_cert *c)
 	return c->x509;
 }
 
+void ps_cert_x509_release(const struct ps_cert *c)
+{
+	struct ps_cert *w = (struct ps_cert *)c; /* as in ps_cert_x509 */
+
+	if (c->x509 && c->der) {
+		X509_free(w->x509);
+		w->x509 = NULL;
+	}
+}
+
 void ps_cert_free(struct ps_cert *c)
 {
 	if (!c)

@@ -292,6 +292,7 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 			json_object_set_new(rec, "key_generated",
 					    json_boolean(generated));
 	}
+	ps_cert_x509_release(c); /* decoded for the CSR and the record */
 	if (!rc)
 		rc = ps_state_save(r->st, id, rec, err);
 	if (rc) {

@@ -49,6 +49,9 @@ int ps_cert_from_der(const unsigned char *der, size_t len, struct ps_cert *c,
 		     struct ps_err *err);
 /* c's certificate as an X509 (decoded once, owned by c), or NULL. */
 X509 *ps_cert_x509(const struct ps_cert *c);
+/* Frees that X509 again when c still has its DER (batches: one X509 at a
+ * time instead of one per certificate worked on). */
+void ps_cert_x509_release(const struct ps_cert *c);
 /* Takes a reference to x509. */
 int ps_cert_from_x509(X509 *x509, struct ps_cert *c, struct ps_err *err);
 void ps_cert_free(struct ps_cert *c);

@@ -266,6 +266,9 @@ static void test_fields_rsa_qualified(void **state)
 	assert_null(c.x509);
 	assert_non_null(ps_cert_x509(&c));
 	assert_ptr_equal(ps_cert_x509(&c), c.x509);
+	ps_cert_x509_release(&c); /* and again on demand */
+	assert_null(c.x509);
+	assert_non_null(ps_cert_x509(&c));
 	assert_string_equal(c.serial_hex, "0A1B");
 	assert_string_equal(c.serial_dec, "2587");
 	assert_string_equal(c.subject,
