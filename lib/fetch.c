@@ -525,7 +525,8 @@ int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
 int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 			struct ps_err *err)
 {
-	char **all;
+	char **all, **out;
+	unsigned char *cls;
 	size_t na, k = 0;
 	int rc = ps_state_list(f->st, &all, &na, err);
 
@@ -533,24 +534,41 @@ int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 	*n = 0;
 	if (rc)
 		return rc;
+	cls = calloc(na ? na : 1, 1);
+	out = calloc(na ? na : 1, sizeof(*out));
+	if (!cls || !out) {
+		free(cls);
+		free(out);
+		ps_state_list_free(all, na);
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	}
+	/* 0: done; 1: unfinished, qualified; 2: unfinished, other. The guide
+	 * installs the qualified certificate first (error 621). */
 	for (size_t i = 0; i < na; i++) {
 		json_t *rec;
-		const char *s;
-		int keep = 0;
+		const char *s, *t;
 
 		if (!ps_state_load(f->st, all[i], &rec, NULL)) {
 			s = ps_json_str(rec, "state");
-			keep = s && (!strcmp(s, PS_REQ_UNSUBMITTED) ||
-				     !strcmp(s, PS_REQ_PENDING) ||
-				     !strcmp(s, PS_REQ_ISSUED));
+			t = ps_json_str(rec, "type");
+			if (s && (!strcmp(s, PS_REQ_UNSUBMITTED) ||
+				  !strcmp(s, PS_REQ_PENDING) ||
+				  !strcmp(s, PS_REQ_ISSUED)))
+				cls[i] = t && !strcmp(t, "qualified") ? 1 : 2;
 			json_decref(rec);
 		}
-		if (keep)
-			all[k++] = all[i];
-		else
-			free(all[i]);
 	}
-	*ids = all;
+	for (unsigned char c = 1; c <= 2; c++)
+		for (size_t i = 0; i < na; i++)
+			if (cls[i] == c)
+				out[k++] = all[i];
+	for (size_t i = 0; i < na; i++)
+		if (!cls[i])
+			free(all[i]);
+	free(all);
+	free(cls);
+	*ids = out;
 	*n = k;
 	return 0;
 }

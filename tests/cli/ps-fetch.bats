@@ -816,3 +816,17 @@ assert_installed_once() {
 	[ "$(req state "$r2")" = installed ]
 	assert_installed_once "$k2"
 }
+
+@test "--pending installs the qualified certificate first, whatever the order of the requests" {
+	answers pending
+	renew "$COMM_ID" "$SH_CA" 3
+	comm=$REQ
+	renew "$QUAL_ID" "$SH_CA" 3
+	qual=$REQ
+	# request ids sort by time: the commercial one comes first
+	[[ "$comm" < "$qual" ]] || sleep 1.1
+	answers issue
+	run --separate-stderr ps-fetch "${P11[@]}" --pending --now
+	[ "$status" -eq 0 ]
+	[ "$(jq -rs 'map(select(.kind == "cert")) | map(.request_id) | join(",")' <<<"$output")" = "$qual,$comm" ]
+}
