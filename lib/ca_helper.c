@@ -8,6 +8,7 @@
  *   stdout), 2 rejected, 3 unreachable, 4 under-configured (message on
  *   stdout), 5 wait (delay in seconds, newline, cookie). */
 #include <psrenew/ca.h>
+#include <psrenew/secret.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -101,7 +102,8 @@ static char **helper_env(struct ps_ca *ca, const char *op,
 	if (!env)
 		return NULL;
 	for (size_t i = 0; i < ne; i++)
-		if (strncmp(environ[i], "CERTMONGER_", 11) != 0)
+		if (strncmp(environ[i], "CERTMONGER_", 11) != 0 &&
+		    !ps_secret_env_entry(environ[i]))
 			env[k++] = strdup(environ[i]);
 	for (size_t i = 0; i < nv; i++)
 		if (vars[i][1] &&

@@ -27,6 +27,31 @@ void ps_secret_protect_process(void)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+/* The environment variables a secret was read from (env:VAR), kept out of
+ * the environment of the programs we start (a CA helper). */
+static char secret_env[8][64];
+
+static void note_env(const char *name)
+{
+	for (size_t i = 0; i < sizeof(secret_env) / sizeof(*secret_env); i++)
+		if (!secret_env[i][0] || !strcmp(secret_env[i], name)) {
+			snprintf(secret_env[i], sizeof(secret_env[i]), "%s",
+				 name);
+			return;
+		}
+}
+
+int ps_secret_env_entry(const char *entry)
+{
+	for (size_t i = 0; i < sizeof(secret_env) / sizeof(*secret_env); i++) {
+		size_t n = strlen(secret_env[i]);
+
+		if (n && !strncmp(entry, secret_env[i], n) && entry[n] == '=')
+			return 1;
+	}
+	return 0;
+}
+
 static char *secret_alloc(void)
 {
 	char *s = calloc(1, PS_SECRET_MAX + 1);
@@ -180,6 +205,8 @@ int ps_secret_read(const char *source, const char *prompt_text, char **out,
 		rc = read_prompt(prompt_text ? prompt_text : "PIN: ", s, err);
 	} else if (strncmp(source, "env:", 4) == 0) {
 		const char *v = getenv(source + 4);
+
+		note_env(source + 4);
 
 		if (!v)
 			rc = ps_err_set(
