@@ -1,0 +1,81 @@
+# make bench scenario "cmp" (sourced by scripts/bench): ps-fetch --pending
+# over BENCH_CMP_N (default 50) waiting CMP requests against the test CMP CA
+# (tests/cmp/cmp-ca), next to one `openssl cmp` process per exchange.
+#
+# Each ps-fetch poll resumes its transaction from the stored answers (two
+# replays, no network) and sends one pollReq signed on the token; the CA
+# answers a pollRep. The peer cannot poll a transaction it did not start,
+# so it makes the same kind of exchange: one signed request and one signed
+# answer per process (`openssl cmp -cmd genm`, a software key; the test CA
+# answers genm with a signed error message). The test CA serves one
+# connection at a time, HTTP/1.0: neither side can reuse connections or
+# poll concurrently against it.
+
+CMP_N=${BENCH_CMP_N:-50}
+CMP_DIR=
+EXTRA_SCENARIOS+=(cmp)
+
+scen_cmp() {
+	step "6. ps-fetch --pending over $CMP_N waiting CMP requests vs one openssl cmp per exchange"
+	make -s -C "$top" B="$build" "$build/tests/cmp-ca" >&2 || die "cannot build tests/cmp-ca"
+	new_token s6 Cmp
+	local cur
+	cur=$(token_cert commercial -300d +10d) || die "token_cert failed"
+	CMP_DIR=$W/cmp
+	eval "$(PSRENEW_BUILD=$build "$top/tests/cmp/cmp-start" "$PKI" "$CMP_DIR")" ||
+		die "cmp-start failed"
+	echo 'wait 1000000 3600' >"$CMP_STATE/answers"
+	export PSRENEW_STATE_DIR=$W/s6/state
+	mkdir -p "$W/s6"
+	ps-status --module "$MODULE" --token "$TOKEN_URI" --json --quiet |
+		jq -c --arg id "$cur" 'select(.id == $id)' >"$W/s6/cert.json"
+	local i
+	for ((i = 0; i < CMP_N; i++)); do cat "$W/s6/cert.json"; done >"$W/s6/in.jsonl"
+	MEASURE_STDIN=$W/s6/in.jsonl measure cmp ps-renew-submit 1 3 ps-renew --module "$MODULE" \
+		--pin "file:$PIN_FILE" --ca "cmp://127.0.0.1:$CMP_PORT/pkix/" --ca-bundle "$PKI/chain.pem" \
+		--key-type ec:prime256v1 --force --quiet
+	local npend
+	npend=$(lines_matching '"state":"pending"' "$W/out/cmp-ps-renew-submit.out")
+	check "[[ $npend == $CMP_N ]]" "ps-renew made $CMP_N waiting CMP requests (got $npend)" || return
+	# The peer: the same holder with a software key.
+	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$W/s6/client.key" 2>/dev/null
+	openssl pkey -in "$W/s6/client.key" -pubout -out "$W/s6/client.pub"
+	"$MKPKI" issue "$PKI" commercial "$W/s6/client.pub" "$W/s6/client.crt" -300d +10d >/dev/null ||
+		die "mkpki issue failed"
+	export CMP_PORT CMP_N PKI CLIENT_DIR=$W/s6
+	cat >"$W/s6-openssl.sh" <<'EOF'
+# one openssl cmp process per exchange
+for ((i = 0; i < CMP_N; i++)); do
+	openssl cmp -cmd genm -server "127.0.0.1:$CMP_PORT" -path pkix/ \
+		-trusted "$PKI/root.crt" -untrusted "$PKI/chain.pem" \
+		-cert "$CLIENT_DIR/client.crt" -key "$CLIENT_DIR/client.key" \
+		>/dev/null 2>&1
+done
+exit 0
+EOF
+	local names=(psrenew openssl) r before
+	for ((r = 1; r <= REPS_SLOW; r++)); do
+		for i in $(order 2 "$r"); do
+			before=$(grep -c . "$CMP_STATE/log")
+			case ${names[i]} in
+			psrenew)
+				measure cmp psrenew "$r" 3 ps-fetch --module "$MODULE" --pin "file:$PIN_FILE" \
+					--ca-bundle "$PKI/chain.pem" --pending --now --quiet
+				;;
+			openssl)
+				measure cmp openssl "$r" 0 bash "$W/s6-openssl.sh"
+				;;
+			esac
+			check "[[ \$(( \$(grep -c . '$CMP_STATE/log') - $before )) == $CMP_N ]]" \
+				"${names[i]}: $CMP_N exchanges with the CA"
+		done
+	done
+	fact cmp_n "$CMP_N"
+	row "6 ps-fetch --pending, $CMP_N CMP polls" wall wall cmp/psrenew cmp/openssl "one openssl cmp per exchange (software key)" faster 10 ">= 10x faster"
+	row "6 ps-fetch --pending, $CMP_N CMP polls" "CPU (client side only)" cpu cmp/psrenew cmp/openssl "one openssl cmp per exchange" finfo "" ""
+	row "6 ps-fetch --pending, $CMP_N CMP polls" "polls per second" pps cmp/psrenew cmp/openssl "one openssl cmp per exchange" info "" ""
+	row "6 ps-fetch --pending, $CMP_N CMP polls" "peak RSS ps-fetch" rss cmp/psrenew "" "" max 16384 "< 16 MiB"
+	note "6: N = $CMP_N waiting CMP requests; $REPS_SLOW runs each, no warm-up. A ps-fetch poll replays the transaction's stored kup and pollRep into OpenSSL (no network), then sends one pollReq signed on SoftHSM; the test CA (one connection at a time, HTTP/1.0, OpenSSL's server API) answers a signed pollRep. The peer: openssl cmp -cmd genm per exchange, a software RSA-2048 key, answered by a signed error message. CMP polls go out one after the other (the concurrent batch is EST's)."
+	"$top/tests/cmp/cmp-stop" "$CMP_DIR" >/dev/null 2>&1
+	CMP_DIR=
+}
