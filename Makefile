@@ -187,7 +187,7 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability \
 		--inline-suppr --suppress=missingIncludeSystem -D_GNU_SOURCE -Ilib \
 		--include=/usr/include/jansson.h \
-		lib cmd tests/unit tests/p11fault
+		lib cmd tests/unit tests/p11fault tests/cmp
 	clang-format --dry-run -Werror lib/*.c lib/psrenew/*.h cmd/*.c
 
 format:
