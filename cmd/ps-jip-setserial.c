@@ -351,12 +351,23 @@ static json_t *result_record(const json_t *in, const char *user,
 	return r;
 }
 
+/* [jip] timeout: seconds a request to the portal may take (0: http.c's
+ * default, 120). */
+static long jip_timeout(struct ps_cli *cli)
+{
+	const char *v = ps_config_get(&cli->cfg, "jip", "timeout");
+	long t = v ? strtol(v, NULL, 10) : 0;
+
+	return t > 0 ? t : 0;
+}
+
 static int verify_login(struct ps_cli *cli, const struct args *a,
 			const json_t *in, const char *user, const char *pw,
 			const char *otp, struct ps_err *err)
 {
 	struct login_cert lc;
-	struct ps_http_opts ho = { .ca_bundle = a->ca_bundle };
+	struct ps_http_opts ho = { .ca_bundle = a->ca_bundle,
+				   .timeout = jip_timeout(cli) };
 	struct ps_jip *j = NULL;
 	const char *id = ps_json_str(in, "id");
 	int rc = login_cert_open(cli, id, NULL, &lc, err);
@@ -382,7 +393,8 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	const char *method = a->login ? a->login : "password";
 	const char *user =
 	    a->user ? a->user : ps_config_get(&cli->cfg, "jip", "user");
-	struct ps_http_opts ho = { .ca_bundle = a->ca_bundle };
+	struct ps_http_opts ho = { .ca_bundle = a->ca_bundle,
+				   .timeout = jip_timeout(cli) };
 	struct login_cert lc = { 0 };
 	struct ps_jip *j = NULL;
 	char *pw = NULL, *otp = NULL;

@@ -226,9 +226,24 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 	if (rc)
 		return rc;
 	if (resume_id && !r->dry_run) {
+		struct ps_keypair gen;
+		unsigned char kid[64];
+		size_t klen;
+		int have = 0;
+
 		rc = ps_state_load(r->st, resume_id, &rec, err);
+		/* A key pair an earlier run generated for this request goes
+		 * with it when the request ends here. */
+		if (!rc &&
+		    json_is_true(json_object_get(rec, "key_generated")) &&
+		    !ps_unhex(ps_json_str(rec, "key_id"), kid, sizeof(kid),
+			      &klen) &&
+		    !ps_keypair_find(tok, kid, klen, &gen, NULL))
+			have = 1;
 		if (!rc)
-			rc = submit(r, tok, rec, NULL, err);
+			rc = submit(r, tok, rec, have ? &gen : NULL, err);
+		if (have)
+			ps_keypair_free(&gen);
 		if (!rc)
 			*out = rec;
 		else
