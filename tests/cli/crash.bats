@@ -1,0 +1,180 @@
+#!/usr/bin/env bats
+# Crash safety: ps-renew, ps-fetch, ps-token-clean and ps-pfx-import killed
+# with kill -9 at a random point (one seed per run, from the same token and
+# state store each time), then run again without a kill: the token and the
+# state store end as one clean run leaves them. Concurrency: several
+# ps-renew and ps-fetch --pending at once on one state store.
+
+bats_require_minimum_version 1.5.0
+load ../lib/psrenew
+load ../p11fault/faultloop
+
+SEEDS=${CRASH_SEEDS:-16}
+
+setup() {
+	psrenew_setup
+	: >"$BATS_TEST_TMPDIR/empty.conf"
+	export PSRENEW_CONFIG=$BATS_TEST_TMPDIR/empty.conf
+	demo_token
+	LS_CA="helper:$LOCAL_SUBMIT -d $BATS_TEST_TMPDIR/ca"
+	mkdir -p "$BATS_TEST_TMPDIR/ca"
+	P11=(--module "$SOFTHSM_MODULE" --pin "file:$PIN_FILE")
+}
+
+# kill_at SEED CMD...: runs CMD and kills it with SIGKILL after a delay
+# drawn from SEED (0 to MAX_MS, default 1500 ms); waits for CMD's children
+# (a CA helper) to go.
+kill_at() {
+	local seed=$1 pid ms
+	shift
+	RANDOM=$seed
+	ms=$((RANDOM % ${MAX_MS:-1500}))
+	"$@" >/dev/null 2>&1 </dev/null &
+	pid=$!
+	sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+	kill -9 "$pid" 2>/dev/null && KILLED=$((KILLED + 1))
+	wait "$pid" 2>/dev/null || true
+	for _ in $(seq 1 50); do
+		pgrep -f -- "$BATS_TEST_TMPDIR/ca" >/dev/null || break
+		sleep 0.1
+	done
+}
+
+# state_summary: the requests as "OLD_SERIAL STATE" lines, sorted (ids and
+# keys differ from run to run).
+state_summary() {
+	local f
+	for f in "$PSRENEW_STATE_DIR"/requests/*.json; do
+		[[ -e $f ]] && jq -r '"\(.old_serial_hex) \(.state)"' "$f"
+	done | sort
+}
+
+# shape: the token's objects with the new ids replaced by their class
+# counts: "CLASS old-or-new" lines, sorted.
+shape() {
+	local line cls id
+	p11_objects | while read -r cls id; do
+		if grep -qx "$cls $id" <<<"$OLD_OBJS"; then echo "$cls $id"; else echo "$cls new"; fi
+	done | sort
+}
+
+# crash_loop NAME FINISH CMD...: for each seed, from the same start, CMD
+# killed at a random point, then FINISH (a function: the re-run); the
+# shape of the token and the state summary must equal those of a clean
+# CMD + FINISH.
+crash_loop() {
+	local name=$1 finish=$2 snap=$BATS_TEST_TMPDIR/crash-snapshot want_shape want_state seed
+	shift 2
+	OLD_OBJS=$(p11_objects)
+	fault_snapshot "$snap"
+	"$@" >/dev/null 2>&1 </dev/null || true
+	"$finish"
+	want_shape=$(shape) want_state=$(state_summary)
+	[ "$want_shape" != "$(printf '%s\n' "$OLD_OBJS" | sort)" ] || { echo "a clean run changed nothing"; return 1; }
+	KILLED=0
+	for seed in $(seq 1 "$SEEDS"); do
+		fault_restore "$snap"
+		kill_at "$seed" "$@"
+		"$finish"
+		[ "$(shape)" = "$want_shape" ] && [ "$(state_summary)" = "$want_state" ] || {
+			echo "seed $seed: after the kill and a re-run:"
+			shape; state_summary
+			echo "a clean run: $want_shape"; echo "$want_state"
+			return 1
+		}
+	done
+	echo "# figure: kill -9 $name: $SEEDS runs ($KILLED killed mid-run), each finished by a re-run" >&3
+}
+
+finish_renew() {
+	ps-renew "${P11[@]}" --ca "$LS_CA" --key-type ec:prime256v1 <"$BATS_TEST_TMPDIR/expiring" >/dev/null 2>&1 || true
+	ps-fetch "${P11[@]}" --pending >/dev/null 2>&1 || true
+}
+
+@test "ps-renew killed at random points: a re-run and ps-fetch end as a clean run" {
+	# Open: a kill between C_GenerateKeyPair and the first save of the
+	# request (key id set, CSR signed) leaves a key pair, or half of one,
+	# that no request names; a re-run makes another. Needs a journal entry
+	# before the key generation (docs/RELIABILITY.md).
+	[[ ${CRASH_RENEW:-0} == 1 ]] || skip "open: a kill during key generation leaves an unrecorded key pair"
+	ps-status "${P11[@]}" --token "$TOKEN_URI" --expiring 30 --json >"$BATS_TEST_TMPDIR/expiring" || true
+	[ "$(grep -c . "$BATS_TEST_TMPDIR/expiring")" -eq 2 ]
+	crash_loop ps-renew finish_renew \
+		bash -c 'exec ps-renew "$@" <"$0"' "$BATS_TEST_TMPDIR/expiring" "${P11[@]}" \
+		--ca "$LS_CA" --key-type ec:prime256v1
+}
+
+finish_fetch() {
+	ps-fetch "${P11[@]}" --pending >/dev/null 2>&1 || true
+}
+
+@test "ps-fetch killed at random points while installing: a re-run installs each certificate once" {
+	for id in "$QUAL_ID" "$COMM_ID"; do
+		ps-renew "${P11[@]}" --token "$TOKEN_URI" --id "$id" --ca "$LS_CA" \
+			--key-type ec:prime256v1 >/dev/null
+	done
+	MAX_MS=300 crash_loop ps-fetch finish_fetch ps-fetch "${P11[@]}" --pending
+}
+
+finish_clean() {
+	ps-token-clean "${P11[@]}" --token "$TOKEN_URI" --yes >/dev/null 2>&1 || true
+}
+
+@test "ps-token-clean killed at random points: a re-run removes what one run removes" {
+	MAX_MS=250 crash_loop ps-token-clean finish_clean ps-token-clean "${P11[@]}" --token "$TOKEN_URI" --yes
+}
+
+@test "ps-pfx-import killed at random points: a re-run imports the key and certificate once" {
+	# Open: a kill inside C_CreateObject of the private key can leave a
+	# second private key after the re-run (seed 11 here): SoftHSM's file
+	# store writes an object's attributes one by one, and psrenew does not
+	# recognise the half-written key (docs/RELIABILITY.md).
+	[[ ${CRASH_PFX:-0} == 1 ]] || skip "open: a half-written private key is not recognised by the re-run"
+	local d=$BATS_TEST_TMPDIR/pfx
+	mkdir -p "$d"
+	_fx_genpkey rsa "$d/k.pem"
+	openssl pkey -in "$d/k.pem" -pubout -out "$d/k.pub"
+	"$MKPKI" issue "$(pki_dir)" qualified "$d/k.pub" "$d/c.pem" -1d +365d >/dev/null 2>&1
+	export PW=Zq8-pfx
+	openssl pkcs12 -export -inkey "$d/k.pem" -in "$d/c.pem" -passout env:PW -out "$d/x.p12"
+	PFX_ARGS=("${P11[@]}" --token "$TOKEN_URI" --pass env:PW "$d/x.p12")
+	finish_pfx() { ps-pfx-import "${PFX_ARGS[@]}" >/dev/null 2>&1 || true; }
+	MAX_MS=300 crash_loop ps-pfx-import finish_pfx ps-pfx-import "${PFX_ARGS[@]}"
+}
+
+@test "concurrency: two ps-renew and three ps-fetch --pending at once on one state store" {
+	local i pids=() id st
+	for id in "$QUAL_ID" "$COMM_ID"; do
+		ps-renew "${P11[@]}" --token "$TOKEN_URI" --id "$id" --ca "$LS_CA" \
+			--key-type ec:prime256v1 >"$BATS_TEST_TMPDIR/renew-$id" 2>&1 &
+		pids+=($!)
+	done
+	for i in 1 2 3; do
+		ps-fetch "${P11[@]}" --pending >"$BATS_TEST_TMPDIR/fetch-$i" 2>&1 &
+		pids+=($!)
+	done
+	for i in 0 1; do
+		st=0
+		wait "${pids[i]}" || st=$?
+		# SoftHSM's file store is not safe across processes: a renewal may
+		# fail with a token error (exit 6), having left nothing behind;
+		# it is then done again alone
+		if [ "$st" -ne 0 ]; then
+			[ "$st" -eq 6 ] || { cat "$BATS_TEST_TMPDIR"/renew-*; return 1; }
+			echo "# renewal $i: SoftHSM race (exit 6), run again" >&3
+			id=$([ "$i" -eq 0 ] && echo "$QUAL_ID" || echo "$COMM_ID")
+			ps-renew "${P11[@]}" --token "$TOKEN_URI" --id "$id" --ca "$LS_CA" \
+				--key-type ec:prime256v1 >/dev/null
+		fi
+	done
+	for i in 2 3 4; do wait "${pids[i]}" || true; done
+	ps-fetch "${P11[@]}" --pending >/dev/null
+	# one request per certificate, installed; one new key pair and one new
+	# certificate each; nothing twice
+	[ "$(state_summary | awk '{ print $2 }' | sort | uniq -c | tr -s ' ')" = " 2 installed" ]
+	[ "$(state_summary | awk '{ print $1 }' | sort -u | wc -l)" -eq 2 ]
+	objs=$(p11_objects)
+	[ "$(grep -c '^cert ' <<<"$objs")" -eq 6 ]
+	[ "$(grep -c '^privkey ' <<<"$objs")" -eq 6 ]
+	[ "$(grep -c '^pubkey ' <<<"$objs")" -eq 6 ]
+}
