@@ -9,7 +9,7 @@ bats_require_minimum_version 1.5.0
 load ../lib/psrenew
 load ../p11fault/faultloop
 
-SEEDS=${CRASH_SEEDS:-16}
+SEEDS=${CRASH_SEEDS:-24}
 
 setup() {
 	psrenew_setup
@@ -113,7 +113,7 @@ finish_fetch() {
 		ps-renew "${P11[@]}" --token "$TOKEN_URI" --id "$id" --ca "$LS_CA" \
 			--key-type ec:prime256v1 >/dev/null
 	done
-	MAX_MS=300 crash_loop ps-fetch finish_fetch ps-fetch "${P11[@]}" --pending
+	MAX_MS=90 crash_loop ps-fetch finish_fetch ps-fetch "${P11[@]}" --pending
 }
 
 finish_clean() {
@@ -121,7 +121,7 @@ finish_clean() {
 }
 
 @test "ps-token-clean killed at random points: a re-run removes what one run removes" {
-	MAX_MS=250 crash_loop ps-token-clean finish_clean ps-token-clean "${P11[@]}" --token "$TOKEN_URI" --yes
+	MAX_MS=50 crash_loop ps-token-clean finish_clean ps-token-clean "${P11[@]}" --token "$TOKEN_URI" --yes
 }
 
 @test "ps-pfx-import killed at random points: a re-run imports the key and certificate once" {
@@ -139,7 +139,7 @@ finish_clean() {
 	openssl pkcs12 -export -inkey "$d/k.pem" -in "$d/c.pem" -passout env:PW -out "$d/x.p12"
 	PFX_ARGS=("${P11[@]}" --token "$TOKEN_URI" --pass env:PW "$d/x.p12")
 	finish_pfx() { ps-pfx-import "${PFX_ARGS[@]}" >/dev/null 2>&1 || true; }
-	MAX_MS=300 crash_loop ps-pfx-import finish_pfx ps-pfx-import "${PFX_ARGS[@]}"
+	MAX_MS=100 crash_loop ps-pfx-import finish_pfx ps-pfx-import "${PFX_ARGS[@]}"
 }
 
 @test "concurrency: two ps-renew and three ps-fetch --pending at once on one state store" {

@@ -19,6 +19,7 @@
 #     "faults NAME: N injected, N survived" to fd 3 and to
 #     $PSRENEW_FAULT_LOG when set.
 #   FAULT_STDIN: a file for CMD's stdin (default /dev/null).
+#   FAULT_STRIDE: fail every Nth call only (default 1: every call).
 #   FAULT_CODES: the codes to inject (default: the five below); call N gets
 #     code N mod 5, so each code is tried at every fifth call; with
 #     FAULT_ALL_CODES=1 every call gets every code.
@@ -157,7 +158,7 @@ fault_loop() {
 	FAULT_CALLS=$(sed -n 's/^total //p' "$BATS_TEST_TMPDIR/count")
 	FAULTS_INJECTED=0 FAULT_RERUNS=0 FAULT_CMD=("$@")
 	while :; do
-		n=$((n + 1))
+		n=$((n + ${FAULT_STRIDE:-1}))
 		if [[ ${FAULT_ALL_CODES:-0} == 1 ]]; then cl=("${codes[@]}"); else
 			cl=("${codes[n % ${#codes[@]}]}")
 		fi
