@@ -126,6 +126,9 @@ static void child(char *const argv[], char *const env[], int out)
 	if (devnull >= 0)
 		dup2(devnull, 0);
 	dup2(out, 1);
+	/* A group of its own: a helper stopped at the timeout goes with
+	 * whatever it started. */
+	setpgid(0, 0);
 	execve(argv[0], argv, env);
 	_exit(127);
 }
@@ -267,7 +270,7 @@ static int run(struct ps_ca *ca, const char *op,
 	}
 	got = collect(fds[0], &out, &len, time(NULL) + ca->timeout);
 	close(fds[0]);
-	if (got < 0)
+	if (got < 0 && kill(-pid, SIGKILL) < 0)
 		kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;

@@ -185,6 +185,11 @@ renew_via() {
 @test "helper: a helper that hangs is stopped at the timeout (exit 4); one that crashes is exit 1" {
 	echo hang >"$BATS_TEST_TMPDIR/script/answers"
 	renew_via helper 4
+	# stopped with whatever it started (the helper's sleep)
+	for p in $(pgrep -x sleep || true); do
+		! tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qxF "PSRENEW_STATE_DIR=$PSRENEW_STATE_DIR" ||
+			{ echo "the helper's sleep $p is still running"; kill "$p"; return 1; }
+	done
 	echo crash >"$BATS_TEST_TMPDIR/script/answers"
 	renew_via helper 1
 }
