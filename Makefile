@@ -126,12 +126,23 @@ $(B)/tests/cmp-ca: tests/cmp/cmp-ca.c
 # The one test command (README, .ci/run): packages, build, every test;
 # then every test again against the ASan+UBSan build and the binaries' tests
 # under valgrind (mk/fuzz.mk). Any sanitizer or valgrind report fails.
+# Every stage runs even when one fails; the last line is the total of the
+# three runs (also in $(B)/summary, which .ci/run prints last).
 check:
 	scripts/install-deps
 	$(MAKE) tests
-	PSRENEW_BUILD=$(abspath $(B)) tests/run
-	$(MAKE) check-san
-	$(MAKE) check-valgrind
+	@mkdir -p $(B); t=$(abspath $(B))/totals; rm -f $$t $(B)/summary; rc=0; \
+	PSRENEW_TOTALS=$$t PSRENEW_BUILD=$(abspath $(B)) tests/run || rc=1; \
+	PSRENEW_TOTALS=$$t $(MAKE) --no-print-directory check-san || rc=1; \
+	PSRENEW_TOTALS=$$t $(MAKE) --no-print-directory check-valgrind || rc=1; \
+	touch $$t; \
+	awk -v rc=$$rc '{ p += $$1; f += $$2; s += $$3; \
+		printf "  %s: %d passed, %d failed\n", $$4, $$1, $$2 } \
+		END { if (rc && !f) f = 1; \
+		print p " passed, " f " failed" (s ? ", " s " skipped" : "") }' \
+		$$t > $$t.out; \
+	cat $$t.out; tail -n 1 $$t.out > $(B)/summary; \
+	exit $$rc
 
 demo:
 	scripts/install-deps
