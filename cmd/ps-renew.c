@@ -469,6 +469,11 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 		rc = by_opts ? from_options(cli, &r, a, err)
 			     : from_stdin(cli, &r, err);
 	ps_progress_end(&progress);
+	if (r.recovered > 0)
+		ps_cli_warn(cli,
+			    "removed %ld key object(s) that an interrupted "
+			    "run had generated but never recorded",
+			    r.recovered);
 	ps_renew_free(&r);
 	ps_ca_close(r.ca);
 	if (st.dirfd >= 0)

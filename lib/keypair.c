@@ -265,20 +265,15 @@ static CK_RV generate(struct ps_token *t, const struct ps_keyspec *ks,
 	    t->session, &mech, pub, rsa ? 8 : 7, priv, 8, &kp->pub, &kp->priv);
 }
 
-int ps_keypair_generate(struct ps_token *t, const struct ps_keyspec *ks,
-			const char *label, struct ps_keypair *kp,
-			struct ps_err *err)
+int ps_keypair_generate_begin(struct ps_token *t, const struct ps_keyspec *ks,
+			      const char *label, const unsigned char *tmp_id,
+			      size_t tmp_len, struct ps_keypair *kp,
+			      struct ps_err *err)
 {
-	unsigned char tmp_id[20];
 	CK_RV rv;
 
 	memset(kp, 0, sizeof(*kp));
-	/* The final id depends on the public key: generate under a random
-	 * id, then set the real one on both halves. */
-	if (RAND_bytes(tmp_id, sizeof(tmp_id)) != 1)
-		return ps_err_set(err, PS_EXIT_FAIL, "random", NULL,
-				  "no random bytes for a temporary key id");
-	rv = generate(t, ks, label, tmp_id, sizeof(tmp_id), kp);
+	rv = generate(t, ks, label, tmp_id, tmp_len, kp);
 	if (rv != CKR_OK) {
 		memset(kp, 0, sizeof(*kp));
 		return ps_ckr_err(err, rv, t, "generating the key pair");
@@ -297,8 +292,16 @@ int ps_keypair_generate(struct ps_token *t, const struct ps_keyspec *ks,
 				  t->label);
 	}
 	kp->id_len = 20;
-	if ((rv = set_id(t, kp->pub, kp->id, 20)) != CKR_OK ||
-	    (rv = set_id(t, kp->priv, kp->id, 20)) != CKR_OK) {
+	return 0;
+}
+
+int ps_keypair_generate_finish(struct ps_token *t, struct ps_keypair *kp,
+			       struct ps_err *err)
+{
+	CK_RV rv;
+
+	if ((rv = set_id(t, kp->pub, kp->id, kp->id_len)) != CKR_OK ||
+	    (rv = set_id(t, kp->priv, kp->id, kp->id_len)) != CKR_OK) {
 		ps_keypair_destroy(t, kp, NULL);
 		if (rv != CKR_ATTRIBUTE_READ_ONLY &&
 		    rv != CKR_ATTRIBUTE_TYPE_INVALID &&
@@ -314,6 +317,63 @@ int ps_keypair_generate(struct ps_token *t, const struct ps_keyspec *ks,
 	ps_token_index_add(t, CKO_PUBLIC_KEY, kp->id, kp->id_len, kp->pub);
 	ps_token_index_add(t, CKO_PRIVATE_KEY, kp->id, kp->id_len, kp->priv);
 	return 0;
+}
+
+int ps_keypair_generate(struct ps_token *t, const struct ps_keyspec *ks,
+			const char *label, struct ps_keypair *kp,
+			struct ps_err *err)
+{
+	unsigned char tmp_id[20];
+	int rc;
+
+	/* The final id depends on the public key: generate under a random
+	 * id, then set the real one on both halves. */
+	if (RAND_bytes(tmp_id, sizeof(tmp_id)) != 1) {
+		memset(kp, 0, sizeof(*kp));
+		return ps_err_set(err, PS_EXIT_FAIL, "random", NULL,
+				  "no random bytes for a temporary key id");
+	}
+	rc = ps_keypair_generate_begin(t, ks, label, tmp_id, sizeof(tmp_id), kp,
+				       err);
+	if (!rc)
+		rc = ps_keypair_generate_finish(t, kp, err);
+	return rc;
+}
+
+int ps_keypair_destroy_id(struct ps_token *t, const unsigned char *id,
+			  size_t len, struct ps_err *err)
+{
+	CK_FUNCTION_LIST *fl = ps_module_functions(t->mod);
+	static const CK_OBJECT_CLASS classes[] = { CKO_PRIVATE_KEY,
+						   CKO_PUBLIC_KEY };
+	int removed = 0;
+
+	for (size_t c = 0; c < sizeof(classes) / sizeof(*classes); c++) {
+		CK_OBJECT_CLASS cls = classes[c];
+		CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof(cls) },
+					{ CKA_ID, (void *)id, len } };
+		CK_OBJECT_HANDLE h[16];
+		CK_ULONG n = 0;
+		CK_RV rv = fl->C_FindObjectsInit(t->session, tmpl, 2);
+
+		if (rv == CKR_OK) {
+			rv = fl->C_FindObjects(t->session, h, 16, &n);
+			fl->C_FindObjectsFinal(t->session);
+		}
+		for (CK_ULONG k = 0; rv == CKR_OK && k < n; k++) {
+			rv = fl->C_DestroyObject(t->session, h[k]);
+			if (rv == CKR_OBJECT_HANDLE_INVALID)
+				rv = CKR_OK;
+			ps_token_index_forget(t, h[k]);
+			removed += rv == CKR_OK;
+		}
+		if (rv != CKR_OK) {
+			ps_ckr_err(err, rv, t,
+				   "removing an unfinished key pair");
+			return -1;
+		}
+	}
+	return removed;
 }
 
 /* Object h still has this class and id (an index entry may be stale: the

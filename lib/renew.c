@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
 #include <psrenew/csr.h>
 #include <psrenew/keypair.h>
 #include <psrenew/record.h>
@@ -208,6 +210,157 @@ static int submit(struct ps_renew *r, struct ps_token *tok, json_t *rec,
 	return ps_state_save(r->st, id, rec, err);
 }
 
+/*
+ * The key generation journal (the state store's keygen/ directory). A key
+ * pair exists on the token before any request names it: from
+ * C_GenerateKeyPair until the request's first save. So that a crash in
+ * between (kill -9, power loss) leaves nothing nobody knows of, the
+ * journal entry keygen/ID.json (ID: the request id to be) is written
+ * first, naming the token and the temporary CKA_ID the pair is generated
+ * under, then again with the final CKA_ID once the public key is known,
+ * before that id is set. The entry goes when the request is saved, or when
+ * the key pair is removed again. Its lock (keygen-ID) is held meanwhile,
+ * so a run at the same time never takes a live entry for a dead one.
+ */
+#define KEYGEN "keygen"
+
+static int journal_put(struct ps_renew *r, const char *id, json_t *j,
+		       struct ps_err *err)
+{
+	return ps_state_put(r->st, KEYGEN, id, j, err);
+}
+
+/* Generates the key pair under the journal; *jfd: its lock (-1: none). */
+static int generate_journaled(struct ps_renew *r, struct ps_token *tok,
+			      const struct ps_cert *c, const char *id,
+			      const struct ps_keyspec *ks, const char *label,
+			      struct ps_keypair *kp, int *jfd,
+			      struct ps_err *err)
+{
+	unsigned char tmp[20];
+	char lock[80], *hex;
+	json_t *j;
+	int rc;
+
+	*jfd = -1;
+	memset(kp, 0, sizeof(*kp));
+	if (!r->st)
+		return ps_keypair_generate(tok, ks, label, kp, err);
+	if (RAND_bytes(tmp, sizeof(tmp)) != 1)
+		return ps_err_set(err, PS_EXIT_FAIL, "random", NULL,
+				  "no random bytes for a temporary key id");
+	snprintf(lock, sizeof(lock), "keygen-%s", id);
+	rc = ps_state_lock(r->st, lock, 1, jfd, err);
+	if (rc)
+		return rc;
+	j = json_object();
+	hex = ps_hex(tmp, sizeof(tmp));
+	if (!j || !hex) {
+		json_decref(j);
+		free(hex);
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	}
+	ps_json_set_str(j, "token", tok->uri);
+	ps_json_set_str(j, "tmp_id", hex);
+	ps_json_set_str(j, "old_sha256", c->sha256);
+	ps_json_set_str(j, "label", label);
+	json_object_set_new(j, "started_at", json_integer(time(NULL)));
+	free(hex);
+	rc = journal_put(r, id, j, err);
+	if (!rc)
+		rc = ps_keypair_generate_begin(tok, ks, label, tmp, sizeof(tmp),
+					       kp, err);
+	if (!rc) {
+		hex = ps_hex(kp->id, kp->id_len);
+		ps_json_set_str(j, "key_id", hex);
+		free(hex);
+		rc = journal_put(r, id, j, err);
+		if (rc)
+			ps_keypair_destroy(tok, kp, NULL);
+	}
+	if (!rc)
+		rc = ps_keypair_generate_finish(tok, kp, err);
+	json_decref(j);
+	return rc;
+}
+
+/* The journal entry's work is over: the request that names the key pair
+ * is saved (saved), or the key pair is gone (no handle left in kp). A key
+ * pair that could not be removed keeps its entry for the next run. */
+static void journal_end(struct ps_renew *r, const char *id, int jfd, int saved,
+			const struct ps_keypair *kp)
+{
+	char lock[80];
+
+	if (jfd < 0)
+		return;
+	if (saved || (!kp->priv && !kp->pub)) {
+		ps_state_drop(r->st, KEYGEN, id, NULL);
+		snprintf(lock, sizeof(lock), "keygen-%s", id);
+		ps_state_lock_remove(r->st, lock);
+	}
+	ps_state_unlock(jfd);
+}
+
+/* Removes what interrupted key generations left on tok: the key pairs
+ * of journal entries whose request was never saved. */
+static void recover(struct ps_renew *r, struct ps_token *tok)
+{
+	char **names;
+	size_t n;
+
+	if (ps_state_list_sub(r->st, KEYGEN, &names, &n, NULL))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const char *keys[] = { "tmp_id", "key_id" };
+		char lock[80];
+		json_t *j = NULL, *req = NULL;
+		int fd, ok = 1;
+
+		if (strlen(names[i]) > 64 - 7)
+			continue;
+		snprintf(lock, sizeof(lock), "keygen-%s", names[i]);
+		/* busy: a run at work on it right now */
+		if (ps_state_lock(r->st, lock, 0, &fd, NULL))
+			continue;
+		if (ps_state_get(r->st, KEYGEN, names[i], &j, NULL) ||
+		    !ps_json_str(j, "token") ||
+		    strcmp(ps_json_str(j, "token"), tok->uri) != 0) {
+			json_decref(j);
+			ps_state_unlock(fd);
+			continue;
+		}
+		/* Saved after all (the crash came after the save): the
+		 * request owns the key pair. */
+		if (ps_state_load(r->st, names[i], &req, NULL) != 0) {
+			for (size_t k = 0; k < 2; k++) {
+				unsigned char id[64];
+				size_t len;
+				int got;
+
+				if (ps_unhex(ps_json_str(j, keys[k]), id,
+					     sizeof(id), &len) ||
+				    len == 0)
+					continue;
+				got = ps_keypair_destroy_id(tok, id, len, NULL);
+				if (got < 0)
+					ok = 0;
+				else
+					r->recovered += got;
+			}
+		}
+		json_decref(req);
+		if (ok) {
+			ps_state_drop(r->st, KEYGEN, names[i], NULL);
+			ps_state_lock_remove(r->st, lock);
+		}
+		json_decref(j);
+		ps_state_unlock(fd);
+	}
+	ps_state_list_free(names, n);
+}
+
 static int renew_one(struct ps_renew *r, struct ps_token *tok,
 		     const struct ps_inventory *inv, size_t i, json_t **out,
 		     struct ps_err *err)
@@ -219,9 +372,10 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 	const char *resume_id;
 	json_t *rec = NULL;
 	time_t now = time(NULL);
-	int rc, generated = 0;
+	int rc, generated = 0, jfd = -1, saved = 0;
 
 	*out = NULL;
+	memset(&kp, 0, sizeof(kp));
 	rc = precheck(r, inv, i, &resume_id, err);
 	if (rc)
 		return rc;
@@ -286,18 +440,22 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 		*out = rec;
 		return rec ? 0 : PS_EXIT_FAIL;
 	}
+	ps_state_new_id(id, sizeof(id));
 	if (r->key_id)
 		rc = ps_keypair_find(tok, r->key_id, r->key_id_len, &kp, err);
-	else if (!(rc = ps_keypair_generate(tok, &ks, label, &kp, err)))
+	else if (!(rc = generate_journaled(r, tok, c, id, &ks, label, &kp, &jfd,
+					   err)))
 		generated = 1;
-	if (rc)
+	if (rc) {
+		journal_end(r, id, jfd, 0, &kp);
+		ps_keypair_free(&kp);
 		return rc;
+	}
 	/* Signed on our own session with the handle just generated or
 	 * found: no libp11 key lookup (it lists every key on the token). */
 	rc = ps_csr_make_token(ps_cert_x509(c), kp.pubkey, tok, kp.priv, &csr,
 			       err);
 	if (!rc) {
-		ps_state_new_id(id, sizeof(id));
 		rec = ps_request_new(id, inv, i, r->cfg, kp.id, kp.id_len,
 				     ksname, label, csr, r->ca, now);
 		if (!rec)
@@ -316,11 +474,15 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 			ps_keypair_destroy(tok, &kp, NULL);
 		goto out;
 	}
+	saved = 1;
+	journal_end(r, id, jfd, 1, &kp);
+	jfd = -1;
 	json_object_set_new(r->active, c->sha256, json_string(id));
 	rc = submit(r, tok, rec, generated ? &kp : NULL, err);
 	if (!rc)
 		rc = ps_request_exit(rec);
 out:
+	journal_end(r, id, jfd, saved, &kp);
 	free(csr);
 	ps_keypair_free(&kp);
 	if (rec && (rc == 0 || rc == PS_EXIT_PENDING || rc == PS_EXIT_TEMP ||
@@ -354,6 +516,10 @@ int ps_renew_token(struct ps_renew *r, struct ps_token *tok,
 
 	if (!order)
 		return PS_EXIT_FAIL;
+	if (r->st && !r->dry_run && tok->logged_in) {
+		recover(r, tok);
+		room = ps_token_room(tok);
+	}
 	for (size_t k = 0; k < n; k++)
 		order[k] = k;
 	/* The guide: qualified first, then commercial. */

@@ -363,10 +363,11 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int ps_state_list(struct ps_state *st, char ***ids, size_t *n,
-		  struct ps_err *err)
+/* The names NAME of dfd's NAME.json files, sorted; dfd stays open. */
+static int list_in(struct ps_state *st, int dfd, const char *sub, char ***ids,
+		   size_t *n, struct ps_err *err)
 {
-	int fd = openat(st->reqfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
 	char **v = NULL;
@@ -378,7 +379,7 @@ int ps_state_list(struct ps_state *st, char ***ids, size_t *n,
 		if (fd >= 0)
 			close(fd);
 		return ps_err_set(err, PS_EXIT_FAIL, "state-read", NULL,
-				  "cannot list %s/requests: %s", st->dir,
+				  "cannot list %s/%s: %s", st->dir, sub,
 				  strerror(errno));
 	}
 	while ((de = readdir(d))) {
@@ -409,6 +410,48 @@ int ps_state_list(struct ps_state *st, char ***ids, size_t *n,
 	*ids = v;
 	*n = k;
 	return 0;
+}
+
+int ps_state_list(struct ps_state *st, char ***ids, size_t *n,
+		  struct ps_err *err)
+{
+	return list_in(st, st->reqfd, "requests", ids, n, err);
+}
+
+int ps_state_list_sub(struct ps_state *st, const char *sub, char ***ids,
+		      size_t *n, struct ps_err *err)
+{
+	int fd = sub_fd(st, sub, err), rc;
+
+	*ids = NULL;
+	*n = 0;
+	if (fd < 0)
+		return err ? err->status : PS_EXIT_USAGE;
+	rc = list_in(st, fd, sub, ids, n, err);
+	close(fd);
+	return rc;
+}
+
+int ps_state_drop(struct ps_state *st, const char *sub, const char *name,
+		  struct ps_err *err)
+{
+	char file[80];
+	int fd, rc = 0;
+
+	if (!ps_state_valid_id(name))
+		return bad_id(err, name);
+	fd = sub_fd(st, sub, err);
+	if (fd < 0)
+		return err ? err->status : PS_EXIT_USAGE;
+	snprintf(file, sizeof(file), "%s.json", name);
+	if (unlinkat(fd, file, 0) < 0 && errno != ENOENT)
+		rc = ps_err_set(err, PS_EXIT_FAIL, "state-write", NULL,
+				"cannot remove %s/%s/%s: %s", st->dir, sub,
+				file, strerror(errno));
+	else
+		fsync(fd);
+	close(fd);
+	return rc;
 }
 
 void ps_state_list_free(char **ids, size_t n)
@@ -450,6 +493,16 @@ int ps_state_lock(struct ps_state *st, const char *name, int wait, int *fd,
 				  "cannot lock %s: %s", name, strerror(errno));
 	}
 	return 0;
+}
+
+void ps_state_lock_remove(struct ps_state *st, const char *name)
+{
+	char file[90];
+
+	if (!ps_state_valid_id(name))
+		return;
+	snprintf(file, sizeof(file), "%s.lock", name);
+	unlinkat(st->lockfd, file, 0);
 }
 
 void ps_state_unlock(int fd)

@@ -47,6 +47,23 @@ long ps_token_room(const struct ps_token *tok);
 int ps_keypair_generate(struct ps_token *tok, const struct ps_keyspec *ks,
 			const char *label, struct ps_keypair *kp,
 			struct ps_err *err);
+/*
+ * The same in two steps, for a caller that records what it makes (a
+ * journal): _begin generates under the caller's temporary id tmp_id and
+ * reads the public half (kp->id is then the final id, not yet on the
+ * token); _finish sets the final id on both halves. Each removes the key
+ * pair when it fails.
+ */
+int ps_keypair_generate_begin(struct ps_token *tok, const struct ps_keyspec *ks,
+			      const char *label, const unsigned char *tmp_id,
+			      size_t tmp_len, struct ps_keypair *kp,
+			      struct ps_err *err);
+int ps_keypair_generate_finish(struct ps_token *tok, struct ps_keypair *kp,
+			       struct ps_err *err);
+/* Removes every private and public key object with CKA_ID id (what an
+ * interrupted generation left); the number removed, or <0 (err set). */
+int ps_keypair_destroy_id(struct ps_token *tok, const unsigned char *id,
+			  size_t len, struct ps_err *err);
 /* Finds the private key (and public key, if present) with this id; the
  * public half is read from the public key object or the certificate. */
 int ps_keypair_find(struct ps_token *tok, const unsigned char *id,

@@ -20,6 +20,9 @@ struct ps_renew {
 	const struct ps_config *cfg;
 	struct ps_state *st;
 	json_t *active; /* old_sha256 -> id of an unfinished request */
+	/* key objects removed that an interrupted run had generated (the
+	 * state store's keygen/ journal; see renew.c) */
+	long recovered;
 };
 
 /* Reads the unfinished requests of the store into r->active. */

@@ -43,13 +43,19 @@ int ps_state_remove(struct ps_state *st, const char *id, struct ps_err *err);
 /* Other records of the store, in sub-directories created on demand with
  * the same care: "jip" holds the serials confirmed in JIP
  * (jip/SERIAL_HEX.json, written by ps-jip-setserial, read by
- * ps-token-clean). */
+ * ps-token-clean); "keygen" the key generations under way (ps-renew's
+ * journal, see renew.h). */
 int ps_state_put(struct ps_state *st, const char *sub, const char *name,
 		 const json_t *rec, struct ps_err *err);
 int ps_state_get(struct ps_state *st, const char *sub, const char *name,
 		 json_t **rec, struct ps_err *err);
 /* Every request id, sorted. */
 int ps_state_list(struct ps_state *st, char ***ids, size_t *n,
+		  struct ps_err *err);
+/* Every name in sub-directory sub, sorted; ps_state_drop removes one. */
+int ps_state_list_sub(struct ps_state *st, const char *sub, char ***ids,
+		      size_t *n, struct ps_err *err);
+int ps_state_drop(struct ps_state *st, const char *sub, const char *name,
 		  struct ps_err *err);
 void ps_state_list_free(char **ids, size_t n);
 
@@ -61,5 +67,8 @@ void ps_state_list_free(char **ids, size_t n);
 int ps_state_lock(struct ps_state *st, const char *name, int wait, int *fd,
 		  struct ps_err *err);
 void ps_state_unlock(int fd);
+/* Removes the file of lock name (held by the caller, whose work is over:
+ * a later ps_state_lock of the name makes a new one). */
+void ps_state_lock_remove(struct ps_state *st, const char *name);
 
 #endif

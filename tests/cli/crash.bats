@@ -22,7 +22,8 @@ setup() {
 }
 
 # kill_at SEED CMD...: runs CMD and kills it with SIGKILL after a delay
-# drawn from SEED (0 to MAX_MS, default 1500 ms); waits for CMD's children
+# drawn from SEED (0 to MAX_MS ms; crash_loop sets it to the time of a
+# clean run unless the test did); waits for CMD's children
 # (a CA helper) to go.
 kill_at() {
 	local seed=$1 pid ms
@@ -63,11 +64,14 @@ shape() {
 # shape of the token and the state summary must equal those of a clean
 # CMD + FINISH.
 crash_loop() {
-	local name=$1 finish=$2 snap=$BATS_TEST_TMPDIR/crash-snapshot want_shape want_state seed
+	local name=$1 finish=$2 snap=$BATS_TEST_TMPDIR/crash-snapshot want_shape want_state seed t0
 	shift 2
 	OLD_OBJS=$(p11_objects)
 	fault_snapshot "$snap"
+	t0=${EPOCHREALTIME/./}
 	"$@" >/dev/null 2>&1 </dev/null || true
+	# without MAX_MS, the kills spread over the clean run's own time
+	: "${MAX_MS:=$(((${EPOCHREALTIME/./} - t0) / 1000 + 1))}"
 	"$finish"
 	want_shape=$(shape) want_state=$(state_summary)
 	[ "$want_shape" != "$(printf '%s\n' "$OLD_OBJS" | sort)" ] || { echo "a clean run changed nothing"; return 1; }
@@ -83,20 +87,24 @@ crash_loop() {
 			return 1
 		}
 	done
-	echo "# figure: kill -9 $name: $SEEDS runs ($KILLED killed mid-run), each finished by a re-run" >&3
+	echo "# figure: kill -9 $name: $SEEDS runs ($KILLED killed mid-run, delays 0-$MAX_MS ms), each finished by a re-run" >&3
 }
 
 finish_renew() {
 	ps-renew "${P11[@]}" --ca "$LS_CA" --key-type ec:prime256v1 <"$BATS_TEST_TMPDIR/expiring" >/dev/null 2>&1 || true
 	ps-fetch "${P11[@]}" --pending >/dev/null 2>&1 || true
+	# the journal of key generations is empty again, its locks gone
+	if compgen -G "$PSRENEW_STATE_DIR/keygen/*" >/dev/null ||
+		compgen -G "$PSRENEW_STATE_DIR/locks/keygen-*" >/dev/null; then
+		echo "left in the journal:"; ls -l "$PSRENEW_STATE_DIR/keygen" "$PSRENEW_STATE_DIR/locks"
+		return 1
+	fi
 }
 
 @test "ps-renew killed at random points: a re-run and ps-fetch end as a clean run" {
-	# Open: a kill between C_GenerateKeyPair and the first save of the
-	# request (key id set, CSR signed) leaves a key pair, or half of one,
-	# that no request names; a re-run makes another. Needs a journal entry
-	# before the key generation (docs/RELIABILITY.md).
-	[[ ${CRASH_RENEW:-0} == 1 ]] || skip "open: a kill during key generation leaves an unrecorded key pair"
+	# A kill between C_GenerateKeyPair and the request's first save leaves
+	# a key pair that no request names; the keygen/ journal names it, and
+	# the re-run removes it before it renews (lib/renew.c).
 	ps-status "${P11[@]}" --token "$TOKEN_URI" --expiring 30 --json >"$BATS_TEST_TMPDIR/expiring" || true
 	[ "$(grep -c . "$BATS_TEST_TMPDIR/expiring")" -eq 2 ]
 	crash_loop ps-renew finish_renew \
@@ -177,4 +185,68 @@ finish_clean() {
 	[ "$(grep -c '^cert ' <<<"$objs")" -eq 6 ]
 	[ "$(grep -c '^privkey ' <<<"$objs")" -eq 6 ]
 	[ "$(grep -c '^pubkey ' <<<"$objs")" -eq 6 ]
+}
+
+# journal_entry NAME TMP_HEX: a keygen/ journal entry for the demo token, as
+# ps-renew writes it before it generates a key pair.
+journal_entry() {
+	local tok
+	tok=$(ps-status "${P11[@]}" --token "$TOKEN_URI" --json | jq -r -s '.[0].token')
+	mkdir -p -m 0700 "$PSRENEW_STATE_DIR" "$PSRENEW_STATE_DIR/keygen" "$PSRENEW_STATE_DIR/locks"
+	jq -n -c --arg t "$tok" --arg id "$2" \
+		'{token: $t, tmp_id: $id, old_sha256: "00", label: "orphan", started_at: 0}' \
+		>"$PSRENEW_STATE_DIR/keygen/$1.json"
+	chmod 0600 "$PSRENEW_STATE_DIR/keygen/$1.json"
+}
+
+orphan_keypair() { # HEX_ID: an EC key pair under that CKA_ID
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$TOKEN_LABEL" --login \
+		--pin "$PIN" --keypairgen --key-type EC:prime256v1 --id "$1" \
+		--label orphan >/dev/null 2>&1
+}
+
+@test "the key pair of an interrupted key generation goes with the next run; one under way is left alone" {
+	local dead=0badc0de0badc0de0badc0de0badc0de0badc0de live=1badc0de1badc0de1badc0de1badc0de1badc0de
+	orphan_keypair "$dead"
+	orphan_keypair "$live"
+	journal_entry 20261201-000000-00000001 "$dead"
+	journal_entry 20261201-000000-00000002 "$live"
+	[ "$(p11_objects | grep -c " $dead\$")" -eq 2 ]
+	# a run at work on the second one holds its lock
+	(
+		exec 9>"$PSRENEW_STATE_DIR/locks/keygen-20261201-000000-00000002.lock"
+		flock -x 9
+		exec sleep 60
+	) 3>&- &
+	local holder=$!
+	sleep 0.3
+	run ps-renew "${P11[@]}" --token "$TOKEN_URI" --id "$QUAL_ID" --ca "$LS_CA" --key-type ec:prime256v1
+	kill "$holder"; wait "$holder" 2>/dev/null || true
+	[ "$status" -eq 0 ]
+	[[ $output == *"removed 2 key object(s) that an interrupted run had generated but never recorded"* ]]
+	[ "$(p11_objects | grep -c " $dead\$")" -eq 0 ]
+	[ ! -e "$PSRENEW_STATE_DIR/keygen/20261201-000000-00000001.json" ]
+	# the live one: its key pair and its entry stay
+	[ "$(p11_objects | grep -c " $live\$")" -eq 2 ]
+	[ -e "$PSRENEW_STATE_DIR/keygen/20261201-000000-00000002.json" ]
+	# the renewal itself left no entry of its own
+	[ "$(ls "$PSRENEW_STATE_DIR/keygen" | wc -l)" -eq 1 ]
+	# once nobody holds it, the next run takes it for dead too
+	run ps-renew "${P11[@]}" --token "$TOKEN_URI" --id "$COMM_ID" --ca "$LS_CA" --key-type ec:prime256v1
+	[ "$status" -eq 0 ]
+	[ "$(p11_objects | grep -c " $live\$")" -eq 0 ]
+	[ -z "$(ls "$PSRENEW_STATE_DIR/keygen")" ]
+}
+
+@test "a journal entry of another token is left alone" {
+	local dead=2badc0de2badc0de2badc0de2badc0de2badc0de
+	orphan_keypair "$dead"
+	journal_entry 20261201-000000-00000003 "$dead"
+	jq -c '.token = "pkcs11:model=SoftHSM%20v2;manufacturer=SoftHSM%20project;serial=0000000000000000;token=other"' \
+		"$PSRENEW_STATE_DIR/keygen/20261201-000000-00000003.json" >"$BATS_TEST_TMPDIR/j" &&
+		cat "$BATS_TEST_TMPDIR/j" >"$PSRENEW_STATE_DIR/keygen/20261201-000000-00000003.json"
+	run ps-renew "${P11[@]}" --token "$TOKEN_URI" --id "$QUAL_ID" --ca "$LS_CA" --key-type ec:prime256v1
+	[ "$status" -eq 0 ]
+	[ "$(p11_objects | grep -c " $dead\$")" -eq 2 ]
+	[ -e "$PSRENEW_STATE_DIR/keygen/20261201-000000-00000003.json" ]
 }
