@@ -283,11 +283,16 @@ int ps_http_request(struct ps_http *h, const char *method, const char *url,
 	resp->retry_after = -1;
 	curl_easy_reset(c); /* keeps the connection cache */
 	setup(h, c, method, url, hl, body, len, &sink, h->errbuf);
-	/* Set once: libcurl queues the file name again on each call and
-	 * curl_easy_reset loses that list (a leak per request); the cookies
-	 * themselves survive the reset. */
+	/* The cookie engine, started once: the cookies survive
+	 * curl_easy_reset. Not with CURLOPT_COOKIEFILE "": libcurl 7.88 queues
+	 * the file name in a list that curl_easy_reset drops without freeing
+	 * (curl issue 10694). A cookie line starts the engine as well, and the
+	 * placeholder goes again at once. */
 	if (h->o.cookies && !h->cookie_engine) {
-		curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
+		curl_easy_setopt(
+		    c, CURLOPT_COOKIELIST,
+		    "Set-Cookie: psrenew=0; domain=psrenew.invalid");
+		curl_easy_setopt(c, CURLOPT_COOKIELIST, "ALL");
 		h->cookie_engine = 1;
 	}
 	rc = curl_easy_perform(c);
