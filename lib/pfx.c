@@ -34,6 +34,10 @@ static const char damaged_hint[] =
     "\"Yes, export the private key\", the guide's §8) and copy the file "
     "whole";
 
+static const char rounds_hint[] =
+    "export the certificate again with the exporter's usual protection "
+    "(Windows asks for 2000 rounds, OpenSSL for 2048, GnuTLS for 600000)";
+
 /* --------------------------------------------------------------- reading */
 
 int ps_pfx_read_file(const char *path, unsigned char **der, size_t *len,
@@ -88,52 +92,102 @@ static int bad_pfx(struct ps_err *err, const char *what)
 	return PS_EXIT_FAIL;
 }
 
-/* Iterations an encryption algorithm asks for; 0 when it does not say. */
-static long pbe_iter(const X509_ALGOR *alg)
+/* The rounds an encryption algorithm asks for (*iter; 0 when it does not
+ * say: OpenSSL then fails or takes 1). -1 for PBES2 with a key derivation
+ * other than PBKDF2, named in kdf: scrypt's cost (N, r and p) could keep
+ * us busy for hours, and no exporter uses it. */
+static int pbe_iter(const X509_ALGOR *alg, long *iter, char *kdf,
+		    size_t kdf_size)
 {
 	const ASN1_OBJECT *obj;
 	const void *pval;
-	int ptype;
-	long iter = 0;
+	int ptype, rc = 0;
 
+	*iter = 0;
 	X509_ALGOR_get0(&obj, &ptype, &pval, alg);
 	if (ptype != V_ASN1_SEQUENCE)
 		return 0;
 	if (OBJ_obj2nid(obj) == NID_pbes2) {
 		PBE2PARAM *p2 = ASN1_TYPE_unpack_sequence(
 		    ASN1_ITEM_rptr(PBE2PARAM), alg->parameter);
-		PBKDF2PARAM *kdf = NULL;
+		PBKDF2PARAM *kdf2 = NULL;
 
 		if (p2 && p2->keyfunc &&
-		    OBJ_obj2nid(p2->keyfunc->algorithm) == NID_id_pbkdf2)
-			kdf = ASN1_TYPE_unpack_sequence(
+		    OBJ_obj2nid(p2->keyfunc->algorithm) == NID_id_pbkdf2) {
+			kdf2 = ASN1_TYPE_unpack_sequence(
 			    ASN1_ITEM_rptr(PBKDF2PARAM),
 			    p2->keyfunc->parameter);
-		if (kdf)
-			iter = ASN1_INTEGER_get(kdf->iter);
-		PBKDF2PARAM_free(kdf);
+		} else if (p2 && p2->keyfunc) {
+			if (OBJ_obj2txt(kdf, (int)kdf_size,
+					p2->keyfunc->algorithm, 0) <= 0)
+				snprintf(kdf, kdf_size, "unknown");
+			rc = -1;
+		}
+		if (kdf2)
+			*iter = ASN1_INTEGER_get(kdf2->iter);
+		PBKDF2PARAM_free(kdf2);
 		PBE2PARAM_free(p2);
 	} else {
 		PBEPARAM *pb = ASN1_TYPE_unpack_sequence(
 		    ASN1_ITEM_rptr(PBEPARAM), alg->parameter);
 
 		if (pb)
-			iter = ASN1_INTEGER_get(pb->iter);
+			*iter = ASN1_INTEGER_get(pb->iter);
 		PBEPARAM_free(pb);
 	}
 	ERR_clear_error();
-	return iter;
+	return rc;
 }
 
+/* One key derivation of iter rounds (ASN1_INTEGER_get: -1 for a count
+ * that does not fit a long). */
 static int check_iter(long iter, struct ps_err *err)
 {
-	char what[96];
+	if (iter < 0)
+		return bad_pfx(err, "a key derivation round count in it is "
+				    "negative or too large");
+	if (iter > PS_PFX_MAX_ITER)
+		return ps_err_set(err, PS_EXIT_FAIL, "bad-pfx", rounds_hint,
+				  "the PFX file asks for %ld key derivation "
+				  "rounds at once; psrenew takes at most %ld",
+				  iter, PS_PFX_MAX_ITER);
+	return 0;
+}
 
-	if (iter >= 0 && iter <= PS_PFX_MAX_ITER)
-		return 0;
-	snprintf(what, sizeof(what), "it asks for %ld key derivation rounds",
-		 iter);
-	return bad_pfx(err, what);
+/* Charges a key derivation of iter rounds to *left, what the unlock may
+ * still spend (PS_PFX_MAX_ROUNDS in all). */
+static int spend(long iter, long *left, struct ps_err *err)
+{
+	if (check_iter(iter, err))
+		return PS_EXIT_FAIL;
+	if (iter < 1)
+		iter = 1;
+	if (iter > *left)
+		return ps_err_set(err, PS_EXIT_FAIL, "bad-pfx", rounds_hint,
+				  "the PFX file asks for more than %ld key "
+				  "derivation rounds in all (its integrity "
+				  "check and each encrypted part derive a "
+				  "key); psrenew takes at most that",
+				  PS_PFX_MAX_ROUNDS);
+	*left -= iter;
+	return 0;
+}
+
+/* spend() for the key derivation of an encryption algorithm. */
+static int spend_pbe(const X509_ALGOR *alg, long *left, struct ps_err *err)
+{
+	char kdf[64];
+	long iter;
+
+	if (pbe_iter(alg, &iter, kdf, sizeof(kdf)))
+		return ps_err_set(err, PS_EXIT_FAIL, "unsupported-pfx",
+				  "export it again with AES-256 or TripleDES "
+				  "encryption",
+				  "the PFX is encrypted with a key derivation "
+				  "psrenew does not take (%s); exporters use "
+				  "PBKDF2",
+				  kdf);
+	return spend(iter, left, err);
 }
 
 int ps_pfx_load(const unsigned char *der, size_t len, struct ps_pfx *pfx,
@@ -223,6 +277,7 @@ struct bags {
 	int nkeys;
 	STACK_OF(X509) * certs; /* alias = friendlyName, keyid = localKeyID */
 	size_t nbags;
+	long *left; /* key derivation rounds the unlock may still spend */
 };
 
 static void bags_free(struct bags *b)
@@ -369,7 +424,7 @@ static int take_bag(struct bags *b, PKCS12_SAFEBAG *bag, const char *pass,
 		return take_key(b, bag, PKCS12_SAFEBAG_get0_p8inf(bag), err);
 	case NID_pkcs8ShroudedKeyBag:
 		X509_SIG_get0(PKCS12_SAFEBAG_get0_pkcs8(bag), &alg, NULL);
-		if (check_iter(pbe_iter(alg), err))
+		if (spend_pbe(alg, b->left, err))
 			return PS_EXIT_FAIL;
 		p8 = PKCS12_decrypt_skey(bag, pass, pass ? -1 : 0);
 		if (!p8)
@@ -400,14 +455,16 @@ static int take_bags(struct bags *b, const STACK_OF(PKCS12_SAFEBAG) * bags,
 	return 0;
 }
 
-/* Every bag of every safe; DECRYPT_FAILED when one cannot be decrypted. */
+/* Every bag of every safe; DECRYPT_FAILED when one cannot be decrypted.
+ * Each key derivation is charged to *left. */
 static int decrypt_all(const struct ps_pfx *pfx, const char *pass,
-		       struct bags *b, struct ps_err *err)
+		       struct bags *b, long *left, struct ps_err *err)
 {
 	STACK_OF(PKCS7) *safes = PKCS12_unpack_authsafes(pfx->p12);
 	int rc = 0;
 
 	memset(b, 0, sizeof(*b));
+	b->left = left;
 	b->certs = sk_X509_new_null();
 	if (!safes || !b->certs) {
 		sk_PKCS7_pop_free(safes, PKCS7_free);
@@ -427,9 +484,8 @@ static int decrypt_all(const struct ps_pfx *pfx, const char *pass,
 			if (!p7->d.encrypted || !p7->d.encrypted->enc_data)
 				rc = bad_pfx(err, "an encrypted part is empty");
 			else
-				rc = check_iter(
-				    pbe_iter(
-					p7->d.encrypted->enc_data->algorithm),
+				rc = spend_pbe(
+				    p7->d.encrypted->enc_data->algorithm, left,
 				    err);
 			if (!rc) {
 				bags = PKCS12_unpack_p7encdata(p7, pass,
@@ -514,6 +570,15 @@ static int pick(struct ps_pfx *pfx, struct bags *b, struct ps_err *err)
 				  EVP_PKEY_get0_type_name(b->key)
 				      ? EVP_PKEY_get0_type_name(b->key)
 				      : "unknown");
+	/* Before key_consistent(): its primality tests cost the cube of the
+	 * size (a 16384-bit key, a minute and a half). */
+	if (EVP_PKEY_is_a(b->key, "RSA") &&
+	    EVP_PKEY_get_bits(b->key) > PS_PFX_MAX_RSA_BITS)
+		return ps_err_set(err, PS_EXIT_FAIL, "unsupported-key", NULL,
+				  "the PFX holds an RSA key of %d bits; tokens "
+				  "take RSA keys of at most %d bits",
+				  EVP_PKEY_get_bits(b->key),
+				  PS_PFX_MAX_RSA_BITS);
 	leaf = find_leaf(b);
 	if (!leaf && sk_X509_num(b->certs) > 0)
 		return ps_err_set(err, PS_EXIT_FAIL, "key-mismatch",
@@ -582,11 +647,17 @@ static char *old_openssl_form(const char *pass)
 
 /* 1: the MAC verifies with pass; 0: it does not (a wrong password: OpenSSL
  * says nothing then); -1: it cannot be computed (a digest the loaded
- * providers lack, or a damaged MAC). */
-static int mac_ok(const struct ps_pfx *pfx, const char *pass)
+ * providers lack, or a damaged MAC); -3: it would take more rounds than
+ * the unlock has left (err set). */
+static int mac_ok(const struct ps_pfx *pfx, const char *pass, long *left,
+		  struct ps_err *err)
 {
+	const ASN1_INTEGER *iter = NULL;
 	int ok;
 
+	PKCS12_get0_mac(NULL, NULL, NULL, &iter, pfx->p12);
+	if (spend(iter ? ASN1_INTEGER_get(iter) : 1, left, err))
+		return -3;
 	ERR_clear_error();
 	ok = PKCS12_verify_mac(pfx->p12, pass, pass ? -1 : 0);
 	if (!ok && ERR_peek_error() != 0)
@@ -597,24 +668,27 @@ static int mac_ok(const struct ps_pfx *pfx, const char *pass)
 
 /* Which password the MAC takes: pass, no password for an empty one, or
  * the old OpenSSL form; *use is NULL for "no password". 0 when one fits,
- * else as mac_ok(). */
+ * -2 when none does, -1 or -3 as mac_ok() for the first (-3 for any). */
 static int check_mac(const struct ps_pfx *pfx, const char *pass,
-		     const char **use, char **old)
+		     const char **use, char **old, long *left,
+		     struct ps_err *err)
 {
 	int r;
 
 	*old = NULL;
 	*use = pass;
-	if ((r = mac_ok(pfx, pass)) != 0)
-		return r > 0 ? 0 : -1;
+	if ((r = mac_ok(pfx, pass, left, err)) != 0)
+		return r > 0 ? 0 : r;
 	*use = NULL;
-	if (!*pass && mac_ok(pfx, NULL) > 0)
+	if (!*pass && (r = mac_ok(pfx, NULL, left, err)) > 0)
 		return 0;
+	if (r == -3)
+		return r;
 	*old = old_openssl_form(pass);
 	*use = *old;
-	if (*old && mac_ok(pfx, *old) > 0)
+	if (*old && (r = mac_ok(pfx, *old, left, err)) > 0)
 		return 0;
-	return -2;
+	return r == -3 ? r : -2;
 }
 
 static int bad_password(struct ps_err *err, int mac)
@@ -633,15 +707,20 @@ int ps_pfx_unlock(struct ps_pfx *pfx, const char *pass, struct ps_err *err)
 	int mac = PKCS12_mac_present(pfx->p12);
 	const char *use = pass ? pass : "";
 	char *old = NULL;
+	long left = PS_PFX_MAX_ROUNDS;
 	struct bags b;
 	int rc;
 
-	rc = mac ? check_mac(pfx, pass ? pass : "", &use, &old) : 0;
+	rc = mac ? check_mac(pfx, pass ? pass : "", &use, &old, &left, err) : 0;
 	if (rc == -1 && !legacy_loaded && load_legacy() == 0) {
 		/* A MAC made with a digest only the legacy provider has is
 		 * not a wrong password: try again with it. */
 		pfx->legacy = 1;
-		rc = check_mac(pfx, pass ? pass : "", &use, &old);
+		rc = check_mac(pfx, pass ? pass : "", &use, &old, &left, err);
+	}
+	if (rc == -3) {
+		OPENSSL_clear_free(old, old ? strlen(old) : 0);
+		return err->status;
 	}
 	if (rc == -1)
 		return ps_err_set(err, PS_EXIT_FAIL, "unsupported-pfx",
@@ -652,12 +731,12 @@ int ps_pfx_unlock(struct ps_pfx *pfx, const char *pass, struct ps_err *err)
 		OPENSSL_clear_free(old, old ? strlen(old) : 0);
 		return bad_password(err, 1);
 	}
-	rc = decrypt_all(pfx, use, &b, err);
+	rc = decrypt_all(pfx, use, &b, &left, err);
 	if (rc == DECRYPT_FAILED && !mac && use && !*use)
-		rc = decrypt_all(pfx, NULL, &b, err);
+		rc = decrypt_all(pfx, NULL, &b, &left, err);
 	if (rc == DECRYPT_FAILED && !legacy_loaded && load_legacy() == 0) {
 		pfx->legacy = 1;
-		rc = decrypt_all(pfx, use, &b, err);
+		rc = decrypt_all(pfx, use, &b, &left, err);
 	}
 	OPENSSL_clear_free(old, old ? strlen(old) : 0);
 	ERR_clear_error();

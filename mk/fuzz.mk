@@ -40,6 +40,7 @@ FUZZ_MAXLEN_est-body := 8192
 FUZZ_MAXLEN_cmp-response := 12288
 FUZZ_MAXLEN_jip-html := 16384
 FUZZ_MAXLEN_mail-template := 4096
+FUZZ_MAXLEN_pfx := 8192
 fuzz_opts = -max_len=$(or $(FUZZ_MAXLEN_$(1)),4096) -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=2048
 
 # The Makefile's flags, plus the sanitizers; UB aborts, so the fuzzer sees it.

@@ -14,11 +14,18 @@
 #include <psrenew/err.h>
 #include <psrenew/token.h>
 
-/* Bounds on untrusted input. */
-#define PS_PFX_MAX_SIZE	 (1UL << 20) /* bytes of a PFX file */
-#define PS_PFX_MAX_ITER	 10000000L   /* PBE/PBKDF2/MAC iterations */
-#define PS_PFX_MAX_BAGS	 256	     /* safe bags in one file */
-#define PS_PFX_MAX_LABEL 128	     /* bytes of a label we make */
+/* Bounds on untrusted input. One key derivation (the MAC's, each
+ * encrypted part's, each shrouded key's) costs about a second per million
+ * rounds; exporters ask for 2000 (Windows), 2048 (OpenSSL) or 600000
+ * (GnuTLS). PS_PFX_MAX_ROUNDS bounds all the derivations of one
+ * ps_pfx_unlock(): the MAC with each form of the password, every encrypted
+ * part and key, the retries. */
+#define PS_PFX_MAX_SIZE	    (1UL << 20)		  /* bytes of a PFX file */
+#define PS_PFX_MAX_ITER	    1000000L		  /* rounds of one derivation */
+#define PS_PFX_MAX_ROUNDS   (4 * PS_PFX_MAX_ITER) /* rounds of all of them */
+#define PS_PFX_MAX_BAGS	    256			  /* safe bags in one file */
+#define PS_PFX_MAX_LABEL    128			  /* bytes of a label we make */
+#define PS_PFX_MAX_RSA_BITS 8192		  /* bits of an RSA key */
 
 struct ps_pfx {
 	PKCS12 *p12;
@@ -36,11 +43,13 @@ int ps_pfx_read_file(const char *path, unsigned char **der, size_t *len,
 		     struct ps_err *err);
 
 /* Parses the outer structure; exit 1 "bad-pfx" when the bytes are not a
- * PKCS#12 file (truncated, damaged, another format). Nothing is decrypted. */
+ * PKCS#12 file (truncated, damaged, another format) or the MAC asks for
+ * more than PS_PFX_MAX_ITER rounds. Nothing is decrypted. */
 int ps_pfx_load(const unsigned char *der, size_t len, struct ps_pfx *pfx,
 		struct ps_err *err);
 
-/* 1 when the file opens with an empty password (no need to ask for one). */
+/* 1 when the file opens with an empty password (no need to ask for one).
+ * At most two MAC derivations (of at most PS_PFX_MAX_ITER rounds). */
 int ps_pfx_password_empty(const struct ps_pfx *pfx);
 
 /*
@@ -49,8 +58,12 @@ int ps_pfx_password_empty(const struct ps_pfx *pfx);
  * friendlyName. Legacy encryption (RC2-40, 3DES: Windows exports) loads
  * OpenSSL's legacy provider when the default provider cannot decrypt.
  * Exit 5 "bad-password"; exit 1 for a damaged file, a missing key or
- * certificate, a key that does not match its certificate, or an
- * unsupported algorithm.
+ * certificate, a key that does not match its certificate, an RSA key of
+ * more than PS_PFX_MAX_RSA_BITS, or an unsupported algorithm (a PBES2 key
+ * derivation other than PBKDF2, such as scrypt: its cost has no bound we
+ * could check). Exit 1 "bad-pfx" when one key derivation asks for more
+ * than PS_PFX_MAX_ITER rounds, or all of them together for more than
+ * PS_PFX_MAX_ROUNDS: nothing then takes more than a few seconds.
  */
 int ps_pfx_unlock(struct ps_pfx *pfx, const char *pass, struct ps_err *err);
 void ps_pfx_free(struct ps_pfx *pfx);

@@ -113,6 +113,10 @@ fuzz() {
 	fuzz cmp-response
 }
 
+@test "fuzz pfx: PKCS#12 (PFX) files, unlocked and read up to the token" {
+	fuzz pfx
+}
+
 @test "every harness in tests/fuzz has a test here and seeds" {
 	local c name
 	for c in "$TOP"/tests/fuzz/*.c; do

@@ -404,6 +404,27 @@ fault() {
 	nothing_on_token
 }
 
+# The files are the pfx harness's regression inputs (tests/fuzz/regress):
+# before the bounds, the first took about a minute, the second hours.
+@test "a file that asks for too much work is refused at once: key derivation rounds, scrypt, a huge RSA key" {
+	local r=$BATS_TEST_DIRNAME/../fuzz/regress
+	SECONDS=0
+	import "$r/pfx-mac-10M-rounds"
+	[ "$status" -eq 1 ]
+	[ "$(jfield code <<<"$output")" = bad-pfx ]
+	[[ "$stderr" == *"asks for 10000000 key derivation rounds at once; psrenew takes at most 1000000"* ]]
+	import "$r/pfx-scrypt-kdf"
+	[ "$status" -eq 1 ]
+	[ "$(jfield code <<<"$output")" = unsupported-pfx ]
+	[[ "$stderr" == *"key derivation psrenew does not take (scrypt)"* ]]
+	PFX_PASS='Záloha Zq8!' import "$r/pfx-rsa-8200-bits"
+	[ "$status" -eq 1 ]
+	[ "$(jfield code <<<"$output")" = unsupported-key ]
+	[[ "$stderr" == *"an RSA key of 8200 bits; tokens take RSA keys of at most 8192 bits"* ]]
+	[ "$SECONDS" -lt 10 ]
+	nothing_on_token
+}
+
 @test "a PFX without its private key, or with another one, is refused" {
 	import "$PFX_DIR/nokey.p12"
 	[ "$status" -eq 1 ]
