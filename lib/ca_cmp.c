@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/cmp.h>
 #include <openssl/crmf.h>
@@ -292,28 +293,36 @@ static char *status_text(OSSL_CMP_CTX *ctx)
 }
 
 /* The last OpenSSL error, for people. */
+/* OpenSSL's error queue in words, the first error (the cause) first:
+ * "reason (data); reason; ...", each reason once. */
 static void ossl_error(char *buf, size_t len)
 {
-	unsigned long e, last = 0;
-	const char *data = NULL, *d;
+	unsigned long e;
+	const char *d, *why;
+	size_t used = 0;
 	int flags;
 
+	if (len)
+		buf[0] = '\0';
 	while ((e = ERR_get_error_all(NULL, NULL, NULL, &d, &flags)) != 0) {
-		last = e;
-		data = (flags & ERR_TXT_STRING) && d && *d ? d : NULL;
-		if (data) {
-			snprintf(buf, len, "%s (%s)",
-				 ERR_reason_error_string(e)
-				     ? ERR_reason_error_string(e)
-				     : "error",
-				 data);
-		}
+		char one[240];
+		int n;
+
+		why = ERR_reason_error_string(e);
+		if (!why)
+			why = "unknown OpenSSL error";
+		if ((flags & ERR_TXT_STRING) && d && *d)
+			snprintf(one, sizeof(one), "%s (%s)", why, d);
+		else
+			snprintf(one, sizeof(one), "%s", why);
+		if (strstr(buf, one) || used + 3 >= len)
+			continue;
+		n = snprintf(buf + used, len - used, "%s%s", used ? "; " : "",
+			     one);
+		if (n > 0)
+			used =
+			    (size_t)n + used < len ? used + (size_t)n : len - 1;
 	}
-	if (last && !data)
-		snprintf(buf, len, "%s",
-			 ERR_reason_error_string(last)
-			     ? ERR_reason_error_string(last)
-			     : "unknown OpenSSL error");
 }
 
 static STACK_OF(X509) * bundle_certs(const char *file)
@@ -340,9 +349,23 @@ static int ctx_new(struct ps_ca *ca, struct xfer *x,
 	STACK_OF(X509) *chain = bundle_certs(ca->ca_bundle);
 	int ok;
 
+	/* Without --ca-bundle, the system's CAs stand in for the chain too:
+	 * OpenSSL 3.0's CMP client fails with "passed a null parameter" when
+	 * it has no untrusted certificates at all. */
+	if (chain && !ca->ca_bundle &&
+	    access(X509_get_default_cert_file(), R_OK) == 0) {
+		sk_X509_free(chain);
+		chain = bundle_certs(X509_get_default_cert_file());
+	}
 	ok = ctx && ts && chain;
 	if (ok && ca->ca_bundle)
 		ok = X509_STORE_load_file(ts, ca->ca_bundle) == 1;
+	else if (ok && access(X509_get_default_cert_file(), R_OK) == 0)
+		/* The system's bundle as certificates in memory: OpenSSL 3.0's
+		 * CMP client looks for the CA's certificate among the store's
+		 * certificates and cannot use a hashed directory. */
+		ok =
+		    X509_STORE_load_file(ts, X509_get_default_cert_file()) == 1;
 	else if (ok)
 		ok = X509_STORE_set_default_paths(ts) == 1;
 	if (!ok) {

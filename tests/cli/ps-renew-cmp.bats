@@ -227,6 +227,19 @@ tids() {
 	[ -z "$(ls "$PSRENEW_STATE_DIR/requests" 2>/dev/null)" ]
 }
 
+@test "without --ca-bundle the answers are checked against the system's CAs: refused, with OpenSSL's reason" {
+	answers issue
+	run --separate-stderr ps-renew --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \
+		--token "$TOKEN_URI" --id "$QUAL_ID" --ca "$CMP"
+	[ "$status" -eq 1 ]
+	# the cause, not OpenSSL's last words ("passed a null parameter")
+	[[ "$stderr" == *"no suitable sender cert"* ]]
+	[[ "$stderr" != *"null parameter"* ]]
+	[[ "$stderr" == *"hint: check --ca-bundle"* ]]
+	[ "$(token_objects privkey)" -eq 4 ]
+	[ -z "$(ls "$PSRENEW_STATE_DIR/requests" 2>/dev/null)" ]
+}
+
 @test "a request signed by a certificate the CA does not trust is refused (exit 5), key removed" {
 	stranger_token stranger
 	answers issue
