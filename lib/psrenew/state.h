@@ -48,6 +48,10 @@ int ps_state_put(struct ps_state *st, const char *sub, const char *name,
 		 const json_t *rec, struct ps_err *err);
 int ps_state_get(struct ps_state *st, const char *sub, const char *name,
 		 json_t **rec, struct ps_err *err);
+/* Removes sub/name.json (missing is no error) and the temporary files an
+ * interrupted ps_state_put() of it left. */
+int ps_state_del(struct ps_state *st, const char *sub, const char *name,
+		 struct ps_err *err);
 /* Every request id, sorted. */
 int ps_state_list(struct ps_state *st, char ***ids, size_t *n,
 		  struct ps_err *err);
