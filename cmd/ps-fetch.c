@@ -235,6 +235,11 @@ static int run(struct ps_cli *cli, void *args, char **operands, int n,
 			rc = fetch_all(cli, &f, a, ids);
 	}
 	json_decref(ids);
+	if (f.leftovers_removed)
+		ps_cli_warn(cli,
+			    "removed %zu half-written object(s) that an "
+			    "interrupted install had left on the token",
+			    f.leftovers_removed);
 	ps_fetch_free(&f);
 	ps_state_close(&st);
 	return rc;

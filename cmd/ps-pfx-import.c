@@ -93,6 +93,7 @@ static int run(struct ps_cli *cli, const struct args *a, const char *path,
 	struct ps_token **toks = NULL;
 	struct ps_pfx_import_opts o = { a->label, a->with_chain };
 	struct ps_pfx_import_result res;
+	struct ps_state st = { NULL, -1, -1, -1 };
 	size_t ntoks = 0;
 	json_t *rec = NULL;
 	int rc;
@@ -100,6 +101,10 @@ static int run(struct ps_cli *cli, const struct args *a, const char *path,
 	memset(&pfx, 0, sizeof(pfx));
 	rc = open_pfx(cli, a, path, &pfx, err);
 
+	/* The state store records the import while it writes (crash
+	 * safety). */
+	if (!rc)
+		rc = ps_state_open(cli->state_dir, &cli->cfg, 1, &st, err);
 	if (!rc)
 		rc = ps_cli_tokens(cli, &mod, &toks, &ntoks, err);
 	if (!rc)
@@ -109,7 +114,12 @@ static int run(struct ps_cli *cli, const struct args *a, const char *path,
 	if (!rc)
 		rc = ps_token_login(toks[0], cli->pin, err);
 	if (!rc)
-		rc = ps_pfx_import(toks[0], &pfx, &o, &res, err);
+		rc = ps_pfx_import(toks[0], &pfx, &o, &st, &res, err);
+	if (!rc && res.resumed)
+		ps_cli_warn(cli,
+			    "%s: an interrupted import of this key was "
+			    "completed (%zu half-written object(s) removed)",
+			    path, res.leftovers_removed);
 	if (!rc)
 		rec = ps_pfx_record(toks[0], &pfx, &res, &cli->cfg, err);
 	if (rec) {
@@ -130,6 +140,7 @@ static int run(struct ps_cli *cli, const struct args *a, const char *path,
 	ps_pfx_free(&pfx);
 	ps_tokens_free(toks, ntoks);
 	ps_module_close(mod);
+	ps_state_close(&st);
 	return rc;
 }
 

@@ -187,6 +187,41 @@ static int local_failure(const char *code)
 	return 0;
 }
 
+/*
+ * An install that was killed inside C_CreateObject can leave a half-written
+ * certificate object (see "Leftovers" in token.h). Before the certificate
+ * is written, the request records how many leftovers the token held
+ * (INSTALL_MARK, saved); a later run that finds the mark removes the ones
+ * beyond that count before it installs. The count is taken once per token
+ * and run.
+ */
+#define INSTALL_MARK "install_leftovers_before"
+
+static int mark_install(struct ps_fetch *f, struct ps_token *tok, json_t *rec,
+			struct ps_err *err)
+{
+	json_t *mark = json_object_get(rec, INSTALL_MARK);
+	size_t keep[PS_N_LEFT], removed = 0;
+	int rc;
+
+	if (mark) {
+		/* an earlier install of this request was interrupted */
+		ps_leftovers_from_json(mark, keep);
+		rc = ps_token_leftovers_clean(tok, keep, &removed, err);
+		if (!rc && removed)
+			f->leftovers_removed += removed;
+		return rc;
+	}
+	if (!tok->left_counted) {
+		rc = ps_token_leftover_counts(tok, tok->left_n, err);
+		if (rc)
+			return rc;
+		tok->left_counted = 1;
+	}
+	json_object_set_new(rec, INSTALL_MARK, ps_leftovers_json(tok->left_n));
+	return ps_state_save(f->st, ps_json_str(rec, "request_id"), rec, err);
+}
+
 static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 		   struct ps_err *err)
 {
@@ -214,6 +249,8 @@ static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 		rc = ps_certs_parse((const unsigned char *)pem, strlen(pem),
 				    &certs, err);
 	if (!rc)
+		rc = mark_install(f, tok, rec, err);
+	if (!rc)
 		rc = ps_install_cert(tok, certs, kid, klen, old, &f->inst, &res,
 				     err);
 	if (rc == PS_EXIT_FAIL && !local_failure(err->code)) {
@@ -228,6 +265,7 @@ static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 		char *spem = ps_cert_pem(res.leaf);
 		struct ps_cert c;
 
+		json_object_del(rec, INSTALL_MARK);
 		ps_request_set_state(rec, PS_REQ_INSTALLED, time(NULL));
 		ps_json_set_time(rec, "installed_at", time(NULL));
 		ps_json_set_str(rec, "cert", spem);

@@ -23,6 +23,8 @@
 #include <psrenew/inventory.h>
 #include <psrenew/keypair.h>
 #include <psrenew/record.h>
+#include <psrenew/request.h>
+#include <psrenew/state.h>
 
 static const char full_hint[] =
     "this is the guide's error 621: remove an expired or superseded "
@@ -958,7 +960,8 @@ static int get_id(struct ps_token *tok, CK_OBJECT_HANDLE h, unsigned char *id,
 /* The private key already on the token: by id, else by its public part
  * (an RSA modulus, an EC point); then res->id is that key's id. */
 static int find_key(struct ps_token *tok, const struct p11key *k,
-		    struct ps_pfx_import_result *res, struct ps_err *err)
+		    struct ps_pfx_import_result *res, CK_OBJECT_HANDLE *key,
+		    struct ps_err *err)
 {
 	CK_OBJECT_CLASS priv = CKO_PRIVATE_KEY, pub = CKO_PUBLIC_KEY;
 	CK_ATTRIBUTE by_id[] = { { CKA_CLASS, &priv, sizeof(priv) },
@@ -991,6 +994,7 @@ static int find_key(struct ps_token *tok, const struct p11key *k,
 	}
 	if (h) {
 		res->key_was_there = 1;
+		*key = h;
 		return 0;
 	}
 	if (!k->ec) {
@@ -1017,17 +1021,20 @@ static int find_key(struct ps_token *tok, const struct p11key *k,
 		memcpy(res->id, id, len);
 		res->id_len = len;
 		res->key_was_there = 1;
+		*key = h;
 	}
 	return 0;
 }
 
-static int has_pubkey(struct ps_token *tok, const unsigned char *id, size_t len)
+/* The public key with that id, or 0. */
+static CK_OBJECT_HANDLE find_pubkey(struct ps_token *tok,
+				    const unsigned char *id, size_t len)
 {
 	CK_OBJECT_CLASS pub = CKO_PUBLIC_KEY;
 	CK_ATTRIBUTE t[] = { { CKA_CLASS, &pub, sizeof(pub) },
 			     { CKA_ID, (void *)id, len } };
 
-	return find_first(tok, t, 2) != 0;
+	return find_first(tok, t, 2);
 }
 
 /* The index of the certificate object holding x's DER, or -1. */
@@ -1082,8 +1089,10 @@ struct written {
 	size_t n;
 };
 
-static void rollback(struct ps_token *tok, struct written *w,
-		     const struct ps_pfx_import_result *res, struct ps_err *err)
+/* Removes what w holds; the number of objects that could not be removed. */
+static size_t rollback(struct ps_token *tok, struct written *w,
+		       const struct ps_pfx_import_result *res,
+		       struct ps_err *err)
 {
 	size_t left = 0, wrote = w->n;
 
@@ -1110,6 +1119,7 @@ static void rollback(struct ps_token *tok, struct written *w,
 		snprintf(err->msg + l, sizeof(err->msg) - l,
 			 "; nothing was left on the token");
 	}
+	return left;
 }
 
 static int create(struct ps_token *tok, CK_ATTRIBUTE *t, CK_ULONG n,
@@ -1335,8 +1345,9 @@ static size_t chain_missing(const struct ps_pfx *pfx,
 
 static int write_all(struct ps_token *tok, const struct ps_pfx *pfx,
 		     const struct ps_pfx_import_opts *o, const struct p11key *k,
-		     const int *missing, struct ps_pfx_import_result *res,
-		     struct written *w, struct ps_err *err)
+		     const int *missing, int pub_there,
+		     struct ps_pfx_import_result *res, struct written *w,
+		     struct ps_err *err)
 {
 	struct der d = { NULL, 0 };
 	CK_OBJECT_HANDLE h;
@@ -1351,7 +1362,7 @@ static int write_all(struct ps_token *tok, const struct ps_pfx *pfx,
 		rc = store_key(tok, k, res, &d, w, err);
 		res->key_added = !rc;
 	}
-	if (!rc && !has_pubkey(tok, res->id, res->id_len)) {
+	if (!rc && !pub_there) {
 		rc = store_pubkey(tok, k, res, &d, w, err);
 		res->pub_added = !rc;
 	}
@@ -1375,11 +1386,260 @@ static int write_all(struct ps_token *tok, const struct ps_pfx *pfx,
 	return rc;
 }
 
+/* --------------------------------------------------------------- journal */
+
+/*
+ * An import of a key onto a token is announced in the state store
+ * (imports/KEYID-TOKEN.json) before its first object is written, and the
+ * entry is removed once the import is done or undone. A run that finds the
+ * entry knows that one before it was interrupted: it removes the
+ * leftovers that run made (beyond those the token held before, counted in
+ * the entry), keeps what that run wrote completely, and writes the rest;
+ * should it fail, it removes those objects as its own.
+ */
+#define JOURNAL_SUB "imports"
+
+struct journal {
+	struct ps_state *st; /* NULL: no journal */
+	char name[64];
+	int lock;
+	json_t *rec; /* the entry, once read or written */
+	size_t before[PS_N_LEFT];
+	int key_was_there, pub_was_there, cert_was_there; /* before it */
+	int same_cert; /* the entry is for this certificate */
+};
+
+static void journal_close(struct journal *j)
+{
+	ps_state_unlock(j->lock);
+	json_decref(j->rec);
+	j->lock = -1;
+	j->rec = NULL;
+}
+
+static int journal_flag(const json_t *rec, const char *key)
+{
+	return json_is_true(json_object_get(rec, key));
+}
+
+/* The certificate's SHA-256, in hex. */
+static void cert_sha256(X509 *x, char out[65])
+{
+	unsigned char md[32];
+	unsigned int n = 0;
+
+	out[0] = '\0';
+	if (X509_digest(x, EVP_sha256(), md, &n) && n == sizeof(md))
+		for (unsigned int i = 0; i < n; i++)
+			snprintf(out + 2 * i, 3, "%02x", md[i]);
+	ERR_clear_error();
+}
+
+/* Takes the lock of the entry of this key on this token and reads the
+ * entry, when there is one. */
+static int journal_open(struct journal *j, struct ps_state *st,
+			struct ps_token *tok, const unsigned char id[20],
+			X509 *cert, struct ps_err *err)
+{
+	char who[3 * 33 + 3], lock[80], sha[65];
+	unsigned char md[32];
+	unsigned int n = 0;
+	struct ps_err e;
+	json_t *b;
+	int rc;
+
+	memset(j, 0, sizeof(*j));
+	j->lock = -1;
+	if (!st)
+		return 0;
+	j->st = st;
+	/* The token: its manufacturer, model and serial, not the label
+	 * (which can change). */
+	snprintf(who, sizeof(who), "%s\n%s\n%s", tok->manufacturer, tok->model,
+		 tok->serial);
+	if (!EVP_Digest(who, strlen(who), md, &n, EVP_sha256(), NULL)) {
+		ERR_clear_error();
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	}
+	for (int i = 0; i < 20; i++)
+		snprintf(j->name + 2 * i, 3, "%02x", id[i]);
+	snprintf(j->name + 40, sizeof(j->name) - 40, "-%02x%02x%02x%02x", md[0],
+		 md[1], md[2], md[3]);
+	snprintf(lock, sizeof(lock), "import-%s", j->name);
+	rc = ps_state_lock(st, lock, 0, &j->lock, err);
+	if (rc) {
+		if (!strcmp(err->code, "busy"))
+			snprintf(err->msg, sizeof(err->msg),
+				 "another process is importing this key onto "
+				 "token '%s'",
+				 tok->label);
+		return rc;
+	}
+	ps_err_clear(&e);
+	if (ps_state_get(st, JOURNAL_SUB, j->name, &j->rec, &e)) {
+		if (!strcmp(e.code, "no-such-request"))
+			return 0;
+		return ps_err_set(err, e.status, e.code,
+				  "remove the file if no import of this key "
+				  "is under way, then run ps-pfx-import again",
+				  "cannot read %s/%s/%s.json, the record of an "
+				  "interrupted import",
+				  st->dir, JOURNAL_SUB, j->name);
+	}
+	b = json_object_get(j->rec, "leftovers_before");
+	for (int k = 0; k < PS_N_LEFT; k++) {
+		json_t *v = json_object_get(b, ps_left_names[k]);
+
+		j->before[k] = json_is_integer(v) && json_integer_value(v) >= 0
+				   ? (size_t)json_integer_value(v)
+				   : 0;
+	}
+	j->key_was_there = journal_flag(j->rec, "key_was_there");
+	j->pub_was_there = journal_flag(j->rec, "pub_was_there");
+	j->cert_was_there = journal_flag(j->rec, "cert_was_there");
+	cert_sha256(cert, sha);
+	j->same_cert =
+	    json_is_string(json_object_get(j->rec, "cert_sha256")) &&
+	    !strcmp(json_string_value(json_object_get(j->rec, "cert_sha256")),
+		    sha);
+	return 0;
+}
+
+/* An interrupted import: removes what it half-wrote. */
+static int journal_resume(struct journal *j, struct ps_token *tok,
+			  struct ps_pfx_import_result *res, struct ps_err *err)
+{
+	struct ps_leftovers l;
+	int rc, changed = 0;
+
+	res->resumed = 1;
+	rc = ps_token_leftovers(tok, &l, err);
+	if (!rc)
+		rc = ps_token_leftovers_remove(tok, &l, j->before,
+					       &res->leftovers_removed, err);
+	/* Fewer than there were before (someone removed them): the next
+	 * interrupted run is to be counted from here. */
+	for (int k = 0; !rc && k < PS_N_LEFT; k++)
+		if (l.n[k] < j->before[k]) {
+			j->before[k] = l.n[k];
+			changed = 1;
+		}
+	ps_leftovers_free(&l);
+	if (!rc && changed) {
+		json_object_set_new(j->rec, "leftovers_before",
+				    ps_leftovers_json(j->before));
+		rc = ps_state_put(j->st, JOURNAL_SUB, j->name, j->rec, err);
+	}
+	return rc;
+}
+
+/* Before the first object is written: the entry, on disk (fsync'ed). */
+static int journal_begin(struct journal *j, struct ps_token *tok,
+			 const struct ps_pfx *pfx,
+			 const struct ps_pfx_import_result *res, int pub_there,
+			 struct ps_err *err)
+{
+	struct ps_leftovers l;
+	char sha[65], *hex;
+	json_t *r;
+	int rc;
+
+	if (!j->st || j->rec)
+		return 0; /* no journal, or the entry of an interrupted run */
+	rc = ps_token_leftovers(tok, &l, err);
+	if (rc)
+		return rc;
+	for (int k = 0; k < PS_N_LEFT; k++)
+		j->before[k] = l.n[k];
+	ps_leftovers_free(&l);
+	cert_sha256(pfx->cert, sha);
+	hex = ps_hex(res->id, res->id_len);
+	r = json_object();
+	if (!r || !hex) {
+		json_decref(r);
+		free(hex);
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	}
+	ps_json_set_str(r, "kind", "pfx-import");
+	ps_json_set_str(r, "key_id", hex);
+	ps_json_set_str(r, "token", tok->uri);
+	ps_json_set_str(r, "label", res->label);
+	ps_json_set_str(r, "cert_sha256", sha);
+	ps_json_set_time(r, "started_at", time(NULL));
+	json_object_set_new(r, "leftovers_before",
+			    ps_leftovers_json(j->before));
+	json_object_set_new(r, "key_was_there",
+			    json_boolean(res->key_was_there));
+	json_object_set_new(r, "pub_was_there", json_boolean(pub_there));
+	json_object_set_new(r, "cert_was_there",
+			    json_boolean(res->cert_was_there));
+	free(hex);
+	rc = ps_state_put(j->st, JOURNAL_SUB, j->name, r, err);
+	if (rc) {
+		json_decref(r);
+		return rc;
+	}
+	j->rec = r;
+	j->key_was_there = res->key_was_there;
+	j->pub_was_there = pub_there;
+	j->cert_was_there = res->cert_was_there;
+	j->same_cert = 1;
+	return 0;
+}
+
+/* The import is done, or undone: the entry goes. */
+static int journal_end(struct journal *j, struct ps_err *err)
+{
+	if (!j->st || !j->rec)
+		return 0;
+	return ps_state_del(j->st, JOURNAL_SUB, j->name, err);
+}
+
+/* A failed run: when everything it (and an interrupted run before it)
+ * wrote is gone again, it removes what its C_CreateObject calls half-wrote
+ * (a module may keep such an object when it refuses the template) and the
+ * entry. */
+static void journal_undo(struct journal *j, struct ps_token *tok, size_t left)
+{
+	struct ps_leftovers l;
+	struct ps_err e;
+	size_t removed = 0;
+
+	if (!j->st || !j->rec || left)
+		return;
+	ps_err_clear(&e);
+	if (ps_token_leftovers(tok, &l, &e) == 0) {
+		if (ps_token_leftovers_remove(tok, &l, j->before, &removed,
+					      &e) == 0)
+			journal_end(j, &e);
+		ps_leftovers_free(&l);
+	}
+}
+
+/* On a run that completes an interrupted one: what that run wrote is this
+ * import's, removed with the rest should this run fail. */
+static void adopt(const struct journal *j, CK_OBJECT_HANDLE key,
+		  CK_OBJECT_HANDLE pub, CK_OBJECT_HANDLE cert,
+		  struct written *w)
+{
+	if (!j->rec)
+		return;
+	if (key && !j->key_was_there)
+		w->h[w->n++] = key;
+	if (pub && !j->pub_was_there)
+		w->h[w->n++] = pub;
+	if (cert && !j->cert_was_there && j->same_cert)
+		w->h[w->n++] = cert;
+}
+
 int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
-		  const struct ps_pfx_import_opts *o,
+		  const struct ps_pfx_import_opts *o, struct ps_state *st,
 		  struct ps_pfx_import_result *res, struct ps_err *err)
 {
 	struct p11key k;
+	struct journal j;
 	struct ps_tobj *objs = NULL;
 	size_t nobjs = 0;
 	struct written *w = calloc(1, sizeof(*w));
@@ -1387,10 +1647,14 @@ int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
 	int *missing =
 	    calloc((size_t)(nchain > 0 ? nchain : 1), sizeof(*missing));
 	unsigned long need = 0;
+	CK_OBJECT_HANDLE key = 0, pub = 0, cert = 0;
+	size_t nmissing = 0;
 	long at;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
+	memset(&j, 0, sizeof(j));
+	j.lock = -1;
 	if (!w || !missing) {
 		free(w);
 		free(missing);
@@ -1415,8 +1679,13 @@ int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
 		free(missing);
 		return rc;
 	}
+	/* An interrupted import of this key first: its leftovers go. */
+	rc = journal_open(&j, st, tok, res->id, pfx->cert, err);
+	if (!rc && j.rec)
+		rc = journal_resume(&j, tok, res, err);
 	/* What is there already. */
-	rc = find_key(tok, &k, res, err);
+	if (!rc)
+		rc = find_key(tok, &k, res, &key, err);
 	if (!rc)
 		rc = ps_token_objects(tok, CKO_CERTIFICATE, &objs, &nobjs, err);
 	if (rc)
@@ -1426,6 +1695,7 @@ int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
 		const struct ps_tobj *c = &objs[at];
 
 		res->cert_was_there = 1;
+		cert = c->handle;
 		if (!res->key_was_there && c->id_len > 0 &&
 		    c->id_len <= sizeof(res->id)) {
 			memcpy(res->id, c->id, c->id_len);
@@ -1437,10 +1707,12 @@ int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
 				 "under another CKA_ID than its key's");
 		}
 	}
-	if (o->with_chain)
-		res->chain_was_there =
-		    (size_t)nchain -
-		    chain_missing(pfx, objs, nobjs, missing, &need);
+	pub = find_pubkey(tok, res->id, res->id_len);
+	adopt(&j, key, pub, cert, w);
+	if (o->with_chain) {
+		nmissing = chain_missing(pfx, objs, nobjs, missing, &need);
+		res->chain_was_there = (size_t)nchain - nmissing;
+	}
 	if (!res->key_was_there)
 		need += PS_ROOM_PER_RENEWAL;
 	else if (!res->cert_was_there)
@@ -1449,15 +1721,30 @@ int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
 		rc = check_mechanism(tok, pfx, k.ec, err);
 	if (!rc)
 		rc = check_room(tok, need, err);
+	if (!rc &&
+	    (!res->key_was_there || !pub || !res->cert_was_there || nmissing))
+		rc = journal_begin(&j, tok, pfx, res, pub != 0, err);
 	if (!rc)
-		rc = write_all(tok, pfx, o, &k, missing, res, w, err);
+		rc = write_all(tok, pfx, o, &k, missing, pub != 0, res, w, err);
 	if (rc) {
-		rollback(tok, w, res, err);
+		journal_undo(&j, tok, rollback(tok, w, res, err));
 		res->key_added = res->pub_added = res->cert_added = 0;
 		res->chain_added = 0;
+	} else if (journal_end(&j, NULL) && !res->warning[0]) {
+		snprintf(res->warning, sizeof(res->warning),
+			 "the record of this import in %s/%s cannot be "
+			 "removed",
+			 st->dir, JOURNAL_SUB);
 	}
 	res->imported = res->key_added || res->cert_added;
+	/* Completing an interrupted import: the record tells what the
+	 * whole import wrote, as one run would. */
+	if (!rc && j.rec && j.same_cert) {
+		res->imported |= !j.key_was_there || !j.cert_was_there;
+		res->cert_was_there = j.cert_was_there;
+	}
 out:
+	journal_close(&j);
 	ps_tobjs_free(objs, nobjs);
 	p11key_free(&k);
 	free(missing);

@@ -266,6 +266,8 @@ static int generate_journaled(struct ps_renew *r, struct ps_token *tok,
 	ps_json_set_str(j, "old_sha256", c->sha256);
 	ps_json_set_str(j, "label", label);
 	json_object_set_new(j, "started_at", json_integer(time(NULL)));
+	json_object_set_new(j, "leftovers_before",
+			    ps_leftovers_json(r->left_before));
 	free(hex);
 	rc = journal_put(r, id, j, err);
 	if (!rc)
@@ -296,7 +298,7 @@ static void journal_end(struct ps_renew *r, const char *id, int jfd, int saved,
 	if (jfd < 0)
 		return;
 	if (saved || (!kp->priv && !kp->pub)) {
-		ps_state_drop(r->st, KEYGEN, id, NULL);
+		ps_state_del(r->st, KEYGEN, id, NULL);
 		snprintf(lock, sizeof(lock), "keygen-%s", id);
 		ps_state_lock_remove(r->st, lock);
 	}
@@ -334,6 +336,15 @@ static void recover(struct ps_renew *r, struct ps_token *tok)
 		/* Saved after all (the crash came after the save): the
 		 * request owns the key pair. */
 		if (ps_state_load(r->st, names[i], &req, NULL) != 0) {
+			size_t keep[PS_N_LEFT], removed = 0;
+
+			/* what C_GenerateKeyPair half-wrote, beyond what the
+			 * token held before */
+			ps_leftovers_from_json(
+			    json_object_get(j, "leftovers_before"), keep);
+			if (ps_token_leftovers_clean(tok, keep, &removed, NULL))
+				ok = 0;
+			r->recovered += (long)removed;
 			for (size_t k = 0; k < 2; k++) {
 				unsigned char id[64];
 				size_t len;
@@ -352,7 +363,7 @@ static void recover(struct ps_renew *r, struct ps_token *tok)
 		}
 		json_decref(req);
 		if (ok) {
-			ps_state_drop(r->st, KEYGEN, names[i], NULL);
+			ps_state_del(r->st, KEYGEN, names[i], NULL);
 			ps_state_lock_remove(r->st, lock);
 		}
 		json_decref(j);
@@ -519,6 +530,10 @@ int ps_renew_token(struct ps_renew *r, struct ps_token *tok,
 	if (r->st && !r->dry_run && tok->logged_in) {
 		recover(r, tok);
 		room = ps_token_room(tok);
+		/* what a key generation killed half-way would add to (the
+		 * journal keeps it) */
+		if (!r->key_id)
+			ps_token_leftover_counts(tok, r->left_before, NULL);
 	}
 	for (size_t k = 0; k < n; k++)
 		order[k] = k;

@@ -343,6 +343,56 @@ int ps_state_get(struct ps_state *st, const char *sub, const char *name,
 	return rc;
 }
 
+/* 1 when file is a temporary file save_in() made for name.json:
+ * ".NAME.PID.XXXXXXXX.tmp". */
+static int temp_of(const char *file, const char *name)
+{
+	size_t n = strlen(name), d;
+
+	if (file[0] != '.' || strncmp(file + 1, name, n) || file[n + 1] != '.')
+		return 0;
+	file += n + 2;
+	d = strspn(file, "0123456789");
+	if (d == 0 || file[d] != '.' ||
+	    strspn(file + d + 1, "0123456789abcdef") != 8)
+		return 0;
+	return !strcmp(file + d + 9, ".tmp");
+}
+
+int ps_state_del(struct ps_state *st, const char *sub, const char *name,
+		 struct ps_err *err)
+{
+	char file[80];
+	int fd = sub_fd(st, sub, err), dup_fd, rc = 0;
+	DIR *d;
+	struct dirent *de;
+
+	if (fd < 0)
+		return err ? err->status : PS_EXIT_USAGE;
+	if (!ps_state_valid_id(name)) {
+		close(fd);
+		return bad_id(err, name);
+	}
+	snprintf(file, sizeof(file), "%s.json", name);
+	if (unlinkat(fd, file, 0) < 0 && errno != ENOENT)
+		rc = ps_err_set(err, PS_EXIT_FAIL, "state-write", NULL,
+				"cannot remove %s/%s/%s: %s", st->dir, sub,
+				file, strerror(errno));
+	/* What a save killed before its rename left. */
+	dup_fd = dup(fd);
+	d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	if (!d && dup_fd >= 0)
+		close(dup_fd);
+	while (d && (de = readdir(d)))
+		if (temp_of(de->d_name, name))
+			unlinkat(fd, de->d_name, 0);
+	if (d)
+		closedir(d);
+	fsync(fd);
+	close(fd);
+	return rc;
+}
+
 int ps_state_remove(struct ps_state *st, const char *id, struct ps_err *err)
 {
 	char name[80];
@@ -428,28 +478,6 @@ int ps_state_list_sub(struct ps_state *st, const char *sub, char ***ids,
 	if (fd < 0)
 		return err ? err->status : PS_EXIT_USAGE;
 	rc = list_in(st, fd, sub, ids, n, err);
-	close(fd);
-	return rc;
-}
-
-int ps_state_drop(struct ps_state *st, const char *sub, const char *name,
-		  struct ps_err *err)
-{
-	char file[80];
-	int fd, rc = 0;
-
-	if (!ps_state_valid_id(name))
-		return bad_id(err, name);
-	fd = sub_fd(st, sub, err);
-	if (fd < 0)
-		return err ? err->status : PS_EXIT_USAGE;
-	snprintf(file, sizeof(file), "%s.json", name);
-	if (unlinkat(fd, file, 0) < 0 && errno != ENOENT)
-		rc = ps_err_set(err, PS_EXIT_FAIL, "state-write", NULL,
-				"cannot remove %s/%s/%s: %s", st->dir, sub,
-				file, strerror(errno));
-	else
-		fsync(fd);
 	close(fd);
 	return rc;
 }

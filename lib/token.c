@@ -828,3 +828,205 @@ void ps_token_index_forget(struct ps_token *t, CK_OBJECT_HANDLE h)
 			i++;
 	}
 }
+/* ------------------------------------------------------------- leftovers */
+
+/*
+ * What a C_CreateObject that never returned (the process killed, the power
+ * cut) can leave on the token. SoftHSM's file store, for one, creates the
+ * object's file, adds the default attributes one at a time and writes the
+ * caller's template last, in one go: killed in between, the token holds an
+ * object without a class, or a key or certificate with neither CKA_ID nor
+ * its value (modulus, curve, DER). No object a C_CreateObject finished
+ * looks like that; such an object is of no use to anyone.
+ */
+
+const char *const ps_left_names[PS_N_LEFT] = { "no-class", "privkey", "pubkey",
+					       "cert" };
+
+void ps_leftovers_free(struct ps_leftovers *l)
+{
+	for (int i = 0; i < PS_N_LEFT; i++)
+		free(l->h[i]);
+	memset(l, 0, sizeof(*l));
+}
+
+/* The object lacks the attribute (or will not say). */
+static int attr_missing(CK_RV rv)
+{
+	return rv == CKR_ATTRIBUTE_TYPE_INVALID ||
+	       rv == CKR_ATTRIBUTE_VALUE_INVALID ||
+	       rv == CKR_ATTRIBUTE_SENSITIVE;
+}
+
+/* *kind: the kind of leftover h is, or -1 for a complete object. */
+static CK_RV leftover_kind(struct ps_token *tok, CK_OBJECT_HANDLE h, int *kind)
+{
+	CK_OBJECT_CLASS cls;
+	CK_KEY_TYPE kt;
+	CK_ATTRIBUTE a[2] = { { CKA_CLASS, &cls, sizeof(cls) },
+			      { CKA_ID, NULL, 0 } };
+	CK_ATTRIBUTE t = { CKA_KEY_TYPE, &kt, sizeof(kt) };
+	CK_ATTRIBUTE v = { CKA_VALUE, NULL, 0 };
+	CK_RV rv = ps_module_functions(tok->mod)->C_GetAttributeValue(
+	    tok->session, h, a, 2);
+
+	*kind = -1;
+	if (rv == CKR_OK && a[1].ulValueLen != 0)
+		return CKR_OK; /* it has an id */
+	if (rv != CKR_OK && !attr_missing(rv))
+		return rv;
+	if (rv != CKR_OK) {
+		/* Which one is missing? */
+		rv = ps_module_functions(tok->mod)->C_GetAttributeValue(
+		    tok->session, h, a, 1);
+		if (attr_missing(rv))
+			*kind = PS_LEFT_NOCLASS;
+		if (rv != CKR_OK)
+			return attr_missing(rv) ? CKR_OK : rv;
+	}
+	if (cls == CKO_CERTIFICATE) {
+		*kind = PS_LEFT_CERT;
+	} else if (cls == CKO_PRIVATE_KEY || cls == CKO_PUBLIC_KEY) {
+		*kind =
+		    cls == CKO_PRIVATE_KEY ? PS_LEFT_PRIVKEY : PS_LEFT_PUBKEY;
+		rv = ps_module_functions(tok->mod)->C_GetAttributeValue(
+		    tok->session, h, &t, 1);
+		if (rv != CKR_OK)
+			return attr_missing(rv) ? CKR_OK : rv; /* no type */
+		if (kt == CKK_RSA)
+			v.type = CKA_MODULUS;
+		else if (kt == CKK_EC)
+			v.type = CKA_EC_PARAMS;
+		else
+			*kind = -1; /* a kind of key psrenew never writes */
+	}
+	if (*kind < 0)
+		return CKR_OK;
+	rv = ps_module_functions(tok->mod)->C_GetAttributeValue(tok->session, h,
+								&v, 1);
+	if (rv == CKR_OK && v.ulValueLen != 0 &&
+	    v.ulValueLen != CK_UNAVAILABLE_INFORMATION)
+		*kind = -1; /* it has its value */
+	return attr_missing(rv) ? CKR_OK : rv;
+}
+
+/* Every leftover on the token, by kind. */
+int ps_token_leftovers(struct ps_token *tok, struct ps_leftovers *l,
+		       struct ps_err *err)
+{
+	CK_OBJECT_HANDLE *h = NULL;
+	CK_ULONG count = 0, cap = 0, got = 0;
+	CK_RV rv = ps_module_functions(tok->mod)->C_FindObjectsInit(
+	    tok->session, NULL, 0);
+	int searching = rv == CKR_OK;
+
+	memset(l, 0, sizeof(*l));
+	while (rv == CKR_OK) {
+		if (count == cap) {
+			CK_OBJECT_HANDLE *nh =
+			    realloc(h, (cap = cap ? cap * 2 : 64) * sizeof(*h));
+
+			if (!nh) {
+				rv = CKR_HOST_MEMORY;
+				break;
+			}
+			h = nh;
+		}
+		rv = ps_module_functions(tok->mod)->C_FindObjects(
+		    tok->session, h + count, cap - count, &got);
+		if (rv != CKR_OK || got == 0)
+			break;
+		count += got;
+	}
+	if (searching)
+		ps_module_functions(tok->mod)->C_FindObjectsFinal(tok->session);
+	for (int k = 0; rv == CKR_OK && k < PS_N_LEFT; k++)
+		if (!(l->h[k] = calloc(count ? count : 1, sizeof(*h))))
+			rv = CKR_HOST_MEMORY;
+	for (CK_ULONG i = 0; rv == CKR_OK && i < count; i++) {
+		int kind;
+
+		rv = leftover_kind(tok, h[i], &kind);
+		if (rv == CKR_OBJECT_HANDLE_INVALID)
+			rv = CKR_OK; /* removed meanwhile */
+		else if (rv == CKR_OK && kind >= 0)
+			l->h[kind][l->n[kind]++] = h[i];
+	}
+	free(h);
+	if (rv == CKR_OK)
+		return 0;
+	ps_leftovers_free(l);
+	if (rv == CKR_HOST_MEMORY)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	return ps_ckr_err(err, rv, tok, "looking for half-written objects");
+}
+
+/* Removes, of each kind, the leftovers beyond keep[kind]: those an
+ * interrupted run of this import left. */
+int ps_token_leftovers_remove(struct ps_token *tok,
+			      const struct ps_leftovers *l, const size_t *keep,
+			      size_t *removed, struct ps_err *err)
+{
+	for (int k = 0; k < PS_N_LEFT; k++)
+		for (size_t i = keep[k]; i < l->n[k]; i++) {
+			CK_RV rv =
+			    ps_module_functions(tok->mod)->C_DestroyObject(
+				tok->session, l->h[k][i]);
+
+			if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID)
+				return ps_ckr_err(err, rv, tok,
+						  "removing a half-written "
+						  "object");
+			ps_token_index_forget(tok, l->h[k][i]);
+			(*removed)++;
+		}
+	return 0;
+}
+
+json_t *ps_leftovers_json(const size_t *n)
+{
+	json_t *o = json_object();
+
+	for (int k = 0; o && k < PS_N_LEFT; k++)
+		json_object_set_new(o, ps_left_names[k],
+				    json_integer((json_int_t)n[k]));
+	return o;
+}
+
+void ps_leftovers_from_json(const json_t *o, size_t *n)
+{
+	for (int k = 0; k < PS_N_LEFT; k++) {
+		json_t *v = json_object_get(o, ps_left_names[k]);
+
+		n[k] = json_is_integer(v) && json_integer_value(v) >= 0
+			   ? (size_t)json_integer_value(v)
+			   : 0;
+	}
+}
+
+int ps_token_leftover_counts(struct ps_token *tok, size_t *n,
+			     struct ps_err *err)
+{
+	struct ps_leftovers l;
+	int rc = ps_token_leftovers(tok, &l, err);
+
+	for (int k = 0; k < PS_N_LEFT; k++)
+		n[k] = rc ? 0 : l.n[k];
+	if (!rc)
+		ps_leftovers_free(&l);
+	return rc;
+}
+
+int ps_token_leftovers_clean(struct ps_token *tok, const size_t *keep,
+			     size_t *removed, struct ps_err *err)
+{
+	struct ps_leftovers l;
+	int rc = ps_token_leftovers(tok, &l, err);
+
+	if (!rc) {
+		rc = ps_token_leftovers_remove(tok, &l, keep, removed, err);
+		ps_leftovers_free(&l);
+	}
+	return rc;
+}

@@ -25,6 +25,7 @@ struct ps_fetch {
 	struct ps_fetch_tokens *toks;
 	json_t *cas;	/* channel spec -> opened ps_ca (as integer) */
 	json_t *polled; /* request id -> CA answer from ps_fetch_poll_due */
+	size_t leftovers_removed; /* half-written objects of killed runs */
 };
 
 void ps_fetch_init(struct ps_fetch *f);

@@ -12,6 +12,7 @@
 
 #include <psrenew/config.h>
 #include <psrenew/err.h>
+#include <psrenew/state.h>
 #include <psrenew/token.h>
 
 /* Bounds on untrusted input. One key derivation (the MAC's, each
@@ -81,6 +82,8 @@ struct ps_pfx_import_result {
 	int key_was_there, cert_was_there;
 	size_t chain_added, chain_was_there;
 	int imported; /* the key or the certificate was written */
+	int resumed;  /* an interrupted import of the key was completed */
+	size_t leftovers_removed; /* half-written objects it left, removed */
 	char warning[256];
 };
 
@@ -92,9 +95,18 @@ struct ps_pfx_import_result {
  * What is already on the token is kept, never duplicated. Checks the room
  * first (exit 6 "token-full", the guide's error 621); when a later object
  * cannot be stored, everything this call wrote is removed again.
+ *
+ * With st, the import is recorded in st (imports/KEYID-TOKEN.json, under a
+ * lock: exit 3 "busy" while another process imports the key onto the
+ * token) before the first object is written, and the record is removed
+ * when the import is done or undone. A call that finds the record completes
+ * the interrupted import: it removes the half-written objects that import
+ * left (objects without a class, keys and certificates with neither
+ * CKA_ID nor value, beyond as many as the token held before it), keeps
+ * what it wrote whole, writes the rest, and on failure removes both.
  */
 int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
-		  const struct ps_pfx_import_opts *o,
+		  const struct ps_pfx_import_opts *o, struct ps_state *st,
 		  struct ps_pfx_import_result *res, struct ps_err *err);
 
 /* The cert record (psrenew(7), as ps-status prints it) of the imported

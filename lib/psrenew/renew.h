@@ -23,6 +23,7 @@ struct ps_renew {
 	/* key objects removed that an interrupted run had generated (the
 	 * state store's keygen/ journal; see renew.c) */
 	long recovered;
+	size_t left_before[PS_N_LEFT]; /* leftovers on the token, see token.h */
 };
 
 /* Reads the unfinished requests of the store into r->active. */

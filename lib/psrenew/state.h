@@ -44,19 +44,22 @@ int ps_state_remove(struct ps_state *st, const char *id, struct ps_err *err);
  * the same care: "jip" holds the serials confirmed in JIP
  * (jip/SERIAL_HEX.json, written by ps-jip-setserial, read by
  * ps-token-clean); "keygen" the key generations under way (ps-renew's
- * journal, see renew.h). */
+ * journal, see lib/renew.c); "imports" the PFX imports under way
+ * (ps-pfx-import's, see lib/pfx.c). */
 int ps_state_put(struct ps_state *st, const char *sub, const char *name,
 		 const json_t *rec, struct ps_err *err);
 int ps_state_get(struct ps_state *st, const char *sub, const char *name,
 		 json_t **rec, struct ps_err *err);
+/* Removes sub/name.json (missing is no error) and the temporary files an
+ * interrupted ps_state_put() of it left. */
+int ps_state_del(struct ps_state *st, const char *sub, const char *name,
+		 struct ps_err *err);
 /* Every request id, sorted. */
 int ps_state_list(struct ps_state *st, char ***ids, size_t *n,
 		  struct ps_err *err);
-/* Every name in sub-directory sub, sorted; ps_state_drop removes one. */
+/* Every name in sub-directory sub, sorted (ps_state_del removes one). */
 int ps_state_list_sub(struct ps_state *st, const char *sub, char ***ids,
 		      size_t *n, struct ps_err *err);
-int ps_state_drop(struct ps_state *st, const char *sub, const char *name,
-		  struct ps_err *err);
 void ps_state_list_free(char **ids, size_t n);
 
 /*

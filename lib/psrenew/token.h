@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
 #include <p11-kit/pkcs11.h>
 
 #include <psrenew/err.h>
@@ -13,6 +14,15 @@ struct ps_module;
 struct ps_objindex;
 
 /* One token present in a slot of a loaded module. */
+/* The kinds of leftovers (see "Leftovers" below). */
+enum {
+	PS_LEFT_NOCLASS,
+	PS_LEFT_PRIVKEY,
+	PS_LEFT_PUBKEY,
+	PS_LEFT_CERT,
+	PS_N_LEFT
+};
+
 struct ps_token {
 	struct ps_module *mod;
 	CK_SLOT_ID slot;
@@ -22,6 +32,8 @@ struct ps_token {
 	CK_SESSION_HANDLE session;
 	int have_session, rw, logged_in;
 	struct ps_objindex *index; /* see ps_token_index(); NULL: none */
+	int left_counted;	   /* left_n holds the leftovers counted */
+	size_t left_n[PS_N_LEFT];  /* see "Leftovers" below */
 };
 
 /* An object read from a token. Strings are NUL-terminated copies. */
@@ -119,5 +131,39 @@ char *ps_hex(const unsigned char *p, size_t n);
 /* The bytes of a hex string (either case, no separators) into out (cap
  * bytes); -1 when it is empty, odd, too long or not hex. */
 int ps_unhex(const char *hex, unsigned char *out, size_t cap, size_t *len);
+
+/*
+ * Leftovers: what a C_CreateObject or C_GenerateKeyPair that never returned
+ * (the process killed, the power cut) can leave on a token. SoftHSM's file
+ * store, for one, creates the object's file, adds default attributes one
+ * at a time and writes the caller's template last: killed in between, the
+ * token holds an object without a class, or a key or certificate with
+ * neither CKA_ID nor its value. No finished object looks like that. A
+ * writer counts them before it writes (ps_token_leftover_counts) and keeps
+ * the counts where a later run finds them (the state store); that run
+ * removes the ones beyond the counts (ps_token_leftovers_clean), which the
+ * interrupted writer made.
+ */
+extern const char *const ps_left_names[PS_N_LEFT];
+struct ps_leftovers {
+	CK_OBJECT_HANDLE *h[PS_N_LEFT];
+	size_t n[PS_N_LEFT];
+};
+int ps_token_leftovers(struct ps_token *tok, struct ps_leftovers *l,
+		       struct ps_err *err);
+/* Removes, of each kind k, the leftovers beyond keep[k]; adds the number
+ * removed to *removed. */
+int ps_token_leftovers_remove(struct ps_token *tok,
+			      const struct ps_leftovers *l, const size_t *keep,
+			      size_t *removed, struct ps_err *err);
+void ps_leftovers_free(struct ps_leftovers *l);
+/* n[PS_N_LEFT]: the count of each kind. */
+int ps_token_leftover_counts(struct ps_token *tok, size_t *n,
+			     struct ps_err *err);
+int ps_token_leftovers_clean(struct ps_token *tok, const size_t *keep,
+			     size_t *removed, struct ps_err *err);
+/* The counts as {"no-class": N, "privkey": N, ...}, and back (missing: 0). */
+json_t *ps_leftovers_json(const size_t *n);
+void ps_leftovers_from_json(const json_t *o, size_t *n);
 
 #endif

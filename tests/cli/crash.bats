@@ -68,10 +68,18 @@ crash_loop() {
 	shift 2
 	OLD_OBJS=$(p11_objects)
 	fault_snapshot "$snap"
-	t0=${EPOCHREALTIME/./}
-	"$@" >/dev/null 2>&1 </dev/null || true
-	# without MAX_MS, the kills spread over the clean run's own time
-	: "${MAX_MS:=$(((${EPOCHREALTIME/./} - t0) / 1000 + 1))}"
+	# without MAX_MS, the kills spread over a clean run's own time: the
+	# shorter of two (the first one also warms the caches)
+	local runs=1 ms best=
+	[[ -n ${MAX_MS:-} ]] || runs=2
+	for ((; runs > 0; runs--)); do
+		fault_restore "$snap"
+		t0=${EPOCHREALTIME/./}
+		"$@" >/dev/null 2>&1 </dev/null || true
+		ms=$(((${EPOCHREALTIME/./} - t0) / 1000 + 1))
+		[[ -n $best && $best -le $ms ]] || best=$ms
+	done
+	: "${MAX_MS:=$best}"
 	"$finish"
 	want_shape=$(shape) want_state=$(state_summary)
 	[ "$want_shape" != "$(printf '%s\n' "$OLD_OBJS" | sort)" ] || { echo "a clean run changed nothing"; return 1; }
@@ -93,10 +101,10 @@ crash_loop() {
 finish_renew() {
 	ps-renew "${P11[@]}" --ca "$LS_CA" --key-type ec:prime256v1 <"$BATS_TEST_TMPDIR/expiring" >/dev/null 2>&1 || true
 	ps-fetch "${P11[@]}" --pending >/dev/null 2>&1 || true
-	# the journal of key generations is empty again, its locks gone
-	if compgen -G "$PSRENEW_STATE_DIR/keygen/*" >/dev/null ||
-		compgen -G "$PSRENEW_STATE_DIR/locks/keygen-*" >/dev/null; then
-		echo "left in the journal:"; ls -l "$PSRENEW_STATE_DIR/keygen" "$PSRENEW_STATE_DIR/locks"
+	# the journal of key generations is empty again (a kill between a
+	# lock's creation and its entry's may leave the empty lock file)
+	if compgen -G "$PSRENEW_STATE_DIR/keygen/*" >/dev/null; then
+		echo "left in the journal:"; ls -l "$PSRENEW_STATE_DIR/keygen"
 		return 1
 	fi
 }
@@ -121,7 +129,7 @@ finish_fetch() {
 		ps-renew "${P11[@]}" --token "$TOKEN_URI" --id "$id" --ca "$LS_CA" \
 			--key-type ec:prime256v1 >/dev/null
 	done
-	MAX_MS=90 crash_loop ps-fetch finish_fetch ps-fetch "${P11[@]}" --pending
+	crash_loop ps-fetch finish_fetch ps-fetch "${P11[@]}" --pending
 }
 
 finish_clean() {
@@ -129,16 +137,16 @@ finish_clean() {
 }
 
 @test "ps-token-clean killed at random points: a re-run removes what one run removes" {
-	MAX_MS=50 crash_loop ps-token-clean finish_clean ps-token-clean "${P11[@]}" --token "$TOKEN_URI" --yes
+	crash_loop ps-token-clean finish_clean ps-token-clean "${P11[@]}" --token "$TOKEN_URI" --yes
 }
 
 @test "ps-pfx-import killed at random points: a re-run imports the key and certificate once" {
-	# Open: a kill inside C_CreateObject of the private key can leave a
-	# second private key after the re-run (seed 11 here): SoftHSM's file
-	# store writes an object's attributes one by one, and psrenew does not
-	# recognise the half-written key (docs/RELIABILITY.md).
-	[[ ${CRASH_PFX:-0} == 1 ]] || skip "open: a half-written private key is not recognised by the re-run"
-	local d=$BATS_TEST_TMPDIR/pfx
+	# A kill inside C_CreateObject leaves a half-written object (SoftHSM
+	# writes the defaults first, the template last): no class, or a key or
+	# certificate without CKA_ID and value. The re-run finds the record
+	# of the import in the state store, removes such objects beyond those
+	# the token held before, and finishes; the record is gone afterwards.
+	local d=$BATS_TEST_TMPDIR/pfx t0 t1
 	mkdir -p "$d"
 	_fx_genpkey rsa "$d/k.pem"
 	openssl pkey -in "$d/k.pem" -pubout -out "$d/k.pub"
@@ -146,8 +154,26 @@ finish_clean() {
 	export PW=Zq8-pfx
 	openssl pkcs12 -export -inkey "$d/k.pem" -in "$d/c.pem" -passout env:PW -out "$d/x.p12"
 	PFX_ARGS=("${P11[@]}" --token "$TOKEN_URI" --pass env:PW "$d/x.p12")
-	finish_pfx() { ps-pfx-import "${PFX_ARGS[@]}" >/dev/null 2>&1 || true; }
-	MAX_MS=100 crash_loop ps-pfx-import finish_pfx ps-pfx-import "${PFX_ARGS[@]}"
+	WRITING=0 HALF=0
+	finish_pfx() {
+		# killed while writing: the record is there; half-written
+		# objects have no id
+		if [ -n "$(ls -A "$PSRENEW_STATE_DIR/imports" 2>/dev/null)" ]; then
+			WRITING=$((WRITING + 1))
+			HALF=$((HALF + $(p11_objects | awk '$2 == "" || $2 == "-"' | wc -l)))
+		fi
+		ps-pfx-import "${PFX_ARGS[@]}" >/dev/null 2>&1 || true
+		[ -z "$(ls -A "$PSRENEW_STATE_DIR/imports" 2>/dev/null)" ] ||
+			{ echo "the record of the import is left: $(ls -A "$PSRENEW_STATE_DIR/imports")"; return 1; }
+	}
+	# the kills spread over the length of one run (timed from the start)
+	fault_snapshot "$d/start"
+	t0=$(date +%s%N)
+	ps-pfx-import "${PFX_ARGS[@]}" >/dev/null 2>&1
+	t1=$(date +%s%N)
+	fault_restore "$d/start"
+	MAX_MS=$(((t1 - t0) / 1000000 + 20)) crash_loop ps-pfx-import finish_pfx ps-pfx-import "${PFX_ARGS[@]}"
+	echo "# figure: kill -9 ps-pfx-import: $WRITING kills while it wrote (a run of $(((t1 - t0) / 1000000)) ms), $HALF half-written objects removed by the re-run" >&3
 }
 
 @test "concurrency: two ps-renew and three ps-fetch --pending at once on one state store" {
@@ -249,4 +275,48 @@ orphan_keypair() { # HEX_ID: an EC key pair under that CKA_ID
 	[ "$status" -eq 0 ]
 	[ "$(p11_objects | grep -c " $dead\$")" -eq 2 ]
 	[ -e "$PSRENEW_STATE_DIR/keygen/20261201-000000-00000003.json" ]
+}
+
+@test "what a killed key generation half-wrote goes with the next ps-renew; what was there before stays" {
+	local dead=3badc0de3badc0de3badc0de3badc0de3badc0de f
+	half_written none # there before the run: kept
+	orphan_keypair "$dead"
+	journal_entry 20261201-000000-00000004 "$dead"
+	f=$PSRENEW_STATE_DIR/keygen/20261201-000000-00000004.json
+	jq -c '.leftovers_before = {"no-class": 1}' "$f" >"$BATS_TEST_TMPDIR/j" && cat "$BATS_TEST_TMPDIR/j" >"$f"
+	# what the kill inside C_GenerateKeyPair left
+	half_written pubkey
+	half_written none
+	[ "$(p11_objects | grep -c '^data ')" -eq 2 ]
+	[ "$(p11_objects | grep -c '^pubkey -$')" -eq 1 ]
+	run ps-renew "${P11[@]}" --token "$TOKEN_URI" --id "$QUAL_ID" --ca "$LS_CA" --key-type ec:prime256v1
+	[ "$status" -eq 0 ]
+	[[ $output == *"removed 4 key object(s)"* ]]
+	[ "$(p11_objects | grep -c '^data ')" -eq 1 ]
+	[ "$(p11_objects | grep -c '^pubkey -$')" -eq 0 ]
+	[ "$(p11_objects | grep -c " $dead\$")" -eq 0 ]
+	[ -z "$(ls "$PSRENEW_STATE_DIR/keygen")" ]
+}
+
+@test "what a killed install half-wrote goes with the next ps-fetch, which installs the certificate once" {
+	local req f
+	ps-renew "${P11[@]}" --token "$TOKEN_URI" --id "$QUAL_ID" --ca "$LS_CA" --key-type ec:prime256v1 >/dev/null
+	f=$(ls "$PSRENEW_STATE_DIR"/requests/*.json)
+	[ "$(jq -r .state "$f")" = issued ]
+	half_written none # there before: kept
+	# the install was killed inside C_CreateObject of the certificate: it
+	# had marked the request, and left half a certificate
+	jq -c '.install_leftovers_before = {"no-class": 1}' "$f" >"$BATS_TEST_TMPDIR/r" && cat "$BATS_TEST_TMPDIR/r" >"$f"
+	half_written cert
+	[ "$(p11_objects | grep -c '^cert -$')" -eq 1 ]
+	local certs=$(($(p11_objects | grep -c '^cert ') - 1))
+	run ps-fetch "${P11[@]}" --pending
+	[ "$status" -eq 0 ]
+	[[ $output == *"removed 1 half-written object(s) that an interrupted install had left"* ]]
+	[ "$(jq -r .state "$f")" = installed ]
+	[ "$(jq 'has("install_leftovers_before")' "$f")" = false ]
+	# the half certificate went, the new one came
+	[ "$(p11_objects | grep -c '^cert ')" -eq $((certs + 1)) ]
+	[ "$(p11_objects | grep -c '^cert -$')" -eq 0 ]
+	[ "$(p11_objects | grep -c '^data ')" -eq 1 ]
 }

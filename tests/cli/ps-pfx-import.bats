@@ -473,6 +473,62 @@ fault() {
 	[[ "$stderr" == *"could not be removed"*"pkcs11-tool"*"$RSA_ID"* ]]
 }
 
+@test "an interrupted import is finished by the next run, which removes what it half-wrote and nothing else" {
+	half_written none # there before the import: kept
+	[ "$(objects | grep -c '^Data object')" -eq 1 ]
+	# a run that stops after the key pair and cannot remove it: its
+	# record in the state store stays
+	fault P11FAULT_FAIL=C_CreateObject:3:CKR_DEVICE_MEMORY,C_DestroyObject:*:CKR_DEVICE_ERROR \
+		"$PFX_DIR/modern.p12"
+	[ "$status" -eq 6 ]
+	ls "$PSRENEW_STATE_DIR/imports/$RSA_ID"-*.json
+	[ "$(token_objects privkey)" -eq 1 ] && [ "$(token_objects cert)" -eq 0 ]
+	# and what a kill inside C_CreateObject leaves
+	half_written pubkey
+	half_written none
+	[ "$(token_objects pubkey)" -eq 2 ]
+	import "$PFX_DIR/modern.p12"
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"interrupted import"*"2 half-written"* ]]
+	# as one run would say: the key and the certificate were written
+	[ "$(field imported)" = true ]
+	[ "$(field already_installed)" = false ]
+	one_of_each
+	[ "$(objects | grep -c '^Data object')" -eq 1 ]
+	[ -z "$(ls -A "$PSRENEW_STATE_DIR/imports")" ]
+	# the next run has nothing to finish
+	import "$PFX_DIR/modern.p12"
+	[ "$status" -eq 0 ]
+	[ "$(field imported)" = false ]
+	[[ $stderr != *interrupted* ]]
+	one_of_each
+}
+
+@test "a run that fails after an interrupted one removes what both wrote" {
+	fault P11FAULT_FAIL=C_CreateObject:3:CKR_DEVICE_MEMORY,C_DestroyObject:*:CKR_DEVICE_ERROR \
+		"$PFX_DIR/modern.p12"
+	[ "$status" -eq 6 ]
+	half_written pubkey
+	# the certificate fails: the key pair goes too, and the half key
+	fault P11FAULT_FAIL=C_CreateObject:1:CKR_DEVICE_MEMORY "$PFX_DIR/modern.p12"
+	[ "$status" -eq 6 ]
+	[[ $stderr == *"nothing was left on the token"* ]]
+	nothing_on_token
+	[ "$(objects | grep -c '^Data object')" -eq 0 ]
+	[ -z "$(ls -A "$PSRENEW_STATE_DIR/imports")" ]
+}
+
+@test "an import of the key onto the token under way elsewhere is exit 3, busy" {
+	import "$PFX_DIR/modern.p12"
+	[ "$status" -eq 0 ]
+	lock=$(ls "$PSRENEW_STATE_DIR/locks/import-$RSA_ID"-*.lock)
+	run --separate-stderr flock -n "$lock" ps-pfx-import --module "$PKCS11_MODULE" \
+		--token "$TOKEN_URI" --pin "file:$PIN_FILE" --pass env:PFX_PASS "$PFX_DIR/modern.p12"
+	[ "$status" -eq 3 ]
+	[ "$(jfield code <<<"$output")" = busy ]
+	[[ $stderr == *"another process is importing this key"* ]]
+}
+
 @test "a token that cannot sign with RSA keys is exit 6 (the guide's error 622)" {
 	fault P11FAULT_HIDE_MECHS=CKM_RSA_PKCS "$PFX_DIR/modern.p12"
 	[ "$status" -eq 6 ]

@@ -59,3 +59,24 @@ token_objects() {
 	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$TOKEN_LABEL" \
 		--login --pin "$PIN" -O --type "$1" 2>/dev/null | grep -c "$pat" || true
 }
+
+# half_written KIND: an object file as SoftHSM's file store leaves it when
+# the process is killed inside C_CreateObject: "none" without any attribute,
+# not even a class; "pubkey" with a class and a key type only, "cert" with
+# a class and a certificate type only (SoftHSM adds the empty defaults when
+# it is read). The numbers are 64-bit big-endian:
+# the generation, then per attribute its type, 2 (a number) and the value.
+half_written() {
+	local f=$TOKEN_DIR/$(cat /proc/sys/kernel/random/uuid) n0='\0\0\0\0\0\0\0'
+	: >"$f.lock"
+	{
+		printf "$n0\1"
+		if [[ $1 == pubkey ]]; then
+			printf "$n0\0$n0\2$n0\2" # CKA_CLASS: CKO_PUBLIC_KEY
+			printf '\0\0\0\0\0\0\1\0'"$n0\2$n0\0" # CKA_KEY_TYPE: CKK_RSA
+		elif [[ $1 == cert ]]; then
+			printf "$n0\0$n0\2$n0\1" # CKA_CLASS: CKO_CERTIFICATE
+			printf "$n0\x80$n0\2$n0\0" # CKA_CERTIFICATE_TYPE: CKC_X_509
+		fi
+	} >"$f.object"
+}
