@@ -218,6 +218,11 @@ static void setup(struct ps_http *h, CURL *c, const char *method,
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
 	curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, h);
+	/* The trust anchors are on_ssl_ctx's store, read once per h. Without
+	 * this libcurl first reads its own CA file (the system's bundle) into
+	 * each new SSL_CTX: about 0.1 s of CPU for every connection. */
+	curl_easy_setopt(c, CURLOPT_CAINFO, NULL);
+	curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->o.connect_timeout);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, h->o.timeout);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
