@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -172,6 +173,38 @@ static int map(const struct ps_http_resp *r, struct ps_ca_reply *reply)
 	return 0;
 }
 
+/* The body of a simplereenroll: base64 of the request's DER. The PEM is
+ * only unwrapped, down to one DER SEQUENCE: the request is the one
+ * ps-renew made and verified, and decoding it as an X509_REQ (its public
+ * key through OpenSSL's decoders) cost more than the rest of a poll. */
+static char *csr_body(const char *csr_pem)
+{
+	BIO *b = csr_pem ? BIO_new_mem_buf(csr_pem, -1) : NULL;
+	char *name = NULL, *header = NULL, *b64 = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	long len = 0, clen;
+	int tag, cls;
+
+	if (b && PEM_read_bio(b, &name, &header, &der, &len) == 1 &&
+	    (!strcmp(name, PEM_STRING_X509_REQ) ||
+	     !strcmp(name, PEM_STRING_X509_REQ_OLD)) &&
+	    !header[0] && len > 0) {
+		p = der;
+		if (!(ASN1_get_object(&p, &clen, &tag, &cls, len) & 0x80) &&
+		    tag == V_ASN1_SEQUENCE && cls == V_ASN1_UNIVERSAL &&
+		    p + clen == der + len)
+			b64 = ps_base64_encode(der, (size_t)len);
+	}
+	BIO_free(b);
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	OPENSSL_free(der);
+	if (!b64)
+		ERR_clear_error(); /* PEM_read_bio's "no start line" */
+	return b64;
+}
+
 static int est_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 		      struct ps_ca_reply *reply, struct ps_err *err)
 {
@@ -179,29 +212,19 @@ static int est_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 	const char *hdr[] = { "Content-Type: application/pkcs10",
 			      "Content-Transfer-Encoding: base64", NULL };
 	struct ps_http_resp r = { 0 };
-	X509_REQ *csr = NULL;
-	unsigned char *der = NULL;
 	char *b64 = NULL, *url = NULL;
-	BIO *b = NULL;
-	int len, rc;
+	int rc;
 
 	if (!req->tok || !req->old_cert || !req->old_key_id)
 		return ps_err_set(err, PS_EXIT_FAIL, "est", NULL,
 				  "EST needs the current certificate and its "
 				  "key on the token");
-	b = BIO_new_mem_buf(req->csr_pem, -1);
-	csr = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
-	BIO_free(b);
-	len = csr ? i2d_X509_REQ(csr, &der) : -1;
-	X509_REQ_free(csr);
-	if (len <= 0 || !(b64 = ps_base64_encode(der, (size_t)len)) ||
+	if (!(b64 = csr_body(req->csr_pem)) ||
 	    asprintf(&url, "%s/simplereenroll", e->base) < 0) {
-		OPENSSL_free(der);
 		free(b64);
 		return ps_err_set(err, PS_EXIT_FAIL, "est", NULL,
 				  "cannot encode the certificate request");
 	}
-	OPENSSL_free(der);
 	rc = conn_for(ca, e, req, err);
 	if (!rc)
 		rc = ps_http_request(e->h, "POST", url, hdr, b64, strlen(b64),
@@ -326,21 +349,6 @@ static int est_cacerts(struct ps_ca *ca, char **pem, struct ps_err *err)
 	ps_http_free(h);
 	free(url);
 	return rc;
-}
-
-/* The body of a simplereenroll: base64 of the request's DER. */
-static char *csr_body(const char *csr_pem)
-{
-	BIO *b = csr_pem ? BIO_new_mem_buf(csr_pem, -1) : NULL;
-	X509_REQ *csr = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
-	unsigned char *der = NULL;
-	int len = csr ? i2d_X509_REQ(csr, &der) : -1;
-	char *b64 = len > 0 ? ps_base64_encode(der, (size_t)len) : NULL;
-
-	BIO_free(b);
-	X509_REQ_free(csr);
-	OPENSSL_free(der);
-	return b64;
 }
 
 /* The polls of reqs[idx[0..m-1]], all for one client certificate, over

@@ -323,7 +323,7 @@ struct due_poll {
 };
 
 static int load_due(struct ps_fetch *f, const char *id, int force, time_t now,
-		    struct due_poll *d)
+		    struct ps_cert_memo *memo, struct due_poll *d)
 {
 	const char *s;
 	int lock = -1;
@@ -343,7 +343,8 @@ static int load_due(struct ps_fetch *f, const char *id, int force, time_t now,
 		struct ps_token *tok = token_for(f, d->rec, NULL);
 
 		if (tok) {
-			ps_request_ca_req(d->rec, tok, &d->auth, &d->req);
+			ps_request_ca_req_memo(d->rec, tok, &d->auth, memo,
+					       &d->req);
 			return 1;
 		}
 	}
@@ -356,6 +357,7 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 {
 	size_t n = json_array_size(ids), k = 0;
 	struct due_poll *d;
+	struct ps_cert_memo memo = { 0 };
 	time_t now = time(NULL);
 
 	if (f->dry_run || n < 2 || !(d = calloc(n, sizeof(*d))))
@@ -363,9 +365,10 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 	for (size_t i = 0; i < n; i++) {
 		const char *id = json_string_value(json_array_get(ids, i));
 
-		if (id && load_due(f, id, force, now, &d[k]))
+		if (id && load_due(f, id, force, now, &memo, &d[k]))
 			k++;
 	}
+	ps_cert_memo_free(&memo);
 	if (!f->polled)
 		f->polled = json_object();
 	/* One batch per channel. */
@@ -428,15 +431,17 @@ static int ask_ca(struct ps_fetch *f, json_t *rec, struct ps_err *err)
 
 	if (!ca)
 		return err->status;
-	if (ps_ca_needs_token(ca, submitted) && !(tok = token_for(f, rec, err)))
-		return err->status;
-	ps_request_ca_req(rec, tok, &auth, &req);
-	if (submitted && polled_reply(f, rec, &reply))
+	if (submitted && polled_reply(f, rec, &reply)) {
 		rc = 0; /* answered by ps_fetch_poll_due a moment ago */
-	else
+	} else {
+		if (ps_ca_needs_token(ca, submitted) &&
+		    !(tok = token_for(f, rec, err)))
+			return err->status;
+		ps_request_ca_req(rec, tok, &auth, &req);
 		rc = submitted ? ps_ca_poll(ca, &req, &reply, err)
 			       : ps_ca_submit(ca, &req, &reply, err);
-	ps_ca_auth_free(&auth);
+		ps_ca_auth_free(&auth);
+	}
 	if (rc)
 		return rc;
 	ps_request_apply(rec, &reply, time(NULL));
