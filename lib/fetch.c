@@ -1,6 +1,7 @@
 /* psrenew: polling and installing. */
 #include <psrenew/fetch.h>
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,7 +294,8 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-/* The answer ps_fetch_poll_due got for rec, taken (used once). */
+/* The answer ps_fetch_poll_due got for rec, taken (used once): 1 with it
+ * in r, 2 when ps_fetch_poll_due has recorded it already, 0: none. */
 static int polled_reply(struct ps_fetch *f, const json_t *rec,
 			struct ps_ca_reply *r)
 {
@@ -302,6 +304,10 @@ static int polled_reply(struct ps_fetch *f, const json_t *rec,
 
 	if (!o)
 		return 0;
+	if (json_is_true(json_object_get(o, "recorded"))) {
+		json_object_del(f->polled, id);
+		return 2;
+	}
 	memset(r, 0, sizeof(*r));
 	r->status = (int)json_integer_value(json_object_get(o, "status"));
 	r->delay = (long)json_integer_value(json_object_get(o, "delay"));
@@ -311,6 +317,77 @@ static int polled_reply(struct ps_fetch *f, const json_t *rec,
 	r->fail_info = dup_or_null(ps_json_str(o, "fail_info"));
 	json_object_del(f->polled, id);
 	return 1;
+}
+
+/* A "still pending" answer of ps_fetch_poll_due, recorded in the state
+ * store by one of several threads: each save waits for the disk twice
+ * (fsync of the file and of the directory), and the disk takes several
+ * of them at once far faster than one after the other. Nothing else
+ * changes: the record is locked, read, updated with ps_request_apply and
+ * saved exactly as ask_ca would, and an answer that could not be recorded
+ * so (locked by another process, no longer pending, a failed save) is
+ * left to ps_fetch_request. */
+struct record_job {
+	const char *id;
+	const struct ps_ca_reply *reply;
+	int done;
+};
+
+struct recorder {
+	struct ps_fetch *f;
+	struct record_job *jobs;
+	size_t n, next;
+	pthread_mutex_t mu;
+};
+
+static void record_one(struct ps_fetch *f, struct record_job *j)
+{
+	json_t *rec = NULL;
+	const char *s;
+	int lock = -1;
+
+	if (ps_state_lock(f->st, j->id, 0, &lock, NULL))
+		return;
+	if (!ps_state_load(f->st, j->id, &rec, NULL) &&
+	    (s = ps_json_str(rec, "state")) && !strcmp(s, PS_REQ_PENDING)) {
+		ps_request_apply(rec, j->reply, time(NULL));
+		j->done = ps_state_save(f->st, j->id, rec, NULL) == 0;
+	}
+	json_decref(rec);
+	ps_state_unlock(lock);
+}
+
+static void *recorder_run(void *v)
+{
+	struct recorder *r = v;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&r->mu);
+		i = r->next++;
+		pthread_mutex_unlock(&r->mu);
+		if (i >= r->n)
+			return NULL;
+		record_one(r->f, &r->jobs[i]);
+	}
+}
+
+/* Records jobs[0..n-1] with up to lanes threads (this one included). */
+static void record_pending(struct ps_fetch *f, struct record_job *jobs,
+			   size_t n, int lanes)
+{
+	struct recorder r = { f, jobs, n, 0, PTHREAD_MUTEX_INITIALIZER };
+	pthread_t t[POLL_LANES];
+	size_t k = 0;
+
+	while (k + 1 < (size_t)lanes && k + 1 < n && k < POLL_LANES &&
+	       pthread_create(&t[k], NULL, recorder_run, &r) == 0)
+		k++;
+	recorder_run(&r);
+	for (size_t i = 0; i < k; i++)
+		pthread_join(t[i], NULL);
+	pthread_mutex_destroy(&r.mu);
 }
 
 /* What ps_fetch_poll_due polls: one due, pending request of an EST
@@ -360,6 +437,10 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 	struct ps_cert_memo memo = { 0 };
 	time_t now = time(NULL);
 
+	/* What an earlier pass left unused (a request no longer due when
+	 * ps_fetch_request came to it) is no answer for this one. */
+	if (f->polled)
+		json_object_clear(f->polled);
 	if (f->dry_run || n < 2 || !(d = calloc(n, sizeof(*d))))
 		return;
 	for (size_t i = 0; i < n; i++) {
@@ -377,7 +458,8 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 		struct ps_ca_request *reqs;
 		struct ps_ca_reply *replies;
 		struct ps_err *errs;
-		size_t *at, m = 0;
+		struct record_job *jobs;
+		size_t *at, m = 0, nj = 0;
 		int *rcs;
 
 		if (!ca)
@@ -387,22 +469,45 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 		errs = calloc(k, sizeof(*errs));
 		rcs = calloc(k, sizeof(*rcs));
 		at = calloc(k, sizeof(*at));
+		jobs = calloc(k, sizeof(*jobs));
 		for (size_t j = i;
-		     reqs && replies && errs && rcs && at && j < k; j++)
+		     reqs && replies && errs && rcs && at && jobs && j < k; j++)
 			if (d[j].ca == ca) {
 				reqs[m] = d[j].req;
 				at[m++] = j;
 				d[j].ca = NULL;
 			}
 		if (m > 0 && ps_est_poll_many(ca, reqs, m, POLL_LANES, replies,
-					      rcs, errs) == 0)
+					      rcs, errs) == 0) {
+			/* Still pending: recorded here, several at once;
+			 * jobs[] follows the order of replies[]. */
 			for (size_t j = 0; j < m; j++)
-				if (rcs[j] == 0)
+				if (rcs[j] == 0 &&
+				    replies[j].status == PS_CA_PENDING)
+					jobs[nj++] = (struct record_job){
+						ps_json_str(d[at[j]].rec,
+							    "request_id"),
+						&replies[j], 0
+					};
+			record_pending(f, jobs, nj, POLL_LANES);
+			/* The rest, and what could not be recorded here, is
+			 * for ps_fetch_request. */
+			for (size_t j = 0, q = 0; j < m; j++) {
+				const char *id =
+				    ps_json_str(d[at[j]].rec, "request_id");
+				int mine =
+				    q < nj && jobs[q].reply == &replies[j];
+
+				if (mine && jobs[q++].done)
 					json_object_set_new(
-					    f->polled,
-					    ps_json_str(d[at[j]].rec,
-							"request_id"),
+					    f->polled, id,
+					    json_pack("{sb}", "recorded", 1));
+				else if (rcs[j] == 0)
+					json_object_set_new(
+					    f->polled, id,
 					    reply_json(&replies[j]));
+			}
+		}
 		for (size_t j = 0; replies && j < m; j++)
 			ps_ca_reply_free(&replies[j]);
 		free(reqs);
@@ -410,6 +515,7 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 		free(errs);
 		free(rcs);
 		free(at);
+		free(jobs);
 	}
 	for (size_t i = 0; i < k; i++) {
 		ps_ca_auth_free(&d[i].auth);
@@ -427,11 +533,14 @@ static int ask_ca(struct ps_fetch *f, json_t *rec, struct ps_err *err)
 	struct ps_ca_auth auth;
 	struct ps_token *tok = NULL;
 	int submitted = !strcmp(ps_json_str(rec, "state"), PS_REQ_PENDING);
-	int rc;
+	int rc, got;
 
 	if (!ca)
 		return err->status;
-	if (submitted && polled_reply(f, rec, &reply)) {
+	got = submitted ? polled_reply(f, rec, &reply) : 0;
+	if (got == 2)
+		return 0; /* answered and recorded by ps_fetch_poll_due */
+	if (got) {
 		rc = 0; /* answered by ps_fetch_poll_due a moment ago */
 	} else {
 		if (ps_ca_needs_token(ca, submitted) &&
