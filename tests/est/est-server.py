@@ -423,21 +423,24 @@ class Est:
     # --- bookkeeping (callers hold self.lock)
 
     def next_seq(self):
+        """The next request number (STATE/seq). Written in place, not
+        replaced: the number only grows, so the file never gets shorter,
+        and replacing it freed a block per request, which costs a
+        synchronous discard on some disks (1-2 ms, with est.lock held)."""
         path = os.path.join(self.state, "seq")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            with open(path) as f:
-                n = int(f.read().strip() or 0)
-        except (OSError, ValueError):
-            n = 0
-        n += 1
-        self.write_atomic(path, "%d\n" % n)
+            try:
+                n = int(os.pread(fd, 64, 0).strip() or 0)
+            except ValueError:
+                n = 0
+            n += 1
+            text = b"%d\n" % n
+            os.pwrite(fd, text, 0)
+            os.ftruncate(fd, len(text))
+        finally:
+            os.close(fd)
         return n
-
-    def write_atomic(self, path, text):
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
 
     def log(self, method, path, status, answer, seq, client):
         t = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
