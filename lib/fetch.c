@@ -319,25 +319,32 @@ static int polled_reply(struct ps_fetch *f, const json_t *rec,
 	return 1;
 }
 
-/* A "still pending" answer of ps_fetch_poll_due, recorded in the state
- * store by one of several threads: each save waits for the disk twice
- * (fsync of the file and of the directory), and the disk takes several
- * of them at once far faster than one after the other. Nothing else
- * changes: the record is locked, read, updated with ps_request_apply and
- * saved exactly as ask_ca would, and an answer that could not be recorded
- * so (locked by another process, no longer pending, a failed save) is
- * left to ps_fetch_request. */
+/* The "still pending" answers of ps_fetch_poll_due, recorded in the state
+ * store as they come, by several threads while the other polls are in
+ * flight: each save waits for the disk three times (fsync of the file,
+ * the rename, fsync of the directory), and the disk takes several at
+ * once far faster than one after the other. Nothing else changes: the
+ * record is locked, read, updated with ps_request_apply and saved as
+ * ask_ca would, and an answer that could not be recorded so (the request
+ * locked by another process, no longer pending, a failed save) is left to
+ * ps_fetch_request. The threads touch the state store only. */
 struct record_job {
 	const char *id;
 	const struct ps_ca_reply *reply;
+	size_t at; /* index of reply in the batch */
 	int done;
 };
 
 struct recorder {
 	struct ps_fetch *f;
-	struct record_job *jobs;
+	const char **ids; /* the request of each answer of the batch */
+	const struct ps_ca_reply *replies;
+	const int *rcs;
+	struct record_job *jobs; /* queued: [next, n) waiting */
 	size_t n, next;
+	int closed; /* no more answers to come */
 	pthread_mutex_t mu;
+	pthread_cond_t more;
 };
 
 static void record_one(struct ps_fetch *f, struct record_job *j)
@@ -365,29 +372,73 @@ static void *recorder_run(void *v)
 		size_t i;
 
 		pthread_mutex_lock(&r->mu);
+		while (r->next >= r->n && !r->closed)
+			pthread_cond_wait(&r->more, &r->mu);
+		if (r->next >= r->n) {
+			pthread_mutex_unlock(&r->mu);
+			return NULL;
+		}
 		i = r->next++;
 		pthread_mutex_unlock(&r->mu);
-		if (i >= r->n)
-			return NULL;
 		record_one(r->f, &r->jobs[i]);
 	}
 }
 
-/* Records jobs[0..n-1] with up to lanes threads (this one included). */
-static void record_pending(struct ps_fetch *f, struct record_job *jobs,
-			   size_t n, int lanes)
+/* ps_est_poll_many's answered: a "still pending" answer is queued. */
+static void on_answered(size_t i, void *v)
 {
-	struct recorder r = { f, jobs, n, 0, PTHREAD_MUTEX_INITIALIZER };
+	struct recorder *r = v;
+
+	if (r->rcs[i] != 0 || r->replies[i].status != PS_CA_PENDING ||
+	    !r->ids[i])
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->jobs[r->n++] =
+	    (struct record_job){ r->ids[i], &r->replies[i], i, 0 };
+	pthread_cond_signal(&r->more);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* ps_est_poll_many over reqs[0..m-1] (of the requests ids[]), the still
+ * pending answers recorded on the way by up to POLL_LANES threads
+ * (recorded[i] set for those); with no thread, after the polls here. */
+static void poll_and_record(struct ps_fetch *f, struct ps_ca *ca,
+			    const struct ps_ca_request *reqs, const char **ids,
+			    size_t m, struct ps_ca_reply *replies, int *rcs,
+			    struct ps_err *errs, char *recorded)
+{
+	struct recorder r = { .f = f,
+			      .ids = ids,
+			      .replies = replies,
+			      .rcs = rcs,
+			      .mu = PTHREAD_MUTEX_INITIALIZER,
+			      .more = PTHREAD_COND_INITIALIZER };
 	pthread_t t[POLL_LANES];
 	size_t k = 0;
 
-	while (k + 1 < (size_t)lanes && k + 1 < n && k < POLL_LANES &&
+	if (!(r.jobs = calloc(m, sizeof(*r.jobs)))) {
+		ps_est_poll_many(ca, reqs, m, POLL_LANES, replies, rcs, errs,
+				 NULL, NULL);
+		return;
+	}
+	while (k + 1 < POLL_LANES && k + 1 < m &&
 	       pthread_create(&t[k], NULL, recorder_run, &r) == 0)
 		k++;
-	recorder_run(&r);
+	ps_est_poll_many(ca, reqs, m, POLL_LANES, replies, rcs, errs,
+			 on_answered, &r);
+	pthread_mutex_lock(&r.mu);
+	r.closed = 1;
+	pthread_cond_broadcast(&r.more);
+	pthread_mutex_unlock(&r.mu);
+	recorder_run(&r); /* this thread too, for what is left */
 	for (size_t i = 0; i < k; i++)
 		pthread_join(t[i], NULL);
+	for (size_t q = 0; q < r.n; q++)
+		if (r.jobs[q].done)
+			recorded[r.jobs[q].at] = 1;
+	pthread_cond_destroy(&r.more);
 	pthread_mutex_destroy(&r.mu);
+	free(r.jobs);
 }
 
 /* What ps_fetch_poll_due polls: one due, pending request of an EST
@@ -458,8 +509,9 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 		struct ps_ca_request *reqs;
 		struct ps_ca_reply *replies;
 		struct ps_err *errs;
-		struct record_job *jobs;
-		size_t *at, m = 0, nj = 0;
+		const char **rids;
+		size_t *at, m = 0;
+		char *recorded;
 		int *rcs;
 
 		if (!ca)
@@ -469,44 +521,30 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 		errs = calloc(k, sizeof(*errs));
 		rcs = calloc(k, sizeof(*rcs));
 		at = calloc(k, sizeof(*at));
-		jobs = calloc(k, sizeof(*jobs));
-		for (size_t j = i;
-		     reqs && replies && errs && rcs && at && jobs && j < k; j++)
+		rids = calloc(k, sizeof(*rids));
+		recorded = calloc(k, 1);
+		for (size_t j = i; reqs && replies && errs && rcs && at &&
+				   rids && recorded && j < k;
+		     j++)
 			if (d[j].ca == ca) {
 				reqs[m] = d[j].req;
+				rids[m] = ps_json_str(d[j].rec, "request_id");
 				at[m++] = j;
 				d[j].ca = NULL;
 			}
-		if (m > 0 && ps_est_poll_many(ca, reqs, m, POLL_LANES, replies,
-					      rcs, errs) == 0) {
-			/* Still pending: recorded here, several at once;
-			 * jobs[] follows the order of replies[]. */
+		if (m > 0) {
+			poll_and_record(f, ca, reqs, rids, m, replies, rcs,
+					errs, recorded);
+			/* What was not recorded is for ps_fetch_request. */
 			for (size_t j = 0; j < m; j++)
-				if (rcs[j] == 0 &&
-				    replies[j].status == PS_CA_PENDING)
-					jobs[nj++] = (struct record_job){
-						ps_json_str(d[at[j]].rec,
-							    "request_id"),
-						&replies[j], 0
-					};
-			record_pending(f, jobs, nj, POLL_LANES);
-			/* The rest, and what could not be recorded here, is
-			 * for ps_fetch_request. */
-			for (size_t j = 0, q = 0; j < m; j++) {
-				const char *id =
-				    ps_json_str(d[at[j]].rec, "request_id");
-				int mine =
-				    q < nj && jobs[q].reply == &replies[j];
-
-				if (mine && jobs[q++].done)
+				if (recorded[j])
 					json_object_set_new(
-					    f->polled, id,
+					    f->polled, rids[j],
 					    json_pack("{sb}", "recorded", 1));
 				else if (rcs[j] == 0)
 					json_object_set_new(
-					    f->polled, id,
+					    f->polled, rids[j],
 					    reply_json(&replies[j]));
-			}
 		}
 		for (size_t j = 0; replies && j < m; j++)
 			ps_ca_reply_free(&replies[j]);
@@ -515,7 +553,8 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 		free(errs);
 		free(rcs);
 		free(at);
-		free(jobs);
+		free(rids);
+		free(recorded);
 	}
 	for (size_t i = 0; i < k; i++) {
 		ps_ca_auth_free(&d[i].auth);

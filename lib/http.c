@@ -328,6 +328,8 @@ static int lane_start(struct ps_http *h, CURLM *m, struct lane *l,
 		l->job = NULL;
 		j->rc = ps_err_set(&j->err, PS_EXIT_FAIL, "http", NULL,
 				   "libcurl cannot start a request");
+		if (j->done)
+			j->done(j, j->arg);
 		return -1;
 	}
 	return 0;
@@ -379,6 +381,8 @@ int ps_http_parallel(struct ps_http *h, struct ps_http_job *jobs, size_t n,
 			ln->job->rc = finish(ln->c, msg->data.result, &ln->sink,
 					     ln->errbuf, ln->job->url,
 					     &ln->job->resp, &ln->job->err);
+			if (ln->job->done)
+				ln->job->done(ln->job, ln->job->arg);
 			ln->job = NULL;
 			running--;
 			/* The lane's connection stays in the multi handle's
@@ -398,14 +402,19 @@ int ps_http_parallel(struct ps_http *h, struct ps_http_job *jobs, size_t n,
 			l[i].job->rc =
 			    ps_err_set(&l[i].job->err, PS_EXIT_TEMP, "http",
 				       NULL, "libcurl stopped the transfer");
+			if (l[i].job->done)
+				l[i].job->done(l[i].job, l[i].job->arg);
 		}
 		curl_easy_cleanup(l[i].c);
 	}
 	/* Jobs never started (the loop broke off) say so. */
-	for (; next < n; next++)
+	for (; next < n; next++) {
 		jobs[next].rc =
 		    ps_err_set(&jobs[next].err, PS_EXIT_TEMP, "http", NULL,
 			       "libcurl stopped before this request");
+		if (jobs[next].done)
+			jobs[next].done(&jobs[next], jobs[next].arg);
+	}
 	curl_multi_cleanup(m);
 	free(l);
 	return 0;
