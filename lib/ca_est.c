@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -172,6 +173,38 @@ static int map(const struct ps_http_resp *r, struct ps_ca_reply *reply)
 	return 0;
 }
 
+/* The body of a simplereenroll: base64 of the request's DER. The PEM is
+ * only unwrapped, down to one DER SEQUENCE: the request is the one
+ * ps-renew made and verified, and decoding it as an X509_REQ (its public
+ * key through OpenSSL's decoders) cost more than the rest of a poll. */
+static char *csr_body(const char *csr_pem)
+{
+	BIO *b = csr_pem ? BIO_new_mem_buf(csr_pem, -1) : NULL;
+	char *name = NULL, *header = NULL, *b64 = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	long len = 0, clen;
+	int tag, cls;
+
+	if (b && PEM_read_bio(b, &name, &header, &der, &len) == 1 &&
+	    (!strcmp(name, PEM_STRING_X509_REQ) ||
+	     !strcmp(name, PEM_STRING_X509_REQ_OLD)) &&
+	    !header[0] && len > 0) {
+		p = der;
+		if (!(ASN1_get_object(&p, &clen, &tag, &cls, len) & 0x80) &&
+		    tag == V_ASN1_SEQUENCE && cls == V_ASN1_UNIVERSAL &&
+		    p + clen == der + len)
+			b64 = ps_base64_encode(der, (size_t)len);
+	}
+	BIO_free(b);
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	OPENSSL_free(der);
+	if (!b64)
+		ERR_clear_error(); /* PEM_read_bio's "no start line" */
+	return b64;
+}
+
 static int est_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 		      struct ps_ca_reply *reply, struct ps_err *err)
 {
@@ -179,29 +212,19 @@ static int est_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 	const char *hdr[] = { "Content-Type: application/pkcs10",
 			      "Content-Transfer-Encoding: base64", NULL };
 	struct ps_http_resp r = { 0 };
-	X509_REQ *csr = NULL;
-	unsigned char *der = NULL;
 	char *b64 = NULL, *url = NULL;
-	BIO *b = NULL;
-	int len, rc;
+	int rc;
 
 	if (!req->tok || !req->old_cert || !req->old_key_id)
 		return ps_err_set(err, PS_EXIT_FAIL, "est", NULL,
 				  "EST needs the current certificate and its "
 				  "key on the token");
-	b = BIO_new_mem_buf(req->csr_pem, -1);
-	csr = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
-	BIO_free(b);
-	len = csr ? i2d_X509_REQ(csr, &der) : -1;
-	X509_REQ_free(csr);
-	if (len <= 0 || !(b64 = ps_base64_encode(der, (size_t)len)) ||
+	if (!(b64 = csr_body(req->csr_pem)) ||
 	    asprintf(&url, "%s/simplereenroll", e->base) < 0) {
-		OPENSSL_free(der);
 		free(b64);
 		return ps_err_set(err, PS_EXIT_FAIL, "est", NULL,
 				  "cannot encode the certificate request");
 	}
-	OPENSSL_free(der);
 	rc = conn_for(ca, e, req, err);
 	if (!rc)
 		rc = ps_http_request(e->h, "POST", url, hdr, b64, strlen(b64),
@@ -328,52 +351,109 @@ static int est_cacerts(struct ps_ca *ca, char **pem, struct ps_err *err)
 	return rc;
 }
 
-/* The body of a simplereenroll: base64 of the request's DER. */
-static char *csr_body(const char *csr_pem)
-{
-	BIO *b = csr_pem ? BIO_new_mem_buf(csr_pem, -1) : NULL;
-	X509_REQ *csr = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
-	unsigned char *der = NULL;
-	int len = csr ? i2d_X509_REQ(csr, &der) : -1;
-	char *b64 = len > 0 ? ps_base64_encode(der, (size_t)len) : NULL;
+/* The polls of one client certificate and where their answers go. */
+struct group {
+	struct ps_http_job *jobs;
+	const size_t *idx;
+	struct ps_ca_reply *replies;
+	int *rcs;
+	struct ps_err *errs;
+	char *settled;
+	int sent; /* the connection was there: the jobs went out */
+	int lost; /* a job without an answer: drop the connection */
+	void (*answered)(size_t i, void *ctx);
+	void *ctx;
+};
 
-	BIO_free(b);
-	X509_REQ_free(csr);
-	OPENSSL_free(der);
-	return b64;
+/* jobs[k]'s outcome into replies, rcs and errs[idx[k]], once; then
+ * answered is told. */
+static void settle(struct group *g, size_t k)
+{
+	struct ps_http_job *j = &g->jobs[k];
+	size_t i = g->idx[k];
+	struct ps_ca_reply *reply = &g->replies[i];
+
+	if (g->settled[k])
+		return;
+	g->settled[k] = 1;
+	/* A request that could not be encoded went without a body: its
+	 * answer is not used. */
+	if (g->sent && j->body) {
+		g->rcs[i] = j->rc;
+		g->errs[i] = j->err;
+		if (!j->rc) {
+			g->rcs[i] = map(&j->resp, reply);
+		} else if (j->rc == PS_EXIT_TEMP) {
+			reply->status = PS_CA_UNREACHABLE;
+			reply->message = strdup(j->err.msg);
+			g->rcs[i] = 0;
+		} else if (j->rc == PS_EXIT_REFUSED) {
+			reply->status = PS_CA_REJECTED;
+			reply->message = strdup(j->err.msg);
+			g->rcs[i] = 0;
+		} else {
+			g->lost = 1;
+		}
+		ps_http_resp_free(&j->resp);
+	}
+	if (g->answered)
+		g->answered(i, g->ctx);
+}
+
+static void job_done(struct ps_http_job *j, void *arg)
+{
+	struct group *g = arg;
+
+	settle(g, (size_t)(j - g->jobs));
 }
 
 /* The polls of reqs[idx[0..m-1]], all for one client certificate, over
- * the connections of lanes. */
+ * the connections of lanes; each answer is settled as it comes. */
 static void poll_group(struct ps_ca *ca, struct est *e,
 		       const struct ps_ca_request *reqs, const size_t *idx,
 		       size_t m, int lanes, struct ps_ca_reply *replies,
-		       int *rcs, struct ps_err *errs)
+		       int *rcs, struct ps_err *errs,
+		       void (*answered)(size_t i, void *ctx), void *ctx)
 {
 	static const char *const hdr[] = { "Content-Type: application/pkcs10",
 					   "Content-Transfer-Encoding: base64",
 					   NULL };
-	struct ps_http_job *jobs = calloc(m, sizeof(*jobs));
+	struct group g = { .jobs = calloc(m, sizeof(*g.jobs)),
+			   .idx = idx,
+			   .replies = replies,
+			   .rcs = rcs,
+			   .errs = errs,
+			   .settled = calloc(m, 1),
+			   .answered = answered,
+			   .ctx = ctx };
 	char *url = NULL;
-	int rc, lost = 0;
+	int rc;
 
-	if (!jobs || asprintf(&url, "%s/simplereenroll", e->base) < 0) {
-		for (size_t k = 0; k < m; k++)
+	if (!g.jobs || !g.settled ||
+	    asprintf(&url, "%s/simplereenroll", e->base) < 0) {
+		for (size_t k = 0; k < m; k++) {
 			rcs[idx[k]] =
 			    ps_err_set(&errs[idx[k]], PS_EXIT_FAIL, "no-memory",
 				       NULL, "out of memory");
-		free(jobs);
+			if (answered)
+				answered(idx[k], ctx);
+		}
+		free(g.jobs);
+		free(g.settled);
 		return;
 	}
 	rc = conn_for(ca, e, &reqs[idx[0]], &errs[idx[0]]);
+	g.sent = !rc;
 	for (size_t k = 0; k < m; k++) {
-		struct ps_http_job *j = &jobs[k];
+		struct ps_http_job *j = &g.jobs[k];
 
 		j->method = "POST";
 		j->url = url;
 		j->headers = hdr;
 		j->body = csr_body(reqs[idx[k]].csr_pem);
 		j->len = j->body ? strlen(j->body) : 0;
+		j->done = job_done;
+		j->arg = &g;
 		if (rc) {
 			errs[idx[k]] = errs[idx[0]];
 			rcs[idx[k]] = rc;
@@ -383,47 +463,26 @@ static void poll_group(struct ps_ca *ca, struct est *e,
 				       "cannot encode the certificate request");
 		}
 	}
-	/* Requests that could not be encoded go without a body: their
-	 * answers are not used. */
-	if (!rc && ps_http_parallel(e->h, jobs, m, lanes) < 0)
+	if (!rc && ps_http_parallel(e->h, g.jobs, m, lanes) < 0)
 		for (size_t k = 0; k < m; k++)
-			jobs[k].rc =
-			    ps_err_set(&jobs[k].err, PS_EXIT_FAIL, "no-memory",
-				       NULL, "out of memory");
-	for (size_t k = 0; k < m && !rc; k++) {
-		struct ps_http_job *j = &jobs[k];
-		struct ps_ca_reply *reply = &replies[idx[k]];
-
-		if (!j->body)
-			continue;
-		rcs[idx[k]] = j->rc;
-		errs[idx[k]] = j->err;
-		if (!j->rc) {
-			rcs[idx[k]] = map(&j->resp, reply);
-		} else if (j->rc == PS_EXIT_TEMP) {
-			reply->status = PS_CA_UNREACHABLE;
-			reply->message = strdup(j->err.msg);
-			rcs[idx[k]] = 0;
-		} else if (j->rc == PS_EXIT_REFUSED) {
-			reply->status = PS_CA_REJECTED;
-			reply->message = strdup(j->err.msg);
-			rcs[idx[k]] = 0;
-		} else {
-			lost = 1;
-		}
-		ps_http_resp_free(&j->resp);
-	}
-	if (rc || lost)
+			g.jobs[k].rc =
+			    ps_err_set(&g.jobs[k].err, PS_EXIT_FAIL,
+				       "no-memory", NULL, "out of memory");
+	for (size_t k = 0; k < m; k++)
+		settle(&g, k); /* those not settled yet (none went out) */
+	if (rc || g.lost)
 		drop_conn(e); /* no answer: start afresh next time */
 	for (size_t k = 0; k < m; k++)
-		free((void *)jobs[k].body);
-	free(jobs);
+		free((void *)g.jobs[k].body);
+	free(g.jobs);
+	free(g.settled);
 	free(url);
 }
 
 int ps_est_poll_many(struct ps_ca *ca, const struct ps_ca_request *reqs,
 		     size_t n, int lanes, struct ps_ca_reply *replies, int *rcs,
-		     struct ps_err *errs)
+		     struct ps_err *errs, void (*answered)(size_t i, void *ctx),
+		     void *ctx)
 {
 	struct est *e = ca->priv;
 	size_t *idx = calloc(n ? n : 1, sizeof(*idx));
@@ -452,6 +511,8 @@ int ps_est_poll_many(struct ps_ca *ca, const struct ps_ca_request *reqs,
 			rcs[i] = ps_err_set(&errs[i], PS_EXIT_FAIL, "est", NULL,
 					    "EST needs the current certificate "
 					    "and its key on the token");
+			if (answered)
+				answered(i, ctx);
 			continue;
 		}
 		/* Every request for the same client certificate. */
@@ -462,7 +523,8 @@ int ps_est_poll_many(struct ps_ca *ca, const struct ps_ca_request *reqs,
 				done[j] = 1;
 				idx[m++] = j;
 			}
-		poll_group(ca, e, reqs, idx, m, lanes, replies, rcs, errs);
+		poll_group(ca, e, reqs, idx, m, lanes, replies, rcs, errs,
+			   answered, ctx);
 	}
 	free(idx);
 	free(done);

@@ -1,6 +1,7 @@
 /* psrenew: polling and installing. */
 #include <psrenew/fetch.h>
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -331,7 +332,8 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-/* The answer ps_fetch_poll_due got for rec, taken (used once). */
+/* The answer ps_fetch_poll_due got for rec, taken (used once): 1 with it
+ * in r, 2 when ps_fetch_poll_due has recorded it already, 0: none. */
 static int polled_reply(struct ps_fetch *f, const json_t *rec,
 			struct ps_ca_reply *r)
 {
@@ -340,6 +342,10 @@ static int polled_reply(struct ps_fetch *f, const json_t *rec,
 
 	if (!o)
 		return 0;
+	if (json_is_true(json_object_get(o, "recorded"))) {
+		json_object_del(f->polled, id);
+		return 2;
+	}
 	memset(r, 0, sizeof(*r));
 	r->status = (int)json_integer_value(json_object_get(o, "status"));
 	r->delay = (long)json_integer_value(json_object_get(o, "delay"));
@@ -349,6 +355,128 @@ static int polled_reply(struct ps_fetch *f, const json_t *rec,
 	r->fail_info = dup_or_null(ps_json_str(o, "fail_info"));
 	json_object_del(f->polled, id);
 	return 1;
+}
+
+/* The "still pending" answers of ps_fetch_poll_due, recorded in the state
+ * store as they come, by several threads while the other polls are in
+ * flight: each save waits for the disk three times (fsync of the file,
+ * the rename, fsync of the directory), and the disk takes several at
+ * once far faster than one after the other. Nothing else changes: the
+ * record is locked, read, updated with ps_request_apply and saved as
+ * ask_ca would, and an answer that could not be recorded so (the request
+ * locked by another process, no longer pending, a failed save) is left to
+ * ps_fetch_request. The threads touch the state store only. */
+struct record_job {
+	const char *id;
+	const struct ps_ca_reply *reply;
+	size_t at; /* index of reply in the batch */
+	int done;
+};
+
+struct recorder {
+	struct ps_fetch *f;
+	const char **ids; /* the request of each answer of the batch */
+	const struct ps_ca_reply *replies;
+	const int *rcs;
+	struct record_job *jobs; /* queued: [next, n) waiting */
+	size_t n, next;
+	int closed; /* no more answers to come */
+	pthread_mutex_t mu;
+	pthread_cond_t more;
+};
+
+static void record_one(struct ps_fetch *f, struct record_job *j)
+{
+	json_t *rec = NULL;
+	const char *s;
+	int lock = -1;
+
+	if (ps_state_lock(f->st, j->id, 0, &lock, NULL))
+		return;
+	if (!ps_state_load(f->st, j->id, &rec, NULL) &&
+	    (s = ps_json_str(rec, "state")) && !strcmp(s, PS_REQ_PENDING)) {
+		ps_request_apply(rec, j->reply, time(NULL));
+		j->done = ps_state_save(f->st, j->id, rec, NULL) == 0;
+	}
+	json_decref(rec);
+	ps_state_unlock(lock);
+}
+
+static void *recorder_run(void *v)
+{
+	struct recorder *r = v;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&r->mu);
+		while (r->next >= r->n && !r->closed)
+			pthread_cond_wait(&r->more, &r->mu);
+		if (r->next >= r->n) {
+			pthread_mutex_unlock(&r->mu);
+			return NULL;
+		}
+		i = r->next++;
+		pthread_mutex_unlock(&r->mu);
+		record_one(r->f, &r->jobs[i]);
+	}
+}
+
+/* ps_est_poll_many's answered: a "still pending" answer is queued. */
+static void on_answered(size_t i, void *v)
+{
+	struct recorder *r = v;
+
+	if (r->rcs[i] != 0 || r->replies[i].status != PS_CA_PENDING ||
+	    !r->ids[i])
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->jobs[r->n++] =
+	    (struct record_job){ r->ids[i], &r->replies[i], i, 0 };
+	pthread_cond_signal(&r->more);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* ps_est_poll_many over reqs[0..m-1] (of the requests ids[]), the still
+ * pending answers recorded on the way by up to POLL_LANES threads
+ * (recorded[i] set for those); with no thread, after the polls here. */
+static void poll_and_record(struct ps_fetch *f, struct ps_ca *ca,
+			    const struct ps_ca_request *reqs, const char **ids,
+			    size_t m, struct ps_ca_reply *replies, int *rcs,
+			    struct ps_err *errs, char *recorded)
+{
+	struct recorder r = { .f = f,
+			      .ids = ids,
+			      .replies = replies,
+			      .rcs = rcs,
+			      .mu = PTHREAD_MUTEX_INITIALIZER,
+			      .more = PTHREAD_COND_INITIALIZER };
+	pthread_t t[POLL_LANES];
+	size_t k = 0;
+
+	if (!(r.jobs = calloc(m, sizeof(*r.jobs)))) {
+		ps_est_poll_many(ca, reqs, m, POLL_LANES, replies, rcs, errs,
+				 NULL, NULL);
+		return;
+	}
+	while (k + 1 < POLL_LANES && k + 1 < m &&
+	       pthread_create(&t[k], NULL, recorder_run, &r) == 0)
+		k++;
+	ps_est_poll_many(ca, reqs, m, POLL_LANES, replies, rcs, errs,
+			 on_answered, &r);
+	pthread_mutex_lock(&r.mu);
+	r.closed = 1;
+	pthread_cond_broadcast(&r.more);
+	pthread_mutex_unlock(&r.mu);
+	recorder_run(&r); /* this thread too, for what is left */
+	for (size_t i = 0; i < k; i++)
+		pthread_join(t[i], NULL);
+	for (size_t q = 0; q < r.n; q++)
+		if (r.jobs[q].done)
+			recorded[r.jobs[q].at] = 1;
+	pthread_cond_destroy(&r.more);
+	pthread_mutex_destroy(&r.mu);
+	free(r.jobs);
 }
 
 /* What ps_fetch_poll_due polls: one due, pending request of an EST
@@ -361,7 +489,7 @@ struct due_poll {
 };
 
 static int load_due(struct ps_fetch *f, const char *id, int force, time_t now,
-		    struct due_poll *d)
+		    struct ps_cert_memo *memo, struct due_poll *d)
 {
 	const char *s;
 	int lock = -1;
@@ -381,7 +509,8 @@ static int load_due(struct ps_fetch *f, const char *id, int force, time_t now,
 		struct ps_token *tok = token_for(f, d->rec, NULL);
 
 		if (tok) {
-			ps_request_ca_req(d->rec, tok, &d->auth, &d->req);
+			ps_request_ca_req_memo(d->rec, tok, &d->auth, memo,
+					       &d->req);
 			return 1;
 		}
 	}
@@ -394,16 +523,22 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 {
 	size_t n = json_array_size(ids), k = 0;
 	struct due_poll *d;
+	struct ps_cert_memo memo = { 0 };
 	time_t now = time(NULL);
 
+	/* What an earlier pass left unused (a request no longer due when
+	 * ps_fetch_request came to it) is no answer for this one. */
+	if (f->polled)
+		json_object_clear(f->polled);
 	if (f->dry_run || n < 2 || !(d = calloc(n, sizeof(*d))))
 		return;
 	for (size_t i = 0; i < n; i++) {
 		const char *id = json_string_value(json_array_get(ids, i));
 
-		if (id && load_due(f, id, force, now, &d[k]))
+		if (id && load_due(f, id, force, now, &memo, &d[k]))
 			k++;
 	}
+	ps_cert_memo_free(&memo);
 	if (!f->polled)
 		f->polled = json_object();
 	/* One batch per channel. */
@@ -412,7 +547,9 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 		struct ps_ca_request *reqs;
 		struct ps_ca_reply *replies;
 		struct ps_err *errs;
+		const char **rids;
 		size_t *at, m = 0;
+		char *recorded;
 		int *rcs;
 
 		if (!ca)
@@ -422,22 +559,31 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 		errs = calloc(k, sizeof(*errs));
 		rcs = calloc(k, sizeof(*rcs));
 		at = calloc(k, sizeof(*at));
-		for (size_t j = i;
-		     reqs && replies && errs && rcs && at && j < k; j++)
+		rids = calloc(k, sizeof(*rids));
+		recorded = calloc(k, 1);
+		for (size_t j = i; reqs && replies && errs && rcs && at &&
+				   rids && recorded && j < k;
+		     j++)
 			if (d[j].ca == ca) {
 				reqs[m] = d[j].req;
+				rids[m] = ps_json_str(d[j].rec, "request_id");
 				at[m++] = j;
 				d[j].ca = NULL;
 			}
-		if (m > 0 && ps_est_poll_many(ca, reqs, m, POLL_LANES, replies,
-					      rcs, errs) == 0)
+		if (m > 0) {
+			poll_and_record(f, ca, reqs, rids, m, replies, rcs,
+					errs, recorded);
+			/* What was not recorded is for ps_fetch_request. */
 			for (size_t j = 0; j < m; j++)
-				if (rcs[j] == 0)
+				if (recorded[j])
 					json_object_set_new(
-					    f->polled,
-					    ps_json_str(d[at[j]].rec,
-							"request_id"),
+					    f->polled, rids[j],
+					    json_pack("{sb}", "recorded", 1));
+				else if (rcs[j] == 0)
+					json_object_set_new(
+					    f->polled, rids[j],
 					    reply_json(&replies[j]));
+		}
 		for (size_t j = 0; replies && j < m; j++)
 			ps_ca_reply_free(&replies[j]);
 		free(reqs);
@@ -445,6 +591,8 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 		free(errs);
 		free(rcs);
 		free(at);
+		free(rids);
+		free(recorded);
 	}
 	for (size_t i = 0; i < k; i++) {
 		ps_ca_auth_free(&d[i].auth);
@@ -462,19 +610,24 @@ static int ask_ca(struct ps_fetch *f, json_t *rec, struct ps_err *err)
 	struct ps_ca_auth auth;
 	struct ps_token *tok = NULL;
 	int submitted = !strcmp(ps_json_str(rec, "state"), PS_REQ_PENDING);
-	int rc;
+	int rc, got;
 
 	if (!ca)
 		return err->status;
-	if (ps_ca_needs_token(ca, submitted) && !(tok = token_for(f, rec, err)))
-		return err->status;
-	ps_request_ca_req(rec, tok, &auth, &req);
-	if (submitted && polled_reply(f, rec, &reply))
+	got = submitted ? polled_reply(f, rec, &reply) : 0;
+	if (got == 2)
+		return 0; /* answered and recorded by ps_fetch_poll_due */
+	if (got) {
 		rc = 0; /* answered by ps_fetch_poll_due a moment ago */
-	else
+	} else {
+		if (ps_ca_needs_token(ca, submitted) &&
+		    !(tok = token_for(f, rec, err)))
+			return err->status;
+		ps_request_ca_req(rec, tok, &auth, &req);
 		rc = submitted ? ps_ca_poll(ca, &req, &reply, err)
 			       : ps_ca_submit(ca, &req, &reply, err);
-	ps_ca_auth_free(&auth);
+		ps_ca_auth_free(&auth);
+	}
 	if (rc)
 		return rc;
 	ps_request_apply(rec, &reply, time(NULL));

@@ -218,6 +218,11 @@ static void setup(struct ps_http *h, CURL *c, const char *method,
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
 	curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, h);
+	/* The trust anchors are on_ssl_ctx's store, read once per h. Without
+	 * this libcurl first reads its own CA file (the system's bundle) into
+	 * each new SSL_CTX: about 0.1 s of CPU for every connection. */
+	curl_easy_setopt(c, CURLOPT_CAINFO, NULL);
+	curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->o.connect_timeout);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, h->o.timeout);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -328,6 +333,8 @@ static int lane_start(struct ps_http *h, CURLM *m, struct lane *l,
 		l->job = NULL;
 		j->rc = ps_err_set(&j->err, PS_EXIT_FAIL, "http", NULL,
 				   "libcurl cannot start a request");
+		if (j->done)
+			j->done(j, j->arg);
 		return -1;
 	}
 	return 0;
@@ -379,6 +386,8 @@ int ps_http_parallel(struct ps_http *h, struct ps_http_job *jobs, size_t n,
 			ln->job->rc = finish(ln->c, msg->data.result, &ln->sink,
 					     ln->errbuf, ln->job->url,
 					     &ln->job->resp, &ln->job->err);
+			if (ln->job->done)
+				ln->job->done(ln->job, ln->job->arg);
 			ln->job = NULL;
 			running--;
 			/* The lane's connection stays in the multi handle's
@@ -398,14 +407,19 @@ int ps_http_parallel(struct ps_http *h, struct ps_http_job *jobs, size_t n,
 			l[i].job->rc =
 			    ps_err_set(&l[i].job->err, PS_EXIT_TEMP, "http",
 				       NULL, "libcurl stopped the transfer");
+			if (l[i].job->done)
+				l[i].job->done(l[i].job, l[i].job->arg);
 		}
 		curl_easy_cleanup(l[i].c);
 	}
 	/* Jobs never started (the loop broke off) say so. */
-	for (; next < n; next++)
+	for (; next < n; next++) {
 		jobs[next].rc =
 		    ps_err_set(&jobs[next].err, PS_EXIT_TEMP, "http", NULL,
 			       "libcurl stopped before this request");
+		if (jobs[next].done)
+			jobs[next].done(&jobs[next], jobs[next].arg);
+	}
 	curl_multi_cleanup(m);
 	free(l);
 	return 0;

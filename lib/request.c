@@ -136,21 +136,54 @@ void ps_ca_auth_free(struct ps_ca_auth *auth)
 	auth->cert = NULL;
 }
 
+void ps_cert_memo_free(struct ps_cert_memo *memo)
+{
+	free(memo->pem);
+	X509_free(memo->cert);
+	memo->pem = NULL;
+	memo->cert = NULL;
+}
+
+/* The certificate of pem (a reference of the caller's), from memo when
+ * it holds the same. */
+static X509 *cert_of(const char *pem, struct ps_cert_memo *memo)
+{
+	BIO *b;
+	X509 *x;
+
+	if (memo && memo->pem && !strcmp(memo->pem, pem)) {
+		X509_up_ref(memo->cert);
+		return memo->cert;
+	}
+	b = BIO_new_mem_buf(pem, -1);
+	x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	if (x && memo) {
+		char *copy = strdup(pem);
+
+		if (copy) {
+			ps_cert_memo_free(memo);
+			memo->pem = copy;
+			memo->cert = x;
+			X509_up_ref(x);
+		}
+	}
+	return x;
+}
+
 static void fill_auth(const json_t *rec, struct ps_token *tok,
-		      struct ps_ca_auth *auth, struct ps_ca_request *out)
+		      struct ps_ca_auth *auth, struct ps_cert_memo *memo,
+		      struct ps_ca_request *out)
 {
 	const char *pem = ps_json_str(rec, "old_cert");
 	size_t n = 0;
-	BIO *b;
 
 	memset(auth, 0, sizeof(*auth));
 	if (!tok || !pem ||
 	    ps_unhex(ps_json_str(rec, "old_id"), auth->id, sizeof(auth->id),
 		     &n))
 		return;
-	b = BIO_new_mem_buf(pem, -1);
-	auth->cert = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-	BIO_free(b);
+	auth->cert = cert_of(pem, memo);
 	if (!auth->cert)
 		return;
 	out->tok = tok;
@@ -167,11 +200,18 @@ static void fill_auth(const json_t *rec, struct ps_token *tok,
 void ps_request_ca_req(const json_t *rec, struct ps_token *tok,
 		       struct ps_ca_auth *auth, struct ps_ca_request *out)
 {
+	ps_request_ca_req_memo(rec, tok, auth, NULL, out);
+}
+
+void ps_request_ca_req_memo(const json_t *rec, struct ps_token *tok,
+			    struct ps_ca_auth *auth, struct ps_cert_memo *memo,
+			    struct ps_ca_request *out)
+{
 	const char *kt = ps_json_str(rec, "key_type");
 
 	memset(out, 0, sizeof(*out));
 	if (auth)
-		fill_auth(rec, tok, auth, out);
+		fill_auth(rec, tok, auth, memo, out);
 	out->csr_pem = ps_json_str(rec, "csr");
 	out->old_cert_pem = ps_json_str(rec, "old_cert");
 	out->subject = ps_json_str(rec, "subject");

@@ -45,10 +45,12 @@ int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
  * Polls at once the requests of ids (an array of request ids) that are
  * pending and due (all pending ones with force) at an EST channel:
  * several polls in flight over several connections (lib/ca_est.c) instead
- * of one after the other. The answers are kept, and ps_fetch_request
- * records each as if it had polled itself; requests it did not poll are
- * polled by ps_fetch_request as before. Call it before a pass of
- * ps_fetch_request over the same ids.
+ * of one after the other. A "still pending" answer is recorded here
+ * (under the request's lock, as ps_fetch_request would, several saves at
+ * once); the other answers are kept, and ps_fetch_request records each as
+ * if it had polled itself. Requests it did not poll are polled by
+ * ps_fetch_request as before. Call it before a pass of ps_fetch_request
+ * over the same ids.
  */
 void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force);
 

@@ -59,6 +59,11 @@ struct ps_http_job {
 	struct ps_http_resp resp; /* out */
 	int rc;			  /* out */
 	struct ps_err err;	  /* out */
+	/* When set: called with arg as soon as this job's outcome is set
+	 * (from within ps_http_parallel, while other jobs are in flight),
+	 * once for every job unless ps_http_parallel returns -1. */
+	void (*done)(struct ps_http_job *job, void *arg);
+	void *arg;
 };
 
 /*

@@ -48,6 +48,19 @@ struct ps_ca_auth {
  * auth (release with ps_ca_auth_free). */
 void ps_request_ca_req(const json_t *rec, struct ps_token *tok,
 		       struct ps_ca_auth *auth, struct ps_ca_request *out);
+/* The current certificate last decoded by ps_request_ca_req_memo, kept
+ * for the next record: requests renewing the same certificate share one
+ * X509 (decoding it, public key included, costs more than a poll). */
+struct ps_cert_memo {
+	char *pem;
+	X509 *cert;
+};
+/* ps_request_ca_req, taking the certificate from memo when its PEM is the
+ * same (and keeping it there otherwise). */
+void ps_request_ca_req_memo(const json_t *rec, struct ps_token *tok,
+			    struct ps_ca_auth *auth, struct ps_cert_memo *memo,
+			    struct ps_ca_request *out);
+void ps_cert_memo_free(struct ps_cert_memo *memo);
 void ps_ca_auth_free(struct ps_ca_auth *auth);
 /* The exit status a record in this state means. */
 int ps_request_exit(const json_t *rec);

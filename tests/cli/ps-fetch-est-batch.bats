@@ -98,3 +98,29 @@ fetch() {
 	[ "$status" -eq 0 ]
 	[ "$(grep -c '"kind":"cert"' <<<"$output")" -eq 4 ]
 }
+
+@test "still pending, recorded by the batch: each record once, its next poll from Retry-After" {
+	answers 'pending 600'
+	pending_requests 6
+	before=$(polls)
+	t0=$EPOCHSECONDS
+	fetch --pending --now
+	[ "$status" -eq 3 ]
+	[ "$(( $(polls) - before ))" -eq 6 ]
+	[ "$(grep -c '"state":"pending"' <<<"$output")" -eq 6 ]
+	for f in "$PSRENEW_STATE_DIR"/requests/*.json; do
+		[ "$(jq -r '"\(.state) \(.polls) \(.ca_answer)"' "$f")" = "pending 2 pending" ]
+		next=$(date -d "$(jq -r .next_poll_at "$f")" +%s)
+		((next >= t0 + 600 && next <= EPOCHSECONDS + 600))
+	done
+	# what was printed is what was recorded
+	for id in $(jq -r .request_id <<<"$output"); do
+		[ "$(jq -c 'del(.kind)' "$PSRENEW_STATE_DIR/requests/$id.json")" = \
+			"$(jq -c --arg id "$id" 'select(.request_id == $id) | del(.kind)' <<<"$output")" ]
+	done
+	# not due for 10 minutes: a plain --pending asks nothing
+	fetch --pending
+	[ "$status" -eq 3 ]
+	[ "$(( $(polls) - before ))" -eq 6 ]
+	ls -A "$PSRENEW_STATE_DIR"/requests/ | { ! grep -v "\.json$"; } # no temporary file left
+}
