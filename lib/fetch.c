@@ -31,6 +31,43 @@ struct ps_fetch_tokens {
 	size_t n;
 };
 
+/* The pending records ps_fetch_unfinished has just read, for
+ * ps_fetch_poll_due: it takes one as long as its file is unchanged
+ * (ps_state_unchanged) instead of reading and parsing it again. */
+struct loaded_rec {
+	json_t *rec;
+	struct ps_state_ident ident;
+};
+
+struct ps_fetch_loaded {
+	json_t *index; /* request id -> position in v */
+	struct loaded_rec *v;
+	size_t n;
+};
+
+static void loaded_free(struct ps_fetch *f)
+{
+	struct ps_fetch_loaded *l = f->loaded;
+
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		json_decref(l->v[i].rec);
+	json_decref(l->index);
+	free(l->v);
+	free(l);
+	f->loaded = NULL;
+}
+
+static const struct loaded_rec *loaded_get(const struct ps_fetch *f,
+					   const char *id)
+{
+	json_t *i =
+	    f->loaded && id ? json_object_get(f->loaded->index, id) : NULL;
+
+	return i ? &f->loaded->v[json_integer_value(i)] : NULL;
+}
+
 void ps_fetch_init(struct ps_fetch *f)
 {
 	memset(f, 0, sizeof(*f));
@@ -47,6 +84,7 @@ void ps_fetch_free(struct ps_fetch *f)
 	json_decref(f->cas);
 	json_decref(f->polled);
 	f->polled = NULL;
+	loaded_free(f);
 	for (size_t i = 0; f->toks && i < f->toks->n; i++) {
 		ps_tokens_free(f->toks->m[i].toks, f->toks->m[i].n);
 		ps_module_close(f->toks->m[i].mod);
@@ -357,6 +395,16 @@ static int polled_reply(struct ps_fetch *f, const json_t *rec,
 	return 1;
 }
 
+/* What ps_fetch_poll_due polls: one due, pending request of an EST
+ * channel, with what its request structure points into. */
+struct due_poll {
+	json_t *rec;
+	struct ps_state_ident ident; /* of the file rec was read from */
+	struct ps_ca *ca;
+	struct ps_ca_auth auth;
+	struct ps_ca_request req;
+};
+
 /* The "still pending" answers of ps_fetch_poll_due, recorded in the state
  * store as they come, by several threads while the other polls are in
  * flight: each save waits for the disk three times (fsync of the file,
@@ -369,13 +417,16 @@ static int polled_reply(struct ps_fetch *f, const json_t *rec,
 struct record_job {
 	const char *id;
 	const struct ps_ca_reply *reply;
-	size_t at; /* index of reply in the batch */
+	size_t at;		  /* index of reply in the batch */
+	const struct due_poll *d; /* the record as polled (not changed) */
 	int done;
 };
 
 struct recorder {
 	struct ps_fetch *f;
 	const char **ids; /* the request of each answer of the batch */
+	const struct due_poll *d;
+	const size_t *at; /* answer i is for d[at[i]] */
 	const struct ps_ca_reply *replies;
 	const int *rcs;
 	struct record_job *jobs; /* queued: [next, n) waiting */
@@ -393,8 +444,13 @@ static void record_one(struct ps_fetch *f, struct record_job *j)
 
 	if (ps_state_lock(f->st, j->id, 0, &lock, NULL))
 		return;
-	if (!ps_state_load(f->st, j->id, &rec, NULL) &&
-	    (s = ps_json_str(rec, "state")) && !strcmp(s, PS_REQ_PENDING)) {
+	/* The file polled a moment ago, unless it changed since. */
+	if (j->d && j->d->rec && ps_state_unchanged(f->st, j->id, &j->d->ident))
+		rec = json_deep_copy(j->d->rec);
+	else if (ps_state_load(f->st, j->id, &rec, NULL))
+		rec = NULL;
+	if (rec && (s = ps_json_str(rec, "state")) &&
+	    !strcmp(s, PS_REQ_PENDING)) {
 		ps_request_apply(rec, j->reply, time(NULL));
 		j->done = ps_state_save(f->st, j->id, rec, NULL) == 0;
 	}
@@ -431,8 +487,8 @@ static void on_answered(size_t i, void *v)
 	    !r->ids[i])
 		return;
 	pthread_mutex_lock(&r->mu);
-	r->jobs[r->n++] =
-	    (struct record_job){ r->ids[i], &r->replies[i], i, 0 };
+	r->jobs[r->n++] = (struct record_job){ r->ids[i], &r->replies[i], i,
+					       &r->d[r->at[i]], 0 };
 	pthread_cond_signal(&r->more);
 	pthread_mutex_unlock(&r->mu);
 }
@@ -442,11 +498,14 @@ static void on_answered(size_t i, void *v)
  * (recorded[i] set for those); with no thread, after the polls here. */
 static void poll_and_record(struct ps_fetch *f, struct ps_ca *ca,
 			    const struct ps_ca_request *reqs, const char **ids,
+			    const struct due_poll *d, const size_t *at,
 			    size_t m, struct ps_ca_reply *replies, int *rcs,
 			    struct ps_err *errs, char *recorded)
 {
 	struct recorder r = { .f = f,
 			      .ids = ids,
+			      .d = d,
+			      .at = at,
 			      .replies = replies,
 			      .rcs = rcs,
 			      .mu = PTHREAD_MUTEX_INITIALIZER,
@@ -479,26 +538,23 @@ static void poll_and_record(struct ps_fetch *f, struct ps_ca *ca,
 	free(r.jobs);
 }
 
-/* What ps_fetch_poll_due polls: one due, pending request of an EST
- * channel, with what its request structure points into. */
-struct due_poll {
-	json_t *rec;
-	struct ps_ca *ca;
-	struct ps_ca_auth auth;
-	struct ps_ca_request req;
-};
-
 static int load_due(struct ps_fetch *f, const char *id, int force, time_t now,
 		    struct ps_cert_memo *memo, struct due_poll *d)
 {
 	const char *s;
 	int lock = -1;
 
+	const struct loaded_rec *l = loaded_get(f, id);
+
 	memset(d, 0, sizeof(*d));
 	if (ps_state_lock(f->st, id, 0, &lock, NULL))
 		return 0;
-	if (ps_state_load(f->st, id, &d->rec, NULL))
+	if (l && ps_state_unchanged(f->st, id, &l->ident)) {
+		d->rec = json_incref(l->rec); /* read only */
+		d->ident = l->ident;
+	} else if (ps_state_load_ident(f->st, id, &d->rec, &d->ident, NULL)) {
 		d->rec = NULL;
+	}
 	ps_state_unlock(lock);
 	s = d->rec ? ps_json_str(d->rec, "state") : NULL;
 	if (s && !strcmp(s, PS_REQ_PENDING) &&
@@ -530,8 +586,10 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 	 * ps_fetch_request came to it) is no answer for this one. */
 	if (f->polled)
 		json_object_clear(f->polled);
-	if (f->dry_run || n < 2 || !(d = calloc(n, sizeof(*d))))
+	if (f->dry_run || n < 2 || !(d = calloc(n, sizeof(*d)))) {
+		loaded_free(f);
 		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const char *id = json_string_value(json_array_get(ids, i));
 
@@ -571,8 +629,8 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 				d[j].ca = NULL;
 			}
 		if (m > 0) {
-			poll_and_record(f, ca, reqs, rids, m, replies, rcs,
-					errs, recorded);
+			poll_and_record(f, ca, reqs, rids, d, at, m, replies,
+					rcs, errs, recorded);
 			/* What was not recorded is for ps_fetch_request. */
 			for (size_t j = 0; j < m; j++)
 				if (recorded[j])
@@ -599,6 +657,7 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 		json_decref(d[i].rec);
 	}
 	free(d);
+	loaded_free(f); /* read once: a later pass reads the files again */
 }
 
 /* Asks the CA (submit again or poll) and records the answer. */
@@ -725,8 +784,15 @@ int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 	*n = 0;
 	if (rc)
 		return rc;
+	loaded_free(f);
 	cls = calloc(na ? na : 1, 1);
 	out = calloc(na ? na : 1, sizeof(*out));
+	if ((f->loaded = calloc(1, sizeof(*f->loaded)))) {
+		f->loaded->index = json_object();
+		f->loaded->v = calloc(na ? na : 1, sizeof(*f->loaded->v));
+		if (!f->loaded->index || !f->loaded->v)
+			loaded_free(f); /* then without: not needed */
+	}
 	if (!cls || !out) {
 		free(cls);
 		free(out);
@@ -737,17 +803,28 @@ int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 	/* 0: done; 1: unfinished, qualified; 2: unfinished, other. The guide
 	 * installs the qualified certificate first (error 621). */
 	for (size_t i = 0; i < na; i++) {
+		struct ps_state_ident ident;
 		json_t *rec;
 		const char *s, *t;
 
-		if (!ps_state_load(f->st, all[i], &rec, NULL)) {
+		if (!ps_state_load_ident(f->st, all[i], &rec, &ident, NULL)) {
+			struct ps_fetch_loaded *l = f->loaded;
+
 			s = ps_json_str(rec, "state");
 			t = ps_json_str(rec, "type");
 			if (s && (!strcmp(s, PS_REQ_UNSUBMITTED) ||
 				  !strcmp(s, PS_REQ_PENDING) ||
 				  !strcmp(s, PS_REQ_ISSUED)))
 				cls[i] = t && !strcmp(t, "qualified") ? 1 : 2;
-			json_decref(rec);
+			if (l && s && !strcmp(s, PS_REQ_PENDING) &&
+			    json_object_set_new(
+				l->index, all[i],
+				json_integer((json_int_t)l->n)) == 0) {
+				l->v[l->n].rec = rec;
+				l->v[l->n++].ident = ident;
+			} else {
+				json_decref(rec);
+			}
 		}
 	}
 	for (unsigned char c = 1; c <= 2; c++)

@@ -243,8 +243,18 @@ int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
 	return save_in(st, st->reqfd, id, rec, err);
 }
 
+static void ident_of(const struct stat *sb, struct ps_state_ident *ident)
+{
+	memset(ident, 0, sizeof(*ident));
+	ident->dev = sb->st_dev;
+	ident->ino = sb->st_ino;
+	ident->size = sb->st_size;
+	ident->mtime = sb->st_mtim;
+	ident->ctime = sb->st_ctim;
+}
+
 static int load_in(struct ps_state *st, int dfd, const char *id, json_t **rec,
-		   struct ps_err *err)
+		   struct ps_state_ident *ident, struct ps_err *err)
 {
 	char name[80], *buf;
 	struct stat sb;
@@ -273,6 +283,8 @@ static int load_in(struct ps_state *st, int dfd, const char *id, json_t **rec,
 				  st->dir, name,
 				  e == ELOOP ? "it is a symlink" : strerror(e));
 	}
+	if (ident)
+		ident_of(&sb, ident);
 	buf = malloc((size_t)sb.st_size + 1);
 	while (buf && got < sb.st_size) {
 		ssize_t r = read(fd, buf + got, (size_t)(sb.st_size - got));
@@ -300,7 +312,35 @@ static int load_in(struct ps_state *st, int dfd, const char *id, json_t **rec,
 int ps_state_load(struct ps_state *st, const char *id, json_t **rec,
 		  struct ps_err *err)
 {
-	return load_in(st, st->reqfd, id, rec, err);
+	return load_in(st, st->reqfd, id, rec, NULL, err);
+}
+
+int ps_state_load_ident(struct ps_state *st, const char *id, json_t **rec,
+			struct ps_state_ident *ident, struct ps_err *err)
+{
+	return load_in(st, st->reqfd, id, rec, ident, err);
+}
+
+int ps_state_unchanged(struct ps_state *st, const char *id,
+		       const struct ps_state_ident *ident)
+{
+	char name[80];
+	struct stat sb;
+	struct ps_state_ident now;
+
+	if (!ps_state_valid_id(id))
+		return 0;
+	snprintf(name, sizeof(name), "%s.json", id);
+	if (fstatat(st->reqfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(sb.st_mode))
+		return 0;
+	ident_of(&sb, &now);
+	return now.dev == ident->dev && now.ino == ident->ino &&
+	       now.size == ident->size &&
+	       now.mtime.tv_sec == ident->mtime.tv_sec &&
+	       now.mtime.tv_nsec == ident->mtime.tv_nsec &&
+	       now.ctime.tv_sec == ident->ctime.tv_sec &&
+	       now.ctime.tv_nsec == ident->ctime.tv_nsec;
 }
 
 static int sub_fd(struct ps_state *st, const char *sub, struct ps_err *err)
@@ -338,7 +378,7 @@ int ps_state_get(struct ps_state *st, const char *sub, const char *name,
 	*rec = NULL;
 	if (fd < 0)
 		return err ? err->status : PS_EXIT_USAGE;
-	rc = load_in(st, fd, name, rec, err);
+	rc = load_in(st, fd, name, rec, NULL, err);
 	close(fd);
 	return rc;
 }

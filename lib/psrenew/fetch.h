@@ -13,6 +13,7 @@
 #include <psrenew/token.h>
 
 struct ps_fetch_tokens; /* modules and tokens opened on demand */
+struct ps_fetch_loaded; /* pending records ps_fetch_unfinished read */
 
 struct ps_fetch {
 	const struct ps_config *cfg;
@@ -26,6 +27,7 @@ struct ps_fetch {
 	json_t *cas;	/* channel spec -> opened ps_ca (as integer) */
 	json_t *polled; /* request id -> CA answer from ps_fetch_poll_due */
 	size_t leftovers_removed; /* half-written objects of killed runs */
+	struct ps_fetch_loaded *loaded;
 };
 
 void ps_fetch_init(struct ps_fetch *f);

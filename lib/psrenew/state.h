@@ -3,6 +3,8 @@
 #define PSRENEW_STATE_H
 
 #include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -39,6 +41,23 @@ int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
 int ps_state_load(struct ps_state *st, const char *id, json_t **rec,
 		  struct ps_err *err);
 int ps_state_remove(struct ps_state *st, const char *id, struct ps_err *err);
+
+/* What tells one content of a request file from another: every save
+ * replaces the file (another inode, another ctime), a change in place
+ * moves its times. */
+struct ps_state_ident {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+};
+/* ps_state_load, and the ident of the file it read. */
+int ps_state_load_ident(struct ps_state *st, const char *id, json_t **rec,
+			struct ps_state_ident *ident, struct ps_err *err);
+/* 1 when request id's file is still the one of ident (a record read
+ * then is still current), else 0. */
+int ps_state_unchanged(struct ps_state *st, const char *id,
+		       const struct ps_state_ident *ident);
 
 /* Other records of the store, in sub-directories created on demand with
  * the same care: "jip" holds the serials confirmed in JIP
