@@ -384,7 +384,7 @@ int ps_state_get(struct ps_state *st, const char *sub, const char *name,
 }
 
 /* 1 when file is a temporary file save_in() made for name.json:
- * ".NAME.PID.XXXXXXXX.tmp". */
+ * a dot, the name, the pid, eight random characters and ".tmp". */
 static int temp_of(const char *file, const char *name)
 {
 	size_t n = strlen(name), d;
