@@ -2,9 +2,15 @@
 # make            build the library and the binaries into build/
 # make check      install missing Debian packages, build, run every test
 # make demo       the guide's whole renewal on a demo token (scripts/demo)
-# make install    PREFIX=/usr/local DESTDIR= (binaries, library, header,
-#                 pkg-config file, man pages)
-# make lint       cppcheck and clang-format
+# make tests      build the unit tests and test tools too (what check runs)
+# make install    PREFIX=/usr/local DESTDIR= (binaries, library, public
+#                 headers, pkg-config file, man pages)
+# make uninstall  remove what make install put there
+# make lint       cppcheck, clang-format, scripts/checksrc (house rules,
+#                 the export list against the PS_API declarations)
+# make format     clang-format the sources in place
+# make clean      remove build/
+# make help       this list, and the targets of mk/*.mk
 
 VERSION := $(shell sed -n 's/.*PSRENEW_VERSION "\(.*\)"/\1/p' lib/psrenew/version.h)
 SOVERSION := 0
@@ -36,11 +42,23 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib $(DEP_CFLAGS) $(WARN) $(CFLAGS) \
 LIB_SRC := $(wildcard lib/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 LIB_HDR := $(wildcard lib/psrenew/*.h)
+# The public API (docs/API.md): the headers make install installs, which
+# include only each other, and the functions lib/libpsrenew.map exports
+# (those declared PS_API in them). Every other header is internal.
+PUB_HDR := $(addprefix lib/psrenew/,psrenew.h export.h version.h err.h \
+	record.h cert.h uri.h config.h token.h inventory.h state.h ca.h \
+	install.h renew.h fetch.h clean.h pfx.h http.h jip.h)
+LIB_MAP := lib/libpsrenew.map
 CMD_SRC := $(wildcard cmd/ps-*.c)
 BINS := $(CMD_SRC:cmd/%.c=$(B)/bin/%)
 SONAME := libpsrenew.so.$(SOVERSION)
 SOLIB := $(B)/lib/libpsrenew.so.$(VERSION)
 ALIB := $(B)/lib/libpsrenew.a
+# Every object, hidden symbols included: what the binaries and the unit
+# tests link (they use internal functions). Not installed.
+INT_ALIB := $(B)/lib/libpsrenew-int.a
+LD ?= ld
+OBJCOPY ?= objcopy
 PCFILE := $(B)/lib/pkgconfig/psrenew.pc
 MANS := $(wildcard man/*.[157])
 # systemd units and crontab lines for ps-fetch and ps-status (@BINDIR@ set)
@@ -51,21 +69,29 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TEST_TOOLS := $(B)/tests/p11fault.so $(B)/tests/cmp-ca
 
-.PHONY: all lib bins tests check demo install uninstall lint clean format
+.PHONY: all lib bins tests check demo install uninstall lint clean format \
+	help print-pub-hdr
 
 all: lib bins
 
-lib: $(SOLIB) $(B)/lib/$(SONAME) $(B)/lib/libpsrenew.so $(ALIB) $(PCFILE)
+lib: $(SOLIB) $(B)/lib/$(SONAME) $(B)/lib/libpsrenew.so $(ALIB) $(INT_ALIB) \
+	$(PCFILE)
 
 bins: $(BINS)
 
-$(B)/obj/%.o: %.c $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=default -c -o $@ $<
+# Each object depends on the headers it includes (-MMD -MP: the .d files
+# beside the objects, read at the end of this file).
+DEPFLAGS = -MMD -MP -MF $(B)/dep/$(patsubst $(B)/%,%,$@).d -MT $@
 
-$(SOLIB): $(LIB_OBJ)
+# Hidden unless declared PS_API (lib/psrenew/export.h).
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@) $(dir $(B)/dep/$(patsubst $(B)/%,%,$@))
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(SOLIB): $(LIB_OBJ) $(LIB_MAP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined \
+		-Wl,--version-script=$(LIB_MAP) \
 		-o $@ $(LIB_OBJ) $(DEP_LIBS) $(LDFLAGS)
 
 $(B)/lib/$(SONAME): $(SOLIB)
@@ -74,14 +100,27 @@ $(B)/lib/$(SONAME): $(SOLIB)
 $(B)/lib/libpsrenew.so: $(B)/lib/$(SONAME)
 	ln -sf $(SONAME) $@
 
+# The installed static library: the objects linked into one (ld -r) whose
+# hidden symbols are then made local, so that only the public API is
+# visible from it: neither the internal ps_* functions nor lib/lazy.c's
+# forwarders, which bear libcurl's, libxml2's and libp11's names (a
+# program linking libpsrenew.a and the real libcurl gets the real one).
 $(ALIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(LD) -r -o $(B)/obj/libpsrenew.o $(LIB_OBJ)
+	$(OBJCOPY) --localize-hidden $(B)/obj/libpsrenew.o
+	rm -f $@
+	ar rcs $@ $(B)/obj/libpsrenew.o
+
+$(INT_ALIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 
 # Paths under the prefix are written relative to it, so that
 # pkg-config --define-prefix works for a relocated (DESTDIR) tree. The
-# public headers include OpenSSL's, jansson's and p11-kit's.
+# public headers include OpenSSL's, jansson's and p11-kit's. libcurl,
+# libxml2 and libp11 are not linked (lib/lazy.c loads them).
 define write_pc
 	printf '%s\n' 'prefix=$(PREFIX)' \
 		'libdir=$(patsubst $(PREFIX)%,$${prefix}%,$(LIBDIR))' \
@@ -90,27 +129,29 @@ define write_pc
 		'Description: renew certificates on PKCS#11 tokens' \
 		'Version: $(VERSION)' \
 		'Requires: libcrypto jansson p11-kit-1' \
-		'Requires.private: libssl libp11 libcurl libxml-2.0 inih' \
-		'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lpsrenew' > $(1)
+		'Requires.private: libssl inih' \
+		'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lpsrenew' \
+		'Libs.private: -ldl -pthread' > $(1)
 endef
 
 $(PCFILE): Makefile lib/psrenew/version.h
 	@mkdir -p $(dir $@)
 	$(call write_pc,$@)
 
-# Binaries find the library next door: build/bin -> build/lib, and
-# PREFIX/bin -> PREFIX/lib once installed.
-$(B)/bin/%: cmd/%.c $(B)/lib/libpsrenew.so $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(B)/lib -lpsrenew $(DEP_LIBS) \
-		-Wl,-rpath,'$$ORIGIN/../lib' $(LDFLAGS)
+# The binaries use internal functions: they link the internal archive, as
+# git's commands link libgit.a (the installed library is not theirs).
+$(B)/bin/%: cmd/%.c $(INT_ALIB)
+	@mkdir -p $(dir $@) $(dir $(B)/dep/$(patsubst $(B)/%,%,$@))
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(INT_ALIB) $(DEP_LIBS) \
+		$(LDFLAGS)
 
 # Tests -----------------------------------------------------------------
 tests: all $(UNIT_BINS) $(TEST_TOOLS)
 
-$(B)/tests/test_%: tests/unit/test_%.c $(ALIB) $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALIB) $(DEP_LIBS) -lcmocka $(LDFLAGS)
+$(B)/tests/test_%: tests/unit/test_%.c $(INT_ALIB)
+	@mkdir -p $(dir $@) $(dir $(B)/dep/$(patsubst $(B)/%,%,$@))
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(INT_ALIB) $(DEP_LIBS) \
+		-lcmocka $(LDFLAGS)
 
 $(B)/tests/p11fault.so: tests/p11fault/p11fault.c
 	@mkdir -p $(dir $@)
@@ -158,7 +199,7 @@ install: all
 	ln -sf $(notdir $(SOLIB)) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libpsrenew.so
 	install -m 0644 $(ALIB) $(DESTDIR)$(LIBDIR)/
-	install -m 0644 $(LIB_HDR) $(DESTDIR)$(INCLUDEDIR)/psrenew/
+	install -m 0644 $(PUB_HDR) $(DESTDIR)$(INCLUDEDIR)/psrenew/
 	$(call write_pc,$(DESTDIR)$(PKGCONFIGDIR)/psrenew.pc)
 	for m in $(MANS); do \
 		s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
@@ -200,6 +241,10 @@ lint:
 		--include=/usr/include/jansson.h \
 		lib cmd tests/unit tests/p11fault tests/cmp
 	clang-format --dry-run -Werror lib/*.c lib/psrenew/*.h cmd/*.c
+	PUB_HDR='$(PUB_HDR)' LIB_MAP=$(LIB_MAP) scripts/checksrc
+
+print-pub-hdr:
+	@echo $(PUB_HDR)
 
 format:
 	clang-format -i lib/*.c lib/psrenew/*.h cmd/*.c
@@ -207,5 +252,14 @@ format:
 clean:
 	rm -rf $(B)
 
+# The "# make TARGET  what it does" lines at the top of this file and of
+# mk/*.mk.
+help:
+	@awk '/^# +make[^:]*  / { on = 1; sub(/^# +/, ""); print; next } \
+		on && /^#      / { sub(/^# /, ""); print; next } { on = 0 }' \
+		Makefile $(wildcard mk/*.mk)
+
 # Further targets (bench, fuzz, ...), one file each.
 -include $(wildcard mk/*.mk)
+
+-include $(patsubst $(B)/%,$(B)/dep/%.d,$(LIB_OBJ) $(BINS) $(UNIT_BINS))

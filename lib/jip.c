@@ -518,6 +518,7 @@ static int edit_page(struct ps_jip *j, const char *user, struct page *pg,
 
 	if (user) {
 		const char *tmpl;
+		size_t size;
 
 		if ((rc = need(j, "admin.users_url", &purl, err)) ||
 		    (rc = need(j, "admin.user_edit_link", &tmpl, err)))
@@ -526,17 +527,18 @@ static int edit_page(struct ps_jip *j, const char *user, struct page *pg,
 		if (strchr(user, '\'') || strchr(user, '"'))
 			return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
 					  "a user name with quotes");
-		expr = malloc(strlen(tmpl) + strlen(user) + 1);
+		size = strlen(tmpl) + strlen(user) + 1;
+		expr = malloc(size);
 		if (!expr)
 			return PS_EXIT_FAIL;
 		{
 			const char *p = strstr(tmpl, "{user}");
 
 			if (p)
-				sprintf(expr, "%.*s%s%s", (int)(p - tmpl), tmpl,
-					user, p + 6);
+				snprintf(expr, size, "%.*s%s%s",
+					 (int)(p - tmpl), tmpl, user, p + 6);
 			else
-				strcpy(expr, tmpl);
+				snprintf(expr, size, "%s", tmpl);
 		}
 		link = expr;
 	} else {

@@ -219,7 +219,7 @@ int ps_secret_read(const char *source, const char *prompt_text, char **out,
 			rc = ps_err_set(err, PS_EXIT_USAGE, "secret-too-long",
 					NULL, "the secret is too long");
 		} else {
-			strcpy(s, v);
+			memcpy(s, v, strlen(v) + 1);
 			/* Wipe the value in place too: /proc/PID/environ
 			 * shows the original block. */
 			OPENSSL_cleanse((char *)v, strlen(v));

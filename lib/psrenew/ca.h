@@ -8,6 +8,7 @@
 #include <psrenew/config.h>
 #include <psrenew/err.h>
 #include <psrenew/token.h>
+#include <psrenew/export.h>
 
 enum ps_ca_status {
 	PS_CA_ISSUED = 0,
@@ -54,9 +55,9 @@ struct ps_ca;
  * configuration whose "channel" key holds such a spec. Exit 2 when it is
  * neither.
  */
-int ps_ca_open(const char *spec, const struct ps_config *cfg,
-	       struct ps_ca **out, struct ps_err *err);
-void ps_ca_close(struct ps_ca *ca);
+PS_API int ps_ca_open(const char *spec, const struct ps_config *cfg,
+		      struct ps_ca **out, struct ps_err *err);
+PS_API void ps_ca_close(struct ps_ca *ca);
 /* The resolved channel spec, stored with each request. */
 const char *ps_ca_channel(const struct ps_ca *ca);
 /* The name given (a config name or the spec itself). */
@@ -102,7 +103,7 @@ struct ps_ca {
 
 /* CAs trusted in addition to the system's, for this channel's TLS and
  * response protection (--ca-bundle, or ca-bundle in [ca.NAME]). */
-void ps_ca_set_bundle(struct ps_ca *ca, const char *file);
+PS_API void ps_ca_set_bundle(struct ps_ca *ca, const char *file);
 /* Lets go of connections that hold token keys: call it before the
  * tokens (modules) the channel used are closed. */
 void ps_ca_idle(struct ps_ca *ca);

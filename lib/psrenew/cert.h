@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 
 #include <psrenew/err.h>
+#include <psrenew/export.h>
 
 enum ps_cert_type { PS_CERT_COMMERCIAL = 0, PS_CERT_QUALIFIED = 1 };
 
@@ -45,29 +46,29 @@ struct ps_cert {
  * type comes from the algorithm and the key bits. c->x509 stays NULL;
  * ps_cert_x509() decodes it when needed.
  */
-int ps_cert_from_der(const unsigned char *der, size_t len, struct ps_cert *c,
-		     struct ps_err *err);
+PS_API int ps_cert_from_der(const unsigned char *der, size_t len,
+			    struct ps_cert *c, struct ps_err *err);
 /* c's certificate as an X509 (decoded once, owned by c), or NULL. */
-X509 *ps_cert_x509(const struct ps_cert *c);
+PS_API X509 *ps_cert_x509(const struct ps_cert *c);
 /* Frees that X509 again when c still has its DER (batches: one X509 at a
  * time instead of one per certificate worked on). */
 void ps_cert_x509_release(const struct ps_cert *c);
 /* Takes a reference to x509. */
-int ps_cert_from_x509(X509 *x509, struct ps_cert *c, struct ps_err *err);
-void ps_cert_free(struct ps_cert *c);
+PS_API int ps_cert_from_x509(X509 *x509, struct ps_cert *c, struct ps_err *err);
+PS_API void ps_cert_free(struct ps_cert *c);
 
 /* Qualified when the QCStatements extension carries QcCompliance. */
 int ps_cert_is_qualified(const X509 *x509);
-const char *ps_cert_type_name(int type);
-int ps_cert_type_parse(const char *s); /* -1 if neither */
+PS_API const char *ps_cert_type_name(int type);
+PS_API int ps_cert_type_parse(const char *s); /* -1 if neither */
 
 /* The JIP CA name: the first map entry whose pattern matches the issuer CN,
  * then the built-in defaults; NULL when nothing matches. */
-const char *ps_cert_jip_ca(const struct ps_cert *c,
-			   const struct ps_jip_ca_map *map, size_t n);
+PS_API const char *ps_cert_jip_ca(const struct ps_cert *c,
+				  const struct ps_jip_ca_map *map, size_t n);
 
 /* Whole days left until not_after (negative when expired). */
-long ps_cert_days_left(const struct ps_cert *c, time_t now);
+PS_API long ps_cert_days_left(const struct ps_cert *c, time_t now);
 /* Same subject (DER) and type. */
 int ps_cert_same_holder(const struct ps_cert *a, const struct ps_cert *b);
 
@@ -79,6 +80,6 @@ void ps_time_iso(time_t t, char *buf, size_t len);
  * "0A1B2C") into upper-case hex without separators or leading "0x".
  * Decimal input is taken as decimal only with the prefix "dec:".
  */
-int ps_serial_normalise(const char *in, char **hex, struct ps_err *err);
+PS_API int ps_serial_normalise(const char *in, char **hex, struct ps_err *err);
 
 #endif

@@ -15,6 +15,7 @@
 #include <psrenew/renew.h>
 #include <psrenew/state.h>
 #include <psrenew/token.h>
+#include <psrenew/export.h>
 
 /* Categories a run selects (ps_clean_opts.select). */
 #define PS_CLEAN_EXPIRED    1U
@@ -98,13 +99,14 @@ struct ps_clean_plan {
  * the JIP confirmations, classifies every certificate and key pair, and
  * applies the safety rules to what o selects. Changes nothing.
  */
-int ps_clean_plan_make(struct ps_token *tok, const struct ps_clean_opts *o,
-		       struct ps_clean_plan *p, struct ps_err *err);
-void ps_clean_plan_free(struct ps_clean_plan *p);
+PS_API int ps_clean_plan_make(struct ps_token *tok,
+			      const struct ps_clean_opts *o,
+			      struct ps_clean_plan *p, struct ps_err *err);
+PS_API void ps_clean_plan_free(struct ps_clean_plan *p);
 
 /* Objects the plan removes; *valid: valid certificates among them. */
-size_t ps_clean_planned(const struct ps_clean_plan *p, size_t *valid);
-size_t ps_clean_refused(const struct ps_clean_plan *p);
+PS_API size_t ps_clean_planned(const struct ps_clean_plan *p, size_t *valid);
+PS_API size_t ps_clean_refused(const struct ps_clean_plan *p);
 
 /*
  * Carries the plan out (or, with dry_run, only says what it would do):
@@ -113,10 +115,10 @@ size_t ps_clean_refused(const struct ps_clean_plan *p);
  * certificate is copied to STATE_DIR/removed/<SERIAL_HEX>.der before it is
  * removed. Returns the worst exit status.
  */
-int ps_clean_run(struct ps_clean_plan *p, const struct ps_clean_opts *o,
-		 int dry_run, ps_emit_fn emit, void *ctx);
+PS_API int ps_clean_run(struct ps_clean_plan *p, const struct ps_clean_opts *o,
+			int dry_run, ps_emit_fn emit, void *ctx);
 
-const char *ps_clean_reason_name(int reason);
+PS_API const char *ps_clean_reason_name(int reason);
 
 /*
  * A "jip" record confirming that JIP has a certificate: kind "jip",
@@ -124,8 +126,8 @@ const char *ps_clean_reason_name(int reason);
  * "commercial". *serial_hex (malloc'ed, normalised) names it. Exit 1 with
  * err set when the record confirms nothing.
  */
-int ps_jip_record_confirms(const json_t *rec, char **serial_hex,
-			   struct ps_err *err);
+PS_API int ps_jip_record_confirms(const json_t *rec, char **serial_hex,
+				  struct ps_err *err);
 
 /*
  * The confirmation ps-jip-setserial keeps in STATE_DIR/jip/<SERIAL_HEX>.json

@@ -6,6 +6,7 @@
 
 #include <psrenew/cert.h>
 #include <psrenew/err.h>
+#include <psrenew/export.h>
 
 struct ps_config_entry {
 	char *section, *key, *value;
@@ -25,10 +26,11 @@ struct ps_config {
  * ~/.config/psrenew/psrenew.conf), else /etc/psrenew/psrenew.conf. A missing
  * default file is not an error. A syntax error is exit 2 naming the line.
  */
-int ps_config_load(const char *path, struct ps_config *cfg, struct ps_err *err);
-void ps_config_free(struct ps_config *cfg);
+PS_API int ps_config_load(const char *path, struct ps_config *cfg,
+			  struct ps_err *err);
+PS_API void ps_config_free(struct ps_config *cfg);
 /* The last value of key in section, or NULL. */
-const char *ps_config_get(const struct ps_config *cfg, const char *section,
-			  const char *key);
+PS_API const char *ps_config_get(const struct ps_config *cfg,
+				 const char *section, const char *key);
 
 #endif

@@ -4,6 +4,8 @@
 
 #include <stdarg.h>
 
+#include <psrenew/export.h>
+
 /* Exit statuses: the same meaning in every binary (psrenew(7)). */
 enum ps_exit {
 	PS_EXIT_OK = 0,	     /* done */
@@ -27,12 +29,12 @@ struct ps_err {
 	char hint[512];
 };
 
-void ps_err_clear(struct ps_err *err);
+PS_API void ps_err_clear(struct ps_err *err);
 
 /* Sets err (if not NULL) and returns status, so callers can write
  * "return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL, "...");". */
-int ps_err_set(struct ps_err *err, int status, const char *code,
-	       const char *hint, const char *fmt, ...)
+PS_API int ps_err_set(struct ps_err *err, int status, const char *code,
+		      const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
 /* Appends the first OpenSSL error on the queue (if any) to err->msg and
@@ -41,6 +43,6 @@ void ps_err_add_openssl(struct ps_err *err);
 
 /* The more severe of two exit statuses (for batches): usage > failed >
  * token > refused > temporary > pending > done. */
-int ps_exit_worse(int a, int b);
+PS_API int ps_exit_worse(int a, int b);
 
 #endif

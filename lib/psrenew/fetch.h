@@ -11,6 +11,7 @@
 #include <psrenew/install.h>
 #include <psrenew/state.h>
 #include <psrenew/token.h>
+#include <psrenew/export.h>
 
 struct ps_fetch_tokens; /* modules and tokens opened on demand */
 struct ps_fetch_loaded; /* pending records ps_fetch_unfinished read */
@@ -30,8 +31,8 @@ struct ps_fetch {
 	struct ps_fetch_loaded *loaded;
 };
 
-void ps_fetch_init(struct ps_fetch *f);
-void ps_fetch_free(struct ps_fetch *f);
+PS_API void ps_fetch_init(struct ps_fetch *f);
+PS_API void ps_fetch_free(struct ps_fetch *f);
 
 /*
  * Works on request id: under its lock, submits it again if the CA was
@@ -40,8 +41,8 @@ void ps_fetch_free(struct ps_fetch *f);
  * else the request record, or an error record. *due is when it should be
  * looked at again (0: finished). Returns the item's exit status.
  */
-int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
-		     json_t **out, time_t *due);
+PS_API int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
+			    json_t **out, time_t *due);
 
 /*
  * Polls at once the requests of ids (an array of request ids) that are
@@ -54,11 +55,11 @@ int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
  * ps_fetch_request as before. Call it before a pass of ps_fetch_request
  * over the same ids.
  */
-void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force);
+PS_API void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force);
 
 /* Unfinished requests of the store (unsubmitted, pending, issued). */
-int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
-			struct ps_err *err);
+PS_API int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
+			       struct ps_err *err);
 
 /*
  * Installs certificates that came by another route (mail, web): each
@@ -66,8 +67,9 @@ int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
  * request; otherwise a key pair with that public key on any token of
  * module gets it. One record per certificate.
  */
-int ps_fetch_install_certs(struct ps_fetch *f, const unsigned char *buf,
-			   size_t len, int (*emit)(void *, const json_t *),
-			   void *ctx);
+PS_API int ps_fetch_install_certs(struct ps_fetch *f, const unsigned char *buf,
+				  size_t len,
+				  int (*emit)(void *, const json_t *),
+				  void *ctx);
 
 #endif

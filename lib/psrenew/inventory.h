@@ -11,6 +11,7 @@
 #include <psrenew/cert.h>
 #include <psrenew/config.h>
 #include <psrenew/token.h>
+#include <psrenew/export.h>
 
 struct ps_invcert {
 	struct ps_token *tok; /* borrowed */
@@ -32,14 +33,15 @@ struct ps_inventory {
  * search and one attribute read per object. Sorted by token, then
  * qualified before commercial, then holder, then not_after.
  */
-int ps_inventory_load(struct ps_token **toks, size_t ntoks, time_t now,
-		      struct ps_inventory *inv, struct ps_err *err);
-void ps_inventory_free(struct ps_inventory *inv);
+PS_API int ps_inventory_load(struct ps_token **toks, size_t ntoks, time_t now,
+			     struct ps_inventory *inv, struct ps_err *err);
+PS_API void ps_inventory_free(struct ps_inventory *inv);
 
 /* "valid", "expired", "not-yet-valid" or "superseded". */
-const char *ps_inventory_state(const struct ps_inventory *inv, size_t i);
+PS_API const char *ps_inventory_state(const struct ps_inventory *inv, size_t i);
 /* Valid now, not superseded, and expiring within days. */
-int ps_inventory_expiring(const struct ps_inventory *inv, size_t i, long days);
+PS_API int ps_inventory_expiring(const struct ps_inventory *inv, size_t i,
+				 long days);
 
 /* A cert record (psrenew(7)) for any certificate on a token; has_key:
  * 1, 0 or -1 (unknown). */
@@ -49,8 +51,8 @@ json_t *ps_cert_record(const struct ps_token *tok, const unsigned char *id,
 		       const char *superseded_by, const struct ps_config *cfg,
 		       time_t now);
 /* The cert record of inv->c[i]. */
-json_t *ps_inventory_record(const struct ps_inventory *inv, size_t i,
-			    const struct ps_config *cfg);
+PS_API json_t *ps_inventory_record(const struct ps_inventory *inv, size_t i,
+				   const struct ps_config *cfg);
 
 /* Selects certificates by CKA_ID (hex), serial (as people type it) and
  * type (-1: any). */
@@ -60,11 +62,11 @@ struct ps_selector {
 	int type;
 };
 /* The indexes of the matching certificates (malloc'ed, *n may be 0). */
-int ps_inventory_select(const struct ps_inventory *inv,
-			const struct ps_selector *sel, size_t **idx, size_t *n,
-			struct ps_err *err);
+PS_API int ps_inventory_select(const struct ps_inventory *inv,
+			       const struct ps_selector *sel, size_t **idx,
+			       size_t *n, struct ps_err *err);
 /* The certificate a cert record names (token, id, serial_hex), or -1. */
-long ps_inventory_find_record(const struct ps_inventory *inv,
-			      const json_t *rec);
+PS_API long ps_inventory_find_record(const struct ps_inventory *inv,
+				     const json_t *rec);
 
 #endif

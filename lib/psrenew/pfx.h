@@ -14,6 +14,7 @@
 #include <psrenew/err.h>
 #include <psrenew/state.h>
 #include <psrenew/token.h>
+#include <psrenew/export.h>
 
 /* Bounds on untrusted input. One key derivation (the MAC's, each
  * encrypted part's, each shrouded key's) costs about a second per million
@@ -40,18 +41,18 @@ struct ps_pfx {
 
 /* Reads a PFX file (at most PS_PFX_MAX_SIZE bytes): exit 2 when it cannot be
  * opened, exit 1 when it is empty or too large. */
-int ps_pfx_read_file(const char *path, unsigned char **der, size_t *len,
-		     struct ps_err *err);
+PS_API int ps_pfx_read_file(const char *path, unsigned char **der, size_t *len,
+			    struct ps_err *err);
 
 /* Parses the outer structure; exit 1 "bad-pfx" when the bytes are not a
  * PKCS#12 file (truncated, damaged, another format) or the MAC asks for
  * more than PS_PFX_MAX_ITER rounds. Nothing is decrypted. */
-int ps_pfx_load(const unsigned char *der, size_t len, struct ps_pfx *pfx,
-		struct ps_err *err);
+PS_API int ps_pfx_load(const unsigned char *der, size_t len, struct ps_pfx *pfx,
+		       struct ps_err *err);
 
 /* 1 when the file opens with an empty password (no need to ask for one).
  * At most two MAC derivations (of at most PS_PFX_MAX_ITER rounds). */
-int ps_pfx_password_empty(const struct ps_pfx *pfx);
+PS_API int ps_pfx_password_empty(const struct ps_pfx *pfx);
 
 /*
  * Checks the password and decrypts: the private key, its certificate (by
@@ -66,8 +67,9 @@ int ps_pfx_password_empty(const struct ps_pfx *pfx);
  * than PS_PFX_MAX_ITER rounds, or all of them together for more than
  * PS_PFX_MAX_ROUNDS: nothing then takes more than a few seconds.
  */
-int ps_pfx_unlock(struct ps_pfx *pfx, const char *pass, struct ps_err *err);
-void ps_pfx_free(struct ps_pfx *pfx);
+PS_API int ps_pfx_unlock(struct ps_pfx *pfx, const char *pass,
+			 struct ps_err *err);
+PS_API void ps_pfx_free(struct ps_pfx *pfx);
 
 struct ps_pfx_import_opts {
 	const char *label; /* NULL: the friendlyName, else the subject CN */
@@ -105,15 +107,16 @@ struct ps_pfx_import_result {
  * CKA_ID nor value, beyond as many as the token held before it), keeps
  * what it wrote whole, writes the rest, and on failure removes both.
  */
-int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
-		  const struct ps_pfx_import_opts *o, struct ps_state *st,
-		  struct ps_pfx_import_result *res, struct ps_err *err);
+PS_API int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
+			 const struct ps_pfx_import_opts *o,
+			 struct ps_state *st, struct ps_pfx_import_result *res,
+			 struct ps_err *err);
 
 /* The cert record (psrenew(7), as ps-status prints it) of the imported
  * certificate, plus "imported", "already_installed" and, with the chain,
  * "chain_imported". NULL when it cannot be built (err set). */
-json_t *ps_pfx_record(struct ps_token *tok, const struct ps_pfx *pfx,
-		      const struct ps_pfx_import_result *res,
-		      const struct ps_config *cfg, struct ps_err *err);
+PS_API json_t *ps_pfx_record(struct ps_token *tok, const struct ps_pfx *pfx,
+			     const struct ps_pfx_import_result *res,
+			     const struct ps_config *cfg, struct ps_err *err);
 
 #endif

@@ -7,36 +7,37 @@
 #include <jansson.h>
 
 #include <psrenew/err.h>
+#include <psrenew/export.h>
 
 enum ps_out_mode { PS_OUT_AUTO = 0, PS_OUT_JSON, PS_OUT_HUMAN, PS_OUT_NONE };
 
 struct ps_out;
 
 /* AUTO: a table when f is a terminal, JSON Lines otherwise. */
-struct ps_out *ps_out_new(FILE *f, int mode);
-int ps_out_is_json(const struct ps_out *o);
+PS_API struct ps_out *ps_out_new(FILE *f, int mode);
+PS_API int ps_out_is_json(const struct ps_out *o);
 /* Writes one record (borrowed). JSON records are written and flushed at
  * once; table rows are kept until ps_out_finish(). Returns 0 or -1 when the
  * output cannot be written. */
-int ps_out_emit(struct ps_out *o, const json_t *rec);
+PS_API int ps_out_emit(struct ps_out *o, const json_t *rec);
 /* Prints the table (human mode) and frees o. Returns -1 on a write error. */
-int ps_out_finish(struct ps_out *o);
+PS_API int ps_out_finish(struct ps_out *o);
 
 /* {"kind":"error","code":...,"status":N,"message":...,"hint":...} */
-json_t *ps_record_error(const struct ps_err *err);
+PS_API json_t *ps_record_error(const struct ps_err *err);
 
 /* Reading records from a stream: one JSON object per line, each with a
  * string "kind". Lines are bounded (1 MiB); blank lines are skipped. */
 struct ps_in;
-struct ps_in *ps_in_new(FILE *f);
-void ps_in_free(struct ps_in *in);
+PS_API struct ps_in *ps_in_new(FILE *f);
+PS_API void ps_in_free(struct ps_in *in);
 /* The next record (new reference), or NULL at the end (err untouched) or on
  * bad input (exit 1, err names the line). */
-json_t *ps_in_next(struct ps_in *in, struct ps_err *err);
+PS_API json_t *ps_in_next(struct ps_in *in, struct ps_err *err);
 
 /* Copies into dst every field of src that psrenew does not define and dst
  * lacks (a "user" or "office" field an administrator added, say). */
-int ps_record_pass_through(json_t *dst, const json_t *src);
+PS_API int ps_record_pass_through(json_t *dst, const json_t *src);
 
 /* Helpers that keep record building short. */
 int ps_json_set_str(json_t *o, const char *key, const char *value);

@@ -8,6 +8,7 @@
 #include <psrenew/ca.h>
 #include <psrenew/inventory.h>
 #include <psrenew/state.h>
+#include <psrenew/export.h>
 
 typedef int (*ps_emit_fn)(void *ctx, const json_t *rec);
 
@@ -27,8 +28,8 @@ struct ps_renew {
 };
 
 /* Reads the unfinished requests of the store into r->active. */
-int ps_renew_load_active(struct ps_renew *r, struct ps_err *err);
-void ps_renew_free(struct ps_renew *r);
+PS_API int ps_renew_load_active(struct ps_renew *r, struct ps_err *err);
+PS_API void ps_renew_free(struct ps_renew *r);
 
 /*
  * Renews the certificates inv->c[idx[k]] (all on tok), qualified first.
@@ -38,12 +39,13 @@ void ps_renew_free(struct ps_renew *r);
  * (may be NULL) is the record the target came from; its unknown fields are
  * passed through. Emits one record per target; returns the worst status.
  */
-int ps_renew_token(struct ps_renew *r, struct ps_token *tok,
-		   const struct ps_inventory *inv, const size_t *idx,
-		   json_t *const *inputs, size_t n, ps_emit_fn emit, void *ctx);
+PS_API int ps_renew_token(struct ps_renew *r, struct ps_token *tok,
+			  const struct ps_inventory *inv, const size_t *idx,
+			  json_t *const *inputs, size_t n, ps_emit_fn emit,
+			  void *ctx);
 
 /* An error record about one target (error + token, serial, id). */
-json_t *ps_target_error(const struct ps_err *err, const json_t *input,
-			const struct ps_inventory *inv, long i);
+PS_API json_t *ps_target_error(const struct ps_err *err, const json_t *input,
+			       const struct ps_inventory *inv, long i);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include <psrenew/config.h>
 #include <psrenew/err.h>
+#include <psrenew/export.h>
 
 struct ps_state {
 	char *dir;
@@ -23,9 +24,9 @@ struct ps_state {
  * /var/lib/psrenew). A directory that is a symlink, not ours, or writable by
  * others is refused (exit 2).
  */
-int ps_state_open(const char *dir_opt, const struct ps_config *cfg, int create,
-		  struct ps_state *st, struct ps_err *err);
-void ps_state_close(struct ps_state *st);
+PS_API int ps_state_open(const char *dir_opt, const struct ps_config *cfg,
+			 int create, struct ps_state *st, struct ps_err *err);
+PS_API void ps_state_close(struct ps_state *st);
 
 /* A new request id: "YYYYMMDD-HHMMSS-" and 8 random hex digits. buf: at
  * least 32 bytes. */
@@ -79,7 +80,7 @@ int ps_state_list(struct ps_state *st, char ***ids, size_t *n,
 /* Every name in sub-directory sub, sorted (ps_state_del removes one). */
 int ps_state_list_sub(struct ps_state *st, const char *sub, char ***ids,
 		      size_t *n, struct ps_err *err);
-void ps_state_list_free(char **ids, size_t n);
+PS_API void ps_state_list_free(char **ids, size_t n);
 
 /*
  * An exclusive lock named name (a request id or "cert-<sha256>"). With

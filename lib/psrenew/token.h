@@ -9,6 +9,7 @@
 
 #include <psrenew/err.h>
 #include <psrenew/uri.h>
+#include <psrenew/export.h>
 
 struct ps_module;
 struct ps_objindex;
@@ -53,12 +54,12 @@ struct ps_tobj {
  * $PKCS11_MODULE, else p11-kit's proxy module (every module registered with
  * p11-kit). path_or_null may be NULL.
  */
-int ps_module_open(const char *path_or_null, const struct ps_uri *uri,
-		   struct ps_module **out, struct ps_err *err);
-void ps_module_close(struct ps_module *mod);
+PS_API int ps_module_open(const char *path_or_null, const struct ps_uri *uri,
+			  struct ps_module **out, struct ps_err *err);
+PS_API void ps_module_close(struct ps_module *mod);
 const char *ps_module_path(const struct ps_module *mod);
 /* "SoftHSM 2.6 (Implementation of PKCS11), /usr/lib/softhsm/libsofthsm2.so" */
-const char *ps_module_describe(const struct ps_module *mod);
+PS_API const char *ps_module_describe(const struct ps_module *mod);
 CK_FUNCTION_LIST *ps_module_functions(const struct ps_module *mod);
 /* One extension pointer per module, released before the module closes. */
 void *ps_module_ext(const struct ps_module *mod);
@@ -69,20 +70,22 @@ void ps_module_set_ext(struct ps_module *mod, void *ext,
  * Every token present that matches the URI's token attributes (all tokens
  * when sel is NULL or selects none). Exit 6 when there is none.
  */
-int ps_tokens_find(struct ps_module *mod, const struct ps_uri *sel,
-		   struct ps_token ***out, size_t *n, struct ps_err *err);
-void ps_tokens_free(struct ps_token **toks, size_t n);
+PS_API int ps_tokens_find(struct ps_module *mod, const struct ps_uri *sel,
+			  struct ps_token ***out, size_t *n,
+			  struct ps_err *err);
+PS_API void ps_tokens_free(struct ps_token **toks, size_t n);
 /* For actions: exactly one token, else exit 2 listing the candidates. */
-int ps_tokens_require_one(struct ps_token **toks, size_t n, struct ps_err *err);
+PS_API int ps_tokens_require_one(struct ps_token **toks, size_t n,
+				 struct ps_err *err);
 
-int ps_token_open(struct ps_token *tok, int rw, struct ps_err *err);
+PS_API int ps_token_open(struct ps_token *tok, int rw, struct ps_err *err);
 int ps_token_refresh(struct ps_token *tok, struct ps_err *err);
 /*
  * Logs in as the user. pin_source: a secret source (see secret.h) or
  * "pinpad"; NULL means: pin pad when the reader has one, else prompt.
  */
-int ps_token_login(struct ps_token *tok, const char *pin_source,
-		   struct ps_err *err);
+PS_API int ps_token_login(struct ps_token *tok, const char *pin_source,
+			  struct ps_err *err);
 /* 1 and the free bytes when the token reports its free memory, else 0. */
 int ps_token_free_memory(const struct ps_token *tok, unsigned long *bytes);
 /* Does the token have private objects we cannot see without a login? */

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include <psrenew/err.h>
+#include <psrenew/export.h>
 
 enum ps_obj_type {
 	PS_OBJ_ANY = 0,
@@ -32,9 +33,9 @@ struct ps_uri {
 /* Parses s into u (which need not be initialised). On error returns
  * PS_EXIT_USAGE with err set, and u is left empty. A "pin-value" attribute
  * is refused: a PIN in a URI ends up in argv. */
-int ps_uri_parse(const char *s, struct ps_uri *u, struct ps_err *err);
-void ps_uri_init(struct ps_uri *u);
-void ps_uri_free(struct ps_uri *u);
+PS_API int ps_uri_parse(const char *s, struct ps_uri *u, struct ps_err *err);
+PS_API void ps_uri_init(struct ps_uri *u);
+PS_API void ps_uri_free(struct ps_uri *u);
 
 /* Does the URI select anything about the token (not just objects)? */
 int ps_uri_has_token_attrs(const struct ps_uri *u);
