@@ -437,51 +437,35 @@ static int store_pubkey(struct ps_token *tok, const struct ps_pfx_key *k,
 	return create(tok, t, n, w, "the public key", err);
 }
 
+/* A CA certificate of the chain, as a certificate of category
+ * "authority" with the CKA_ID of its public key. */
 static int store_ca(struct ps_token *tok, X509 *x, struct ps_pfx_written *w,
 		    struct ps_err *err)
 {
-	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
-	CK_CERTIFICATE_TYPE ct = CKC_X_509;
-	CK_ULONG cat = 2; /* authority (PKCS#11 2.40, 4.6.2) */
-	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	unsigned char id[20];
-	unsigned char *der = NULL, *subj = NULL, *iss = NULL, *ser = NULL;
 	char label[PS_PFX_MAX_LABEL + 1];
-	int dl = i2d_X509(x, &der);
-	int sl = i2d_X509_NAME(X509_get_subject_name(x), &subj);
-	int il = i2d_X509_NAME(X509_get_issuer_name(x), &iss);
-	int nl = i2d_ASN1_INTEGER(X509_get0_serialNumber(x), &ser);
-	int rc;
+	struct ps_certobj o = { .id = id,
+				.id_len = sizeof(id),
+				.label = label,
+				.authority = 1,
+				.what = "a CA certificate",
+				.doing = "a CA certificate" };
+	CK_OBJECT_HANDLE h = 0;
+	int rc = -1;
 
 	ps_pfx_default_label(label, x, (const char *)X509_alias_get0(x, NULL));
-	if (dl <= 0 || sl <= 0 || il <= 0 || nl <= 0 ||
-	    ps_pubkey_id(X509_get0_pubkey(x), id) < 0) {
+	if (ps_pubkey_id(X509_get0_pubkey(x), id) == 0)
+		rc = ps_token_write_cert(tok, x, &o, &h, err);
+	if (rc < 0)
 		rc = ps_err_set(err, PS_EXIT_FAIL, "bad-pfx",
 				ps_pfx_damaged_hint,
 				"a CA certificate in the PFX cannot be "
 				"encoded");
-	} else {
-		CK_ATTRIBUTE t[] = {
-			{ CKA_CLASS, &cls, sizeof(cls) },
-			{ CKA_CERTIFICATE_TYPE, &ct, sizeof(ct) },
-			{ CKA_CERTIFICATE_CATEGORY, &cat, sizeof(cat) },
-			{ CKA_TOKEN, &yes, sizeof(yes) },
-			{ CKA_PRIVATE, &no, sizeof(no) },
-			{ CKA_LABEL, label, strlen(label) },
-			{ CKA_ID, id, sizeof(id) },
-			{ CKA_SUBJECT, subj, (CK_ULONG)sl },
-			{ CKA_ISSUER, iss, (CK_ULONG)il },
-			{ CKA_SERIAL_NUMBER, ser, (CK_ULONG)nl },
-			{ CKA_VALUE, der, (CK_ULONG)dl },
-		};
-		rc = create(tok, t, sizeof(t) / sizeof(t[0]), w,
-			    "a CA certificate", err);
-	}
+	else if (rc == 0)
+		w->h[w->n++] = h;
+	else if (!strcmp(err->code, "token-full"))
+		snprintf(err->hint, sizeof(err->hint), "%s", full_hint);
 	ERR_clear_error();
-	OPENSSL_free(der);
-	OPENSSL_free(subj);
-	OPENSSL_free(iss);
-	OPENSSL_free(ser);
 	return rc;
 }
 
