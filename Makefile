@@ -47,7 +47,7 @@ LIB_HDR := $(wildcard lib/psrenew/*.h)
 # (those declared PS_API in them). Every other header is internal.
 PUB_HDR := $(addprefix lib/psrenew/,psrenew.h export.h version.h err.h \
 	record.h cert.h uri.h config.h token.h inventory.h state.h ca.h \
-	install.h renew.h fetch.h clean.h pfx.h http.h jip.h)
+	install.h renew.h fetch.h clean.h pfx.h pfx_read.h http.h jip.h)
 LIB_MAP := lib/libpsrenew.map
 CMD_SRC := $(wildcard cmd/ps-*.c)
 BINS := $(CMD_SRC:cmd/%.c=$(B)/bin/%)

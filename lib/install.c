@@ -205,66 +205,87 @@ static void key_label(struct ps_token *tok, CK_OBJECT_HANDLE priv, char *buf,
 		buf[a.ulValueLen] = '\0';
 }
 
-int ps_token_store_cert(struct ps_token *tok, X509 *leaf,
-			const unsigned char *id, size_t id_len,
-			const char *label, CK_OBJECT_HANDLE *h,
+int ps_token_write_cert(struct ps_token *tok, X509 *x,
+			const struct ps_certobj *o, CK_OBJECT_HANDLE *h,
 			struct ps_err *err)
 {
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_CERTIFICATE_TYPE ct = CKC_X_509;
+	CK_ULONG cat = 2; /* authority (PKCS#11 2.40, 4.6.2) */
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	unsigned char *der = NULL, *subj = NULL, *iss = NULL, *ser = NULL;
-	int dl = i2d_X509(leaf, &der);
-	int sl = i2d_X509_NAME(X509_get_subject_name(leaf), &subj);
-	int il = i2d_X509_NAME(X509_get_issuer_name(leaf), &iss);
-	int nl = i2d_ASN1_INTEGER(X509_get0_serialNumber(leaf), &ser);
-	unsigned long free_bytes;
+	int dl = i2d_X509(x, &der);
+	int sl = i2d_X509_NAME(X509_get_subject_name(x), &subj);
+	int il = i2d_X509_NAME(X509_get_issuer_name(x), &iss);
+	int nl = i2d_ASN1_INTEGER(X509_get0_serialNumber(x), &ser);
+	CK_ATTRIBUTE t[11];
+	CK_ULONG n = 0;
 	CK_RV rv;
-	int rc = 0;
+	int rc = -1;
 
-	if (dl <= 0 || sl <= 0 || il <= 0 || nl <= 0) {
-		rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				"cannot encode the certificate");
+	if (dl <= 0 || sl <= 0 || il <= 0 || nl <= 0)
 		goto out;
-	}
-	if (ps_token_refresh(tok, NULL) == 0 &&
-	    ps_token_free_memory(tok, &free_bytes) &&
-	    free_bytes < (unsigned long)dl) {
-		rc = ps_err_set(err, PS_EXIT_TOKEN, "token-full", full_hint,
-				"token '%s' is full: %lu bytes free, the "
-				"certificate needs %d (the guide's error 621)",
-				tok->label, free_bytes, dl);
-		goto out;
-	}
-	CK_ATTRIBUTE t[] = {
-		{ CKA_CLASS, &cls, sizeof(cls) },
-		{ CKA_CERTIFICATE_TYPE, &ct, sizeof(ct) },
-		{ CKA_TOKEN, &yes, sizeof(yes) },
-		{ CKA_PRIVATE, &no, sizeof(no) },
-		{ CKA_LABEL, (void *)label, strlen(label) },
-		{ CKA_ID, (void *)id, id_len },
-		{ CKA_SUBJECT, subj, (CK_ULONG)sl },
-		{ CKA_ISSUER, iss, (CK_ULONG)il },
-		{ CKA_SERIAL_NUMBER, ser, (CK_ULONG)nl },
-		{ CKA_VALUE, der, (CK_ULONG)dl },
-	};
-	rv = ps_module_functions(tok->mod)->C_CreateObject(
-	    tok->session, t, sizeof(t) / sizeof(t[0]), h);
+	t[n++] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof(cls) };
+	t[n++] = (CK_ATTRIBUTE){ CKA_CERTIFICATE_TYPE, &ct, sizeof(ct) };
+	if (o->authority)
+		t[n++] = (CK_ATTRIBUTE){ CKA_CERTIFICATE_CATEGORY, &cat,
+					 sizeof(cat) };
+	t[n++] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof(yes) };
+	t[n++] = (CK_ATTRIBUTE){ CKA_PRIVATE, &no, sizeof(no) };
+	t[n++] =
+	    (CK_ATTRIBUTE){ CKA_LABEL, (void *)o->label, strlen(o->label) };
+	t[n++] = (CK_ATTRIBUTE){ CKA_ID, (void *)o->id, o->id_len };
+	t[n++] = (CK_ATTRIBUTE){ CKA_SUBJECT, subj, (CK_ULONG)sl };
+	t[n++] = (CK_ATTRIBUTE){ CKA_ISSUER, iss, (CK_ULONG)il };
+	t[n++] = (CK_ATTRIBUTE){ CKA_SERIAL_NUMBER, ser, (CK_ULONG)nl };
+	t[n++] = (CK_ATTRIBUTE){ CKA_VALUE, der, (CK_ULONG)dl };
+	rv = ps_module_functions(tok->mod)->C_CreateObject(tok->session, t, n,
+							   h);
 	if (rv == CKR_DEVICE_MEMORY)
-		rc = ps_err_set(
-		    err, PS_EXIT_TOKEN, "token-full", full_hint,
-		    "token '%s' has no room for the certificate (the "
-		    "guide's error 621)",
-		    tok->label);
+		rc = ps_err_set(err, PS_EXIT_TOKEN, "token-full", full_hint,
+				"token '%s' has no room for %s (the "
+				"guide's error 621)",
+				tok->label, o->what);
 	else if (rv != CKR_OK)
-		rc = ps_ckr_err(err, rv, tok, "storing the certificate");
+		rc = ps_ckr_err(err, rv, tok, o->doing);
 	else
-		ps_token_index_add(tok, CKO_CERTIFICATE, id, id_len, *h);
+		rc = 0;
 out:
 	OPENSSL_free(der);
 	OPENSSL_free(subj);
 	OPENSSL_free(iss);
 	OPENSSL_free(ser);
+	return rc;
+}
+
+int ps_token_store_cert(struct ps_token *tok, X509 *leaf,
+			const unsigned char *id, size_t id_len,
+			const char *label, CK_OBJECT_HANDLE *h,
+			struct ps_err *err)
+{
+	struct ps_certobj o = { .id = id,
+				.id_len = id_len,
+				.label = label,
+				.what = "the certificate",
+				.doing = "storing the certificate" };
+	int dl = i2d_X509(leaf, NULL);
+	unsigned long free_bytes;
+	int rc;
+
+	if (dl > 0 && ps_token_refresh(tok, NULL) == 0 &&
+	    ps_token_free_memory(tok, &free_bytes) &&
+	    free_bytes < (unsigned long)dl)
+		return ps_err_set(err, PS_EXIT_TOKEN, "token-full", full_hint,
+				  "token '%s' is full: %lu bytes free, the "
+				  "certificate needs %d (the guide's error "
+				  "621)",
+				  tok->label, free_bytes, dl);
+	rc = dl > 0 ? ps_token_write_cert(tok, leaf, &o, h, err) : -1;
+	if (rc < 0)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "cannot encode the certificate");
+	if (rc == 0)
+		ps_token_index_add(tok, CKO_CERTIFICATE, id, id_len, *h);
 	return rc;
 }
 

@@ -34,6 +34,27 @@ int ps_install_cert(struct ps_token *tok, STACK_OF(X509) * certs,
 		    struct ps_install_result *res, struct ps_err *err);
 void ps_install_result_free(struct ps_install_result *res);
 
+/* A certificate object as ps_token_write_cert() writes it. */
+struct ps_certobj {
+	const unsigned char *id; /* CKA_ID */
+	size_t id_len;
+	const char *label; /* CKA_LABEL */
+	int authority;	   /* CKA_CERTIFICATE_CATEGORY 2: a CA certificate */
+	const char *what;  /* the object in messages: "the certificate" */
+	const char *doing; /* before a PKCS#11 error: "storing ..." */
+};
+
+/*
+ * The one writer of certificate objects: x as a public token object with
+ * CKA_CERTIFICATE_TYPE X.509, o's CKA_ID and CKA_LABEL (and category),
+ * CKA_SUBJECT, CKA_ISSUER, CKA_SERIAL_NUMBER and CKA_VALUE; *h is the new
+ * object. CKR_DEVICE_MEMORY is exit 6 "token-full". -1 (err untouched)
+ * when x cannot be encoded.
+ */
+int ps_token_write_cert(struct ps_token *tok, X509 *x,
+			const struct ps_certobj *o, CK_OBJECT_HANDLE *h,
+			struct ps_err *err);
+
 /* Stores a certificate object (public, CKA_ID, CKA_LABEL, CKA_SUBJECT,
  * CKA_ISSUER, CKA_SERIAL_NUMBER, CKA_VALUE). A token that says it has no
  * room, or answers CKR_DEVICE_MEMORY, is exit 6 "token-full". */

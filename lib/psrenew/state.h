@@ -65,7 +65,7 @@ int ps_state_unchanged(struct ps_state *st, const char *id,
  * (jip/SERIAL_HEX.json, written by ps-jip-setserial, read by
  * ps-token-clean); "keygen" the key generations under way (ps-renew's
  * journal, see lib/renew.c); "imports" the PFX imports under way
- * (ps-pfx-import's, see lib/pfx.c). */
+ * (ps-pfx-import's, see lib/pfx_journal.c). */
 int ps_state_put(struct ps_state *st, const char *sub, const char *name,
 		 const json_t *rec, struct ps_err *err);
 int ps_state_get(struct ps_state *st, const char *sub, const char *name,

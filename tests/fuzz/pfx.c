@@ -1,6 +1,7 @@
 /* libFuzzer harness "pfx": a PKCS#12 (PFX) file as ps-pfx-import reads it,
  * up to the point where it would touch the token. This file includes
- * lib/pfx.c to reach its static functions.
+ * lib/pfx_read.c (to lower its bounds, below) and calls lib/pfx_store.c's
+ * functions that come before the token.
  *   - ps_pfx_load and ps_pfx_password_empty;
  *   - ps_pfx_unlock with the seeds' password (which has diacritics, so the
  *     form older OpenSSL made of it is tried too) and with the empty one
@@ -10,24 +11,28 @@
  *     it), the choice of the key, its certificate and the chain, the key's
  *     consistency check;
  *   - what ps_pfx_import derives before it talks to the token: the CKA_ID
- *     (ps_pubkey_id), the label (default_label), the validity warning, the
- *     key as PKCS#11 attributes (p11key_from), which chain certificates a
- *     token that holds the leaf and the first CA certificate still lacks
- *     (chain_missing), and each CA certificate's label and CKA_ID.
+ *     (ps_pubkey_id), the label (ps_pfx_default_label), the validity
+ *     warning, the key as PKCS#11 attributes (ps_pfx_key_from), which
+ *     chain certificates a token that holds the leaf and the first CA
+ *     certificate still lacks (ps_pfx_chain_missing), and each CA
+ *     certificate's label and CKA_ID.
  * A failure must say why and leave nothing unlocked; a success must give a
  * key that matches its certificate and a chain of CA certificates, each
  * once; labels are short and hold no control characters. Anything else
  * aborts.
  *
  * The bound on key derivation rounds is lowered (PS_PFX_MAX_ITER, and with
- * it PS_PFX_MAX_ROUNDS, before lib/pfx.c sees them): at the real bounds an
+ * it PS_PFX_MAX_ROUNDS, before lib/pfx_read.c sees them): at the real bounds an
  * input may cost seconds by design, and here the checks must be reachable
  * by a round count of two bytes and every execution must stay fast. */
-#include <psrenew/pfx.h>
+#include <psrenew/pfx_read.h>
 #undef PS_PFX_MAX_ITER
 #define PS_PFX_MAX_ITER 1024L
 
-#include "../../lib/pfx.c"
+#include "../../lib/pfx_read.c"
+
+#include <psrenew/keypair.h>
+#include <psrenew/pfx_store.h>
 
 #include <stdint.h>
 
@@ -58,11 +63,11 @@ static void check_failure(const struct ps_pfx *pfx, const struct ps_err *err)
 /* The PKCS#11 form of the key, as ps_pfx_import builds it. */
 static void check_p11key(const struct ps_pfx *pfx)
 {
-	struct p11key k;
+	struct ps_pfx_key k;
 	struct ps_err err;
 
 	ps_err_clear(&err);
-	if (p11key_from(pfx, &k, &err) != 0) {
+	if (ps_pfx_key_from(pfx, &k, &err) != 0) {
 		if (!err.msg[0])
 			abort();
 		return;
@@ -75,7 +80,7 @@ static void check_p11key(const struct ps_pfx *pfx)
 		   !k.rsa_attrs[0].ulValueLen) {
 		abort();
 	}
-	p11key_free(&k);
+	ps_pfx_key_free(&k);
 }
 
 /* Which chain certificates a token holding the leaf and the first CA
@@ -105,7 +110,7 @@ static void check_chain_missing(const struct ps_pfx *pfx)
 			ca_there = i == 1;
 		}
 	}
-	n = chain_missing(pfx, objs, nobjs, missing, &need);
+	n = ps_pfx_chain_missing(pfx, objs, nobjs, missing, &need);
 	if (ca_there && (n > (size_t)nchain - 1 || missing[0]))
 		abort();
 	if (nchain == 0 && (n || need))
@@ -137,18 +142,19 @@ static void check_unlocked(const struct ps_pfx *pfx)
 			if (X509_cmp(x, sk_X509_value(pfx->chain, j)) == 0)
 				abort();
 		/* As store_ca makes them. */
-		default_label(label, x, (const char *)X509_alias_get0(x, NULL));
+		ps_pfx_default_label(label, x,
+				     (const char *)X509_alias_get0(x, NULL));
 		check_label(label);
 		(void)ps_pubkey_id(X509_get0_pubkey(x), id);
 	}
 	/* As ps_pfx_import starts. */
 	memset(&res, 0, sizeof(res));
 	(void)ps_pubkey_id(pfx->key, res.id);
-	default_label(res.label, pfx->cert, pfx->friendly_name);
+	ps_pfx_default_label(res.label, pfx->cert, pfx->friendly_name);
 	check_label(res.label);
-	make_label(res.label, pfx->friendly_name);
+	ps_pfx_make_label(res.label, pfx->friendly_name);
 	check_label(res.label);
-	validity_warning(pfx->cert, &res);
+	ps_pfx_validity_warning(pfx->cert, &res);
 	(void)EVP_PKEY_get_bits(pfx->key);
 	check_p11key(pfx);
 	check_chain_missing(pfx);
