@@ -83,8 +83,9 @@ bins: $(BINS)
 # beside the objects, read at the end of this file).
 DEPFLAGS = -MMD -MP -MF $(B)/dep/$(patsubst $(B)/%,%,$@).d -MT $@
 
-# Hidden unless declared PS_API (lib/psrenew/export.h).
-$(B)/obj/%.o: %.c
+# Hidden unless declared PS_API (lib/psrenew/export.h). The Makefile is a
+# prerequisite: a change of flags (visibility, defines) rebuilds the objects.
+$(B)/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@) $(dir $(B)/dep/$(patsubst $(B)/%,%,$@))
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 
