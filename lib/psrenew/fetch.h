@@ -21,6 +21,10 @@ struct ps_fetch {
 	struct ps_install_opts inst;
 	const char *module;    /* overrides the request's module */
 	const char *pin;       /* PIN source for installing */
+	const struct ps_uri *sel; /* --token: only its requests (NULL: all) */
+	size_t left_alone;	  /* of the last ps_fetch_unfinished: other
+				     tokens' requests it left out */
+	size_t passed_on;	  /* requests of other tokens, not worked on */
 	const char *ca_bundle; /* extra trust for the CA TLS */
 	int dry_run;	       /* say what is due, change nothing */
 	struct ps_fetch_tokens *toks;
@@ -38,7 +42,9 @@ void ps_fetch_free(struct ps_fetch *f);
  * never reached, polls it when due (or always with force), installs an
  * issued certificate. *out is what to print: a cert record once installed,
  * else the request record, or an error record. *due is when it should be
- * looked at again (0: finished). Returns the item's exit status.
+ * looked at again (0: finished). Returns the item's exit status. A request
+ * of a token f->sel does not select is not worked on: *out is its record
+ * as it is, the status 0, and f->passed_on counts it.
  */
 int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
 		     json_t **out, time_t *due);
@@ -56,7 +62,8 @@ int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
  */
 void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force);
 
-/* Unfinished requests of the store (unsubmitted, pending, issued). */
+/* Unfinished requests of the store (unsubmitted, pending, issued) of the
+ * tokens f->sel selects; f->left_alone counts the others. */
 int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 			struct ps_err *err);
 
