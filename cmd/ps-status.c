@@ -39,12 +39,13 @@ static int login_all(struct ps_cli *cli, struct ps_token **toks, size_t n,
 			int rc = ps_token_login(toks[i], cli->pin, err);
 
 			if (rc && !strcmp(err->code, "pin-not-for-token")) {
-				ps_cli_warn(cli,
-					    "not logged in to token '%s': the "
-					    "PIN source is not known to belong "
-					    "to it, so its private keys are not "
-					    "shown; name it with --token '%s'",
-					    toks[i]->label, toks[i]->uri);
+				ps_cli_warn(
+				    cli,
+				    "not logged in to token '%s': the "
+				    "PIN source is not known to belong "
+				    "to it, so its private keys are not "
+				    "shown; name it with --token '%s'",
+				    toks[i]->label, toks[i]->uri);
 				ps_err_clear(err);
 			} else if (rc) {
 				return rc;

@@ -596,8 +596,8 @@ static const char *pin_source_for(const struct ps_token *t,
 			return rules.own[i].source;
 		}
 	if (has_selector())
-		*known = interactive(pin_source) ||
-			 ps_token_selected(t, rules.sel);
+		*known =
+		    interactive(pin_source) || ps_token_selected(t, rules.sel);
 	else
 		*known = interactive(pin_source) || nmarks <= 1;
 	return pin_source;

@@ -24,11 +24,11 @@ struct ps_cli {
 	const char *module, *token, *pin, *state_dir, *config;
 	int out_mode; /* enum ps_out_mode */
 	int quiet, verbose;
-	int pin_given; /* --pin was on the command line */
 	int done; /* --help or --version was handled */
 	struct ps_config cfg;
 	struct ps_uri token_uri;
 	struct ps_out *out;
+	int pin_given; /* --pin was on the command line */
 };
 
 typedef int (*ps_cli_handler)(void *ctx, int key, const char *arg,

@@ -21,10 +21,6 @@ struct ps_fetch {
 	struct ps_install_opts inst;
 	const char *module;    /* overrides the request's module */
 	const char *pin;       /* PIN source for installing */
-	const struct ps_uri *sel; /* --token: only its requests (NULL: all) */
-	size_t left_alone;	  /* of the last ps_fetch_unfinished: other
-				     tokens' requests it left out */
-	size_t passed_on;	  /* requests of other tokens, not worked on */
 	const char *ca_bundle; /* extra trust for the CA TLS */
 	int dry_run;	       /* say what is due, change nothing */
 	struct ps_fetch_tokens *toks;
@@ -32,6 +28,11 @@ struct ps_fetch {
 	json_t *polled; /* request id -> CA answer from ps_fetch_poll_due */
 	size_t leftovers_removed; /* half-written objects of killed runs */
 	struct ps_fetch_loaded *loaded;
+
+	/* --token: only the requests of the tokens it selects (NULL: all) */
+	const struct ps_uri *sel;
+	size_t left_alone; /* by the last ps_fetch_unfinished: of others */
+	size_t passed_on;  /* requests of other tokens, not worked on */
 };
 
 void ps_fetch_init(struct ps_fetch *f);
