@@ -679,7 +679,7 @@ static int login_refused(struct ps_token *t, const char *src, int known,
 		return ps_err_set(err, PS_EXIT_TOKEN, "pin-final-try",
 				  "log in once by hand, with --pin prompt (or "
 				  "pinpad), to be sure of the PIN",
-				  "token '%s' has one PIN try left before it "
+				  "token '%s' has one try left before its PIN "
 				  "locks: not spending it with the unattended "
 				  "source %s",
 				  t->label, src);

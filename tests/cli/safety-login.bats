@@ -256,7 +256,7 @@ EOF
 	[ "$status" -eq 6 ]
 	[ "$(logins)" -eq 0 ]
 	[ "$(jfield code <<<"$output")" = pin-final-try ]
-	[[ "$stderr" == *"one PIN try left"* ]]
+	[[ "$stderr" == *"one try left before its PIN locks"* ]]
 	[[ "$stderr" == *"--pin prompt"* ]]
 	export P11FAULT_TOKEN_FLAGS=CKF_USER_PIN_FINAL_TRY
 	p11run ps-renew --module "$P11FAULT" --pin "env:PIN" --all-expiring 30 --ca "$SH_CA" --json
