@@ -208,6 +208,7 @@ static int run(struct ps_cli *cli, void *args, char **operands, int n,
 	f.cfg = &cli->cfg;
 	f.module = cli->module;
 	f.pin = cli->pin;
+	f.sel = cli->token ? &cli->token_uri : NULL;
 	f.dry_run = a->dry_run;
 	f.inst.ca_bundle = a->ca_bundle;
 	f.ca_bundle = a->ca_bundle;
@@ -235,6 +236,16 @@ static int run(struct ps_cli *cli, void *args, char **operands, int n,
 			rc = fetch_all(cli, &f, a, ids);
 	}
 	json_decref(ids);
+	if (f.passed_on)
+		ps_cli_warn(cli,
+			    "%zu request(s) of other tokens passed on as they "
+			    "are, not worked on (--token selects '%s')",
+			    f.passed_on, cli->token);
+	if (a->pending && f.left_alone)
+		ps_cli_info(cli,
+			    "%zu unfinished request(s) of other tokens left "
+			    "alone (--token selects '%s')",
+			    f.left_alone, cli->token);
 	if (f.leftovers_removed)
 		ps_cli_warn(cli,
 			    "removed %zu half-written object(s) that an "

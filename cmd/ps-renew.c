@@ -240,12 +240,27 @@ static int from_options(struct ps_cli *cli, struct ps_renew *r,
 	return rc;
 }
 
+/* Is the record's token one of the group's, or is no token selected? */
+static int selected(const struct ps_cli *cli, const struct group *g,
+		    const json_t *rec)
+{
+	const char *uri = ps_json_str(rec, "token");
+
+	if (!cli->token || !ps_uri_has_token_attrs(&cli->token_uri))
+		return 1;
+	for (size_t t = 0; uri && t < g->ntoks; t++)
+		if (!strcmp(g->toks[t]->uri, uri))
+			return 1;
+	return 0;
+}
+
 /* cert records on stdin, grouped by module. */
 static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 		      struct ps_err *err)
 {
 	struct ps_in *in = ps_in_new(stdin);
 	json_t *all = json_array(), *rec;
+	size_t passed_on = 0;
 	int worst = 0;
 
 	if (!in || !all) {
@@ -332,6 +347,11 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 			json_t *x = json_array_get(batch, i);
 			long at = ps_inventory_find_record(&g.inv, x);
 
+			if (at < 0 && !selected(cli, &g, x)) {
+				ps_cli_emit(cli, x); /* another token's */
+				passed_on++;
+				continue;
+			}
 			if (at < 0) {
 				struct ps_err e;
 				json_t *er;
@@ -365,6 +385,11 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 		group_free(&g);
 	}
 	json_decref(all);
+	if (passed_on)
+		ps_cli_warn(cli,
+			    "%zu certificate(s) of other tokens passed on as "
+			    "they are, not renewed (--token selects '%s')",
+			    passed_on, cli->token);
 	ps_err_clear(err);
 	return worst;
 }

@@ -1,6 +1,7 @@
 /* ps-status: every certificate on every selected token. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <psrenew/cli.h>
@@ -28,16 +29,27 @@ static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
 	return PS_EXIT_USAGE;
 }
 
-/* Logs in where a PIN source was given; notes where a login shows more. */
+/* Logs in where a PIN source was given; notes where a login shows more.
+ * A token the PIN source is not known to belong to is listed without. */
 static int login_all(struct ps_cli *cli, struct ps_token **toks, size_t n,
 		     struct ps_err *err)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (cli->pin) {
+		if (ps_token_pin_source(toks[i], cli->pin)) {
 			int rc = ps_token_login(toks[i], cli->pin, err);
 
-			if (rc)
+			if (rc && !strcmp(err->code, "pin-not-for-token")) {
+				ps_cli_warn(
+				    cli,
+				    "not logged in to token '%s': the "
+				    "PIN source is not known to belong "
+				    "to it, so its private keys are not "
+				    "shown; name it with --token '%s'",
+				    toks[i]->label, toks[i]->uri);
+				ps_err_clear(err);
+			} else if (rc) {
 				return rc;
+			}
 		} else if (toks[i]->info.flags & CKF_LOGIN_REQUIRED) {
 			ps_cli_warn(cli,
 				    "not logged in to token '%s': private keys "

@@ -385,8 +385,8 @@ static int plan_all(struct ctx *c, int rw)
 
 		ps_err_clear(&e);
 		rc = ps_token_open(tok, rw, &e);
-		if (!rc &&
-		    (c->cli->pin || (tok->info.flags & CKF_LOGIN_REQUIRED)))
+		if (!rc && (ps_token_pin_source(tok, c->cli->pin) ||
+			    (tok->info.flags & CKF_LOGIN_REQUIRED)))
 			rc = ps_token_login(tok, c->cli->pin, &e);
 		if (!rc)
 			rc = ps_clean_plan_make(tok, &c->o, &c->plans[t], &e);

@@ -116,6 +116,7 @@ static int apply_defaults(struct ps_cli *cli, struct ps_err *err)
 		cli->module = ps_config_get(c, "defaults", "module");
 	if (!cli->token)
 		cli->token = ps_config_get(c, "defaults", "token");
+	cli->pin_given = cli->pin != NULL;
 	if (!cli->pin)
 		cli->pin = ps_config_get(c, "defaults", "pin");
 	if (!cli->state_dir)
@@ -125,7 +126,8 @@ static int apply_defaults(struct ps_cli *cli, struct ps_err *err)
 		return err->status;
 	if (cli->token && ps_uri_parse(cli->token, &cli->token_uri, err))
 		return err->status;
-	return 0;
+	return ps_token_pin_rules(c, cli->token ? &cli->token_uri : NULL,
+				  cli->pin_given, err);
 }
 
 static int common_opt(struct ps_cli *cli, int key, const char *arg)
@@ -228,6 +230,7 @@ int ps_cli_main(struct ps_cli *cli, int argc, char **argv,
 
 void ps_cli_free(struct ps_cli *cli)
 {
+	ps_token_pin_rules_clear();
 	ps_config_free(&cli->cfg);
 	ps_uri_free(&cli->token_uri);
 }

@@ -128,21 +128,62 @@ nomem:
 	return NULL;
 }
 
-/* The token of a request, open read-write and logged in. */
-static struct ps_token *token_for(struct ps_fetch *f, const json_t *rec,
-				  struct ps_err *err)
+/* The token of a request if it is present (not logged in); *no_module
+ * when its module could not be loaded (err set). */
+static struct ps_token *present_token(struct ps_fetch *f, const json_t *rec,
+				      int *no_module, struct ps_err *err)
 {
 	const char *uri = ps_json_str(rec, "token");
 	struct modent *m = module_for(
 	    f, f->module ? f->module : ps_json_str(rec, "module"), err);
 
-	if (!m)
-		return NULL;
-	for (size_t i = 0; uri && i < m->n; i++) {
-		struct ps_token *t = m->toks[i];
+	*no_module = !m;
+	for (size_t i = 0; m && uri && i < m->n; i++)
+		if (strcmp(m->toks[i]->uri, uri) == 0)
+			return m->toks[i];
+	return NULL;
+}
 
-		if (strcmp(t->uri, uri) != 0)
-			continue;
+static int same(const char *want, const char *have)
+{
+	return !want || (have && !strcmp(want, have));
+}
+
+/* Is the request's token one that --token selects? Told by the request's
+ * token URI; a selector naming a slot or library needs the token itself. */
+static int selected(struct ps_fetch *f, const json_t *rec)
+{
+	const struct ps_uri *sel = f->sel;
+	const char *uri = ps_json_str(rec, "token");
+	struct ps_token *t;
+	struct ps_uri u;
+	int ok, no_module;
+
+	if (!sel || !ps_uri_has_token_attrs(sel))
+		return 1;
+	if (!uri || ps_uri_parse(uri, &u, NULL))
+		return 0;
+	ok = same(sel->token, u.token) &&
+	     same(sel->manufacturer, u.manufacturer) &&
+	     same(sel->serial, u.serial) && same(sel->model, u.model);
+	ps_uri_free(&u);
+	if (ok && (sel->slot_id >= 0 || sel->slot_description ||
+		   sel->slot_manufacturer || sel->lib_manufacturer ||
+		   sel->lib_description || sel->lib_version))
+		ok = (t = present_token(f, rec, &no_module, NULL)) &&
+		     ps_token_selected(t, sel);
+	return ok;
+}
+
+/* The token of a request, open read-write and logged in (one login per
+ * token and run: ps_token_login tries a token once). */
+static struct ps_token *token_for(struct ps_fetch *f, const json_t *rec,
+				  struct ps_err *err)
+{
+	int no_module;
+	struct ps_token *t = present_token(f, rec, &no_module, err);
+
+	if (t) {
 		if (ps_token_open(t, 1, err) || ps_token_login(t, f->pin, err))
 			return NULL;
 		/* Requests for this token look their keys and certificates
@@ -151,6 +192,8 @@ static struct ps_token *token_for(struct ps_fetch *f, const json_t *rec,
 			ps_token_index(t, NULL);
 		return t;
 	}
+	if (no_module)
+		return NULL;
 	ps_err_set(
 	    err, PS_EXIT_TOKEN, "token-absent",
 	    "insert the token and run ps-fetch again; the request is "
@@ -557,7 +600,7 @@ static int load_due(struct ps_fetch *f, const char *id, int force, time_t now,
 	}
 	ps_state_unlock(lock);
 	s = d->rec ? ps_json_str(d->rec, "state") : NULL;
-	if (s && !strcmp(s, PS_REQ_PENDING) &&
+	if (s && !strcmp(s, PS_REQ_PENDING) && selected(f, d->rec) &&
 	    (force ||
 	     ps_time_parse(ps_json_str(d->rec, "next_poll_at")) <= now) &&
 	    (d->ca = ca_for(f, d->rec, NULL)) &&
@@ -751,7 +794,10 @@ int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
 	rc = ps_state_lock(f->st, id, 0, &lock, &err);
 	if (!rc)
 		rc = ps_state_load(f->st, id, &rec, &err);
-	if (!rc || rec) {
+	if (rec && !selected(f, rec)) {
+		f->passed_on++; /* another token's: left as it is */
+		rc = 0;
+	} else if (!rc || rec) {
 		int wrc = rec ? work(f, rec, force, out, due, &err) : rc;
 
 		rc = wrc;
@@ -772,6 +818,19 @@ int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
 	return rc;
 }
 
+/* Loads request id if it is for a token f->sel selects; -1 otherwise. */
+static int load_selected(struct ps_fetch *f, const char *id, json_t **rec,
+			 struct ps_state_ident *ident)
+{
+	if (ps_state_load_ident(f->st, id, rec, ident, NULL))
+		return -1;
+	if (selected(f, *rec))
+		return 0;
+	f->left_alone++; /* another token's: not ours */
+	json_decref(*rec);
+	return -1;
+}
+
 int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 			struct ps_err *err)
 {
@@ -782,6 +841,7 @@ int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 
 	*ids = NULL;
 	*n = 0;
+	f->left_alone = 0;
 	if (rc)
 		return rc;
 	loaded_free(f);
@@ -807,7 +867,7 @@ int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 		json_t *rec;
 		const char *s, *t;
 
-		if (!ps_state_load_ident(f->st, all[i], &rec, &ident, NULL)) {
+		if (!load_selected(f, all[i], &rec, &ident)) {
 			struct ps_fetch_loaded *l = f->loaded;
 
 			s = ps_json_str(rec, "state");
@@ -907,6 +967,8 @@ static int install_on_any_token(struct ps_fetch *f, STACK_OF(X509) * certs,
 		struct ps_keypair kp;
 		int rc;
 
+		if (f->sel && !ps_token_selected(t, f->sel))
+			continue; /* --token names another */
 		if (ps_token_open(t, 1, err) || ps_token_login(t, f->pin, err))
 			return err->status;
 		if (ps_keypair_find(t, id, sizeof(id), &kp, NULL))

@@ -2,10 +2,12 @@
 #include <psrenew/token.h>
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <psrenew/config.h>
 #include <psrenew/secret.h>
 
 #ifndef PS_P11KIT_PROXY
@@ -277,6 +279,7 @@ static struct ps_token *token_new(struct ps_module *m, CK_SLOT_ID slot,
 }
 
 static void index_drop(struct ps_token *t);
+static struct login_mark *login_mark(const struct ps_token *t);
 
 static void token_free(struct ps_token *t)
 {
@@ -350,6 +353,8 @@ int ps_tokens_find(struct ps_module *m, const struct ps_uri *sel,
 				goto fail;
 			continue; /* a token pulled out meanwhile */
 		}
+		if (t->info.flags & CKF_TOKEN_INITIALIZED)
+			login_mark(t); /* seen: see "Logins" below */
 		if (!(t->info.flags & CKF_TOKEN_INITIALIZED) ||
 		    !token_matches(m, t, sel)) {
 			token_free(t);
@@ -425,6 +430,187 @@ int ps_token_refresh(struct ps_token *t, struct ps_err *err)
 	return 0;
 }
 
+/* Logins -------------------------------------------------------------- */
+
+/*
+ * A TokenME locks after a few wrong PINs. Every login of the process goes
+ * through a mark kept per token, whose identity is its module's path and
+ * its manufacturer, model, serial number and label: a token is tried at
+ * most once, whichever struct ps_token, module handle or request asks.
+ * After a failed login (a wrong PIN, or a PIN refused before any try) the
+ * same error comes back without a try; after a good one, a session that
+ * is logged in needs nothing more. Every initialised token that
+ * ps_tokens_find sees gets a mark, so the marks also count the tokens the
+ * process has seen.
+ */
+enum { MARK_SEEN, MARK_OK, MARK_FAILED };
+
+struct login_mark {
+	char key[PATH_MAX + 160];
+	int state;
+	struct ps_err err; /* MARK_FAILED: the error, returned again */
+};
+
+static struct login_mark *marks;
+static size_t nmarks;
+
+/* Which PIN source may go to which token (ps_token_pin_rules). */
+struct own_pin {
+	struct ps_uri uri;
+	char *source;
+};
+
+static struct {
+	int pin_given;
+	const struct ps_uri *sel;
+	struct own_pin *own;
+	size_t nown;
+} rules;
+
+static struct login_mark *login_mark(const struct ps_token *t)
+{
+	char path[PATH_MAX], key[sizeof(marks->key)];
+	struct login_mark *m;
+
+	/* The same module under another name is the same module. */
+	if (!realpath(t->mod->path ? t->mod->path : "", path))
+		snprintf(path, sizeof(path), "%s",
+			 t->mod->path ? t->mod->path : "");
+	snprintf(key, sizeof(key), "%s\n%s\n%s\n%s\n%s", path, t->manufacturer,
+		 t->model, t->serial, t->label);
+	for (size_t i = 0; i < nmarks; i++)
+		if (!strcmp(marks[i].key, key))
+			return &marks[i];
+	m = realloc(marks, (nmarks + 1) * sizeof(*marks));
+	if (!m)
+		return NULL;
+	marks = m;
+	m = &marks[nmarks++];
+	memset(m, 0, sizeof(*m));
+	memcpy(m->key, key, sizeof(key));
+	return m;
+}
+
+static int interactive(const char *source)
+{
+	return !source || !strcmp(source, "prompt") ||
+	       !strcmp(source, "pinpad");
+}
+
+static int has_selector(void)
+{
+	return rules.sel && ps_uri_has_token_attrs(rules.sel);
+}
+
+void ps_token_pin_rules_clear(void)
+{
+	for (size_t i = 0; i < rules.nown; i++) {
+		ps_uri_free(&rules.own[i].uri);
+		free(rules.own[i].source);
+	}
+	free(rules.own);
+	memset(&rules, 0, sizeof(rules));
+}
+
+/* One [token.NAME] section: its uri and pin, checked. */
+static int add_own_pin(const struct ps_config *cfg, const char *section,
+		       struct ps_err *err)
+{
+	const char *uri = ps_config_get(cfg, section, "uri");
+	const char *pin = ps_config_get(cfg, section, "pin");
+	struct own_pin *o;
+
+	if (!uri || !pin)
+		return ps_err_set(err, PS_EXIT_USAGE, "bad-config",
+				  "see psrenew.conf(5), [token.NAME]",
+				  "%s: [%s] needs both uri and pin", cfg->path,
+				  section);
+	if (strcmp(pin, "pinpad") && ps_secret_check_source(pin, err))
+		return err->status;
+	o = realloc(rules.own, (rules.nown + 1) * sizeof(*o));
+	if (!o)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	rules.own = o;
+	o = &o[rules.nown];
+	if (ps_uri_parse(uri, &o->uri, err))
+		return err->status;
+	if (!ps_uri_has_token_attrs(&o->uri)) {
+		ps_uri_free(&o->uri);
+		return ps_err_set(err, PS_EXIT_USAGE, "bad-config",
+				  "for example uri = pkcs11:token=TokenME",
+				  "%s: the uri of [%s] names no token",
+				  cfg->path, section);
+	}
+	rules.nown++;
+	o->source = strdup(pin);
+	if (!o->source)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	return 0;
+}
+
+/* Is entry i the first one of its section? */
+static int first_of_section(const struct ps_config *cfg, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (!strcmp(cfg->e[j].section, cfg->e[i].section))
+			return 0;
+	return 1;
+}
+
+int ps_token_pin_rules(const struct ps_config *cfg, const struct ps_uri *sel,
+		       int pin_given, struct ps_err *err)
+{
+	ps_token_pin_rules_clear();
+	rules.sel = sel;
+	rules.pin_given = pin_given;
+	for (size_t i = 0; cfg && i < cfg->n; i++) {
+		int rc;
+
+		if (strncmp(cfg->e[i].section, "token.", 6) != 0 ||
+		    !first_of_section(cfg, i))
+			continue;
+		rc = add_own_pin(cfg, cfg->e[i].section, err);
+		if (rc) {
+			ps_token_pin_rules_clear();
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int ps_token_selected(const struct ps_token *t, const struct ps_uri *sel)
+{
+	return token_matches(t->mod, (struct ps_token *)t, sel);
+}
+
+/* The source for t and (*known) whether it may be used there: an
+ * unattended source only on a token it is known to belong to. */
+static const char *pin_source_for(const struct ps_token *t,
+				  const char *pin_source, int *known)
+{
+	for (size_t i = 0; i < rules.nown && !rules.pin_given; i++)
+		if (ps_token_selected(t, &rules.own[i].uri)) {
+			*known = 1;
+			return rules.own[i].source;
+		}
+	if (has_selector())
+		*known =
+		    interactive(pin_source) || ps_token_selected(t, rules.sel);
+	else
+		*known = interactive(pin_source) || nmarks <= 1;
+	return pin_source;
+}
+
+const char *ps_token_pin_source(const struct ps_token *t,
+				const char *pin_source)
+{
+	int known;
+
+	return pin_source_for(t, pin_source, &known);
+}
+
 static const char *pin_tries(const struct ps_token *t)
 {
 	if (t->info.flags & CKF_USER_PIN_LOCKED)
@@ -457,11 +643,113 @@ static int login_with(struct ps_token *t, const char *pin, struct ps_err *err)
 	return ps_ckr_err(err, rv, t, "logging in");
 }
 
-int ps_token_login(struct ps_token *t, const char *pin_source,
-		   struct ps_err *err)
+/* What is refused before any try: a locked PIN, a PIN pad the reader
+ * lacks, a source not known to be this token's, an unattended final try. */
+static int login_refused(struct ps_token *t, const char *src, int known,
+			 int pad, struct ps_err *err)
+{
+	CK_FLAGS fl = t->info.flags;
+
+	if (fl & CKF_USER_PIN_LOCKED)
+		return ps_err_set(err, PS_EXIT_TOKEN, "pin-locked",
+				  "unblock it with the PUK or the security "
+				  "officer PIN in the token's own tool",
+				  "the PIN of token '%s' is locked", t->label);
+	if (pad && !(fl & CKF_PROTECTED_AUTHENTICATION_PATH))
+		return ps_err_set(err, PS_EXIT_TOKEN, "no-pinpad",
+				  "use --pin prompt (or env:VAR, file:PATH, "
+				  "fd:N)",
+				  "token '%s' has no PIN pad; nothing was "
+				  "tried",
+				  t->label);
+	if (!known)
+		return ps_err_set(
+		    err, PS_EXIT_USAGE, "pin-not-for-token",
+		    has_selector() ? "the PIN source is for the token --token "
+				     "names; give this one its own pin in "
+				     "psrenew.conf ([token.NAME])"
+				   : "name the token with --token URI, or give "
+				     "it its own pin in psrenew.conf "
+				     "([token.NAME])",
+		    "not logging in to token '%s' (%s): the PIN source %s is "
+		    "not known to belong to it (%zu tokens seen); nothing was "
+		    "tried",
+		    t->label, t->uri, src, nmarks);
+	if ((fl & CKF_USER_PIN_FINAL_TRY) && !interactive(src))
+		return ps_err_set(err, PS_EXIT_TOKEN, "pin-final-try",
+				  "log in once by hand, with --pin prompt (or "
+				  "pinpad), to be sure of the PIN",
+				  "token '%s' has one try left before its PIN "
+				  "locks: not spending it with the unattended "
+				  "source %s",
+				  t->label, src);
+	return 0;
+}
+
+static int empty_pin(const struct ps_token *t, const char *src,
+		     struct ps_err *err)
+{
+	if (interactive(src))
+		return ps_err_set(err, PS_EXIT_USAGE, "pin-empty",
+				  "type the PIN, then Enter",
+				  "no PIN was typed for token '%s'; nothing "
+				  "was tried",
+				  t->label);
+	return ps_err_set(err, PS_EXIT_USAGE, "pin-empty",
+			  "put the PIN in it (a file: its first line)",
+			  "the PIN from %s is empty; nothing was tried on "
+			  "token '%s'",
+			  src, t->label);
+}
+
+/* One login, every rule checked first. */
+static int login_once(struct ps_token *t, const char *pin_source,
+		      struct ps_err *err)
 {
 	char prompt[96];
 	char *pin = NULL;
+	int known, pad, rc;
+	const char *src = pin_source_for(t, pin_source, &known);
+
+	if (ps_token_refresh(t, err))
+		return err->status;
+	pad = src ? !strcmp(src, "pinpad")
+		  : !!(t->info.flags & CKF_PROTECTED_AUTHENTICATION_PATH);
+	rc = login_refused(t, src ? src : "prompt", known, pad, err);
+	if (rc)
+		return rc;
+	if (t->info.flags & (CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW))
+		fprintf(stderr, "Warning: token '%s': %s.\n", t->label,
+			pin_tries(t));
+	if (pad) {
+		fprintf(stderr, "Enter the PIN of token '%s' on the reader.\n",
+			t->label);
+		return login_with(t, NULL, err);
+	}
+	snprintf(prompt, sizeof(prompt), "PIN for token '%s': ", t->label);
+	rc = ps_secret_read(src, prompt, &pin, err);
+	if (!rc && !pin[0])
+		rc = empty_pin(t, src, err);
+	if (!rc)
+		rc = login_with(t, pin, err);
+	ps_secret_free(pin);
+	return rc;
+}
+
+static int session_logged_in(const struct ps_token *t)
+{
+	CK_SESSION_INFO si;
+
+	return t->mod->fl->C_GetSessionInfo(t->session, &si) == CKR_OK &&
+	       (si.state == CKS_RO_USER_FUNCTIONS ||
+		si.state == CKS_RW_USER_FUNCTIONS);
+}
+
+int ps_token_login(struct ps_token *t, const char *pin_source,
+		   struct ps_err *err)
+{
+	struct login_mark *m;
+	struct ps_err e;
 	int rc;
 
 	if (t->logged_in)
@@ -469,26 +757,26 @@ int ps_token_login(struct ps_token *t, const char *pin_source,
 	rc = ps_token_open(t, t->rw, err);
 	if (rc)
 		return rc;
-	if (ps_token_refresh(t, err))
-		return err->status;
-	if (t->info.flags & CKF_USER_PIN_LOCKED)
-		return ps_err_set(err, PS_EXIT_TOKEN, "pin-locked",
-				  "unblock it with the PUK or the security "
-				  "officer PIN in the token's own tool",
-				  "the PIN of token '%s' is locked", t->label);
-	if ((pin_source && strcmp(pin_source, "pinpad") == 0) ||
-	    (!pin_source &&
-	     (t->info.flags & CKF_PROTECTED_AUTHENTICATION_PATH))) {
-		fprintf(stderr, "Enter the PIN of token '%s' on the reader.\n",
-			t->label);
-		return login_with(t, NULL, err);
+	m = login_mark(t);
+	if (m && m->state == MARK_FAILED) {
+		if (err)
+			*err = m->err;
+		return m->err.status;
 	}
-	snprintf(prompt, sizeof(prompt), "PIN for token '%s': ", t->label);
-	rc = ps_secret_read(pin_source, prompt, &pin, err);
-	if (rc)
-		return rc;
-	rc = login_with(t, pin, err);
-	ps_secret_free(pin);
+	if (m && m->state == MARK_OK && session_logged_in(t)) {
+		t->logged_in = 1;
+		return 0;
+	}
+	/* A login lost since (every session closed, the module finalised)
+	 * is made again: that PIN was right. */
+	ps_err_clear(&e);
+	rc = login_once(t, pin_source, &e);
+	if (m) {
+		m->state = rc ? MARK_FAILED : MARK_OK;
+		m->err = e;
+	}
+	if (rc && err)
+		*err = e;
 	return rc;
 }
 

@@ -28,6 +28,7 @@ struct ps_cli {
 	struct ps_config cfg;
 	struct ps_uri token_uri;
 	struct ps_out *out;
+	int pin_given; /* --pin was on the command line */
 };
 
 typedef int (*ps_cli_handler)(void *ctx, int key, const char *arg,

@@ -29,6 +29,11 @@ struct ps_fetch {
 	json_t *polled; /* request id -> CA answer from ps_fetch_poll_due */
 	size_t leftovers_removed; /* half-written objects of killed runs */
 	struct ps_fetch_loaded *loaded;
+
+	/* --token: only the requests of the tokens it selects (NULL: all) */
+	const struct ps_uri *sel;
+	size_t left_alone; /* by the last ps_fetch_unfinished: of others */
+	size_t passed_on;  /* requests of other tokens, not worked on */
 };
 
 PS_API void ps_fetch_init(struct ps_fetch *f);
@@ -39,7 +44,9 @@ PS_API void ps_fetch_free(struct ps_fetch *f);
  * never reached, polls it when due (or always with force), installs an
  * issued certificate. *out is what to print: a cert record once installed,
  * else the request record, or an error record. *due is when it should be
- * looked at again (0: finished). Returns the item's exit status.
+ * looked at again (0: finished). Returns the item's exit status. A request
+ * of a token f->sel does not select is not worked on: *out is its record
+ * as it is, the status 0, and f->passed_on counts it.
  */
 PS_API int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
 			    json_t **out, time_t *due);
@@ -57,7 +64,8 @@ PS_API int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
  */
 PS_API void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force);
 
-/* Unfinished requests of the store (unsubmitted, pending, issued). */
+/* Unfinished requests of the store (unsubmitted, pending, issued) of the
+ * tokens f->sel selects; f->left_alone counts the others. */
 PS_API int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 			       struct ps_err *err);
 

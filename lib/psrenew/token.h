@@ -83,9 +83,37 @@ int ps_token_refresh(struct ps_token *tok, struct ps_err *err);
 /*
  * Logs in as the user. pin_source: a secret source (see secret.h) or
  * "pinpad"; NULL means: pin pad when the reader has one, else prompt.
+ * At most one C_Login per token and process: after a failure, any later
+ * call for the same token (same module and token identity, through any
+ * struct ps_token) returns the same error without a try; after a success
+ * it only notes that the session is logged in. Refused before any try
+ * (psrenew(7), "PIN tries"): a locked PIN (pin-locked, 6), "pinpad" on a
+ * reader without one (no-pinpad, 6), an unattended source (env:, file:,
+ * fd:) not known to belong to the token (pin-not-for-token, 2; see
+ * ps_token_pin_rules), an unattended source on the final try
+ * (pin-final-try, 6), an empty PIN (pin-empty, 2).
  */
 PS_API int ps_token_login(struct ps_token *tok, const char *pin_source,
 			  struct ps_err *err);
+/*
+ * What ps_token_login needs to know to give a PIN source only to its own
+ * token, set once by the front end: sel, the --token selector (or the
+ * configuration's; NULL: none), and the [token.NAME] sections of cfg
+ * (uri = a token URI, pin = its source), checked here (exit 2 when bad).
+ * An unattended source goes only to a token of its own section, the
+ * token sel selects, or, without a selector, the only token the process
+ * has seen. pin_given: the source was given on the command line, and
+ * wins over the sections. sel must live until ps_token_pin_rules_clear.
+ */
+struct ps_config;
+int ps_token_pin_rules(const struct ps_config *cfg, const struct ps_uri *sel,
+		       int pin_given, struct ps_err *err);
+void ps_token_pin_rules_clear(void);
+/* The source ps_token_login would use for tok (NULL: none configured). */
+const char *ps_token_pin_source(const struct ps_token *tok,
+				const char *pin_source);
+/* Does tok match every token and module attribute of sel? */
+int ps_token_selected(const struct ps_token *tok, const struct ps_uri *sel);
 /* 1 and the free bytes when the token reports its free memory, else 0. */
 int ps_token_free_memory(const struct ps_token *tok, unsigned long *bytes);
 /* Does the token have private objects we cannot see without a login? */

@@ -187,6 +187,13 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long calls[FN_COUNT];
 static unsigned long total_calls;
+/* C_Login calls per token (by its real label, spaces as %20). */
+#define MAX_LOGIN_TOKENS 32
+static struct {
+    char label[3 * 32 + 1];
+    unsigned long n;
+} login_tokens[MAX_LOGIN_TOKENS];
+static size_t n_login_tokens;
 static int loaded;
 static void *real_handle;
 static CK_FUNCTION_LIST_PTR real;
@@ -517,6 +524,11 @@ static void write_counts(void)
     for (int i = 0; i < FN_COUNT; i++)
         if (snap[i] != 0)
             fprintf(f, "%s %lu\n", fn_names[i], snap[i]);
+    pthread_mutex_lock(&count_lock);
+    for (size_t i = 0; i < n_login_tokens; i++)
+        fprintf(f, "C_Login@%s %lu\n", login_tokens[i].label,
+                login_tokens[i].n);
+    pthread_mutex_unlock(&count_lock);
     fprintf(f, "total %lu\n", total);
     if (fclose(f) != 0 || rename(tmp, cfg.count_file) != 0) {
         fprintf(stderr, "p11fault: cannot write %s\n", cfg.count_file);
@@ -934,10 +946,56 @@ static CK_RV fw_C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
     return rv != CKR_OK ? rv : real->C_GetMechanismInfo(slotID, type, pInfo);
 }
 
+/* The real label of the session's token, trimmed, spaces and '%' as %XX;
+ * "?" when the session is unknown. */
+static void session_label(CK_SESSION_HANDLE hSession, char *out)
+{
+    CK_SESSION_INFO si;
+    CK_TOKEN_INFO ti;
+    size_t n = sizeof(ti.label), k = 0;
+
+    if (real->C_GetSessionInfo(hSession, &si) != CKR_OK ||
+        real->C_GetTokenInfo(si.slotID, &ti) != CKR_OK) {
+        strcpy(out, "?");
+        return;
+    }
+    while (n > 0 && ti.label[n - 1] == ' ')
+        n--;
+    for (size_t i = 0; i < n; i++) {
+        if (ti.label[i] == ' ' || ti.label[i] == '%')
+            k += (size_t)sprintf(out + k, "%%%02X", ti.label[i]);
+        else
+            out[k++] = (char)ti.label[i];
+    }
+    out[k] = '\0';
+}
+
+/* Counts a C_Login call against the session's token. */
+static void count_login(CK_SESSION_HANDLE hSession)
+{
+    char label[sizeof(login_tokens[0].label)];
+    size_t i;
+
+    session_label(hSession, label);
+    pthread_mutex_lock(&count_lock);
+    for (i = 0; i < n_login_tokens; i++)
+        if (strcmp(login_tokens[i].label, label) == 0)
+            break;
+    if (i == n_login_tokens && i < MAX_LOGIN_TOKENS) {
+        strcpy(login_tokens[i].label, label);
+        n_login_tokens++;
+    }
+    if (i < n_login_tokens)
+        login_tokens[i].n++;
+    pthread_mutex_unlock(&count_lock);
+}
+
 static CK_RV fw_C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
                         CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen)
 {
     CK_RV rv = enter(FN_C_Login, K_SESSION);
+
+    count_login(hSession);
 
     if (rv == CKR_OK && userType == CKU_USER &&
         (cfg.token_flags & CKF_USER_PIN_LOCKED))
