@@ -175,7 +175,7 @@ static int fetch_all(struct ps_cli *cli, struct ps_fetch *f,
 		ps_progress_end(&pg);
 		json_decref(cur);
 		cur = left;
-		if (json_array_size(cur) == 0) {
+		if (json_array_size(cur) == 0 || ps_ca_interrupted()) {
 			json_decref(cur);
 			return worst;
 		}
@@ -257,6 +257,8 @@ int main(int argc, char **argv)
 		    "issued and install it\non the token beside its key.",
 	};
 	struct args a = { .wait = -1 };
+	int rc = ps_cli_main(&cli, argc, argv, opts, on_opt, &a, -1, run);
 
-	return ps_cli_main(&cli, argc, argv, opts, on_opt, &a, -1, run);
+	/* A signal stopped a CA helper: 128 + its number, as a shell says. */
+	return ps_ca_interrupted() ? 128 + ps_ca_interrupted() : rc;
 }

@@ -502,6 +502,8 @@ int main(int argc, char **argv)
 		    "the CA; qualified before commercial.",
 	};
 	struct args a = { .type = -1, .all_expiring = -1 };
+	int rc = ps_cli_main(&cli, argc, argv, opts, on_opt, &a, 0, start);
 
-	return ps_cli_main(&cli, argc, argv, opts, on_opt, &a, 0, start);
+	/* A signal stopped a CA helper: 128 + its number, as a shell says. */
+	return ps_ca_interrupted() ? 128 + ps_ca_interrupted() : rc;
 }
