@@ -28,6 +28,8 @@ struct ps_cli {
 	struct ps_config cfg;
 	struct ps_uri token_uri;
 	struct ps_out *out;
+	/* Where module came from, for messages (NULL: --module). */
+	const char *module_from;
 };
 
 typedef int (*ps_cli_handler)(void *ctx, int key, const char *arg,

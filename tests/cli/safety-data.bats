@@ -78,3 +78,94 @@ wait_for() {
 	[ "$(jfield request_id <<<"$output")" = "$id" ]
 	[ "$(jfield state <<<"$output")" = issued ]
 }
+
+# --- 14: a record never chooses the PKCS#11 module -------------------------
+
+# evil_module: builds $EVIL, a shared object whose constructor writes
+# $EVIL_MARKER (it is no PKCS#11 module at all).
+evil_module() {
+	EVIL=$BATS_TEST_TMPDIR/evil.so
+	EVIL_MARKER=$BATS_TEST_TMPDIR/evil-ran
+	printf '%s\n' '#include <stdio.h>' \
+		'__attribute__((constructor)) static void evil(void)' \
+		"{ FILE *f = fopen(\"$EVIL_MARKER\", \"w\"); if (f) fclose(f); }" \
+		>"$BATS_TEST_TMPDIR/evil.c"
+	cc -shared -fPIC -o "$EVIL" "$BATS_TEST_TMPDIR/evil.c"
+}
+
+# evil_records: ps-status's cert records with "module" set to $EVIL.
+evil_records() {
+	ps-status --module "$PKCS11_MODULE" --json --token "$TOKEN_URI" |
+		jq -c --arg m "$EVIL" 'select(.kind == "cert") | .module = $m'
+}
+
+@test "ps-renew --dry-run never loads a module named by an input record" {
+	evil_module
+	evil_records >"$BATS_TEST_TMPDIR/recs"
+	[ -s "$BATS_TEST_TMPDIR/recs" ]
+	# with PKCS11_MODULE set, and without
+	run --separate-stderr ps-renew --dry-run <"$BATS_TEST_TMPDIR/recs"
+	echo "$stderr"
+	[ "$status" -eq 2 ]
+	[ ! -e "$EVIL_MARKER" ]
+	[[ $stderr == *"the input record of certificate "*"on token '$TOKEN_LABEL' names the PKCS#11 module $EVIL"* ]]
+	[[ $stderr == *"--module"* ]]
+	[[ $stderr != *"from --module"* ]]
+	[ "$(jfield code <<<"$output" | sort -u)" = untrusted-module ]
+	unset PKCS11_MODULE
+	run --separate-stderr ps-renew --dry-run <"$BATS_TEST_TMPDIR/recs"
+	[ "$status" -eq 2 ]
+	[ ! -e "$EVIL_MARKER" ]
+	[[ $stderr == *"names the PKCS#11 module $EVIL"* ]]
+}
+
+@test "a record naming the module a person named too is used; --module overrides records" {
+	evil_module
+	ps-status --module "$PKCS11_MODULE" --json --token "$TOKEN_URI" |
+		jq -c --arg q "$QUAL_ID" 'select(.kind == "cert" and .id == $q)' \
+		>"$BATS_TEST_TMPDIR/recs"
+	# the record's module is PKCS11_MODULE's
+	run --separate-stderr ps-renew --dry-run <"$BATS_TEST_TMPDIR/recs"
+	[ "$status" -eq 0 ]
+	[ "$(jfield state <<<"$output")" = planned ]
+	# without PKCS11_MODULE, nobody named SoftHSM: refused
+	run --separate-stderr env -u PKCS11_MODULE ps-renew --dry-run <"$BATS_TEST_TMPDIR/recs"
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"names the PKCS#11 module $PKCS11_MODULE"* ]]
+	# --module wins over whatever the records say
+	jq -c --arg m "$EVIL" '.module = $m' "$BATS_TEST_TMPDIR/recs" \
+		>"$BATS_TEST_TMPDIR/evil-recs"
+	run --separate-stderr env -u PKCS11_MODULE ps-renew --dry-run \
+		--module "$SOFTHSM_MODULE" <"$BATS_TEST_TMPDIR/evil-recs"
+	[ "$status" -eq 0 ]
+	[ ! -e "$EVIL_MARKER" ]
+}
+
+@test "ps-fetch never loads a module named by a request file" {
+	evil_module
+	script=$BATS_TEST_TMPDIR/script
+	mkdir -p "$script"
+	printf '%s\n' pending issue >"$script/answers"
+	run --separate-stderr ps-renew --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \
+		--token "$TOKEN_URI" --id "$QUAL_ID" --ca "helper:$SCRIPTED_HELPER $script"
+	[ "$status" -eq 3 ]
+	id=$(jfield request_id <<<"$output")
+	f=$PSRENEW_STATE_DIR/requests/$id.json
+	jq --arg m "$EVIL" '.module = $m' "$f" >"$BATS_TEST_TMPDIR/edited"
+	cat "$BATS_TEST_TMPDIR/edited" >"$f"
+	run --separate-stderr ps-fetch --pin "file:$PIN_FILE" "$id"
+	echo "$stderr"
+	[ "$status" -eq 2 ]
+	[ ! -e "$EVIL_MARKER" ]
+	[[ $stderr == *"a request file names the PKCS#11 module $EVIL"* ]]
+	[ "$(jfield request_id <<<"$output")" = "$id" ]
+	unset PKCS11_MODULE
+	run --separate-stderr ps-fetch --pin "file:$PIN_FILE" --pending
+	[ "$status" -eq 2 ]
+	[ ! -e "$EVIL_MARKER" ]
+	[[ $stderr == *"names the PKCS#11 module $EVIL"* ]]
+	# the request is kept; with --module it is installed
+	run --separate-stderr ps-fetch --module "$SOFTHSM_MODULE" --pin "file:$PIN_FILE" "$id"
+	[ "$status" -eq 0 ]
+	[ "$(jfield kind <<<"$output")" = cert ]
+}
