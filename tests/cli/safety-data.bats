@@ -169,3 +169,59 @@ evil_records() {
 	[ "$status" -eq 0 ]
 	[ "$(jfield kind <<<"$output")" = cert ]
 }
+
+# --- 16: configuration and secret files others can write (or read) --------
+
+@test "a PIN file readable or writable by others, or another user's, is refused with the chmod/chown to run" {
+	for mode in 644 640 604 620 602; do
+		chmod "$mode" "$PIN_FILE"
+		run --separate-stderr ps-status --module "$PKCS11_MODULE" --json \
+			--token "$TOKEN_URI" --pin "file:$PIN_FILE"
+		echo "$mode: $stderr"
+		[ "$status" -eq 2 ]
+		[[ $stderr == *"the secret file $PIN_FILE may be "*"refused"* ]]
+		[[ $stderr == *"run: chmod 600 $PIN_FILE"* ]]
+		[ "$(jq -r 'select(.kind == "error") | .code' <<<"$output")" = secret-unsafe ]
+	done
+	chmod 600 "$PIN_FILE"
+	chown nobody "$PIN_FILE"
+	run --separate-stderr ps-status --module "$PKCS11_MODULE" --json \
+		--token "$TOKEN_URI" --pin "file:$PIN_FILE"
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"belongs to another user"* ]]
+	[[ $stderr == *"chown $(id -un) $PIN_FILE"* ]]
+	chown "$(id -u)" "$PIN_FILE"
+	run --separate-stderr ps-status --module "$PKCS11_MODULE" --json \
+		--token "$TOKEN_URI" --pin "file:$PIN_FILE"
+	[ "$status" -eq 0 ]
+}
+
+@test "a configuration writable by others, or another user's, is refused before its module is loaded" {
+	evil_module
+	conf=$BATS_TEST_TMPDIR/my\ psrenew.conf
+	printf '[defaults]\nmodule = %s\n' "$EVIL" >"$conf"
+	chmod 666 "$conf"
+	run --separate-stderr ps-status --config "$conf"
+	echo "$stderr"
+	[ "$status" -eq 2 ]
+	[ ! -e "$EVIL_MARKER" ]
+	[[ $stderr == *"the configuration file $conf may be written by its group"* ]]
+	[[ $stderr == *"run: chmod go-w '$conf'"* ]]
+	chmod 602 "$conf"
+	run --separate-stderr ps-status --config "$conf"
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"may be written by other users"* ]]
+	chmod 644 "$conf"
+	chown nobody "$conf"
+	PSRENEW_CONFIG=$conf run --separate-stderr ps-status
+	[ "$status" -eq 2 ]
+	[ ! -e "$EVIL_MARKER" ]
+	[[ $stderr == *"belongs to another user"* ]]
+	[[ $stderr == *"chown $(id -un) '$conf'"* ]]
+	[ "$(jq -r .code <<<"$output")" = config-unsafe ] || [ -z "$output" ]
+	# readable by all is fine for a configuration (it holds no secret)
+	chown "$(id -u)" "$conf"
+	printf '[defaults]\nmodule = %s\n' "$SOFTHSM_MODULE" >"$conf"
+	run --separate-stderr ps-status --config "$conf" --token "$TOKEN_URI"
+	[ "$status" -eq 0 ]
+}
