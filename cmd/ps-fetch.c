@@ -8,6 +8,7 @@
 
 #include <psrenew/cli.h>
 #include <psrenew/fetch.h>
+#include <psrenew/http.h>
 #include <psrenew/progress.h>
 
 enum {
@@ -85,6 +86,22 @@ static int slurp(const char *path, unsigned char **buf, size_t *len,
 				  "%s is empty or larger than 1 MiB", path);
 	}
 	return 0;
+}
+
+/* --cert URL: an http(s) download (TLS verified, --ca-bundle trusted). */
+static int download(const char *url, const char *ca_bundle,
+		    unsigned char **buf, size_t *len, struct ps_err *err)
+{
+	struct ps_http_opts o = { .ca_bundle = ca_bundle,
+				  .connect_timeout = 20,
+				  .timeout = 120 };
+
+	return ps_http_get(&o, url, 1 << 20, buf, len, err);
+}
+
+static int is_url(const char *s)
+{
+	return !strncmp(s, "http://", 7) || !strncmp(s, "https://", 8);
 }
 
 /* The request ids to work on: operands, stdin records, or --pending. */
@@ -223,7 +240,9 @@ static int run(struct ps_cli *cli, void *args, char **operands, int n,
 		unsigned char *buf;
 		size_t len = 0;
 
-		rc = slurp(a->cert, &buf, &len, err);
+		rc = is_url(a->cert)
+			 ? download(a->cert, a->ca_bundle, &buf, &len, err)
+			 : slurp(a->cert, &buf, &len, err);
 		if (!rc) {
 			rc = ps_fetch_install_certs(&f, buf, len, ps_cli_emit,
 						    cli);

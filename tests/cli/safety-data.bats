@@ -15,6 +15,7 @@ setup() {
 }
 
 teardown() {
+	[[ -z ${HTTP_PID:-} ]] || kill "$HTTP_PID" 2>/dev/null || true
 	# a helper group the tool under test left running (the base build)
 	if [[ -s $BATS_TEST_TMPDIR/helper.pid ]]; then
 		kill -KILL -- "-$(cat "$BATS_TEST_TMPDIR/helper.pid")" 2>/dev/null || true
@@ -224,4 +225,64 @@ evil_records() {
 	printf '[defaults]\nmodule = %s\n' "$SOFTHSM_MODULE" >"$conf"
 	run --separate-stderr ps-status --config "$conf" --token "$TOKEN_URI"
 	[ "$status" -eq 0 ]
+}
+
+# --- 20: ps-fetch --cert URL -----------------------------------------------
+
+# http_server DIR: serves DIR on 127.0.0.1 (HTTP_URL); a path under /503/
+# answers 503. Stopped by teardown_http.
+http_server() {
+	rm -f "$BATS_TEST_TMPDIR/http.port"
+	python3 - "$1" "$BATS_TEST_TMPDIR/http.port" >/dev/null 2>&1 <<'PY' &
+import functools, http.server, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.startswith("/503/"):
+            self.send_error(503, "down for maintenance")
+            return
+        super().do_GET()
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+        functools.partial(H, directory=sys.argv[1]))
+open(sys.argv[2] + ".tmp", "w").write(str(s.server_address[1]))
+import os; os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+s.serve_forever()
+PY
+	HTTP_PID=$!
+	wait_for "$BATS_TEST_TMPDIR/http.port"
+	HTTP_URL=http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/http.port")
+}
+
+@test "ps-fetch --cert http://... installs the certificate; unreachable or 5xx is exit 4, junk exit 1" {
+	script=$BATS_TEST_TMPDIR/script web=$BATS_TEST_TMPDIR/web
+	mkdir -p "$script" "$web"
+	echo pending >"$script/answers"
+	run --separate-stderr ps-renew --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \
+		--token "$TOKEN_URI" --id "$QUAL_ID" --ca "helper:$SCRIPTED_HELPER $script"
+	[ "$status" -eq 3 ]
+	id=$(jfield request_id <<<"$output")
+	jq -r .csr "$PSRENEW_STATE_DIR/requests/$id.json" | openssl req -pubkey -noout >"$web/req.pub"
+	"$MKPKI" issue "$(pki_dir)" qualified "$web/req.pub" "$web/new.pem" -1h +365d >/dev/null 2>&1
+	echo 'not a certificate' >"$web/junk.txt"
+	http_server "$web"
+	P=(--module "$PKCS11_MODULE" --pin "file:$PIN_FILE")
+	# nobody listens: temporary
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	run --separate-stderr ps-fetch "${P[@]}" --cert "http://127.0.0.1:$port/new.pem"
+	kill "$HTTP_PID" 2>/dev/null || true
+	echo "$stderr"
+	[ "$status" -eq 4 ]
+	http_server "$web"
+	run --separate-stderr ps-fetch "${P[@]}" --cert "$HTTP_URL/503/new.pem"
+	[ "$status" -eq 4 ]
+	[[ $stderr == *"answered HTTP 503"* ]]
+	run --separate-stderr ps-fetch "${P[@]}" --cert "$HTTP_URL/junk.txt"
+	[ "$status" -eq 1 ]
+	[ "$(jq -r .state "$PSRENEW_STATE_DIR/requests/$id.json")" = pending ]
+	run --separate-stderr ps-fetch "${P[@]}" --cert "$HTTP_URL/new.pem"
+	kill "$HTTP_PID"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(jfield kind <<<"$output")" = cert ]
+	[ "$(jfield request_id <<<"$output")" = "$id" ]
+	[ "$(jq -r .state "$PSRENEW_STATE_DIR/requests/$id.json")" = installed ]
 }
