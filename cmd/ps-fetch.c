@@ -89,8 +89,8 @@ static int slurp(const char *path, unsigned char **buf, size_t *len,
 }
 
 /* --cert URL: an http(s) download (TLS verified, --ca-bundle trusted). */
-static int download(const char *url, const char *ca_bundle,
-		    unsigned char **buf, size_t *len, struct ps_err *err)
+static int download(const char *url, const char *ca_bundle, unsigned char **buf,
+		    size_t *len, struct ps_err *err)
 {
 	struct ps_http_opts o = { .ca_bundle = ca_bundle,
 				  .connect_timeout = 20,

@@ -113,9 +113,8 @@ static void group_free(struct group *g)
 
 /* module: cli->module, or the "module" of the input record rec (loaded
  * only when a person named it too: ps_module_allowed). */
-static int group_open(struct ps_cli *cli, const char *module,
-		      const json_t *rec, int need_one, struct group *g,
-		      struct ps_err *err)
+static int group_open(struct ps_cli *cli, const char *module, const json_t *rec,
+		      int need_one, struct group *g, struct ps_err *err)
 {
 	const char *saved = cli->module, *saved_from = cli->module_from;
 	char what[200];

@@ -33,7 +33,7 @@
  * reports the interruption; no helper starts afterwards. Outside a helper
  * the signal does what it did before (the state store is crash-safe).
  */
-#define SLOTS 8
+#define SLOTS	 8
 #define GRACE_MS 2000
 
 static volatile sig_atomic_t interrupted; /* the signal, 0: none */
@@ -152,9 +152,8 @@ static int interrupted_err(const struct ps_ca *ca, const char *op,
 	    err, 128 + sig, "interrupted",
 	    "nothing was lost: run the same command again to finish it",
 	    "interrupted by %s %s the CA helper %s %s the request for %s%s",
-	    sig == SIGINT ? "SIGINT" : "SIGTERM",
-	    started ? "while" : "before", h->we.we_wordv[0],
-	    strcmp(op, "POLL") ? "submitted" : "polled",
+	    sig == SIGINT ? "SIGINT" : "SIGTERM", started ? "while" : "before",
+	    h->we.we_wordv[0], strcmp(op, "POLL") ? "submitted" : "polled",
 	    req->subject ? req->subject : "the certificate",
 	    started ? "; the helper and what it started were stopped" : "");
 }
@@ -276,7 +275,8 @@ static int collect(int fd, char **buf, size_t *len, time_t deadline)
 	if (!b)
 		return -1;
 	for (;;) {
-		struct pollfd p[2] = { { fd, POLLIN, 0 }, { wake[0], POLLIN, 0 } };
+		struct pollfd p[2] = { { fd, POLLIN, 0 },
+				       { wake[0], POLLIN, 0 } };
 		long left = (long)(deadline - time(NULL));
 		ssize_t r;
 		int pr;

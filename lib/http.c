@@ -445,7 +445,7 @@ int ps_http_get(const struct ps_http_opts *o, const char *url, size_t max,
 		unsigned char **buf, size_t *len, struct ps_err *err)
 {
 	struct ps_http_opts go = *o;
-	struct ps_http_resp r;
+	struct ps_http_resp r = { 0 };
 	struct ps_http *h;
 	int rc;
 
@@ -461,12 +461,11 @@ int ps_http_get(const struct ps_http_opts *o, const char *url, size_t max,
 		return rc;
 	if (r.status >= 500)
 		rc = ps_err_set(err, PS_EXIT_TEMP, "unreachable",
-				"try again later",
-				"%s answered HTTP %ld", url, r.status);
-	else if (r.status < 200 || r.status > 299)
-		rc = ps_err_set(err, PS_EXIT_FAIL, "http",
-				"check the URL", "%s answered HTTP %ld", url,
+				"try again later", "%s answered HTTP %ld", url,
 				r.status);
+	else if (r.status < 200 || r.status > 299)
+		rc = ps_err_set(err, PS_EXIT_FAIL, "http", "check the URL",
+				"%s answered HTTP %ld", url, r.status);
 	else if (r.len > max)
 		rc = ps_err_set(err, PS_EXIT_FAIL, "http-too-big", NULL,
 				"%s sent more than %zu bytes", url, max);

@@ -565,12 +565,11 @@ int ps_renew_token(struct ps_renew *r, struct ps_token *tok,
 
 		ps_err_clear(&err);
 		if (ps_ca_interrupted()) {
-			rc = ps_err_set(&err, 128 + ps_ca_interrupted(),
-					"interrupted",
-					"run the same command again to renew it",
-					"not started: interrupted by a signal");
-		} else if (full ||
-			   (room >= 0 && used >= room && !r->key_id)) {
+			rc = ps_err_set(
+			    &err, 128 + ps_ca_interrupted(), "interrupted",
+			    "run the same command again to renew it",
+			    "not started: interrupted by a signal");
+		} else if (full || (room >= 0 && used >= room && !r->key_id)) {
 			rc = ps_err_set(&err, PS_EXIT_TOKEN, "token-full",
 					"free room first: ps-token-clean "
 					"--for-room 1 (dry run, then --yes); "

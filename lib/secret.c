@@ -176,11 +176,11 @@ static void shell_word(const char *path, char *out, size_t cap)
 	out[n] = '\0';
 }
 
-int ps_file_check_safe(int fd, const char *path, int secret,
-		       struct ps_err *err)
+int ps_file_check_safe(int fd, const char *path, int secret, struct ps_err *err)
 {
 	const char *code = secret ? "secret-unsafe" : "config-unsafe";
-	const char *what = secret ? "the secret file" : "the configuration file";
+	const char *what =
+	    secret ? "the secret file" : "the configuration file";
 	mode_t bad = secret ? 077 : 022;
 	char word[600], hint[800];
 	struct stat st;
@@ -209,14 +209,13 @@ int ps_file_check_safe(int fd, const char *path, int secret,
 	if (st.st_mode & bad) {
 		snprintf(hint, sizeof(hint), "run: chmod %s %s",
 			 secret ? "600" : "go-w", word);
-		return ps_err_set(err, PS_EXIT_USAGE, code, hint,
-				  "%s %s may be %s by %s (mode %04o): refused",
-				  what, path,
-				  st.st_mode & 022 ? "written" : "read",
-				  st.st_mode & (secret ? 070 : 020)
-				      ? "its group"
-				      : "other users",
-				  (unsigned)(st.st_mode & 07777));
+		return ps_err_set(
+		    err, PS_EXIT_USAGE, code, hint,
+		    "%s %s may be %s by %s (mode %04o): refused", what, path,
+		    st.st_mode & 022 ? "written" : "read",
+		    st.st_mode & (secret ? 070 : 020) ? "its group"
+						      : "other users",
+		    (unsigned)(st.st_mode & 07777));
 	}
 	return 0;
 }
