@@ -286,3 +286,19 @@ PY
 	[ "$(jfield request_id <<<"$output")" = "$id" ]
 	[ "$(jq -r .state "$PSRENEW_STATE_DIR/requests/$id.json")" = installed ]
 }
+
+# --- 21: a pipeline that feeds ps-jip-setserial nothing says so ------------
+
+@test "ps-jip-setserial says on stderr when its input held nothing to register (exit 0)" {
+	run --separate-stderr ps-jip-setserial --user jnovak --password env:NOPE </dev/null
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	[[ $stderr == *"nothing to register: the input held no cert record"* ]]
+	# a request record (what ps-fetch --pending prints for a request it
+	# did not install) is passed on, and still nothing is registered
+	run --separate-stderr ps-jip-setserial --user jnovak --password env:NOPE \
+		<<<'{"kind":"request","request_id":"r1","state":"installed"}'
+	[ "$status" -eq 0 ]
+	[ "$(jfield kind <<<"$output")" = request ]
+	[[ $stderr == *"nothing to register"* ]]
+}
