@@ -8,6 +8,7 @@
 
 #include <psrenew/cli.h>
 #include <psrenew/fetch.h>
+#include <psrenew/http.h>
 #include <psrenew/progress.h>
 
 enum {
@@ -85,6 +86,22 @@ static int slurp(const char *path, unsigned char **buf, size_t *len,
 				  "%s is empty or larger than 1 MiB", path);
 	}
 	return 0;
+}
+
+/* --cert URL: an http(s) download (TLS verified, --ca-bundle trusted). */
+static int download(const char *url, const char *ca_bundle, unsigned char **buf,
+		    size_t *len, struct ps_err *err)
+{
+	struct ps_http_opts o = { .ca_bundle = ca_bundle,
+				  .connect_timeout = 20,
+				  .timeout = 120 };
+
+	return ps_http_get(&o, url, 1 << 20, buf, len, err);
+}
+
+static int is_url(const char *s)
+{
+	return !strncmp(s, "http://", 7) || !strncmp(s, "https://", 8);
 }
 
 /* The request ids to work on: operands, stdin records, or --pending. */
@@ -175,7 +192,7 @@ static int fetch_all(struct ps_cli *cli, struct ps_fetch *f,
 		ps_progress_end(&pg);
 		json_decref(cur);
 		cur = left;
-		if (json_array_size(cur) == 0) {
+		if (json_array_size(cur) == 0 || ps_ca_interrupted()) {
 			json_decref(cur);
 			return worst;
 		}
@@ -224,7 +241,9 @@ static int run(struct ps_cli *cli, void *args, char **operands, int n,
 		unsigned char *buf;
 		size_t len = 0;
 
-		rc = slurp(a->cert, &buf, &len, err);
+		rc = is_url(a->cert)
+			 ? download(a->cert, a->ca_bundle, &buf, &len, err)
+			 : slurp(a->cert, &buf, &len, err);
 		if (!rc) {
 			rc = ps_fetch_install_certs(&f, buf, len, ps_cli_emit,
 						    cli);
@@ -268,6 +287,8 @@ int main(int argc, char **argv)
 		    "issued and install it\non the token beside its key.",
 	};
 	struct args a = { .wait = -1 };
+	int rc = ps_cli_main(&cli, argc, argv, opts, on_opt, &a, -1, run);
 
-	return ps_cli_main(&cli, argc, argv, opts, on_opt, &a, -1, run);
+	/* A signal stopped a CA helper: 128 + its number, as a shell says. */
+	return ps_ca_interrupted() ? 128 + ps_ca_interrupted() : rc;
 }

@@ -404,8 +404,12 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	int rc, worst = 0;
 
 	rc = items_from_args(cli, a, items, err);
-	if (!rc && json_array_size(items) == 0)
+	if (!rc && json_array_size(items) == 0) {
+		ps_cli_warn(cli, "nothing to register: the input held no cert "
+				 "record (ps-fetch prints one only for a "
+				 "certificate it installs in that run)");
 		goto out;
+	}
 	if (!rc && strcmp(method, "nia") && !user)
 		rc = ps_err_set(err, PS_EXIT_USAGE, "usage",
 				"or user = NAME in [jip] of psrenew.conf",

@@ -111,16 +111,34 @@ static void group_free(struct group *g)
 	memset(g, 0, sizeof(*g));
 }
 
-static int group_open(struct ps_cli *cli, const char *module, int need_one,
-		      struct group *g, struct ps_err *err)
+/* module: cli->module, or the "module" of the input record rec (loaded
+ * only when a person named it too: ps_module_allowed). */
+static int group_open(struct ps_cli *cli, const char *module, const json_t *rec,
+		      int need_one, struct group *g, struct ps_err *err)
 {
-	const char *saved = cli->module;
+	const char *saved = cli->module, *saved_from = cli->module_from;
+	char what[200];
 	int rc;
 
 	memset(g, 0, sizeof(*g));
+	if (rec && module && module != cli->module) {
+		snprintf(what, sizeof(what),
+			 "the input record of certificate %s on token '%s'",
+			 ps_json_str(rec, "serial_hex")
+			     ? ps_json_str(rec, "serial_hex")
+			     : "?",
+			 ps_json_str(rec, "token_label")
+			     ? ps_json_str(rec, "token_label")
+			     : "?");
+		rc = ps_module_allowed(module, cli->module, what, err);
+		if (rc)
+			return rc;
+		cli->module_from = "an input record";
+	}
 	cli->module = module;
 	rc = ps_cli_tokens(cli, &g->mod, &g->toks, &g->ntoks, err);
 	cli->module = saved;
+	cli->module_from = saved_from;
 	if (!rc && need_one)
 		rc = ps_tokens_require_one(g->toks, g->ntoks, err);
 	if (!rc)
@@ -192,7 +210,8 @@ static int from_options(struct ps_cli *cli, struct ps_renew *r,
 	struct ps_selector sel = { a->id, a->serial, a->type };
 	struct group g;
 	size_t *idx = NULL, n = 0, k = 0;
-	int rc = group_open(cli, cli->module, a->all_expiring < 0, &g, err);
+	int rc =
+	    group_open(cli, cli->module, NULL, a->all_expiring < 0, &g, err);
 
 	if (!rc && a->all_expiring >= 0) {
 		idx = malloc((g.inv.n ? g.inv.n : 1) * sizeof(*idx));
@@ -327,7 +346,7 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 				i++;
 			}
 		}
-		rc = group_open(cli, mod, 0, &g, err);
+		rc = group_open(cli, mod, first, 0, &g, err);
 		if (rc) {
 			for (i = 0; i < json_array_size(batch); i++) {
 				json_t *e = ps_target_error(
@@ -527,6 +546,8 @@ int main(int argc, char **argv)
 		    "the CA; qualified before commercial.",
 	};
 	struct args a = { .type = -1, .all_expiring = -1 };
+	int rc = ps_cli_main(&cli, argc, argv, opts, on_opt, &a, 0, start);
 
-	return ps_cli_main(&cli, argc, argv, opts, on_opt, &a, 0, start);
+	/* A signal stopped a CA helper: 128 + its number, as a shell says. */
+	return ps_ca_interrupted() ? 128 + ps_ca_interrupted() : rc;
 }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +25,138 @@
 
 #define OUT_MAX (1 << 20)
 
+/*
+ * SIGINT and SIGTERM while a helper runs: the handler sends SIGTERM to the
+ * process group of every running helper (each has its own group, so what a
+ * helper started goes too) and wakes the thread waiting for it, which then
+ * makes sure of the group (SIGKILL after a grace), reaps the helper and
+ * reports the interruption; no helper starts afterwards. Outside a helper
+ * the signal does what it did before (the state store is crash-safe).
+ */
+#define SLOTS	 8
+#define GRACE_MS 2000
+
+static volatile sig_atomic_t interrupted; /* the signal, 0: none */
+static volatile sig_atomic_t starting;	  /* helpers being started or run */
+static volatile sig_atomic_t groups[SLOTS];
+static int wake[2] = { -1, -1 }; /* written by the handler, never read */
+static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
+
 struct helper {
 	wordexp_t we;
 };
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+
+	if (!starting) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		errno = saved;
+		return;
+	}
+	interrupted = sig;
+	for (int i = 0; i < SLOTS; i++)
+		if (groups[i] > 0)
+			kill(-(pid_t)groups[i], SIGTERM);
+	if (write(wake[1], "x", 1) < 0) {
+		/* full: already awake */
+	}
+	errno = saved;
+}
+
+/* Installs the handler for SIGINT and SIGTERM where they are not ignored
+ * (nohup, a background job) or caught already. */
+static void catch_signals(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM };
+	struct sigaction sa, old;
+
+	pthread_mutex_lock(&slots_mu);
+	if (wake[0] < 0 && pipe2(wake, O_CLOEXEC | O_NONBLOCK) == 0) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_signal;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = SA_RESTART;
+		for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+			if (sigaction(sigs[i], NULL, &old) == 0 &&
+			    old.sa_handler == SIG_DFL)
+				sigaction(sigs[i], &sa, NULL);
+	}
+	pthread_mutex_unlock(&slots_mu);
+}
+
+int ps_ca_interrupted(void)
+{
+	return interrupted;
+}
+
+/* A slot for the helper about to start (-1: none free; it runs
+ * unguarded then, as before). */
+static int slot_take(void)
+{
+	int slot = -1;
+
+	pthread_mutex_lock(&slots_mu);
+	for (int i = 0; i < SLOTS && slot < 0; i++)
+		if (groups[i] == 0) {
+			groups[i] = -1; /* taken, no group yet */
+			slot = i;
+		}
+	if (slot >= 0)
+		starting = starting + 1;
+	pthread_mutex_unlock(&slots_mu);
+	return slot;
+}
+
+static void slot_give(int slot)
+{
+	if (slot < 0)
+		return;
+	pthread_mutex_lock(&slots_mu);
+	groups[slot] = 0;
+	starting = starting - 1;
+	pthread_mutex_unlock(&slots_mu);
+}
+
+/* SIGTERM to the helper's group, SIGKILL to what is left of it after the
+ * grace; the helper itself reaped. */
+static void stop_group(pid_t pid, int *status)
+{
+	int reaped = 0;
+
+	kill(-pid, SIGTERM);
+	for (int ms = 0; ms < GRACE_MS; ms += 20) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+		if (!reaped && waitpid(pid, status, WNOHANG) == pid)
+			reaped = 1;
+		if (reaped && kill(-pid, 0) < 0 && errno == ESRCH)
+			return;
+		nanosleep(&ts, NULL);
+	}
+	kill(-pid, SIGKILL);
+	while (!reaped && waitpid(pid, status, 0) < 0 && errno == EINTR)
+		;
+}
+
+static int interrupted_err(const struct ps_ca *ca, const char *op,
+			   const struct ps_ca_request *req, int started,
+			   struct ps_err *err)
+{
+	const struct helper *h = ca->priv;
+	int sig = interrupted;
+
+	return ps_err_set(
+	    err, 128 + sig, "interrupted",
+	    "nothing was lost: run the same command again to finish it",
+	    "interrupted by %s %s the CA helper %s %s the request for %s%s",
+	    sig == SIGINT ? "SIGINT" : "SIGTERM", started ? "while" : "before",
+	    h->we.we_wordv[0], strcmp(op, "POLL") ? "submitted" : "polled",
+	    req->subject ? req->subject : "the certificate",
+	    started ? "; the helper and what it started were stopped" : "");
+}
 
 static int helper_open(struct ps_ca *ca, const char *rest, struct ps_err *err)
 {
@@ -58,6 +188,7 @@ static int helper_open(struct ps_ca *ca, const char *rest, struct ps_err *err)
 		return PS_EXIT_USAGE;
 	}
 	ca->priv = h;
+	catch_signals();
 	return 0;
 }
 
@@ -133,7 +264,8 @@ static void child(char *const argv[], char *const env[], int out)
 	_exit(127);
 }
 
-/* Reads the child's stdout until EOF, the size bound or the deadline. */
+/* Reads the child's stdout until EOF, the size bound or the deadline
+ * (-1), or a signal (-2). */
 static int collect(int fd, char **buf, size_t *len, time_t deadline)
 {
 	size_t cap = 4096;
@@ -143,19 +275,29 @@ static int collect(int fd, char **buf, size_t *len, time_t deadline)
 	if (!b)
 		return -1;
 	for (;;) {
-		struct pollfd p = { fd, POLLIN, 0 };
+		struct pollfd p[2] = { { fd, POLLIN, 0 },
+				       { wake[0], POLLIN, 0 } };
 		long left = (long)(deadline - time(NULL));
 		ssize_t r;
 		int pr;
 
+		if (interrupted)
+			goto stopped;
 		if (left <= 0)
 			goto fail;
-		pr = poll(&p, 1, (int)(left > 60 ? 60000 : left * 1000));
+		pr = poll(p, wake[0] >= 0 ? 2 : 1,
+			  (int)(left > 60 ? 60000 : left * 1000));
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr < 0)
 			goto fail;
-		if (pr == 0)
+		if (pr > 0 && p[1].revents && !interrupted) {
+			char junk[16]; /* a child's, before its execve */
+
+			while (read(wake[0], junk, sizeof(junk)) > 0)
+				;
+		}
+		if (pr == 0 || !p[0].revents)
 			continue;
 		if (*len + 4096 > cap) {
 			char *nb;
@@ -182,6 +324,9 @@ static int collect(int fd, char **buf, size_t *len, time_t deadline)
 fail:
 	free(b);
 	return -1;
+stopped:
+	free(b);
+	return -2;
 }
 
 static char *trimmed(const char *s)
@@ -246,8 +391,10 @@ static int run(struct ps_ca *ca, const char *op,
 	char *out = NULL;
 	size_t len;
 	pid_t pid;
-	int got;
+	int got, slot;
 
+	if (interrupted)
+		return interrupted_err(ca, op, req, 0, err);
 	char **env = helper_env(ca, op, req);
 
 	if (!env || pipe2(fds, O_CLOEXEC) < 0) {
@@ -257,23 +404,36 @@ static int run(struct ps_ca *ca, const char *op,
 				  strerror(errno));
 	}
 	fflush(NULL);
+	slot = slot_take();
 	pid = fork();
 	if (pid == 0)
 		child(h->we.we_wordv, env, fds[1]);
 	env_free(env);
 	close(fds[1]);
 	if (pid < 0) {
+		slot_give(slot);
 		close(fds[0]);
 		return ps_err_set(err, PS_EXIT_FAIL, "helper", NULL,
 				  "cannot start the CA helper: %s",
 				  strerror(errno));
 	}
+	/* Its group now, whoever of the two comes first. */
+	setpgid(pid, pid);
+	if (slot >= 0)
+		groups[slot] = pid;
 	got = collect(fds[0], &out, &len, time(NULL) + ca->timeout);
 	close(fds[0]);
+	if (got == -2 || interrupted) {
+		stop_group(pid, &status);
+		slot_give(slot);
+		free(out);
+		return interrupted_err(ca, op, req, 1, err);
+	}
 	if (got < 0 && kill(-pid, SIGKILL) < 0)
 		kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	slot_give(slot);
 	if (got < 0) {
 		reply->status = PS_CA_UNREACHABLE;
 		if (asprintf(&reply->message,

@@ -112,8 +112,11 @@ static int apply_defaults(struct ps_cli *cli, struct ps_err *err)
 	const struct ps_config *c = &cli->cfg;
 	const char *v;
 
-	if (!cli->module)
+	if (!cli->module) {
 		cli->module = ps_config_get(c, "defaults", "module");
+		if (cli->module)
+			cli->module_from = "the configuration";
+	}
 	if (!cli->token)
 		cli->token = ps_config_get(c, "defaults", "token");
 	cli->pin_given = cli->pin != NULL;
@@ -310,7 +313,8 @@ int ps_cli_tokens(struct ps_cli *cli, struct ps_module **mod,
 		  struct ps_token ***toks, size_t *n, struct ps_err *err)
 {
 	const struct ps_uri *sel = cli->token ? &cli->token_uri : NULL;
-	int rc = ps_module_open(cli->module, sel, mod, err);
+	int rc =
+	    ps_module_open_from(cli->module, cli->module_from, sel, mod, err);
 
 	if (rc)
 		return rc;

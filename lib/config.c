@@ -1,5 +1,6 @@
 /* psrenew: configuration file, parsed with inih. */
 #include <psrenew/config.h>
+#include <psrenew/secret.h>
 
 #include <errno.h>
 #include <ini.h>
@@ -108,6 +109,11 @@ static int read_text(const char *path, char **text, int *long_line,
 		return ps_err_set(err, PS_EXIT_USAGE, "bad-config",
 				  "see psrenew.conf(5)", "cannot read %s: %s",
 				  path, f ? "it is a directory" : strerror(e));
+	}
+	/* It names the module to load and the PIN source: ours or root's. */
+	if (ps_file_check_safe(fileno(f), path, 0, err)) {
+		fclose(f);
+		return err ? err->status : PS_EXIT_USAGE;
 	}
 	*text = malloc(cap + 1);
 	while (*text && (c = getc(f)) != EOF && n < cap) {

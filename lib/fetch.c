@@ -114,7 +114,9 @@ static struct modent *module_for(struct ps_fetch *f, const char *path,
 	f->toks->m = m;
 	m = &m[f->toks->n];
 	memset(m, 0, sizeof(*m));
-	if (ps_module_open(path, NULL, &m->mod, err))
+	if ((path != f->module &&
+	     ps_module_allowed(path, f->module, "a request file", err)) ||
+	    ps_module_open(path, NULL, &m->mod, err))
 		return NULL;
 	if (ps_tokens_find(m->mod, NULL, &m->toks, &m->n, err)) {
 		ps_module_close(m->mod);

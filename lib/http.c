@@ -441,6 +441,48 @@ static size_t on_read(char *buf, size_t size, size_t n, void *v)
 	return len;
 }
 
+int ps_http_get(const struct ps_http_opts *o, const char *url, size_t max,
+		unsigned char **buf, size_t *len, struct ps_err *err)
+{
+	struct ps_http_opts go = *o;
+	struct ps_http_resp r = { 0 };
+	struct ps_http *h;
+	int rc;
+
+	*buf = NULL;
+	*len = 0;
+	go.follow = 1;
+	rc = ps_http_new(&go, &h, err);
+	if (rc)
+		return rc;
+	rc = ps_http_request(h, "GET", url, NULL, NULL, 0, &r, err);
+	ps_http_free(h);
+	if (rc)
+		return rc;
+	if (r.status >= 500)
+		rc = ps_err_set(err, PS_EXIT_TEMP, "unreachable",
+				"try again later", "%s answered HTTP %ld", url,
+				r.status);
+	else if (r.status < 200 || r.status > 299)
+		rc = ps_err_set(err, PS_EXIT_FAIL, "http", "check the URL",
+				"%s answered HTTP %ld", url, r.status);
+	else if (r.len > max)
+		rc = ps_err_set(err, PS_EXIT_FAIL, "http-too-big", NULL,
+				"%s sent more than %zu bytes", url, max);
+	if (!rc) {
+		*buf = malloc(r.len + 1);
+		if (!*buf)
+			rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+					"out of memory");
+	}
+	if (!rc) {
+		memcpy(*buf, r.body ? r.body : "", r.len);
+		*len = r.len;
+	}
+	ps_http_resp_free(&r);
+	return rc;
+}
+
 int ps_smtp_send(const struct ps_http_opts *o, const char *url,
 		 const char *from, const char *rcpt, const char *msg,
 		 size_t len, const char *user, const char *pass,

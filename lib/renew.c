@@ -172,6 +172,14 @@ static int submit(struct ps_renew *r, struct ps_token *tok, json_t *rec,
 	ps_request_ca_req(rec, tok, &auth, &req);
 	rc = ps_ca_submit(r->ca, &req, &reply, err);
 	ps_ca_auth_free(&auth);
+	if (rc && !strcmp(err->code, "interrupted")) {
+		/* Kept unsubmitted, with its key: a re-run submits it. */
+		size_t len = strlen(err->msg);
+
+		snprintf(err->msg + len, sizeof(err->msg) - len,
+			 " (request %s kept)", id);
+		return rc;
+	}
 	if (rc) {
 		/* The channel could not be used at all (an untrusted server,
 		 * a broken setup): the request never left, so nothing stays. */
@@ -556,7 +564,12 @@ int ps_renew_token(struct ps_renew *r, struct ps_token *tok,
 		int rc;
 
 		ps_err_clear(&err);
-		if (full || (room >= 0 && used >= room && !r->key_id)) {
+		if (ps_ca_interrupted()) {
+			rc = ps_err_set(
+			    &err, 128 + ps_ca_interrupted(), "interrupted",
+			    "run the same command again to renew it",
+			    "not started: interrupted by a signal");
+		} else if (full || (room >= 0 && used >= room && !r->key_id)) {
 			rc = ps_err_set(&err, PS_EXIT_TOKEN, "token-full",
 					"free room first: ps-token-clean "
 					"--for-room 1 (dry run, then --yes); "

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,74 @@ static int read_prompt(const char *text, char *s, struct ps_err *err)
 	return rc;
 }
 
+/* path as one shell word. */
+static void shell_word(const char *path, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	if (strspn(path, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			 "0123456789_./-+=:@%,") == strlen(path)) {
+		snprintf(out, cap, "%s", path);
+		return;
+	}
+	for (const char *p = path; *p && n + 5 < cap; p++) {
+		if (n == 0)
+			out[n++] = '\'';
+		if (*p == '\'') {
+			memcpy(out + n, "'\\''", 4);
+			n += 4;
+		} else {
+			out[n++] = *p;
+		}
+	}
+	out[n++] = '\'';
+	out[n] = '\0';
+}
+
+int ps_file_check_safe(int fd, const char *path, int secret, struct ps_err *err)
+{
+	const char *code = secret ? "secret-unsafe" : "config-unsafe";
+	const char *what =
+	    secret ? "the secret file" : "the configuration file";
+	mode_t bad = secret ? 077 : 022;
+	char word[600], hint[800];
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	shell_word(path, word, sizeof(word));
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		struct passwd *pw = getpwuid(geteuid());
+		char who[64];
+
+		if (pw)
+			snprintf(who, sizeof(who), "%s", pw->pw_name);
+		else
+			snprintf(who, sizeof(who), "%u", (unsigned)geteuid());
+		snprintf(hint, sizeof(hint),
+			 "if its content is yours, run: chown %s %s "
+			 "(and check it first)",
+			 who, word);
+		return ps_err_set(err, PS_EXIT_USAGE, code, hint,
+				  "%s %s belongs to another user (uid %u), "
+				  "who could change what psrenew reads: "
+				  "refused",
+				  what, path, (unsigned)st.st_uid);
+	}
+	if (st.st_mode & bad) {
+		snprintf(hint, sizeof(hint), "run: chmod %s %s",
+			 secret ? "600" : "go-w", word);
+		return ps_err_set(
+		    err, PS_EXIT_USAGE, code, hint,
+		    "%s %s may be %s by %s (mode %04o): refused", what, path,
+		    st.st_mode & 022 ? "written" : "read",
+		    st.st_mode & (secret ? 070 : 020) ? "its group"
+						      : "other users",
+		    (unsigned)(st.st_mode & 07777));
+	}
+	return 0;
+}
+
 static int read_file(const char *path, char *s, struct ps_err *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -167,6 +236,11 @@ static int read_file(const char *path, char *s, struct ps_err *err)
 		return ps_err_set(err, PS_EXIT_USAGE, "secret-unreadable",
 				  source_hint,
 				  "secret file %s is not a regular file", path);
+	}
+	rc = ps_file_check_safe(fd, path, 1, err);
+	if (rc) {
+		close(fd);
+		return rc;
 	}
 	rc = read_line(fd, s, path, err);
 	close(fd);

@@ -103,8 +103,50 @@ static const char *pick_module(const char *path, const struct ps_uri *uri,
 	return PS_P11KIT_PROXY;
 }
 
+/* Same file? (compared by name, then by what the names resolve to) */
+static int same_module(const char *a, const char *b)
+{
+	char *ra, *rb;
+	int same;
+
+	if (!a || !b || !*a || !*b)
+		return 0;
+	if (!strcmp(a, b))
+		return 1;
+	ra = realpath(a, NULL);
+	rb = realpath(b, NULL);
+	same = ra && rb && !strcmp(ra, rb);
+	free(ra);
+	free(rb);
+	return same;
+}
+
+int ps_module_allowed(const char *path, const char *configured,
+		      const char *what, struct ps_err *err)
+{
+	if (!path || same_module(path, configured) ||
+	    same_module(path, getenv("PKCS11_MODULE")) ||
+	    same_module(path, PS_P11KIT_PROXY))
+		return 0;
+	return ps_err_set(
+	    err, PS_EXIT_USAGE, "untrusted-module",
+	    "a record never chooses the code that is loaded: pass --module "
+	    "PATH (or set PKCS11_MODULE) if that module is meant",
+	    "%s names the PKCS#11 module %.200s, which neither --module, "
+	    "PKCS11_MODULE, the configuration nor p11-kit names: refused, "
+	    "not loaded",
+	    what, path);
+}
+
 int ps_module_open(const char *path_or_null, const struct ps_uri *uri,
 		   struct ps_module **out, struct ps_err *err)
+{
+	return ps_module_open_from(path_or_null, NULL, uri, out, err);
+}
+
+int ps_module_open_from(const char *path_or_null, const char *from,
+			const struct ps_uri *uri, struct ps_module **out,
+			struct ps_err *err)
 {
 	const char *why;
 	const char *path = pick_module(path_or_null, uri, &why);
@@ -115,6 +157,8 @@ int ps_module_open(const char *path_or_null, const struct ps_uri *uri,
 	CK_RV rv;
 
 	*out = NULL;
+	if (from && path_or_null && *path_or_null)
+		why = from;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,

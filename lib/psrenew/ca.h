@@ -116,6 +116,10 @@ void ps_ca_idle(struct ps_ca *ca);
  * server cannot be reached, 1 when they do not check.
  */
 int ps_ca_cacerts(struct ps_ca *ca, char **pem, struct ps_err *err);
+/* The signal (SIGINT or SIGTERM) that stopped a CA helper of this process,
+ * 0 when none did. From then on no helper starts: the channel answers with
+ * an "interrupted" error whose status is 128 + the signal. */
+int ps_ca_interrupted(void);
 /* Does this channel need the current key on a logged-in token to submit
  * (poll == 0) or to poll (poll == 1)? */
 int ps_ca_needs_token(const struct ps_ca *ca, int poll);

@@ -29,6 +29,8 @@ struct ps_cli {
 	struct ps_uri token_uri;
 	struct ps_out *out;
 	int pin_given; /* --pin was on the command line */
+	/* Where module came from, for messages (NULL: --module). */
+	const char *module_from;
 };
 
 typedef int (*ps_cli_handler)(void *ctx, int key, const char *arg,

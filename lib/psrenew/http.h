@@ -77,6 +77,15 @@ int ps_http_parallel(struct ps_http *h, struct ps_http_job *jobs, size_t n,
 		     int lanes);
 
 /*
+ * GETs url (http or https, TLS verified, redirects followed) into *buf
+ * (malloc'ed, at most max bytes, *len of them). 0 with a 2xx answer; 4
+ * when the server cannot be reached or answers 5xx (temporary), 1 for any
+ * other answer, a body larger than max or an unverified TLS certificate.
+ */
+int ps_http_get(const struct ps_http_opts *o, const char *url, size_t max,
+		unsigned char **buf, size_t *len, struct ps_err *err);
+
+/*
  * Sends one message by SMTP (smtp:// with STARTTLS when offered, required
  * when tls_required or a login is given; smtps:// with TLS from the start).
  * user/pass may be NULL. 0 when the server accepted it; 5 when it refused

@@ -27,6 +27,16 @@ void ps_secret_free(char *secret);
  * read from (env:NAME): programs we start do not get it. */
 int ps_secret_env_entry(const char *entry);
 
+/*
+ * As OpenSSH does for keys: refuses (exit 2, "secret-unsafe" when secret is
+ * set, else "config-unsafe") an opened regular file (fd, named path) that
+ * another user owns (root excepted) or that group or others may write, and
+ * for a secret also one they may read; the hint is the chmod or chown to
+ * run. Pipes and devices (/dev/null, <(...)) are not checked.
+ */
+int ps_file_check_safe(int fd, const char *path, int secret,
+		       struct ps_err *err);
+
 /* Checks the syntax of a source without reading it. */
 int ps_secret_check_source(const char *source, struct ps_err *err);
 

@@ -56,6 +56,21 @@ struct ps_tobj {
  */
 PS_API int ps_module_open(const char *path_or_null, const struct ps_uri *uri,
 			  struct ps_module **out, struct ps_err *err);
+/* The same; from says where path_or_null came from, for messages (NULL:
+ * "--module"). */
+int ps_module_open_from(const char *path_or_null, const char *from,
+			const struct ps_uri *uri, struct ps_module **out,
+			struct ps_err *err);
+/*
+ * May a module named by data (the "module" of an input record or of a
+ * request file; what names it, for the message) be loaded? Only a module a
+ * person named is: configured (--module or the configuration's "module =",
+ * may be NULL), $PKCS11_MODULE, or p11-kit's proxy (the modules registered
+ * with p11-kit). 0 when it may; else exit 2 (untrusted-module), and nothing
+ * was loaded.
+ */
+int ps_module_allowed(const char *path, const char *configured,
+		      const char *what, struct ps_err *err);
 PS_API void ps_module_close(struct ps_module *mod);
 const char *ps_module_path(const struct ps_module *mod);
 /* "SoftHSM 2.6 (Implementation of PKCS11), /usr/lib/softhsm/libsofthsm2.so" */

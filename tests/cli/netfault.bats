@@ -198,7 +198,7 @@ renew_via() {
 jip_via() {
 	local port=$1 t0=$SECONDS
 	shift
-	printf 'Heslo-123' >"$BATS_TEST_TMPDIR/pw"
+	(umask 077 && printf 'Heslo-123' >"$BATS_TEST_TMPDIR/pw")
 	run --separate-stderr timeout 60 ps-jip-setserial --profile "$FIXTURE_ROOT/tests/jip/profile-test.json" \
 		--jip-url "https://localhost:$port" --ca-bundle "$NF/ca.pem" --user jnovak \
 		--password "file:$BATS_TEST_TMPDIR/pw" --type qualified --ca PostSignum --serial 0A1B2C

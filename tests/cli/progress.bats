@@ -107,7 +107,7 @@ progress_lines() {
 	cp "$FIXTURE_ROOT/tests/jip/portal-default.json" "$PORTAL/portal.json"
 	echo '{"users": [{"name": "jnovak", "password": "Heslo-123", "role": "user", "office": "MV",
 		"certificates": []}]}' >"$PORTAL/accounts.json"
-	printf 'Heslo-123' >"$BATS_TEST_TMPDIR/pw"
+	(umask 077 && printf 'Heslo-123' >"$BATS_TEST_TMPDIR/pw")
 	ps-status --pin "file:$PIN_FILE" --expiring 30 --json >"$BATS_TEST_TMPDIR/certs.jsonl" || true
 	[ "$(wc -l <"$BATS_TEST_TMPDIR/certs.jsonl")" -eq 2 ]
 	on_tty "ps-jip-setserial --profile '$FIXTURE_ROOT/tests/jip/profile-test.json' \

@@ -23,8 +23,8 @@ setup() {
 	PROFILE=$FIXTURE_ROOT/tests/jip/profile-test.json
 	cp "$FIXTURE_ROOT/tests/jip/portal-default.json" "$PORTAL/portal.json"
 	: > "$PORTAL/log"
-	printf 'Heslo-123' > "$BATS_TEST_TMPDIR/pw"
-	printf 'Admin-456' > "$BATS_TEST_TMPDIR/apw"
+	(umask 077 && printf 'Heslo-123' > "$BATS_TEST_TMPDIR/pw")
+	(umask 077 && printf 'Admin-456' > "$BATS_TEST_TMPDIR/apw")
 	COMM_SERIAL=$(cert_serial_hex "$BATS_TEST_TMPDIR/certs/$COMM_ID.pem")
 	accounts '[]'
 }
@@ -111,7 +111,7 @@ registered() { # registered USER: the serials JIP has for USER
 }
 
 @test "a wrong password is exit 5 with JIP's message; three lock the account" {
-	printf 'spatne' > "$BATS_TEST_TMPDIR/bad"
+	(umask 077 && printf 'spatne' > "$BATS_TEST_TMPDIR/bad")
 	for i in 1 2; do
 		jip --user jnovak --password "file:$BATS_TEST_TMPDIR/bad" --serial 0A0B --type commercial --ca PostSignum
 		[ "$status" -eq 5 ]
@@ -255,7 +255,7 @@ registered() { # registered USER: the serials JIP has for USER
 }
 
 @test "the password never shows in argv, stderr, records or the state store" {
-	printf 'Velmi-Tajne-Heslo-9' > "$BATS_TEST_TMPDIR/pw2"
+	(umask 077 && printf 'Velmi-Tajne-Heslo-9' > "$BATS_TEST_TMPDIR/pw2")
 	accounts '[]' ', {"name": "tajny", "password": "Velmi-Tajne-Heslo-9", "role": "user", "office": "MV", "certificates": []}'
 	jq '.slow_seconds = 0.5' "$PORTAL/portal.json" > "$PORTAL/p.json" && mv "$PORTAL/p.json" "$PORTAL/portal.json"
 	ps-jip-setserial --profile "$PROFILE" --jip-url "$JIP_URL" --ca-bundle "$JIP_TLS_CA" \

@@ -538,7 +538,7 @@ fault() {
 }
 
 @test "a wrong PIN is exit 6 and writes nothing" {
-	printf '9999' > "$BATS_TEST_TMPDIR/badpin"
+	(umask 077 && printf '9999' > "$BATS_TEST_TMPDIR/badpin")
 	run --separate-stderr ps-pfx-import --module "$PKCS11_MODULE" \
 		--pin "file:$BATS_TEST_TMPDIR/badpin" --pass env:PFX_PASS "$PFX_DIR/modern.p12"
 	[ "$status" -eq 6 ]

@@ -174,7 +174,7 @@ smtp_renew() {
 
 @test "SMTP with STARTTLS and a login from a secret source; the password never shows" {
 	smtp_server "$BATS_TEST_TMPDIR/smtp" --tls --require-starttls --user 'jnovak:Tajné-heslo-77'
-	printf 'Tajné-heslo-77' > "$BATS_TEST_TMPDIR/smtp.pass"
+	(umask 077 && printf 'Tajné-heslo-77' > "$BATS_TEST_TMPDIR/smtp.pass")
 	smtp_conf "$SMTP_URL" "smtp-user = jnovak" "smtp-pass = file:$BATS_TEST_TMPDIR/smtp.pass" \
 		"ca-bundle = $SMTP_TLS_CA"
 	smtp_renew
@@ -188,7 +188,7 @@ smtp_renew() {
 
 @test "SMTP: a wrong login is exit 5 with the server's reply; the key pair is removed" {
 	smtp_server "$BATS_TEST_TMPDIR/smtp" --tls --user 'jnovak:right'
-	printf 'wrong' > "$BATS_TEST_TMPDIR/smtp.pass"
+	(umask 077 && printf 'wrong' > "$BATS_TEST_TMPDIR/smtp.pass")
 	smtp_conf "$SMTP_URL" "smtp-user = jnovak" "smtp-pass = file:$BATS_TEST_TMPDIR/smtp.pass" \
 		"ca-bundle = $SMTP_TLS_CA"
 	smtp_renew

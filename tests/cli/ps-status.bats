@@ -158,7 +158,7 @@ setup() {
 }
 
 @test "a wrong PIN is exit 6 with a clear message and an error record" {
-	printf 0000 > "$BATS_TEST_TMPDIR/bad"
+	(umask 077 && printf 0000 > "$BATS_TEST_TMPDIR/bad")
 	run --separate-stderr ps-status --module "$PKCS11_MODULE" --pin "file:$BATS_TEST_TMPDIR/bad" --json
 	[ "$status" -eq 6 ]
 	[[ "$stderr" == *"wrong PIN for token '$TOKEN_LABEL'"* ]]
@@ -176,7 +176,7 @@ setup() {
 }
 
 @test "few tries left is said when the token says so" {
-	printf 0000 > "$BATS_TEST_TMPDIR/bad"
+	(umask 077 && printf 0000 > "$BATS_TEST_TMPDIR/bad")
 	run --separate-stderr env P11FAULT_MODULE="$PKCS11_MODULE" P11FAULT_TOKEN_FLAGS=CKF_USER_PIN_FINAL_TRY \
 		ps-status --module "$P11FAULT" --pin "file:$BATS_TEST_TMPDIR/bad"
 	[ "$status" -eq 6 ]

@@ -142,7 +142,7 @@ PY
 	# ps-jip-setserial against a portal that does not exist: the password
 	# is read (file:, env:, fd:) and must not show on stderr or stdout
 	local src
-	printf 'Heslo-SECRET-99' >"$BATS_TEST_TMPDIR/pw"
+	(umask 077 && printf 'Heslo-SECRET-99' >"$BATS_TEST_TMPDIR/pw")
 	for src in "file:$BATS_TEST_TMPDIR/pw" env:JPW fd:8; do
 		run --separate-stderr env JPW=Heslo-SECRET-99 ps-jip-setserial \
 			--profile "$FIXTURE_ROOT/tests/jip/profile-test.json" --jip-url https://127.0.0.1:9 \

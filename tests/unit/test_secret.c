@@ -56,6 +56,8 @@ static char *file_source(const char *name, const char *data, size_t len)
 	assert_non_null(f);
 	assert_int_equal(fwrite(data, 1, len, f), len);
 	assert_int_equal(fclose(f), 0);
+	/* a secret file others may read is refused: 0600 as documented */
+	assert_int_equal(chmod(path, 0600), 0);
 	snprintf(src, sizeof(src), "file:%s", path);
 	return src;
 }
