@@ -369,36 +369,22 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 	return worst;
 }
 
-/* --cacerts FILE: fetched, checked, written whole or not at all. */
+/* --cacerts FILE: fetched, checked, written whole or not at all, through
+ * the state store's safe writer (never through a symlink or a file someone
+ * planted beside FILE). */
 static int write_cacerts(struct ps_cli *cli, struct ps_ca *ca, const char *file,
 			 struct ps_err *err)
 {
-	char *pem = NULL, *tmp = NULL;
-	FILE *f = NULL;
+	char *pem = NULL;
 	int rc = ps_ca_cacerts(ca, &pem, err);
 
-	if (!rc && asprintf(&tmp, "%s.tmp", file) < 0)
-		tmp = NULL;
-	if (!rc && tmp && (f = fopen(tmp, "w")) != NULL) {
-		int bad = fputs(pem, f) == EOF;
-
-		bad |= fclose(f) != 0;
-		if (bad)
-			f = NULL;
-	}
-	if (!rc && (!f || rename(tmp, file) != 0)) {
-		rc = ps_err_set(err, PS_EXIT_FAIL, "io", NULL,
-				"cannot write the CA certificates to %s: %m",
-				file);
-		if (tmp)
-			unlink(tmp);
-	}
+	if (!rc)
+		rc = ps_state_write_file(file, pem, strlen(pem), 0644, err);
 	if (!rc)
 		ps_cli_info(cli,
 			    "the CA certificates of %s, checked, are in %s",
 			    ps_ca_channel(ca), file);
 	free(pem);
-	free(tmp);
 	return rc;
 }
 
