@@ -401,7 +401,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	char *ca_spec = NULL;
 	int by_opts =
 	    a->all_expiring >= 0 || a->id || a->serial || a->type >= 0;
-	int rc = 0;
+	int rc = 0, damaged = 0;
 
 	if (!by_opts && isatty(0) && !a->cacerts)
 		return ps_err_set(err, PS_EXIT_USAGE, "usage",
@@ -451,9 +451,17 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 		r.st = a->dry_run ? NULL : &st;
 		rc = ps_renew_load_active(&r, err);
 	}
+	/* Every unreadable file of the store, reported (exit 1 at the end);
+	 * the certificates they might be for are refused one by one. */
+	for (size_t k = 0; !rc && k < json_array_size(r.damaged); k++) {
+		ps_cli_emit(cli, json_array_get(r.damaged, k));
+		damaged = PS_EXIT_FAIL;
+	}
 	if (!rc)
 		rc = by_opts ? from_options(cli, &r, a, err)
 			     : from_stdin(cli, &r, err);
+	if (!err->status)
+		rc = ps_exit_worse(rc, damaged);
 	ps_progress_end(&progress);
 	if (r.recovered > 0)
 		ps_cli_warn(cli,

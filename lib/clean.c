@@ -409,7 +409,7 @@ static int load_pending(struct ps_state *st, const struct ps_token *tok,
 
 	if (!st)
 		return 0;
-	return ps_state_each(st, NULL, pending_one, &c, err);
+	return ps_state_each(st, NULL, NULL, pending_one, &c, err);
 }
 
 /* Grouping ------------------------------------------------------------- */

@@ -250,7 +250,9 @@ int ps_state_write_file(const char *path, const void *data, size_t len,
 	if (!path || (slash && !dir))
 		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
 				  "out of memory");
-	dfd = open(!slash ? "." : slash == path ? "/" : dir,
+	dfd = open(!slash	   ? "."
+		   : slash == path ? "/"
+				   : dir,
 		   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	free(dir);
 	rc = dfd < 0 ? -1 : ps_state_write_at(dfd, name, data, len, mode);
@@ -292,7 +294,8 @@ static int save_in(struct ps_state *st, int dfd, const char *sub,
 				  "check the free space and permissions of the "
 				  "state directory",
 				  "cannot save %s %s in %s/%s: %s",
-				  strcmp(sub, "requests") ? "record" : "request",
+				  strcmp(sub, "requests") ? "record"
+							  : "request",
 				  id, st->dir, sub, strerror(e));
 	return 0;
 }
@@ -322,7 +325,7 @@ static const char damaged_hint[] =
 static const char *bad_request(const json_t *rec)
 {
 	static const char *const states[] = { "unsubmitted", "pending",
-					      "issued",	     "installed",
+					      "issued", "installed",
 					      "rejected" };
 	const char *s = json_string_value(json_object_get(rec, "state"));
 
@@ -362,7 +365,8 @@ static int load_raw(struct ps_state *st, int dfd, const char *sub,
 				  "list the pending requests with "
 				  "ps-fetch --pending --dry-run",
 				  "no %s %s in %s/%s",
-				  strcmp(sub, "requests") ? "record" : "request",
+				  strcmp(sub, "requests") ? "record"
+							  : "request",
 				  id, st->dir, sub);
 	e = fd < 0 ? errno : 0;
 	if (fd < 0 && e != ELOOP)
@@ -411,8 +415,9 @@ static int load_raw(struct ps_state *st, int dfd, const char *sub,
 			json_decref(*rec);
 		*rec = NULL;
 		return ps_err_set(err, PS_EXIT_FAIL, "state-damaged",
-				  damaged_hint, "the file %s/%s/%s is damaged: %s",
-				  st->dir, sub, name, why);
+				  damaged_hint,
+				  "the file %s/%s/%s is damaged: %s", st->dir,
+				  sub, name, why);
 	}
 	return 0;
 }
@@ -637,8 +642,8 @@ int ps_state_list_sub(struct ps_state *st, const char *sub, char ***ids,
 	return rc;
 }
 
-int ps_state_each(struct ps_state *st, const char *sub, ps_state_each_fn fn,
-		  void *ctx, struct ps_err *err)
+int ps_state_each(struct ps_state *st, const char *sub, const json_t *skip,
+		  ps_state_each_fn fn, void *ctx, struct ps_err *err)
 {
 	char **names;
 	size_t n;
@@ -658,6 +663,8 @@ int ps_state_each(struct ps_state *st, const char *sub, ps_state_each_fn fn,
 		json_t *raw = NULL;
 		char *path = NULL;
 
+		if (json_object_get(skip, names[i]))
+			continue;
 		memset(&f, 0, sizeof(f));
 		f.sub = sub;
 		f.name = names[i];
@@ -668,8 +675,8 @@ int ps_state_each(struct ps_state *st, const char *sub, ps_state_each_fn fn,
 		if (!f.rec) {
 			path = ps_state_path(st, sub, names[i]);
 			f.path = path;
-			f.for_sha256 =
-			    json_string_value(json_object_get(raw, "old_sha256"));
+			f.for_sha256 = json_string_value(
+			    json_object_get(raw, "old_sha256"));
 		}
 		rc = fn(ctx, &f);
 		json_decref(f.rec);

@@ -28,6 +28,9 @@ struct ps_fetch {
 	json_t *polled; /* request id -> CA answer from ps_fetch_poll_due */
 	size_t leftovers_removed; /* half-written objects of killed runs */
 	struct ps_fetch_loaded *loaded;
+	/* Error records of the unreadable request files ps_fetch_unfinished
+	 * met (reported by the caller: exit 1). */
+	json_t *damaged;
 };
 
 void ps_fetch_init(struct ps_fetch *f);
@@ -56,7 +59,8 @@ int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
  */
 void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force);
 
-/* Unfinished requests of the store (unsubmitted, pending, issued). */
+/* Unfinished requests of the store (unsubmitted, pending, issued); the
+ * unreadable files go to f->damaged (the last call's). */
 int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 			struct ps_err *err);
 

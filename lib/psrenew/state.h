@@ -102,11 +102,12 @@ typedef int (*ps_state_each_fn)(void *ctx, const struct ps_state_file *f);
  * Reads every file of sub (NULL: the requests) in name order and hands each
  * to fn, the readable and the unreadable ones: the one place that lists the
  * store, so that every reader reports a damaged file instead of skipping
- * it. A file removed meanwhile is skipped. A non-zero return of fn stops
+ * it. A file removed meanwhile is skipped, and so is every name in skip (a
+ * JSON object used as a set; may be NULL). A non-zero return of fn stops
  * the walk and is returned.
  */
-int ps_state_each(struct ps_state *st, const char *sub, ps_state_each_fn fn,
-		  void *ctx, struct ps_err *err);
+int ps_state_each(struct ps_state *st, const char *sub, const json_t *skip,
+		  ps_state_each_fn fn, void *ctx, struct ps_err *err);
 /* The error record of an unreadable file f: code, message, hint, "file"
  * and, for a request, "request_id". */
 json_t *ps_state_damaged_record(const struct ps_state_file *f);
