@@ -478,7 +478,8 @@ static json_t *request_error(const struct ps_err *err,
 }
 
 /* Submits the unsubmitted request resume_id again (an earlier run saved
- * it, then stopped before the CA answered). */
+ * it, then stopped before the CA answered); *rec: the request as loaded
+ * (NULL when it could not be). */
 static int resume(struct ps_renew *r, struct ps_token *tok,
 		  const char *resume_id, json_t **rec, struct ps_err *err)
 {
@@ -502,7 +503,7 @@ static int resume(struct ps_renew *r, struct ps_token *tok,
 	if (have)
 		ps_keypair_free(&gen);
 	ps_state_unlock(lock);
-	return rc ? rc : ps_request_exit(*rec);
+	return rc;
 }
 
 /*
@@ -530,13 +531,13 @@ static int renew_locked(struct ps_renew *r, struct ps_token *tok,
 		return rc;
 	if (resume_id && !r->dry_run) {
 		rc = resume(r, tok, resume_id, &rec, err);
-		if (rec && (rc == 0 || rc == PS_EXIT_PENDING ||
-			    rc == PS_EXIT_TEMP || rc == PS_EXIT_REFUSED))
+		if (!rc) {
 			*out = rec;
-		else if (rec)
+			return ps_request_exit(rec);
+		}
+		if (rec)
 			*out = request_error(err, inv, i, rec);
-		if (rec && *out != rec)
-			json_decref(rec);
+		json_decref(rec);
 		return rc;
 	}
 	if (!r->dry_run && r->ca && ps_ca_needs_token(r->ca, 0)) {
