@@ -265,6 +265,13 @@ static int run(struct ps_cli *cli, void *args, char **operands, int n,
 			    "%zu unfinished request(s) of other tokens left "
 			    "alone (--token selects '%s')",
 			    f.left_alone, cli->token);
+	/* The unreadable request files met on the way: each reported, and
+	 * the run fails (the other requests were done). */
+	for (size_t k = 0; k < json_array_size(f.damaged); k++) {
+		ps_cli_emit(cli, json_array_get(f.damaged, k));
+		if (!err->status)
+			rc = ps_exit_worse(rc, PS_EXIT_FAIL);
+	}
 	if (f.leftovers_removed)
 		ps_cli_warn(cli,
 			    "removed %zu half-written object(s) that an "

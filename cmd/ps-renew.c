@@ -413,36 +413,22 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 	return worst;
 }
 
-/* --cacerts FILE: fetched, checked, written whole or not at all. */
+/* --cacerts FILE: fetched, checked, written whole or not at all, through
+ * the state store's safe writer (never through a symlink or a file someone
+ * planted beside FILE). */
 static int write_cacerts(struct ps_cli *cli, struct ps_ca *ca, const char *file,
 			 struct ps_err *err)
 {
-	char *pem = NULL, *tmp = NULL;
-	FILE *f = NULL;
+	char *pem = NULL;
 	int rc = ps_ca_cacerts(ca, &pem, err);
 
-	if (!rc && asprintf(&tmp, "%s.tmp", file) < 0)
-		tmp = NULL;
-	if (!rc && tmp && (f = fopen(tmp, "w")) != NULL) {
-		int bad = fputs(pem, f) == EOF;
-
-		bad |= fclose(f) != 0;
-		if (bad)
-			f = NULL;
-	}
-	if (!rc && (!f || rename(tmp, file) != 0)) {
-		rc = ps_err_set(err, PS_EXIT_FAIL, "io", NULL,
-				"cannot write the CA certificates to %s: %m",
-				file);
-		if (tmp)
-			unlink(tmp);
-	}
+	if (!rc)
+		rc = ps_state_write_file(file, pem, strlen(pem), 0644, err);
 	if (!rc)
 		ps_cli_info(cli,
 			    "the CA certificates of %s, checked, are in %s",
 			    ps_ca_channel(ca), file);
 	free(pem);
-	free(tmp);
 	return rc;
 }
 
@@ -459,7 +445,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	char *ca_spec = NULL;
 	int by_opts =
 	    a->all_expiring >= 0 || a->id || a->serial || a->type >= 0;
-	int rc = 0;
+	int rc = 0, damaged = 0;
 
 	if (!by_opts && isatty(0) && !a->cacerts)
 		return ps_err_set(err, PS_EXIT_USAGE, "usage",
@@ -509,9 +495,17 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 		r.st = a->dry_run ? NULL : &st;
 		rc = ps_renew_load_active(&r, err);
 	}
+	/* Every unreadable file of the store, reported (exit 1 at the end);
+	 * the certificates they might be for are refused one by one. */
+	for (size_t k = 0; !rc && k < json_array_size(r.damaged); k++) {
+		ps_cli_emit(cli, json_array_get(r.damaged, k));
+		damaged = PS_EXIT_FAIL;
+	}
 	if (!rc)
 		rc = by_opts ? from_options(cli, &r, a, err)
 			     : from_stdin(cli, &r, err);
+	if (!err->status)
+		rc = ps_exit_worse(rc, damaged);
 	ps_progress_end(&progress);
 	if (r.recovered > 0)
 		ps_cli_warn(cli,

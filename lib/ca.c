@@ -182,6 +182,7 @@ void ps_ca_reply_free(struct ps_ca_reply *r)
 	free(r->cookie);
 	free(r->message);
 	free(r->fail_info);
+	free(r->rejected_cert);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -539,6 +539,20 @@ static char *certs_pem(OSSL_CMP_CTX *ctx)
 	return out;
 }
 
+/* 1 when the CA sent a certificate whose public key is not the CSR's. */
+static int other_key(OSSL_CMP_CTX *ctx, const char *csr_pem)
+{
+	X509 *cert = OSSL_CMP_CTX_get0_newCert(ctx);
+	BIO *b = cert && csr_pem ? BIO_new_mem_buf(csr_pem, -1) : NULL;
+	X509_REQ *csr = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
+	int other = csr && EVP_PKEY_eq(X509_get0_pubkey(cert),
+				       X509_REQ_get0_pubkey(csr)) != 1;
+
+	X509_REQ_free(csr);
+	BIO_free(b);
+	return other;
+}
+
 /* Runs the kur (submit: cookie NULL) or continues it (poll) and maps what
  * came back. */
 static int run(struct ps_ca *ca, const struct ps_ca_request *req,
@@ -629,6 +643,20 @@ static int run(struct ps_ca *ca, const struct ps_ca_request *req,
 		reply->cookie = make_cookie(&x);
 		if (!reply->cookie)
 			reply->status = PS_CA_FAILED;
+	} else if (res == 0 && other_key(ctx, req->csr_pem)) {
+		/* Issued, but for another key: OpenSSL refused it (certConf
+		 * says so to the CA). Kept, and the request asked again. */
+		char why[300] = "";
+
+		ossl_error(why, sizeof(why));
+		reply->status = PS_CA_PENDING;
+		reply->delay = 0;
+		reply->rejected_cert =
+		    ps_cert_pem(OSSL_CMP_CTX_get0_newCert(ctx));
+		reply->message = strdup(
+		    why[0]
+			? why
+			: "the certificate's public key is not the request's");
 	} else if (x.rc == PS_EXIT_TEMP) {
 		reply->status = PS_CA_UNREACHABLE;
 		reply->message = strdup(x.errmsg); /* the cookie stays */

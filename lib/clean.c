@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include <psrenew/keypair.h>
@@ -80,21 +79,6 @@ static int open_sub(struct ps_state *st, const char *sub)
 	return fd;
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Reads a regular file of at most max bytes, never through a symlink.
  * 1 read, 0 missing, -1 error (errno). */
 static int read_small(int dfd, const char *name, size_t max,
@@ -135,35 +119,12 @@ static int read_small(int dfd, const char *name, size_t max,
 	return 1;
 }
 
-/* Writes name in dfd atomically: temp file (0600), fsync, rename, fsync of
- * the directory. Never follows a symlink. -1 with errno set. */
+/* Writes name in dfd atomically, with the state store's safe writer.
+ * -1 with errno set. */
 static int write_atomic(int dfd, const char *name, const unsigned char *data,
 			size_t len)
 {
-	char tmp[300];
-	unsigned char r[4] = { 0 };
-	int fd, e = 0;
-
-	RAND_bytes(r, sizeof(r));
-	snprintf(tmp, sizeof(tmp), ".%.200s.%ld.%02x%02x%02x%02x.tmp", name,
-		 (long)getpid(), r[0], r[1], r[2], r[3]);
-	fd = openat(dfd, tmp,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	if (write_all(fd, data, len) < 0 || fsync(fd) < 0)
-		e = errno;
-	if (close(fd) < 0 && !e)
-		e = errno;
-	if (!e && renameat(dfd, tmp, dfd, name) < 0)
-		e = errno;
-	if (e) {
-		unlinkat(dfd, tmp, 0);
-		errno = e;
-		return -1;
-	}
-	fsync(dfd);
-	return 0;
+	return ps_state_write_at(dfd, name, data, len, 0600);
 }
 
 /* 1 when dfd/name holds exactly der, 0 when it is missing, -1 when it
@@ -400,54 +361,55 @@ static CK_RV read_der(struct ps_token *tok, CK_OBJECT_HANDLE h,
 	return CKR_OK;
 }
 
+struct pending_ctx {
+	const struct ps_token *tok;
+	json_t *pending;
+	struct ps_err *err;
+};
+
+static int pending_one(void *v, const struct ps_state_file *f)
+{
+	struct pending_ctx *c = v;
+	const char *s, *key, *t;
+	char *lower;
+
+	if (!f->rec) {
+		*c->err = f->err;
+		snprintf(c->err->hint, sizeof(c->err->hint),
+			 "ps-token-clean removes nothing while it cannot tell "
+			 "which keys requests wait on: repair or move away "
+			 "the file");
+		return f->err.status;
+	}
+	s = ps_json_str(f->rec, "state");
+	key = ps_json_str(f->rec, "key_id");
+	t = ps_json_str(f->rec, "token");
+	if (s && key && (!t || !strcmp(t, c->tok->uri)) &&
+	    (!strcmp(s, PS_REQ_UNSUBMITTED) || !strcmp(s, PS_REQ_PENDING) ||
+	     !strcmp(s, PS_REQ_ISSUED))) {
+		lower = strdup(key);
+		for (char *ch = lower; ch && *ch; ch++)
+			if (*ch >= 'A' && *ch <= 'F')
+				*ch = (char)(*ch - 'A' + 'a');
+		if (lower)
+			json_object_set_new(c->pending, lower,
+					    json_string(f->name));
+		free(lower);
+	}
+	return 0;
+}
+
 /* Which unfinished request of the store waits on which key: key_id (lower
- * case hex) -> request id, for requests on this token. */
+ * case hex) -> request id, for requests on this token. A damaged request
+ * file stops it (exit 1): it might wait on any key. */
 static int load_pending(struct ps_state *st, const struct ps_token *tok,
 			json_t *pending, struct ps_err *err)
 {
-	char **ids;
-	size_t n;
-	int rc;
+	struct pending_ctx c = { tok, pending, err };
 
 	if (!st)
 		return 0;
-	rc = ps_state_list(st, &ids, &n, err);
-	for (size_t i = 0; !rc && i < n; i++) {
-		struct ps_err e;
-		json_t *rec;
-		const char *s, *key, *t;
-		char *lower;
-
-		ps_err_clear(&e);
-		if (ps_state_load(st, ids[i], &rec, &e)) {
-			if (strcmp(e.code, "no-such-request") == 0)
-				continue; /* finished meanwhile */
-			*err = e;
-			snprintf(err->hint, sizeof(err->hint),
-				 "ps-token-clean removes nothing while it "
-				 "cannot tell which keys requests wait on");
-			rc = e.status;
-			break;
-		}
-		s = ps_json_str(rec, "state");
-		key = ps_json_str(rec, "key_id");
-		t = ps_json_str(rec, "token");
-		if (s && key && (!t || !strcmp(t, tok->uri)) &&
-		    (!strcmp(s, PS_REQ_UNSUBMITTED) ||
-		     !strcmp(s, PS_REQ_PENDING) || !strcmp(s, PS_REQ_ISSUED))) {
-			lower = strdup(key);
-			for (char *c = lower; c && *c; c++)
-				if (*c >= 'A' && *c <= 'F')
-					*c = (char)(*c - 'A' + 'a');
-			if (lower)
-				json_object_set_new(pending, lower,
-						    json_string(ids[i]));
-			free(lower);
-		}
-		json_decref(rec);
-	}
-	ps_state_list_free(ids, n);
-	return rc;
+	return ps_state_each(st, NULL, NULL, pending_one, &c, err);
 }
 
 /* Grouping ------------------------------------------------------------- */

@@ -272,9 +272,15 @@ int ps_cli_emit(void *ctx, const json_t *rec)
 		const char *msg = ps_json_str(rec, "message");
 		const char *hint = ps_json_str(rec, "hint");
 
+		const char *cert = ps_json_str(rec, "certificate");
+
 		fprintf(stderr, "%s: %s\n", cli->prog, msg ? msg : "failed");
 		if (hint && !cli->quiet)
 			fprintf(stderr, "%s: hint: %s\n", cli->prog, hint);
+		/* An issued certificate that could not be saved: never lost,
+		 * even without the records. */
+		if (cert)
+			fprintf(stderr, "%s", cert);
 	}
 	if (ps_cli_out(cli) && ps_out_emit(cli->out, rec) < 0)
 		return -1;

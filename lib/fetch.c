@@ -84,6 +84,8 @@ void ps_fetch_free(struct ps_fetch *f)
 	json_decref(f->cas);
 	json_decref(f->polled);
 	f->polled = NULL;
+	json_decref(f->damaged);
+	f->damaged = NULL;
 	loaded_free(f);
 	for (size_t i = 0; f->toks && i < f->toks->n; i++) {
 		ps_tokens_free(f->toks->m[i].toks, f->toks->m[i].n);
@@ -714,7 +716,7 @@ static int ask_ca(struct ps_fetch *f, json_t *rec, struct ps_err *err)
 	struct ps_ca_auth auth;
 	struct ps_token *tok = NULL;
 	int submitted = !strcmp(ps_json_str(rec, "state"), PS_REQ_PENDING);
-	int rc, got;
+	int rc, got, mismatch;
 
 	if (!ca)
 		return err->status;
@@ -732,13 +734,31 @@ static int ask_ca(struct ps_fetch *f, json_t *rec, struct ps_err *err)
 			       : ps_ca_submit(ca, &req, &reply, err);
 		ps_ca_auth_free(&auth);
 	}
-	if (rc)
+	if (!rc)
+		rc = ps_request_check_reply(ca, &reply, err);
+	if (rc) {
+		ps_ca_reply_free(&reply); /* the request stays as it was */
 		return rc;
+	}
 	ps_request_apply(rec, &reply, time(NULL));
+	mismatch = reply.rejected_cert != NULL;
 	ps_ca_reply_free(&reply);
 	if (!strcmp(ps_json_str(rec, "state"), PS_REQ_REJECTED))
 		remove_key(f, rec);
-	return ps_state_save(f->st, ps_json_str(rec, "request_id"), rec, err);
+	rc = ps_state_save(f->st, ps_json_str(rec, "request_id"), rec, err);
+	if (!rc && mismatch) {
+		const char *m = ps_json_str(rec, "message");
+
+		rc = ps_err_set(
+		    err, PS_EXIT_FAIL, "key-mismatch",
+		    "the certificate is kept as rejected_cert in the request "
+		    "(it may need revoking); the request stays pending with "
+		    "its key, and is asked for again",
+		    "the CA issued a certificate for another key than request "
+		    "%s's: %.300s",
+		    ps_json_str(rec, "request_id"), m ? m : "no reason given");
+	}
+	return rc;
 }
 
 static int work(struct ps_fetch *f, json_t *rec, int force, json_t **out,
@@ -807,9 +827,28 @@ int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
 	ps_state_unlock(lock);
 	if (!*out && err.status) {
 		json_t *e = ps_target_error(&err, rec, NULL, -1);
+		const char *s = rec ? ps_json_str(rec, "state") : NULL;
 
 		if (e)
 			ps_json_set_str(e, "request_id", id);
+		if (e && !strcmp(err.code, "state-damaged")) {
+			char *path = ps_state_path(f->st, NULL, id);
+
+			ps_json_set_str(e, "file", path);
+			free(path);
+		}
+		/* Issued, but it could not be saved: never dropped. */
+		if (e && !strcmp(err.code, "state-write") && s &&
+		    !strcmp(s, PS_REQ_ISSUED) && ps_json_str(rec, "cert")) {
+			ps_json_set_str(e, "certificate",
+					ps_json_str(rec, "cert"));
+			ps_json_set_str(
+			    e, "hint",
+			    "the CA issued it but it could not be saved: it is "
+			    "in this record's \"certificate\" (and on stderr); "
+			    "once the state directory can be written again, "
+			    "install it with ps-fetch --cert FILE");
+		}
 		*out = e;
 		if (err.status == PS_EXIT_PENDING && !*due)
 			*due = time(NULL) + 1; /* busy: look again soon */
@@ -820,84 +859,111 @@ int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
 	return rc;
 }
 
-/* Loads request id if it is for a token f->sel selects; -1 otherwise. */
-static int load_selected(struct ps_fetch *f, const char *id, json_t **rec,
-			 struct ps_state_ident *ident)
+/* What ps_fetch_unfinished gathers as ps_state_each walks the store. */
+struct unfinished {
+	struct ps_fetch *f;
+	char **ids;
+	unsigned char *cls; /* 1: unfinished, qualified; 2: other */
+	size_t n, cap;
+};
+
+static int unfinished_one(void *v, const struct ps_state_file *sf)
 {
-	if (ps_state_load_ident(f->st, id, rec, ident, NULL))
-		return -1;
-	if (selected(f, *rec))
+	struct unfinished *u = v;
+	struct ps_fetch_loaded *l = u->f->loaded;
+	const char *s, *t;
+
+	if (!sf->rec) {
+		json_t *e = ps_state_damaged_record(sf);
+
+		if (e)
+			json_array_append_new(u->f->damaged, e);
 		return 0;
-	f->left_alone++; /* another token's: not ours */
-	json_decref(*rec);
-	return -1;
+	}
+	if (!selected(u->f, sf->rec)) {
+		u->f->left_alone++; /* another token's: not ours */
+		return 0;
+	}
+	s = ps_json_str(sf->rec, "state");
+	t = ps_json_str(sf->rec, "type");
+	if (strcmp(s, PS_REQ_UNSUBMITTED) && strcmp(s, PS_REQ_PENDING) &&
+	    strcmp(s, PS_REQ_ISSUED))
+		return 0;
+	if (u->n == u->cap) {
+		size_t cap = u->cap ? u->cap * 2 : 64;
+		char **ids = realloc(u->ids, cap * sizeof(*ids));
+		unsigned char *cls = ids ? realloc(u->cls, cap) : NULL;
+
+		if (ids)
+			u->ids = ids;
+		if (!cls)
+			return PS_EXIT_FAIL;
+		u->cls = cls;
+		u->cap = cap;
+	}
+	u->ids[u->n] = strdup(sf->name);
+	if (!u->ids[u->n])
+		return PS_EXIT_FAIL;
+	u->cls[u->n++] = t && !strcmp(t, "qualified") ? 1 : 2;
+	/* Kept for ps_fetch_poll_due, which takes it while the file is
+	 * unchanged. */
+	if (l && !strcmp(s, PS_REQ_PENDING) &&
+	    json_object_set_new(l->index, sf->name,
+				json_integer((json_int_t)l->n)) == 0) {
+		struct loaded_rec *v2 =
+		    realloc(l->v, (l->n + 1) * sizeof(*l->v));
+
+		if (!v2) {
+			json_object_del(l->index, sf->name);
+			return 0;
+		}
+		l->v = v2;
+		l->v[l->n].rec = json_incref(sf->rec);
+		l->v[l->n++].ident = sf->ident;
+	}
+	return 0;
 }
 
 int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 			struct ps_err *err)
 {
-	char **all, **out;
-	unsigned char *cls;
-	size_t na, k = 0;
-	int rc = ps_state_list(f->st, &all, &na, err);
+	struct unfinished u = { .f = f };
+	char **out;
+	size_t k = 0;
+	int rc;
 
 	*ids = NULL;
 	*n = 0;
 	f->left_alone = 0;
-	if (rc)
-		return rc;
 	loaded_free(f);
-	cls = calloc(na ? na : 1, 1);
-	out = calloc(na ? na : 1, sizeof(*out));
+	json_decref(f->damaged);
+	f->damaged = json_array();
 	if ((f->loaded = calloc(1, sizeof(*f->loaded)))) {
 		f->loaded->index = json_object();
-		f->loaded->v = calloc(na ? na : 1, sizeof(*f->loaded->v));
-		if (!f->loaded->index || !f->loaded->v)
+		if (!f->loaded->index)
 			loaded_free(f); /* then without: not needed */
 	}
-	if (!cls || !out) {
-		free(cls);
-		free(out);
-		ps_state_list_free(all, na);
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+	rc = ps_state_each(f->st, NULL, NULL, unfinished_one, &u, err);
+	out = rc ? NULL : calloc(u.n ? u.n : 1, sizeof(*out));
+	if (!rc && !out)
+		rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				"out of memory");
+	/* The guide installs the qualified certificate first (error 621). */
+	for (unsigned char c = 1; out && c <= 2; c++)
+		for (size_t i = 0; i < u.n; i++)
+			if (u.cls[i] == c)
+				out[k++] = u.ids[i];
+	if (!out)
+		ps_state_list_free(u.ids, u.n);
+	else
+		free(u.ids);
+	free(u.cls);
+	if (rc) {
+		if (rc == PS_EXIT_FAIL && err && !err->status)
+			ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				   "out of memory");
+		return rc;
 	}
-	/* 0: done; 1: unfinished, qualified; 2: unfinished, other. The guide
-	 * installs the qualified certificate first (error 621). */
-	for (size_t i = 0; i < na; i++) {
-		struct ps_state_ident ident;
-		json_t *rec;
-		const char *s, *t;
-
-		if (!load_selected(f, all[i], &rec, &ident)) {
-			struct ps_fetch_loaded *l = f->loaded;
-
-			s = ps_json_str(rec, "state");
-			t = ps_json_str(rec, "type");
-			if (s && (!strcmp(s, PS_REQ_UNSUBMITTED) ||
-				  !strcmp(s, PS_REQ_PENDING) ||
-				  !strcmp(s, PS_REQ_ISSUED)))
-				cls[i] = t && !strcmp(t, "qualified") ? 1 : 2;
-			if (l && s && !strcmp(s, PS_REQ_PENDING) &&
-			    json_object_set_new(
-				l->index, all[i],
-				json_integer((json_int_t)l->n)) == 0) {
-				l->v[l->n].rec = rec;
-				l->v[l->n++].ident = ident;
-			} else {
-				json_decref(rec);
-			}
-		}
-	}
-	for (unsigned char c = 1; c <= 2; c++)
-		for (size_t i = 0; i < na; i++)
-			if (cls[i] == c)
-				out[k++] = all[i];
-	for (size_t i = 0; i < na; i++)
-		if (!cls[i])
-			free(all[i]);
-	free(all);
-	free(cls);
 	*ids = out;
 	*n = k;
 	return 0;

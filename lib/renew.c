@@ -19,44 +19,79 @@ static const char expired_hint[] =
     "reach JIP meanwhile log in by name and password, OTP or NIA, or ask "
     "your local administrator";
 
+/* The keygen journal's directory in the state store (see below). */
+#define KEYGEN "keygen"
+
+static void note_damaged(struct ps_renew *r, const struct ps_state_file *f)
+{
+	json_t *e = ps_state_damaged_record(f);
+
+	if (e)
+		json_array_append_new(r->damaged, e);
+	if (!strcmp(f->sub, "requests"))
+		json_object_set_new(r->damaged_for,
+				    f->for_sha256 ? f->for_sha256 : "*",
+				    json_string(f->path ? f->path : f->name));
+}
+
+static int active_one(void *v, const struct ps_state_file *f)
+{
+	struct ps_renew *r = v;
+	const char *s, *sha;
+
+	json_object_set_new(r->seen, f->name, json_true());
+	if (!f->rec) {
+		note_damaged(r, f);
+		return 0;
+	}
+	s = ps_json_str(f->rec, "state");
+	sha = ps_json_str(f->rec, "old_sha256");
+	if (sha && (!strcmp(s, PS_REQ_UNSUBMITTED) ||
+		    !strcmp(s, PS_REQ_PENDING) || !strcmp(s, PS_REQ_ISSUED)))
+		json_object_set_new(r->active, sha, json_string(f->name));
+	return 0;
+}
+
+static int keygen_one(void *v, const struct ps_state_file *f)
+{
+	if (!f->rec)
+		note_damaged(v, f);
+	return 0;
+}
+
+/* Reads the requests not read yet (another run may have saved some). */
+static int refresh_active(struct ps_renew *r, struct ps_err *err)
+{
+	return r->st ? ps_state_each(r->st, NULL, r->seen, active_one, r, err)
+		     : 0;
+}
+
 int ps_renew_load_active(struct ps_renew *r, struct ps_err *err)
 {
-	char **ids;
-	size_t n;
 	int rc;
 
 	r->active = json_object();
-	if (!r->active)
+	r->seen = json_object();
+	r->damaged = json_array();
+	r->damaged_for = json_object();
+	if (!r->active || !r->seen || !r->damaged || !r->damaged_for)
 		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
 				  "out of memory");
 	if (!r->st)
 		return 0;
-	rc = ps_state_list(r->st, &ids, &n, err);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < n; i++) {
-		json_t *rec;
-		const char *s, *sha;
-
-		if (ps_state_load(r->st, ids[i], &rec, NULL))
-			continue;
-		s = ps_json_str(rec, "state");
-		sha = ps_json_str(rec, "old_sha256");
-		if (s && sha &&
-		    (!strcmp(s, PS_REQ_UNSUBMITTED) ||
-		     !strcmp(s, PS_REQ_PENDING) || !strcmp(s, PS_REQ_ISSUED)))
-			json_object_set_new(r->active, sha,
-					    json_string(ids[i]));
-		json_decref(rec);
-	}
-	ps_state_list_free(ids, n);
-	return 0;
+	rc = refresh_active(r, err);
+	if (!rc)
+		rc = ps_state_each(r->st, KEYGEN, NULL, keygen_one, r, err);
+	return rc;
 }
 
 void ps_renew_free(struct ps_renew *r)
 {
 	json_decref(r->active);
-	r->active = NULL;
+	json_decref(r->seen);
+	json_decref(r->damaged);
+	json_decref(r->damaged_for);
+	r->active = r->seen = r->damaged = r->damaged_for = NULL;
 }
 
 json_t *ps_target_error(const struct ps_err *err, const json_t *input,
@@ -106,7 +141,7 @@ static int precheck(struct ps_renew *r, const struct ps_inventory *inv,
 {
 	const struct ps_invcert *ic = &inv->c[i];
 	const struct ps_cert *c = &ic->cert;
-	const char *active;
+	const char *active, *bad;
 
 	*resume_id = NULL;
 	if (c->not_after <= inv->now)
@@ -134,13 +169,32 @@ static int precheck(struct ps_renew *r, const struct ps_inventory *inv,
 		    "certificate %s is already superseded by %s on "
 		    "the token",
 		    c->serial_hex, inv->c[ic->superseded_by].cert.serial_hex);
+	bad = json_string_value(json_object_get(r->damaged_for, c->sha256));
+	if (!bad)
+		bad = json_string_value(json_object_get(r->damaged_for, "*"));
+	if (bad)
+		return ps_err_set(
+		    err, PS_EXIT_REFUSED, "damaged-request",
+		    "a request for it may be under way: repair the file, or "
+		    "move it out of the state directory when that request is "
+		    "over, then run again",
+		    "not renewing certificate %s: the request file %s is "
+		    "damaged and might be for it",
+		    c->serial_hex, bad);
 	active = json_string_value(json_object_get(r->active, c->sha256));
 	if (active && !r->force) {
 		json_t *rec = NULL;
 		const char *s = NULL;
+		struct ps_err e;
 
-		if (r->st && !ps_state_load(r->st, active, &rec, NULL))
+		ps_err_clear(&e);
+		if (r->st && !ps_state_load(r->st, active, &rec, &e))
 			s = ps_json_str(rec, "state");
+		else if (r->st && !strcmp(e.code, "no-such-request")) {
+			/* Removed meanwhile: that request never went out. */
+			json_object_del(r->active, c->sha256);
+			return 0;
+		}
 		if (s && !strcmp(s, PS_REQ_UNSUBMITTED)) {
 			json_decref(rec);
 			*resume_id = active;
@@ -157,6 +211,22 @@ static int precheck(struct ps_renew *r, const struct ps_inventory *inv,
 	return 0;
 }
 
+/* The CA issued a certificate for another key than the request's (the
+ * channel refused it): exit 1, code key-mismatch. */
+static int key_mismatch(const json_t *rec, struct ps_err *err)
+{
+	const char *m = ps_json_str(rec, "message");
+
+	return ps_err_set(
+	    err, PS_EXIT_FAIL, "key-mismatch",
+	    "the CA issued a certificate that psrenew did not accept: it is "
+	    "kept as rejected_cert in the request (it may need revoking); "
+	    "the request stays pending with its key, ps-fetch asks again",
+	    "the CA issued a certificate for another key than request %s's: "
+	    "%.300s",
+	    ps_json_str(rec, "request_id"), m ? m : "no reason given");
+}
+
 /* Submits rec (state unsubmitted) and records the answer. kp is the new
  * key pair when this run generated it (removed again when the request
  * ends here), else NULL. */
@@ -167,7 +237,7 @@ static int submit(struct ps_renew *r, struct ps_token *tok, json_t *rec,
 	struct ps_ca_request req;
 	struct ps_ca_reply reply;
 	struct ps_ca_auth auth;
-	int rc;
+	int rc, mismatch;
 
 	ps_request_ca_req(rec, tok, &auth, &req);
 	rc = ps_ca_submit(r->ca, &req, &reply, err);
@@ -180,7 +250,16 @@ static int submit(struct ps_renew *r, struct ps_token *tok, json_t *rec,
 			 " (request %s kept)", id);
 		return rc;
 	}
-	if (rc) {
+	if (!rc) {
+		rc = ps_request_check_reply(r->ca, &reply, err);
+		if (rc) {
+			/* The CA was reached, but what it said cannot be
+			 * recorded: the request stays as saved (unsubmitted,
+			 * with its key) for the next run. */
+			ps_ca_reply_free(&reply);
+			return rc;
+		}
+	} else {
 		/* The channel could not be used at all (an untrusted server,
 		 * a broken setup): the request never left, so nothing stays. */
 		if (kp)
@@ -214,8 +293,12 @@ static int submit(struct ps_renew *r, struct ps_token *tok, json_t *rec,
 			return rc;
 		}
 	}
+	mismatch = reply.rejected_cert != NULL;
 	ps_ca_reply_free(&reply);
-	return ps_state_save(r->st, id, rec, err);
+	rc = ps_state_save(r->st, id, rec, err);
+	if (!rc && mismatch)
+		rc = key_mismatch(rec, err);
+	return rc;
 }
 
 /*
@@ -230,8 +313,6 @@ static int submit(struct ps_renew *r, struct ps_token *tok, json_t *rec,
  * the key pair is removed again. Its lock (keygen-ID) is held meanwhile,
  * so a run at the same time never takes a live entry for a dead one.
  */
-#define KEYGEN "keygen"
-
 static int journal_put(struct ps_renew *r, const char *id, json_t *j,
 		       struct ps_err *err)
 {
@@ -380,9 +461,69 @@ static void recover(struct ps_renew *r, struct ps_token *tok)
 	ps_state_list_free(names, n);
 }
 
-static int renew_one(struct ps_renew *r, struct ps_token *tok,
-		     const struct ps_inventory *inv, size_t i, json_t **out,
-		     struct ps_err *err)
+/* The error record of a request saved already: with its id, and the
+ * certificate the CA issued when it could not be saved (never dropped:
+ * ps-fetch --cert takes it later). */
+static json_t *request_error(const struct ps_err *err,
+			     const struct ps_inventory *inv, size_t i,
+			     const json_t *rec)
+{
+	json_t *e = ps_target_error(err, NULL, inv, (long)i);
+	const char *s = ps_json_str(rec, "state");
+
+	if (!e)
+		return NULL;
+	ps_json_set_str(e, "request_id", ps_json_str(rec, "request_id"));
+	if (!strcmp(err->code, "state-write") && s &&
+	    !strcmp(s, PS_REQ_ISSUED) && ps_json_str(rec, "cert")) {
+		ps_json_set_str(e, "certificate", ps_json_str(rec, "cert"));
+		ps_json_set_str(
+		    e, "hint",
+		    "the CA issued it but it could not be saved: it is in "
+		    "this record's \"certificate\" (and on stderr); once the "
+		    "state directory can be written again, install it with "
+		    "ps-fetch --cert FILE");
+	}
+	return e;
+}
+
+/* Submits the unsubmitted request resume_id again (an earlier run saved
+ * it, then stopped before the CA answered); *rec: the request as loaded
+ * (NULL when it could not be). */
+static int resume(struct ps_renew *r, struct ps_token *tok,
+		  const char *resume_id, json_t **rec, struct ps_err *err)
+{
+	struct ps_keypair gen;
+	unsigned char kid[64];
+	size_t klen;
+	int have = 0, rc, lock = -1;
+
+	/* ps-fetch may be at it too: one submission at a time. */
+	rc = ps_state_lock(r->st, resume_id, 0, &lock, err);
+	if (!rc)
+		rc = ps_state_load(r->st, resume_id, rec, err);
+	/* A key pair an earlier run generated for this request goes with
+	 * it when the request ends here. */
+	if (!rc && json_is_true(json_object_get(*rec, "key_generated")) &&
+	    !ps_unhex(ps_json_str(*rec, "key_id"), kid, sizeof(kid), &klen) &&
+	    !ps_keypair_find(tok, kid, klen, &gen, NULL))
+		have = 1;
+	if (!rc)
+		rc = submit(r, tok, *rec, have ? &gen : NULL, err);
+	if (have)
+		ps_keypair_free(&gen);
+	ps_state_unlock(lock);
+	return rc;
+}
+
+/*
+ * Renews inv->c[i]. *clock is the certificate's lock (see renew_one):
+ * released here once the request is saved, so that another run waits only
+ * for that, never for the CA.
+ */
+static int renew_locked(struct ps_renew *r, struct ps_token *tok,
+			const struct ps_inventory *inv, size_t i, int *clock,
+			json_t **out, struct ps_err *err)
 {
 	const struct ps_cert *c = &inv->c[i].cert;
 	struct ps_keyspec ks;
@@ -391,7 +532,7 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 	const char *resume_id;
 	json_t *rec = NULL;
 	time_t now = time(NULL);
-	int rc, generated = 0, jfd = -1, saved = 0;
+	int rc, generated = 0, jfd = -1, saved = 0, idlock = -1;
 
 	*out = NULL;
 	memset(&kp, 0, sizeof(kp));
@@ -399,29 +540,15 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 	if (rc)
 		return rc;
 	if (resume_id && !r->dry_run) {
-		struct ps_keypair gen;
-		unsigned char kid[64];
-		size_t klen;
-		int have = 0;
-
-		rc = ps_state_load(r->st, resume_id, &rec, err);
-		/* A key pair an earlier run generated for this request goes
-		 * with it when the request ends here. */
-		if (!rc &&
-		    json_is_true(json_object_get(rec, "key_generated")) &&
-		    !ps_unhex(ps_json_str(rec, "key_id"), kid, sizeof(kid),
-			      &klen) &&
-		    !ps_keypair_find(tok, kid, klen, &gen, NULL))
-			have = 1;
-		if (!rc)
-			rc = submit(r, tok, rec, have ? &gen : NULL, err);
-		if (have)
-			ps_keypair_free(&gen);
-		if (!rc)
+		rc = resume(r, tok, resume_id, &rec, err);
+		if (!rc) {
 			*out = rec;
-		else
-			json_decref(rec);
-		return rc ? rc : ps_request_exit(*out);
+			return ps_request_exit(rec);
+		}
+		if (rec)
+			*out = request_error(err, inv, i, rec);
+		json_decref(rec);
+		return rc;
 	}
 	if (!r->dry_run && r->ca && ps_ca_needs_token(r->ca, 0)) {
 		/* The channel signs with the current key: it must be here
@@ -485,22 +612,32 @@ static int renew_one(struct ps_renew *r, struct ps_token *tok,
 					    json_boolean(generated));
 	}
 	ps_cert_x509_release(c); /* decoded for the CSR and the record */
+	/* Held until the CA's answer is recorded: ps-fetch --pending, which
+	 * submits unsubmitted requests, leaves this one alone meanwhile. */
+	if (!rc)
+		rc = ps_state_lock(r->st, id, 0, &idlock, err);
 	if (!rc)
 		rc = ps_state_save(r->st, id, rec, err);
 	if (rc) {
 		/* Nothing recorded it: the new key pair goes again. */
 		if (generated)
 			ps_keypair_destroy(tok, &kp, NULL);
+		json_decref(rec);
+		rec = NULL;
 		goto out;
 	}
 	saved = 1;
 	journal_end(r, id, jfd, 1, &kp);
 	jfd = -1;
 	json_object_set_new(r->active, c->sha256, json_string(id));
+	json_object_set_new(r->seen, id, json_true());
+	ps_state_unlock(*clock);
+	*clock = -1;
 	rc = submit(r, tok, rec, generated ? &kp : NULL, err);
 	if (!rc)
 		rc = ps_request_exit(rec);
 out:
+	ps_state_unlock(idlock);
 	journal_end(r, id, jfd, saved, &kp);
 	free(csr);
 	ps_keypair_free(&kp);
@@ -509,7 +646,39 @@ out:
 		*out = rec;
 		return rc;
 	}
+	if (rec)
+		*out = request_error(err, inv, i, rec);
 	json_decref(rec);
+	return rc;
+}
+
+/*
+ * One certificate, one pending request, even with runs at once (cron and
+ * a person): the certificate's lock (renew-<sha256 prefix>) is held from
+ * the "already pending?" check, made on the requests as they are now,
+ * until the new request is saved.
+ */
+static int renew_one(struct ps_renew *r, struct ps_token *tok,
+		     const struct ps_inventory *inv, size_t i, json_t **out,
+		     struct ps_err *err)
+{
+	char name[64];
+	int clock = -1, rc;
+
+	*out = NULL;
+	if (r->st && !r->dry_run) {
+		snprintf(name, sizeof(name), "renew-%.40s",
+			 inv->c[i].cert.sha256);
+		rc = ps_state_lock(r->st, name, 1, &clock, err);
+		if (!rc)
+			rc = refresh_active(r, err);
+		if (rc) {
+			ps_state_unlock(clock);
+			return rc;
+		}
+	}
+	rc = renew_locked(r, tok, inv, i, &clock, out, err);
+	ps_state_unlock(clock);
 	return rc;
 }
 

@@ -123,11 +123,44 @@ void ps_request_apply(json_t *rec, const struct ps_ca_reply *reply, time_t now)
 		ps_json_set_time(rec, "updated_at", now);
 		break;
 	}
+	if (reply->rejected_cert)
+		ps_json_set_str(rec, "rejected_cert", reply->rejected_cert);
 	if (reply->status == PS_CA_ISSUED &&
 	    !json_object_get(rec, "submitted_at"))
 		ps_json_set_time(rec, "submitted_at", now);
 	json_object_set_new(rec, "polls", json_integer(polls + 1));
 	ps_json_set_str(rec, "ca_answer", ps_ca_status_name(reply->status));
+}
+
+int ps_request_check_reply(const struct ps_ca *ca,
+			   const struct ps_ca_reply *reply, struct ps_err *err)
+{
+	const char *pem = reply->certs_pem;
+	STACK_OF(X509) *certs = NULL;
+	struct ps_err e;
+	char code[16];
+	size_t n;
+
+	if (reply->status != PS_CA_ISSUED)
+		return 0;
+	ps_err_clear(&e);
+	if (pem && *pem &&
+	    !ps_certs_parse((const unsigned char *)pem, strlen(pem), &certs,
+			    &e)) {
+		sk_X509_pop_free(certs, X509_free);
+		return 0;
+	}
+	/* The channel's name as the code: "helper", "est", "cmp", "mail". */
+	n = strcspn(ps_ca_channel(ca), ":");
+	snprintf(code, sizeof(code), "%.*s", (int)(n < 15 ? n : 15),
+		 ps_ca_channel(ca));
+	return ps_err_set(err, PS_EXIT_FAIL, code,
+			  "nothing was recorded or installed: the request "
+			  "stays as it was; check the CA (helper) and run "
+			  "again",
+			  "the CA (%s) said \"issued\" but its answer holds "
+			  "no certificate%s%.200s",
+			  ps_ca_channel(ca), e.msg[0] ? ": " : "", e.msg);
 }
 
 void ps_ca_auth_free(struct ps_ca_auth *auth)

@@ -14,6 +14,8 @@
 
 #include <openssl/rand.h>
 
+#include <psrenew/record.h>
+
 #define REC_MAX (1 << 20)
 
 static const char dir_hint[] =
@@ -176,8 +178,10 @@ static int bad_id(struct ps_err *err, const char *id)
 			  "'%.70s' is not a request id", id ? id : "");
 }
 
-static int write_all(int fd, const char *s, size_t n)
+static int write_all(int fd, const void *data, size_t n)
 {
+	const char *s = data;
+
 	while (n > 0) {
 		ssize_t w = write(fd, s, n);
 
@@ -191,13 +195,84 @@ static int write_all(int fd, const char *s, size_t n)
 	return 0;
 }
 
-static int save_in(struct ps_state *st, int dfd, const char *id,
-		   const json_t *rec, struct ps_err *err)
+/* Writes dfd/name atomically: a temporary file ".TMPBASE.PID.RANDOM.tmp"
+ * created with O_EXCL|O_NOFOLLOW (mode), written, fsync'ed, renamed over
+ * name, then the directory fsync'ed. -1 with errno set; the temporary
+ * file is gone again. */
+static int write_at(int dfd, const char *name, const char *tmpbase,
+		    const void *data, size_t len, mode_t mode)
 {
-	char tmp[128], name[80];
+	char tmp[300];
 	unsigned char r[4] = { 0 };
-	char *text;
-	int fd, rc = 0, e;
+	int fd, e = 0;
+
+	RAND_bytes(r, sizeof(r));
+	snprintf(tmp, sizeof(tmp), ".%.200s.%ld.%02x%02x%02x%02x.tmp", tmpbase,
+		 (long)getpid(), r[0], r[1], r[2], r[3]);
+	fd = openat(dfd, tmp,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -1;
+	if (write_all(fd, data, len) < 0 || fsync(fd) < 0)
+		e = errno ? errno : EIO;
+	if (close(fd) < 0 && !e)
+		e = errno;
+	if (!e && renameat(dfd, tmp, dfd, name) < 0)
+		e = errno;
+	if (e) {
+		unlinkat(dfd, tmp, 0);
+		errno = e;
+		return -1;
+	}
+	fsync(dfd);
+	return 0;
+}
+
+int ps_state_write_at(int dfd, const char *name, const void *data, size_t len,
+		      mode_t mode)
+{
+	if (!name || !*name || strchr(name, '/') || !strcmp(name, ".") ||
+	    !strcmp(name, "..")) {
+		errno = EINVAL;
+		return -1;
+	}
+	return write_at(dfd, name, name, data, len, mode);
+}
+
+int ps_state_write_file(const char *path, const void *data, size_t len,
+			mode_t mode, struct ps_err *err)
+{
+	const char *slash = path ? strrchr(path, '/') : NULL;
+	const char *name = slash ? slash + 1 : path;
+	char *dir = slash ? strndup(path, (size_t)(slash - path)) : NULL;
+	int dfd, rc, e;
+
+	if (!path || (slash && !dir))
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	dfd = open(!slash	   ? "."
+		   : slash == path ? "/"
+				   : dir,
+		   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	rc = dfd < 0 ? -1 : ps_state_write_at(dfd, name, data, len, mode);
+	e = errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (rc < 0)
+		return ps_err_set(err, PS_EXIT_FAIL, "io",
+				  "check the directory's free space and "
+				  "permissions; the file was left as it was",
+				  "cannot write %s: %s", path, strerror(e));
+	return 0;
+}
+
+static int save_in(struct ps_state *st, int dfd, const char *sub,
+		   const char *id, const json_t *rec, struct ps_err *err)
+{
+	char name[80];
+	char *text, *line;
+	int rc, e;
 
 	if (!ps_state_valid_id(id))
 		return bad_id(err, id);
@@ -205,42 +280,30 @@ static int save_in(struct ps_state *st, int dfd, const char *id,
 	if (!text)
 		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
 				  "out of memory");
-	RAND_bytes(r, sizeof(r));
-	snprintf(tmp, sizeof(tmp), ".%s.%ld.%02x%02x%02x%02x.tmp", id,
-		 (long)getpid(), r[0], r[1], r[2], r[3]);
 	snprintf(name, sizeof(name), "%s.json", id);
-	fd = openat(dfd, tmp,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 ||
-	    write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
-		e = errno;
-		rc = -1;
-	}
-	if (fd >= 0 && close(fd) < 0 && !rc) {
-		e = errno;
-		rc = -1;
-	}
-	if (!rc && renameat(dfd, tmp, dfd, name) < 0) {
-		e = errno;
-		rc = -1;
-	}
+	line = asprintf(&line, "%s\n", text) < 0 ? NULL : line;
 	free(text);
-	if (rc) {
-		unlinkat(dfd, tmp, 0);
+	if (!line)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	rc = write_at(dfd, name, id, line, strlen(line), 0600);
+	e = errno;
+	free(line);
+	if (rc)
 		return ps_err_set(err, PS_EXIT_FAIL, "state-write",
 				  "check the free space and permissions of the "
 				  "state directory",
-				  "cannot save request %s in %s: %s", id,
-				  st->dir, strerror(e));
-	}
-	fsync(dfd);
+				  "cannot save %s %s in %s/%s: %s",
+				  strcmp(sub, "requests") ? "record"
+							  : "request",
+				  id, st->dir, sub, strerror(e));
 	return 0;
 }
 
 int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
 		  struct ps_err *err)
 {
-	return save_in(st, st->reqfd, id, rec, err);
+	return save_in(st, st->reqfd, "requests", id, rec, err);
 }
 
 static void ident_of(const struct stat *sb, struct ps_state_ident *ident)
@@ -253,35 +316,75 @@ static void ident_of(const struct stat *sb, struct ps_state_ident *ident)
 	ident->ctime = sb->st_ctim;
 }
 
-static int load_in(struct ps_state *st, int dfd, const char *id, json_t **rec,
-		   struct ps_state_ident *ident, struct ps_err *err)
+static const char damaged_hint[] =
+    "look at the file: repair it, or move it out of the state directory "
+    "when its request is over; until then nothing is done for a "
+    "certificate it might be for";
+
+/* A request record: an object with a known "state". */
+static const char *bad_request(const json_t *rec)
+{
+	static const char *const states[] = { "unsubmitted", "pending",
+					      "issued", "installed",
+					      "rejected" };
+	const char *s = json_string_value(json_object_get(rec, "state"));
+
+	if (!s)
+		return "it has no \"state\"";
+	for (size_t i = 0; i < sizeof(states) / sizeof(*states); i++)
+		if (!strcmp(s, states[i]))
+			return NULL;
+	return "its \"state\" is unknown";
+}
+
+/* Reads and parses dfd/NAME.json into *rec. On a damaged file (a
+ * symlink, not a regular file, too big, not a JSON object, for a request
+ * no known state) *raw gets what parsed (or NULL) and the error says
+ * which file and why (code "state-damaged"). */
+static int load_raw(struct ps_state *st, int dfd, const char *sub,
+		    const char *id, json_t **rec, json_t **raw,
+		    struct ps_state_ident *ident, struct ps_err *err)
 {
 	char name[80], *buf;
+	const char *why = NULL;
 	struct stat sb;
 	json_error_t je;
 	ssize_t got = 0;
-	int fd;
+	int fd, e;
 
 	*rec = NULL;
+	if (raw)
+		*raw = NULL;
 	if (!ps_state_valid_id(id))
 		return bad_id(err, id);
 	snprintf(name, sizeof(name), "%s.json", id);
-	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO planted there must not hang the reader. */
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT)
 		return ps_err_set(err, PS_EXIT_FAIL, "no-such-request",
 				  "list the pending requests with "
 				  "ps-fetch --pending --dry-run",
-				  "no request %s in %s", id, st->dir);
-	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
-	    sb.st_size > REC_MAX) {
-		int e = fd < 0 ? errno : EINVAL;
-
+				  "no %s %s in %s/%s",
+				  strcmp(sub, "requests") ? "record"
+							  : "request",
+				  id, st->dir, sub);
+	e = fd < 0 ? errno : 0;
+	if (fd < 0 && e != ELOOP)
+		return ps_err_set(err, PS_EXIT_FAIL, "state-read", NULL,
+				  "cannot read %s/%s/%s: %s", st->dir, sub,
+				  name, strerror(e));
+	if (fd < 0)
+		why = "it is a symlink";
+	else if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
+		why = "it is not a regular file";
+	else if (sb.st_size > REC_MAX)
+		why = "it is larger than 1 MiB";
+	if (why) {
 		if (fd >= 0)
 			close(fd);
-		return ps_err_set(err, PS_EXIT_FAIL, "state-read", NULL,
-				  "refusing request file %s/requests/%s: %s",
-				  st->dir, name,
-				  e == ELOOP ? "it is a symlink" : strerror(e));
+		return ps_err_set(err, PS_EXIT_FAIL, "state-damaged",
+				  damaged_hint, "refusing %s/%s/%s: %s",
+				  st->dir, sub, name, why);
 	}
 	if (ident)
 		ident_of(&sb, ident);
@@ -296,29 +399,46 @@ static int load_in(struct ps_state *st, int dfd, const char *id, json_t **rec,
 		got += r;
 	}
 	close(fd);
-	if (buf)
-		*rec = json_loadb(buf, (size_t)got, 0, &je);
+	if (!buf)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	*rec = json_loadb(buf, (size_t)got, 0, &je);
 	free(buf);
-	if (!*rec || !json_is_object(*rec)) {
-		json_decref(*rec);
+	if (!*rec || !json_is_object(*rec))
+		why = "it is not a JSON object (truncated?)";
+	else if (!strcmp(sub, "requests"))
+		why = bad_request(*rec);
+	if (why) {
+		if (raw && json_is_object(*rec))
+			*raw = *rec;
+		else
+			json_decref(*rec);
 		*rec = NULL;
-		return ps_err_set(err, PS_EXIT_FAIL, "state-read", NULL,
-				  "request file %s/requests/%s is damaged",
-				  st->dir, name);
+		return ps_err_set(err, PS_EXIT_FAIL, "state-damaged",
+				  damaged_hint,
+				  "the file %s/%s/%s is damaged: %s", st->dir,
+				  sub, name, why);
 	}
 	return 0;
+}
+
+static int load_in(struct ps_state *st, int dfd, const char *sub,
+		   const char *id, json_t **rec, struct ps_state_ident *ident,
+		   struct ps_err *err)
+{
+	return load_raw(st, dfd, sub, id, rec, NULL, ident, err);
 }
 
 int ps_state_load(struct ps_state *st, const char *id, json_t **rec,
 		  struct ps_err *err)
 {
-	return load_in(st, st->reqfd, id, rec, NULL, err);
+	return load_in(st, st->reqfd, "requests", id, rec, NULL, err);
 }
 
 int ps_state_load_ident(struct ps_state *st, const char *id, json_t **rec,
 			struct ps_state_ident *ident, struct ps_err *err)
 {
-	return load_in(st, st->reqfd, id, rec, ident, err);
+	return load_in(st, st->reqfd, "requests", id, rec, ident, err);
 }
 
 int ps_state_unchanged(struct ps_state *st, const char *id,
@@ -365,7 +485,7 @@ int ps_state_put(struct ps_state *st, const char *sub, const char *name,
 
 	if (fd < 0)
 		return err ? err->status : PS_EXIT_USAGE;
-	rc = save_in(st, fd, name, rec, err);
+	rc = save_in(st, fd, sub, name, rec, err);
 	close(fd);
 	return rc;
 }
@@ -378,7 +498,7 @@ int ps_state_get(struct ps_state *st, const char *sub, const char *name,
 	*rec = NULL;
 	if (fd < 0)
 		return err ? err->status : PS_EXIT_USAGE;
-	rc = load_in(st, fd, name, rec, NULL, err);
+	rc = load_in(st, fd, sub, name, rec, NULL, err);
 	close(fd);
 	return rc;
 }
@@ -520,6 +640,76 @@ int ps_state_list_sub(struct ps_state *st, const char *sub, char ***ids,
 	rc = list_in(st, fd, sub, ids, n, err);
 	close(fd);
 	return rc;
+}
+
+int ps_state_each(struct ps_state *st, const char *sub, const json_t *skip,
+		  ps_state_each_fn fn, void *ctx, struct ps_err *err)
+{
+	char **names;
+	size_t n;
+	int dfd = -1, rc;
+
+	if (!sub || !strcmp(sub, "requests")) {
+		sub = "requests";
+		rc = list_in(st, st->reqfd, sub, &names, &n, err);
+	} else {
+		dfd = sub_fd(st, sub, err);
+		if (dfd < 0)
+			return err ? err->status : PS_EXIT_USAGE;
+		rc = list_in(st, dfd, sub, &names, &n, err);
+	}
+	for (size_t i = 0; !rc && i < n; i++) {
+		struct ps_state_file f;
+		json_t *raw = NULL;
+		char *path = NULL;
+
+		if (json_object_get(skip, names[i]))
+			continue;
+		memset(&f, 0, sizeof(f));
+		f.sub = sub;
+		f.name = names[i];
+		if (load_raw(st, dfd >= 0 ? dfd : st->reqfd, sub, names[i],
+			     &f.rec, &raw, &f.ident, &f.err) &&
+		    !strcmp(f.err.code, "no-such-request"))
+			continue; /* gone meanwhile: finished */
+		if (!f.rec) {
+			path = ps_state_path(st, sub, names[i]);
+			f.path = path;
+			f.for_sha256 = json_string_value(
+			    json_object_get(raw, "old_sha256"));
+		}
+		rc = fn(ctx, &f);
+		json_decref(f.rec);
+		json_decref(raw);
+		free(path);
+	}
+	ps_state_list_free(names, n);
+	if (dfd >= 0)
+		close(dfd);
+	return rc;
+}
+
+char *ps_state_path(const struct ps_state *st, const char *sub,
+		    const char *name)
+{
+	char *p = NULL;
+
+	return asprintf(&p, "%s/%s/%s.json", st->dir, sub ? sub : "requests",
+			name) < 0
+		   ? NULL
+		   : p;
+}
+
+json_t *ps_state_damaged_record(const struct ps_state_file *f)
+{
+	json_t *r = ps_record_error(&f->err);
+
+	if (!r)
+		return NULL;
+	ps_json_set_str(r, "file", f->path);
+	if (!strcmp(f->sub, "requests"))
+		ps_json_set_str(r, "request_id", f->name);
+	return r;
 }
 
 void ps_state_list_free(char **ids, size_t n)

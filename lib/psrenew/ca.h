@@ -45,6 +45,10 @@ struct ps_ca_reply {
 	long delay;	 /* pending: seconds until the next poll, -1 none */
 	char *message;	 /* the CA's words, for people */
 	char *fail_info; /* rejected: the CA's reasons as names (CMP) */
+	/* A certificate the CA issued that the channel refused (for another
+	 * key than the request's), PEM; the status is then "pending" (ask
+	 * again) and message says why. */
+	char *rejected_cert;
 };
 
 struct ps_ca;

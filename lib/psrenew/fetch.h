@@ -34,6 +34,9 @@ struct ps_fetch {
 	const struct ps_uri *sel;
 	size_t left_alone; /* by the last ps_fetch_unfinished: of others */
 	size_t passed_on;  /* requests of other tokens, not worked on */
+	/* Error records of the unreadable request files ps_fetch_unfinished
+	 * met (reported by the caller: exit 1). */
+	json_t *damaged;
 };
 
 PS_API void ps_fetch_init(struct ps_fetch *f);
@@ -65,7 +68,8 @@ PS_API int ps_fetch_request(struct ps_fetch *f, const char *id, int force,
 PS_API void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force);
 
 /* Unfinished requests of the store (unsubmitted, pending, issued) of the
- * tokens f->sel selects; f->left_alone counts the others. */
+ * tokens f->sel selects; f->left_alone counts the others. The unreadable
+ * files go to f->damaged (the last call's). */
 PS_API int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 			       struct ps_err *err);
 

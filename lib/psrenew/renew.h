@@ -21,13 +21,19 @@ struct ps_renew {
 	const struct ps_config *cfg;
 	struct ps_state *st;
 	json_t *active; /* old_sha256 -> id of an unfinished request */
+	json_t *seen;	/* request ids read into active (a set) */
+	/* Unreadable files of the store: their error records (to report)
+	 * and old_sha256 (or "*": might be for any certificate) -> file. */
+	json_t *damaged, *damaged_for;
 	/* key objects removed that an interrupted run had generated (the
 	 * state store's keygen/ journal; see renew.c) */
 	long recovered;
 	size_t left_before[PS_N_LEFT]; /* leftovers on the token, see token.h */
 };
 
-/* Reads the unfinished requests of the store into r->active. */
+/* Reads the unfinished requests of the store into r->active, and what
+ * is unreadable in it (requests, keygen journal) into r->damaged: a
+ * certificate a damaged request file might be for is not renewed. */
 PS_API int ps_renew_load_active(struct ps_renew *r, struct ps_err *err);
 PS_API void ps_renew_free(struct ps_renew *r);
 

@@ -36,6 +36,11 @@ json_t *ps_request_new(const char *id, const struct ps_inventory *inv, size_t i,
 /* Records what the CA answered: state, cookie, next_poll_at, message,
  * cert, updated_at. */
 void ps_request_apply(json_t *rec, const struct ps_ca_reply *reply, time_t now);
+/* Every CA answer is checked before it changes a request: an "issued"
+ * answer must hold a certificate. Exit 1 (code: the channel's kind,
+ * "helper" for helper:) when it does not. */
+int ps_request_check_reply(const struct ps_ca *ca,
+			   const struct ps_ca_reply *reply, struct ps_err *err);
 /* What a channel needs to authenticate as the current certificate. */
 struct ps_ca_auth {
 	X509 *cert;

@@ -38,7 +38,9 @@ int ps_state_valid_id(const char *id);
  * rename, fsync of the directory. Never follows symlinks. */
 int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
 		  struct ps_err *err);
-/* Exit 1 when missing (code "no-such-request") or unreadable. */
+/* Exit 1 when missing (code "no-such-request"), damaged (code
+ * "state-damaged": a symlink, not a regular file, not a JSON object, no
+ * known "state"; the message names the file) or unreadable ("state-read"). */
 int ps_state_load(struct ps_state *st, const char *id, json_t **rec,
 		  struct ps_err *err);
 int ps_state_remove(struct ps_state *st, const char *id, struct ps_err *err);
@@ -81,6 +83,52 @@ int ps_state_list(struct ps_state *st, char ***ids, size_t *n,
 int ps_state_list_sub(struct ps_state *st, const char *sub, char ***ids,
 		      size_t *n, struct ps_err *err);
 PS_API void ps_state_list_free(char **ids, size_t n);
+
+/* One file of the store, as ps_state_each read it. */
+struct ps_state_file {
+	const char *sub;  /* "requests" or the sub-directory */
+	const char *name; /* NAME of NAME.json: the request id */
+	json_t *rec;	  /* the record (borrowed); NULL: unreadable */
+	struct ps_state_ident ident;
+	/* When rec is NULL: why (code "state-damaged" or "state-read", the
+	 * message naming the file), the file's path, and the "old_sha256"
+	 * it names when it is JSON that tells (NULL: it might be for any
+	 * certificate). */
+	struct ps_err err;
+	const char *path;
+	const char *for_sha256;
+};
+typedef int (*ps_state_each_fn)(void *ctx, const struct ps_state_file *f);
+/*
+ * Reads every file of sub (NULL: the requests) in name order and hands each
+ * to fn, the readable and the unreadable ones: the one place that lists the
+ * store, so that every reader reports a damaged file instead of skipping
+ * it. A file removed meanwhile is skipped, and so is every name in skip (a
+ * JSON object used as a set; may be NULL). A non-zero return of fn stops
+ * the walk and is returned.
+ */
+int ps_state_each(struct ps_state *st, const char *sub, const json_t *skip,
+		  ps_state_each_fn fn, void *ctx, struct ps_err *err);
+/* The error record of an unreadable file f: code, message, hint, "file"
+ * and, for a request, "request_id". */
+json_t *ps_state_damaged_record(const struct ps_state_file *f);
+/* "DIR/SUB/NAME.json" (malloc'ed; sub NULL: the requests). */
+char *ps_state_path(const struct ps_state *st, const char *sub,
+		    const char *name);
+
+/*
+ * The state store's safe writer, for any file psrenew writes: dfd/name is
+ * replaced atomically by data (a temporary file with a name of its own
+ * created with O_CREAT|O_EXCL|O_NOFOLLOW and mode in the same directory,
+ * written, fsync'ed, renamed over name, the directory fsync'ed). Never
+ * writes through a symlink. -1 with errno set.
+ */
+int ps_state_write_at(int dfd, const char *name, const void *data, size_t len,
+		      mode_t mode);
+/* The same for a path (its directory is opened as given); exit 1, code
+ * "io", when it fails, the file left as it was. */
+int ps_state_write_file(const char *path, const void *data, size_t len,
+			mode_t mode, struct ps_err *err);
 
 /*
  * An exclusive lock named name (a request id or "cert-<sha256>"). With

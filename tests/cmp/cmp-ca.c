@@ -2,7 +2,7 @@
  * cmp-ca: a test CMP CA (RFC 4210 over HTTP, RFC 6712) for psrenew's tests,
  * built on OpenSSL's server API (OSSL_CMP_SRV_CTX). It really issues
  * certificates from the test PKI of tests/pki/mkpki, can make a request
- * wait for N polls, and can reject.
+ * wait for N polls, can reject, and can issue for a wrong key.
  *
  *   cmp-ca --pki DIR --state DIR [--port N]
  *
@@ -22,6 +22,8 @@
  *   wait N [S]      "waiting"; N pollReqs get a pollRep with checkAfter S
  *                   (default 1), the next one the certificate
  *   reject [TEXT]   rejection, failInfo badCertTemplate, statusString TEXT
+ *   wrongkey        a certificate at once, but for another public key than
+ *                   the template's (a CA that mixed up its requests)
  *   http500         an HTTP 500 without a CMP message
  * Issued: subject from the request's template, the template's public key
  * and extensions, keyUsage/extendedKeyUsage/certificatePolicies/qcStatements
@@ -227,12 +229,13 @@ static void copy_ext(X509 *to, const X509 *from, int nid)
 		X509_add_ext(to, X509_get_ext(from, i), -1);
 }
 
-static X509 *issue(const OSSL_CRMF_MSG *crm, const X509 *old)
+static X509 *issue(const OSSL_CRMF_MSG *crm, const X509 *old, int other)
 {
 	const OSSL_CRMF_CERTTEMPLATE *tmpl = OSSL_CRMF_MSG_get0_tmpl(crm);
 	const X509_NAME *subj = OSSL_CRMF_CERTTEMPLATE_get0_subject(tmpl);
 	X509_EXTENSIONS *exts = OSSL_CRMF_CERTTEMPLATE_get0_extensions(tmpl);
-	EVP_PKEY *pub = template_key(tmpl);
+	/* other: for a key of its own, not the requester's */
+	EVP_PKEY *pub = other ? EVP_RSA_gen(2048) : template_key(tmpl);
 	int qualified = !old || X509_NAME_cmp(X509_get_issuer_name(old),
 					      X509_get_subject_name(pca)) != 0;
 	X509 *ca = qualified ? qca : pca;
@@ -345,7 +348,7 @@ cb_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req, int certReqId,
 					     NULL);
 		goto out;
 	}
-	*certOut = issue(crm, old);
+	*certOut = issue(crm, old, !strcmp(t->answer, "wrongkey"));
 	if (!*certOut) {
 		si = OSSL_CMP_STATUSINFO_new(
 		    OSSL_CMP_PKISTATUS_rejection,
