@@ -124,7 +124,9 @@ EOF
 		'select(.id == env.QUAL_ID) | .module = $a, .module = $b' <<<"$output")
 	[ "$(grep -c . <<<"$recs")" -eq 2 ]
 	rm -f "$COUNTS"
-	run --separate-stderr ps-renew --pin "file:$BAD" --ca "$SH_CA" --json <<<"$recs"
+	# a module a person named (item 14: records alone choose none)
+	PKCS11_MODULE=$P11FAULT run --separate-stderr ps-renew --pin "file:$BAD" \
+		--ca "$SH_CA" --json <<<"$recs"
 	[ "$status" -eq 6 ]
 	[ "$(logins alpha)" -eq 1 ]
 	[ "$(jq -s 'map(select(.code == "pin-incorrect")) | length' <<<"$output")" -eq 2 ]
@@ -234,6 +236,7 @@ EOF
 @test "item 4: an empty PIN is refused before any login, naming its source" {
 	softhsm_token alpha && demo_token
 	: >"$BATS_TEST_TMPDIR/empty.pin"
+	chmod 600 "$BATS_TEST_TMPDIR/empty.pin" # a secret file others cannot read
 	p11run ps-status --module "$P11FAULT" --pin "file:$BATS_TEST_TMPDIR/empty.pin" --json
 	[ "$status" -eq 2 ]
 	[ "$(logins)" -eq 0 ]
