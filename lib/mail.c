@@ -94,6 +94,7 @@ static void put_base64(struct buf *b, const unsigned char *p, size_t n)
 #define LINE_MAX_ 78
 #define WORD_MAX 75
 #define WORD_FRAME 12 /* "=?UTF-8?B?" and "?=" */
+#define WORD_BYTES 45 /* the most one encoded-word holds */
 
 /* Plain text a header can carry as it is: printable ASCII, not starting
  * with a space, nothing a reader could take for an encoded-word. */
@@ -152,9 +153,8 @@ static size_t word_bytes(const char *s, size_t n, size_t max)
 
 /* s as RFC 2047 "B" encoded-words of at most 75 characters, the header
  * folded between them (RFC 2047 section 2, RFC 5322 section 2.2.3). */
-static void put_words(struct buf *b, const char *s, size_t *col)
+static void put_words(struct buf *b, const char *s, size_t n, size_t *col)
 {
-	size_t n = strlen(s);
 	unsigned char enc[WORD_MAX];
 
 	if (!n)
@@ -195,45 +195,117 @@ static void put_text_header(struct buf *b, const char *name, const char *s)
 	if (is_plain(s) && put_folded(NULL, s, &dry))
 		put_folded(b, s, &col);
 	else
-		put_words(b, s, &col);
+		put_words(b, s, strlen(s), &col);
 	puts_(b, "\r\n");
 }
 
-static int is_atext_or_space(const char *s)
+/* Whether the n bytes at s need an encoded-word in a phrase: anything
+ * but printable ASCII, or what a reader could take for one. */
+static int needs_words(const char *s, size_t n)
 {
-	for (; *s; s++)
-		if (!isalnum((unsigned char)*s) && !strchr(" !#$%&'*+-/=?^_`{|}~", *s))
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] > 0x7e ||
+		    (s[i] == '=' && i + 1 < n && s[i + 1] == '?'))
+			return 1;
+	return 0;
+}
+
+/* atext words and single spaces: a phrase of atoms as it is. */
+static int is_atoms(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != ' ' &&
+		    !memchr("!#$%&'*+-/=?^_`{|}~", s[i], 19))
 			return 0;
 	return 1;
 }
 
-/* A display name (RFC 5322 section 3.4) as one line's worth of atoms, a
- * quoted-string with " and \ escaped, or RFC 2047 encoded-words where it
- * is not plain ASCII or too long for a line. */
+/* The space before the next word of a phrase, or a fold when the word
+ * (len characters) would pass the line's 78. */
+static void put_space(struct buf *b, size_t *col, size_t len)
+{
+	if (*col + 1 + len > LINE_MAX_) {
+		puts_(b, "\r\n ");
+		*col = 1;
+	} else {
+		puts_(b, " ");
+		*col += 1;
+	}
+}
+
+/* Printable ASCII words (single spaces) as atoms, or as one
+ * quoted-string with " and \ escaped (RFC 5322 section 3.2.4); a word at
+ * a time where the whole would not fit on a line. */
+static void put_ascii_run(struct buf *b, const char *s, size_t n, size_t *col,
+			  int lead)
+{
+	int atoms = is_atoms(s, n);
+	size_t len = n + (atoms ? 0 : 2);
+	const char *sp = memchr(s, ' ', n);
+
+	for (size_t i = 0; i < n && !atoms; i++)
+		len += s[i] == '"' || s[i] == '\\';
+	if (sp && len > (lead ? LINE_MAX_ - 1 : LINE_MAX_ - *col)) {
+		put_ascii_run(b, s, (size_t)(sp - s), col, lead);
+		put_ascii_run(b, sp + 1, n - (size_t)(sp - s) - 1, col, 1);
+		return;
+	}
+	if (lead)
+		put_space(b, col, len);
+	*col += len;
+	if (atoms) {
+		put(b, s, n);
+		return;
+	}
+	puts_(b, "\"");
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '"' || s[i] == '\\')
+			puts_(b, "\\");
+		put(b, s + i, 1);
+	}
+	puts_(b, "\"");
+}
+
+/* A display name (RFC 5322 section 3.4): runs of plain ASCII words as
+ * atoms or a quoted-string, runs of other words as RFC 2047 encoded-words
+ * holding the spaces between them (RFC 2047 section 5 (3)). The runs are
+ * separated by a space that every reader keeps, which a space between two
+ * encoded-words is not (RFC 2047 section 6.2). */
 static void put_name(struct buf *b, const char *s, size_t *col)
 {
-	size_t quoted = strlen(s) + 2;
+	size_t n = strlen(s);
+	int lead = 0;
 
-	for (const char *q = s; *q; q++)
-		quoted += *q == '"' || *q == '\\';
-	if (!is_plain(s) || *col + quoted > LINE_MAX_) {
-		put_words(b, s, col);
+	if (s[0] == ' ' || s[n - 1] == ' ' || strstr(s, "  ")) {
+		put_words(b, s, n, col); /* spaces a phrase would not keep */
 		return;
 	}
-	if (is_atext_or_space(s) && !strstr(s, "  ") &&
-	    s[strlen(s) - 1] != ' ') {
-		puts_(b, s);
-		*col += strlen(s);
-		return;
+	while (*s) {
+		int enc = needs_words(s, strcspn(s, " "));
+		size_t k = 0;
+
+		/* the words of the same kind from here */
+		while (s[k]) {
+			size_t w = strcspn(s + k + (k > 0), " ") + (k > 0);
+
+			if (needs_words(s + k + (k > 0), w - (k > 0)) != enc)
+				break;
+			k += w;
+		}
+		if (enc) {
+			/* on a new line rather than split, when one word holds it */
+			if (lead)
+				put_space(b, col,
+					  k > WORD_BYTES ? 16
+							 : WORD_FRAME +
+							       (k + 2) / 3 * 4);
+			put_words(b, s, k, col);
+		} else {
+			put_ascii_run(b, s, k, col, lead);
+		}
+		lead = 1;
+		s += k + (s[k] == ' ');
 	}
-	puts_(b, "\"");
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			puts_(b, "\\");
-		put(b, s, 1);
-	}
-	puts_(b, "\"");
-	*col += quoted;
 }
 
 /* A line "Name: value; param; param" folded before a parameter where it
