@@ -91,8 +91,8 @@ static void put_base64(struct buf *b, const unsigned char *p, size_t n)
 
 /* Header lines stay within RFC 5322's 78 characters (section 2.1.1);
  * an RFC 2047 encoded-word within 75 (section 2). */
-#define LINE_MAX_ 78
-#define WORD_MAX 75
+#define LINE_MAX_  78
+#define WORD_MAX   75
 #define WORD_FRAME 12 /* "=?UTF-8?B?" and "?=" */
 #define WORD_BYTES 45 /* the most one encoded-word holds */
 
@@ -161,7 +161,7 @@ static void put_words(struct buf *b, const char *s, size_t n, size_t *col)
 		return;
 	do {
 		size_t max = LINE_MAX_ - *col < WORD_MAX ? LINE_MAX_ - *col
-							  : WORD_MAX,
+							 : WORD_MAX,
 		       k;
 		int len;
 
@@ -204,7 +204,7 @@ static void put_text_header(struct buf *b, const char *name, const char *s)
 static int needs_words(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] > 0x7e ||
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e ||
 		    (s[i] == '=' && i + 1 < n && s[i + 1] == '?'))
 			return 1;
 	return 0;
@@ -266,18 +266,24 @@ static void put_ascii_run(struct buf *b, const char *s, size_t n, size_t *col,
 	puts_(b, "\"");
 }
 
-/* A display name (RFC 5322 section 3.4): runs of plain ASCII words as
- * atoms or a quoted-string, runs of other words as RFC 2047 encoded-words
- * holding the spaces between them (RFC 2047 section 5 (3)). The runs are
- * separated by a space that every reader keeps, which a space between two
- * encoded-words is not (RFC 2047 section 6.2). */
+/* A display name (RFC 5322 section 3.4): plain ASCII as atoms or a
+ * quoted-string, anything else as one RFC 2047 encoded-word where it
+ * fits in one. A longer name goes as runs: plain ASCII words as atoms or
+ * a quoted-string, the other words as encoded-words holding the spaces
+ * between them (RFC 2047 section 5 (3)), the runs separated by a space
+ * that every reader keeps, which one between two encoded-words is not
+ * (RFC 2047 section 6.2). */
 static void put_name(struct buf *b, const char *s, size_t *col)
 {
 	size_t n = strlen(s);
 	int lead = 0;
 
-	if (s[0] == ' ' || s[n - 1] == ' ' || strstr(s, "  ")) {
-		put_words(b, s, n, col); /* spaces a phrase would not keep */
+	if (s[0] == ' ' || s[n - 1] == ' ' || strstr(s, "  ") ||
+	    (needs_words(s, n) &&
+	     *col + WORD_FRAME + (n + 2) / 3 * 4 <= LINE_MAX_ &&
+	     n <= WORD_BYTES)) {
+		/* one word, or spaces a phrase would not keep */
+		put_words(b, s, n, col);
 		return;
 	}
 	while (*s) {
@@ -293,12 +299,13 @@ static void put_name(struct buf *b, const char *s, size_t *col)
 			k += w;
 		}
 		if (enc) {
-			/* on a new line rather than split, when one word holds it */
+			/* on a new line rather than split, when one word holds
+			 * it */
 			if (lead)
 				put_space(b, col,
-					  k > WORD_BYTES ? 16
-							 : WORD_FRAME +
-							       (k + 2) / 3 * 4);
+					  k > WORD_BYTES
+					      ? 16
+					      : WORD_FRAME + (k + 2) / 3 * 4);
 			put_words(b, s, k, col);
 		} else {
 			put_ascii_run(b, s, k, col, lead);
@@ -358,9 +365,8 @@ static void put_text_base64(struct buf *b, const char *text)
 }
 
 /* "Name: TYPE; PARAM=\"VALUE\"" folded as put_param_line does. */
-static void put_param_header(struct buf *b, const char *name,
-			     const char *type, const char *param,
-			     const char *value)
+static void put_param_header(struct buf *b, const char *name, const char *type,
+			     const char *param, const char *value)
 {
 	struct buf t = { 0 };
 
@@ -521,8 +527,7 @@ int ps_mail_build(const struct ps_mail_msg *m, X509 *cert, EVP_PKEY *key,
 	}
 	data = BIO_new_mem_buf(inner.p, (int)inner.n);
 	cms = CMS_sign(NULL, NULL, chain, NULL, flags);
-	if (!data || !cms ||
-	    !add_signer(cms, cert, key, flags) ||
+	if (!data || !cms || !add_signer(cms, cert, key, flags) ||
 	    !CMS_final(cms, data, NULL, flags & ~CMS_PARTIAL)) {
 		rc = ps_err_set(err, PS_EXIT_TOKEN, "token-sign",
 				"check that the token is inserted",
