@@ -79,7 +79,7 @@ static void put_crlf(struct buf *b, const char *s)
 
 static void put_base64(struct buf *b, const unsigned char *p, size_t n)
 {
-	char *s = ps_base64_encode(p, n);
+	char *s = n ? ps_base64_encode(p, n) : strdup("");
 
 	if (!s) {
 		b->bad = 1;
@@ -235,7 +235,8 @@ static void put_space(struct buf *b, size_t *col, size_t len)
 
 /* Printable ASCII words (single spaces) as atoms, or as one
  * quoted-string with " and \ escaped (RFC 5322 section 3.2.4); a word at
- * a time where the whole would not fit on a line. */
+ * a time where the whole would not fit on a line, and a word longer than
+ * a line as encoded-words. */
 static void put_ascii_run(struct buf *b, const char *s, size_t n, size_t *col,
 			  int lead)
 {
@@ -245,9 +246,16 @@ static void put_ascii_run(struct buf *b, const char *s, size_t n, size_t *col,
 
 	for (size_t i = 0; i < n && !atoms; i++)
 		len += s[i] == '"' || s[i] == '\\';
-	if (sp && len > (lead ? LINE_MAX_ - 1 : LINE_MAX_ - *col)) {
-		put_ascii_run(b, s, (size_t)(sp - s), col, lead);
-		put_ascii_run(b, sp + 1, n - (size_t)(sp - s) - 1, col, 1);
+	if (len > (lead ? LINE_MAX_ - 1 : LINE_MAX_ - *col)) {
+		if (sp) {
+			put_ascii_run(b, s, (size_t)(sp - s), col, lead);
+			put_ascii_run(b, sp + 1, n - (size_t)(sp - s) - 1, col,
+				      1);
+		} else {
+			if (lead)
+				put_space(b, col, 16);
+			put_words(b, s, n, col);
+		}
 		return;
 	}
 	if (lead)
