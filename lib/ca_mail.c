@@ -162,7 +162,7 @@ static STACK_OF(X509) * chain_from_bundle(const char *bundle, X509 *leaf)
 
 static int build(struct ps_ca *ca, const struct ps_ca_request *req, char **msg,
 		 size_t *len, char *mid, size_t midlen, const char **to,
-		 const char **from, struct ps_err *err)
+		 char **from, struct ps_err *err)
 {
 	struct mail *m = ca->priv;
 	struct ps_cert c;
@@ -184,8 +184,7 @@ static int build(struct ps_ca *ca, const struct ps_ca_request *req, char **msg,
 	if (rc)
 		return rc;
 	*to = opt(ca, "to") ? opt(ca, "to") : POSTSIGNUM_REGISTRY;
-	*from = opt(ca, "from") ? opt(ca, "from") : c.email;
-	if (!*from) {
+	if (!opt(ca, "from") && !c.email) {
 		ps_cert_free(&c);
 		return ps_err_set(
 		    err, PS_EXIT_USAGE, "bad-config",
@@ -193,13 +192,15 @@ static int build(struct ps_ca *ca, const struct ps_ca_request *req, char **msg,
 		    "the certificate has no e-mail address to send "
 		    "from");
 	}
+	/* A copy: the certificate's address goes with c. */
+	*from = strdup(opt(ca, "from") ? opt(ca, "from") : c.email);
 	ps_time_iso(c.not_after, na, sizeof(na));
 	snprintf(file, sizeof(file), "zadost-%.40s.req", c.serial_hex);
 	v.name = c.cn ? c.cn : "";
 	v.type = c.type == PS_CERT_QUALIFIED ? "kvalifikovaný" : "komerční";
 	v.serial = c.serial_hex;
 	v.not_after = na;
-	v.email = c.email ? c.email : *from;
+	v.email = c.email ? c.email : opt(ca, "from");
 	v.file = file;
 	message_id(mid, midlen);
 	body = ps_mail_fill(
@@ -208,7 +209,8 @@ static int build(struct ps_ca *ca, const struct ps_ca_request *req, char **msg,
 					 : "Žádost o následný certifikát "
 					   "PostSignum – {name}",
 			    &v);
-	if (!body || !subj || csr_der(req->csr_pem, &der, &der_len) < 0) {
+	if (!*from || !body || !subj ||
+	    csr_der(req->csr_pem, &der, &der_len) < 0) {
 		rc = ps_err_set(err, PS_EXIT_FAIL, "mail", NULL,
 				"cannot prepare the message");
 		goto out;
@@ -236,7 +238,10 @@ out:
 	free(body);
 	free(subj);
 	ps_cert_free(&c);
-	/* *from may point into c.email: keep a copy the caller can use. */
+	if (rc) {
+		free(*from);
+		*from = NULL;
+	}
 	return rc;
 }
 
@@ -269,33 +274,22 @@ static int mail_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 		       struct ps_ca_reply *reply, struct ps_err *err)
 {
 	struct mail *m = ca->priv;
-	const char *to = NULL, *from = NULL;
-	char *msg = NULL, *from_copy = NULL, mid[160];
+	const char *to = NULL;
+	char *msg = NULL, *from = NULL, mid[160];
 	size_t len = 0;
 	int rc = build(ca, req, &msg, &len, mid, sizeof(mid), &to, &from, err);
 
 	if (rc)
 		return rc;
-	from_copy = strdup(opt(ca, "from") ? opt(ca, "from") : "");
 	if (!m->url) {
 		rc = fwrite(msg, 1, len, stdout) == len && fflush(stdout) == 0
 			 ? 0
 			 : ps_err_set(err, PS_EXIT_FAIL, "output", NULL,
 				      "cannot write the message to stdout");
 	} else {
-		/* from may have pointed into the parsed certificate: take it
-		 * from the message's own From: line instead. */
-		const char *lt = strstr(msg, "<"),
-			   *gt = lt ? strchr(lt, '>') : NULL;
-		char *addr =
-		    lt && gt ? strndup(lt + 1, (size_t)(gt - lt - 1)) : NULL;
-
-		rc = addr ? send_smtp(ca, addr, to, msg, len, err)
-			  : ps_err_set(err, PS_EXIT_FAIL, "mail", NULL,
-				       "no sender address");
-		free(addr);
+		rc = send_smtp(ca, from, to, msg, len, err);
 	}
-	free(from_copy);
+	free(from);
 	free(msg);
 	if (rc == PS_EXIT_TEMP) {
 		reply->status = PS_CA_UNREACHABLE;

@@ -17,7 +17,7 @@ struct ps_mail_msg {
 	const char *from;      /* address */
 	const char *to;	       /* address */
 	const char *subject;   /* UTF-8 */
-	const char *body;      /* UTF-8 text, LF or CRLF line ends */
+	const char *body;      /* UTF-8 text, any line ends (signed as CRLF) */
 	const char *attach_name;
 	const char *attach_type;
 	const unsigned char *attach;
@@ -25,8 +25,10 @@ struct ps_mail_msg {
 	const char *message_id; /* without the angle brackets */
 };
 
-/* The signed message with CRLF line ends (malloc'ed). cert and key sign
- * it; chain (may be NULL) is included in the SignedData. */
+/* The signed message with CRLF line ends (malloc'ed), header lines folded
+ * to 78 characters, a non-ASCII subject or name as RFC 2047 encoded-words,
+ * a name with specials quoted. cert and key sign it; chain (may be NULL)
+ * is included in the SignedData. */
 int ps_mail_build(const struct ps_mail_msg *m, X509 *cert, EVP_PKEY *key,
 		  STACK_OF(X509) * chain, char **out, size_t *len,
 		  struct ps_err *err);
