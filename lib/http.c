@@ -612,7 +612,8 @@ char *ps_base64_encode(const unsigned char *in, size_t len)
 	BIO_push(b64, mem);
 	if (BIO_write(b64, in, (int)len) == (int)len && BIO_flush(b64) == 1) {
 		BIO_get_mem_ptr(mem, &bm);
-		s = strndup(bm->data, bm->length);
+		/* Nothing to encode leaves the BIO without a buffer. */
+		s = bm->length ? strndup(bm->data, bm->length) : strdup("");
 	}
 	BIO_free_all(b64);
 	return s;
