@@ -124,9 +124,9 @@ static X509 *pick_leaf(STACK_OF(X509) * certs, EVP_PKEY *pub)
 static int check_type(X509 *leaf, const struct ps_install_opts *o,
 		      struct ps_install_result *res, struct ps_err *err)
 {
-	const char *got = ps_cert_type_name(ps_cert_is_qualified(leaf)
-						? PS_CERT_QUALIFIED
-						: PS_CERT_COMMERCIAL);
+	const char *got =
+	    ps_cert_type_name(ps_cert_is_qualified(leaf) ? PS_CERT_QUALIFIED
+							 : PS_CERT_COMMERCIAL);
 
 	if (!o->type || !strcmp(o->type, got))
 		return 0;

@@ -631,8 +631,8 @@ static int pick_private(struct ps_token *t, const CK_OBJECT_HANDLE *h,
 }
 
 /* The private key with the CKA_ID of one of the public keys h[]. */
-static int via_public(struct ps_token *t, const CK_OBJECT_HANDLE *h,
-		      CK_ULONG n, struct ps_keypair *kp, CK_RV *rvp)
+static int via_public(struct ps_token *t, const CK_OBJECT_HANDLE *h, CK_ULONG n,
+		      struct ps_keypair *kp, CK_RV *rvp)
 {
 	*rvp = CKR_OK;
 	for (CK_ULONG i = 0; i < n; i++) {
@@ -670,14 +670,13 @@ int ps_keypair_find_pubkey(struct ps_token *t, EVP_PKEY *pk,
 				  "RSA nor EC on a known curve");
 	/* RSA: the private key shows its modulus. */
 	if (v.type == CKK_RSA &&
-	    (rv = find_by_value(t, CKO_PRIVATE_KEY, &v, 0, h, 8, &n)) ==
-		CKR_OK)
+	    (rv = find_by_value(t, CKO_PRIVATE_KEY, &v, 0, h, 8, &n)) == CKR_OK)
 		found = pick_private(t, h, n, v.type, want, kp, &rv);
 	/* The public key object, then the private key of its CKA_ID. */
 	for (int raw = 0; !found && rv == CKR_OK && raw <= (v.type == CKK_EC);
 	     raw++)
-		if ((rv = find_by_value(t, CKO_PUBLIC_KEY, &v, raw, h, 8, &n)) ==
-		    CKR_OK)
+		if ((rv = find_by_value(t, CKO_PUBLIC_KEY, &v, raw, h, 8,
+					&n)) == CKR_OK)
 			found = via_public(t, h, n, kp, &rv);
 	/* Last, the CKA_ID psrenew gives: the SHA-1 of the public key. */
 	if (!found && rv == CKR_OK &&
@@ -691,8 +690,8 @@ int ps_keypair_find_pubkey(struct ps_token *t, EVP_PKEY *pk,
 				  "token '%s' has no private key for this "
 				  "public key",
 				  t->label);
-	if (!kp->pub && find_by_value(t, CKO_PUBLIC_KEY, &v, 0, h, 1, &n) ==
-			    CKR_OK &&
+	if (!kp->pub &&
+	    find_by_value(t, CKO_PUBLIC_KEY, &v, 0, h, 1, &n) == CKR_OK &&
 	    n == 1)
 		kp->pub = h[0];
 	if (EVP_PKEY_up_ref(pk))

@@ -275,8 +275,7 @@ static int cert_uses(struct ps_token *tok, const struct ps_keypair *kp,
 }
 
 int ps_request_key_removable(const json_t *rec, struct ps_token *tok,
-			     const struct ps_keypair *kp, char *why,
-			     size_t len)
+			     const struct ps_keypair *kp, char *why, size_t len)
 {
 	EVP_PKEY *csr = pem_pubkey(ps_json_str(rec, "csr"), 1);
 	EVP_PKEY *old = pem_pubkey(ps_json_str(rec, "old_cert"), 0);
@@ -302,8 +301,9 @@ int ps_request_key_removable(const json_t *rec, struct ps_token *tok,
 			 "being renewed",
 			 hex, old_serial ? old_serial : "?");
 	else if ((uses = cert_uses(tok, kp, serial, sizeof(serial))) > 0)
-		snprintf(why, len, "certificate %s on the token uses key pair %s",
-			 serial, hex);
+		snprintf(why, len,
+			 "certificate %s on the token uses key pair %s", serial,
+			 hex);
 	else if (uses < 0)
 		snprintf(why, len,
 			 "the token's certificates could not be read to check "

@@ -86,8 +86,8 @@ int ps_keypair_find_pubkey(struct ps_token *tok, EVP_PKEY *pk,
  * 1 when the object does not show them (an EC private key), -1 when the
  * token failed (*rvp).
  */
-int ps_key_object_id(struct ps_token *tok, CK_OBJECT_HANDLE h,
-		     CK_KEY_TYPE type, unsigned char id[20], CK_RV *rvp);
+int ps_key_object_id(struct ps_token *tok, CK_OBJECT_HANDLE h, CK_KEY_TYPE type,
+		     unsigned char id[20], CK_RV *rvp);
 /* Removes both halves (what exists). */
 int ps_keypair_destroy(struct ps_token *tok, struct ps_keypair *kp,
 		       struct ps_err *err);
