@@ -403,7 +403,9 @@ static CK_RV read_der(struct ps_token *tok, CK_OBJECT_HANDLE h,
 /* Which request of the store names which key: key_id (lower case hex) ->
  * request id, for requests on this token that are not installed: a key
  * pair a pending, issued (its certificate refused, say) or rejected
- * request names is for a person to decide on, never a cleanup candidate. */
+ * request names is for a person to decide on, never a cleanup candidate.
+ * Not a rejected request's key_kept one: ps-fetch found that key pair is
+ * not the request's own (the normal rules keep it). */
 static int load_pending(struct ps_state *st, const struct ps_token *tok,
 			json_t *pending, struct ps_err *err)
 {
@@ -435,7 +437,9 @@ static int load_pending(struct ps_state *st, const struct ps_token *tok,
 		key = ps_json_str(rec, "key_id");
 		t = ps_json_str(rec, "token");
 		if (s && key && (!t || !strcmp(t, tok->uri)) &&
-		    strcmp(s, PS_REQ_INSTALLED) != 0) {
+		    strcmp(s, PS_REQ_INSTALLED) != 0 &&
+		    !(!strcmp(s, PS_REQ_REJECTED) &&
+		      json_object_get(rec, "key_kept"))) {
 			lower = strdup(key);
 			for (char *c = lower; c && *c; c++)
 				if (*c >= 'A' && *c <= 'F')
