@@ -17,6 +17,7 @@ enum {
 	OPT_CERT,
 	OPT_CA_BUNDLE,
 	OPT_LENIENT,
+	OPT_ACCEPT_TYPE,
 	OPT_DRY_RUN,
 	OPT_NOW,
 };
@@ -32,6 +33,8 @@ static const struct ps_cli_opt opts[] = {
 	  "verify the issued certificate's chain against these CAs" },
 	{ "lenient-subject", 0, OPT_LENIENT, NULL,
 	  "accept a subject that differs only in attribute order or encoding" },
+	{ "accept-type", 0, OPT_ACCEPT_TYPE, NULL,
+	  "install a certificate of another type than the request's" },
 	{ "now", 0, OPT_NOW, NULL,
 	  "poll even when the CA asked to wait longer" },
 	{ "dry-run", 0, OPT_DRY_RUN, NULL, "show what is due; change nothing" },
@@ -39,7 +42,7 @@ static const struct ps_cli_opt opts[] = {
 };
 
 struct args {
-	int pending, dry_run, now, lenient;
+	int pending, dry_run, now, lenient, accept_type;
 	long wait; /* -1: no waiting */
 	const char *cert, *ca_bundle;
 };
@@ -53,6 +56,7 @@ static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
 	case OPT_DRY_RUN: a->dry_run = 1; return 0;
 	case OPT_NOW: a->now = 1; return 0;
 	case OPT_LENIENT: a->lenient = 1; return 0;
+	case OPT_ACCEPT_TYPE: a->accept_type = 1; return 0;
 	case OPT_CERT: a->cert = arg; return 0;
 	case OPT_CA_BUNDLE: a->ca_bundle = arg; return 0;
 	case OPT_WAIT:
@@ -175,6 +179,12 @@ static int fetch_all(struct ps_cli *cli, struct ps_fetch *f,
 					 json_string_value(v));
 			rc = ps_fetch_request(f, json_string_value(v), force,
 					      &out, &due);
+			if (out && ps_json_str(out, "key_kept"))
+				ps_cli_warn(cli,
+					    "request %s: its key pair stays on "
+					    "the token: %s",
+					    json_string_value(v),
+					    ps_json_str(out, "key_kept"));
 			last = !due || a->wait < 0 || time(NULL) >= deadline;
 			ps_progress_step(&pg, "%s",
 					 out ? ps_progress_text(out) : "done");
@@ -230,6 +240,7 @@ static int run(struct ps_cli *cli, void *args, char **operands, int n,
 	f.inst.ca_bundle = a->ca_bundle;
 	f.ca_bundle = a->ca_bundle;
 	f.inst.lenient_subject = a->lenient;
+	f.inst.accept_type = a->accept_type;
 	rc = ps_state_open(cli->state_dir, &cli->cfg, 1, &st, err);
 	if (rc) {
 		json_decref(ids);

@@ -385,8 +385,9 @@ static int pending_one(void *v, const struct ps_state_file *f)
 	key = ps_json_str(f->rec, "key_id");
 	t = ps_json_str(f->rec, "token");
 	if (s && key && (!t || !strcmp(t, c->tok->uri)) &&
-	    (!strcmp(s, PS_REQ_UNSUBMITTED) || !strcmp(s, PS_REQ_PENDING) ||
-	     !strcmp(s, PS_REQ_ISSUED))) {
+	    strcmp(s, PS_REQ_INSTALLED) != 0 &&
+	    !(!strcmp(s, PS_REQ_REJECTED) &&
+	      json_object_get(f->rec, "key_kept"))) {
 		lower = strdup(key);
 		for (char *ch = lower; ch && *ch; ch++)
 			if (*ch >= 'A' && *ch <= 'F')
@@ -399,9 +400,13 @@ static int pending_one(void *v, const struct ps_state_file *f)
 	return 0;
 }
 
-/* Which unfinished request of the store waits on which key: key_id (lower
- * case hex) -> request id, for requests on this token. A damaged request
- * file stops it (exit 1): it might wait on any key. */
+/* Which request of the store names which key: key_id (lower case hex) ->
+ * request id, for requests on this token that are not installed: a key
+ * pair a pending, issued (its certificate refused, say) or rejected
+ * request names is for a person to decide on, never a cleanup candidate.
+ * Not a rejected request's key_kept one: ps-fetch found that key pair is
+ * not the request's own (the normal rules keep it). A damaged request file
+ * stops it (exit 1): it might name any key. */
 static int load_pending(struct ps_state *st, const struct ps_token *tok,
 			json_t *pending, struct ps_err *err)
 {
@@ -621,6 +626,7 @@ static int check_jip(struct ps_clean_plan *p, const struct ps_clean_opts *o,
 		json_t *conf = NULL;
 
 		if ((long)j == it->cert || !valid_now(b, o->now) ||
+		    !p->inv.c[j].key_on_token ||
 		    b->not_before <= a->not_before ||
 		    !ps_cert_same_holder(a, b))
 			continue;
@@ -704,8 +710,10 @@ static void apply_rules(struct ps_clean_plan *p, const struct ps_clean_opts *o)
 			it->action = PS_CLEAN_REFUSE;
 			ps_err_set(&it->why, PS_EXIT_REFUSED,
 				   "refused-pending-key",
-				   "the CA has not issued its certificate yet: "
-				   "ps-fetch installs it beside the key",
+				   "its certificate is not installed yet: "
+				   "ps-fetch installs it beside the key (see "
+				   "ps-fetch(1) for a request the CA rejected "
+				   "or a certificate it refused)",
 				   "keeping key pair %s: request %s waits on "
 				   "it",
 				   it->id_hex, it->request_id);
@@ -725,7 +733,8 @@ static struct ps_clean_item *item_of(struct ps_clean_plan *p, size_t j)
 }
 
 /* Never the last valid certificate of a holder and type: when the plan
- * would remove every one, the newest stays. */
+ * would remove every one, the newest stays. Only certificates with their
+ * key on the token count: one written alone can sign nothing. */
 static void keep_last_valid(struct ps_clean_plan *p, time_t now)
 {
 	size_t i = 0;
@@ -747,6 +756,7 @@ static void keep_last_valid(struct ps_clean_plan *p, time_t now)
 			struct ps_clean_item *bi;
 
 			if ((long)j == it->cert || !valid_now(b, now) ||
+			    !p->inv.c[j].key_on_token ||
 			    !ps_cert_same_holder(a, b))
 				continue;
 			bi = item_of(p, j);

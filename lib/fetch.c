@@ -317,10 +317,16 @@ static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 	STACK_OF(X509) *certs = NULL;
 	X509 *old = pem_cert(ps_json_str(rec, "old_cert"));
 	struct ps_install_result res;
+	struct ps_install_opts o = f->inst;
 	struct ps_token *tok;
 	const char *pem = ps_json_str(rec, "cert");
+	const char *code = ps_json_str(rec, "code");
 	int rc;
 
+	/* A certificate refused for its type waits for --accept-type. */
+	if (!pem && code && !strcmp(code, "type-mismatch"))
+		pem = ps_json_str(rec, "rejected_cert");
+	o.type = ps_json_str(rec, "type");
 	memset(&res, 0, sizeof(res));
 	if (ps_unhex(ps_json_str(rec, "key_id"), kid, sizeof(kid), &klen) ||
 	    !pem) {
@@ -337,8 +343,16 @@ static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 	if (!rc)
 		rc = mark_install(f, tok, rec, err);
 	if (!rc)
-		rc = ps_install_cert(tok, certs, kid, klen, old, &f->inst, &res,
-				     err);
+		rc = ps_install_cert(tok, certs, kid, klen, old, &o, &res, err);
+	if (rc == PS_EXIT_REFUSED && !strcmp(err->code, "type-mismatch")) {
+		/* Issued, but not what was asked for: kept, with its key, for
+		 * a person to decide (--accept-type); the state stays. */
+		ps_json_set_str(rec, "rejected_cert", pem);
+		json_object_del(rec, "cert");
+		ps_json_set_str(rec, "code", err->code);
+		ps_json_set_str(rec, "message", err->msg);
+		ps_state_save(f->st, id, rec, NULL);
+	}
 	if (rc == PS_EXIT_FAIL && !local_failure(err->code)) {
 		/* The CA's answer is unusable: ask it again later. */
 		ps_json_set_str(rec, "rejected_cert", pem);
@@ -352,6 +366,11 @@ static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 		struct ps_cert c;
 
 		json_object_del(rec, INSTALL_MARK);
+		if (code && !strcmp(code, "type-mismatch")) {
+			json_object_del(rec, "rejected_cert");
+			json_object_del(rec, "code");
+			json_object_del(rec, "message");
+		}
 		ps_request_set_state(rec, PS_REQ_INSTALLED, time(NULL));
 		ps_json_set_time(rec, "installed_at", time(NULL));
 		ps_json_set_str(rec, "cert", spem);
@@ -378,12 +397,15 @@ static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 }
 
 /* A request the CA refused: its key pair has no future. Only a key pair
- * ps-renew generated (never one given with --key). */
+ * ps-renew generated (never one given with --key), and only when it is
+ * provably the request's own and nothing uses it
+ * (ps_request_key_removable); else it stays, and key_kept says why. */
 static void remove_key(struct ps_fetch *f, json_t *rec)
 {
 	struct ps_keypair kp;
 	struct ps_token *tok;
 	unsigned char id[64];
+	char why[300];
 	size_t len;
 
 	if (!json_is_true(json_object_get(rec, "key_generated")) ||
@@ -391,7 +413,9 @@ static void remove_key(struct ps_fetch *f, json_t *rec)
 	    !(tok = token_for(f, rec, NULL)) ||
 	    ps_keypair_find(tok, id, len, &kp, NULL))
 		return;
-	if (ps_keypair_destroy(tok, &kp, NULL) == 0)
+	if (!ps_request_key_removable(rec, tok, &kp, why, sizeof(why)))
+		ps_json_set_str(rec, "key_kept", why);
+	else if (ps_keypair_destroy(tok, &kp, NULL) == 0)
 		json_object_set_new(rec, "key_removed", json_true());
 	ps_keypair_free(&kp);
 }
@@ -989,7 +1013,21 @@ static char *chain_pem(STACK_OF(X509) * certs, X509 *x)
 	return all;
 }
 
-/* The unfinished request waiting for this public key, or NULL. */
+/* The public key of a request's CSR is pk? */
+static int csr_has_key(const json_t *rec, EVP_PKEY *pk)
+{
+	const char *pem = ps_json_str(rec, "csr");
+	BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+	X509_REQ *r = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
+	int same = r && EVP_PKEY_eq(X509_REQ_get0_pubkey(r), pk) == 1;
+
+	X509_REQ_free(r);
+	BIO_free(b);
+	return same;
+}
+
+/* The unfinished request waiting for this public key (its key_id the
+ * SHA-1 of the key, or its CSR made with the key), or NULL. */
 static json_t *request_for_key(struct ps_fetch *f, EVP_PKEY *pk)
 {
 	unsigned char id[20];
@@ -1006,8 +1044,9 @@ static json_t *request_for_key(struct ps_fetch *f, EVP_PKEY *pk)
 
 		if (ps_state_load(f->st, ids[i], &rec, NULL))
 			continue;
-		if (ps_json_str(rec, "key_id") &&
-		    !strcasecmp(ps_json_str(rec, "key_id"), hex))
+		if ((ps_json_str(rec, "key_id") &&
+		     !strcasecmp(ps_json_str(rec, "key_id"), hex)) ||
+		    csr_has_key(rec, pk))
 			found = rec;
 		else
 			json_decref(rec);
@@ -1017,19 +1056,16 @@ static json_t *request_for_key(struct ps_fetch *f, EVP_PKEY *pk)
 	return found;
 }
 
-/* No request: a key pair with this public key on a token of the module. */
+/* No request: a key pair with this public key on a token of the module,
+ * found by the public key itself, whatever its CKA_ID. */
 static int install_on_any_token(struct ps_fetch *f, STACK_OF(X509) * certs,
 				X509 *x, json_t **out, struct ps_err *err)
 {
 	struct modent *m = module_for(f, f->module, err);
-	unsigned char id[20];
 	struct ps_install_result res;
 
 	if (!m)
 		return err->status;
-	if (ps_pubkey_id(X509_get0_pubkey(x), id))
-		return ps_err_set(err, PS_EXIT_FAIL, "bad-certificate", NULL,
-				  "unreadable public key");
 	for (size_t i = 0; i < m->n; i++) {
 		struct ps_token *t = m->toks[i];
 		struct ps_keypair kp;
@@ -1039,20 +1075,28 @@ static int install_on_any_token(struct ps_fetch *f, STACK_OF(X509) * certs,
 			continue; /* --token names another */
 		if (ps_token_open(t, 1, err) || ps_token_login(t, f->pin, err))
 			return err->status;
-		if (ps_keypair_find(t, id, sizeof(id), &kp, NULL))
+		rc = ps_keypair_find_pubkey(t, X509_get0_pubkey(x), &kp, err);
+		if (rc && !strcmp(err->code, "no-such-key")) {
+			ps_err_clear(err);
 			continue;
-		ps_keypair_free(&kp);
-		rc = ps_install_cert(t, certs, id, sizeof(id), NULL, &f->inst,
+		}
+		if (rc)
+			return rc;
+		rc = ps_install_cert(t, certs, kp.id, kp.id_len, NULL, &f->inst,
 				     &res, err);
 		if (!rc) {
 			json_t *fake = json_object();
 
 			ps_json_set_str(fake, "key_label", NULL);
-			*out = installed_record(f, t, fake, res.leaf, id,
-						sizeof(id));
+			*out = installed_record(f, t, fake, res.leaf, kp.id,
+						kp.id_len);
 			json_decref(fake);
+			if (*out && res.already)
+				json_object_set_new(*out, "already_installed",
+						    json_true());
 			ps_install_result_free(&res);
 		}
+		ps_keypair_free(&kp);
 		return rc;
 	}
 	return ps_err_set(err, PS_EXIT_FAIL, "no-such-key",

@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
 
+#include <psrenew/cert.h>
 #include <psrenew/keypair.h>
 
 static const char full_hint[] =
@@ -118,6 +119,35 @@ static X509 *pick_leaf(STACK_OF(X509) * certs, EVP_PKEY *pub)
 	return NULL;
 }
 
+/* A certificate of another type than the request's (a CA that left out
+ * QcCompliance, or added it) is installed only when asked for. */
+static int check_type(X509 *leaf, const struct ps_install_opts *o,
+		      struct ps_install_result *res, struct ps_err *err)
+{
+	const char *got =
+	    ps_cert_type_name(ps_cert_is_qualified(leaf) ? PS_CERT_QUALIFIED
+							 : PS_CERT_COMMERCIAL);
+
+	if (!o->type || !strcmp(o->type, got))
+		return 0;
+	if (o->accept_type) {
+		if (!res->warning[0])
+			snprintf(res->warning, sizeof(res->warning),
+				 "installed a %s certificate for a %s request "
+				 "(--accept-type)",
+				 got, o->type);
+		return 0;
+	}
+	return ps_err_set(err, PS_EXIT_REFUSED, "type-mismatch",
+			  "ask the CA for a certificate of the right type; "
+			  "to install this one all the same, run ps-fetch "
+			  "--accept-type with the request id",
+			  "the CA issued a %s certificate for a %s request; "
+			  "it was not installed, the request keeps it "
+			  "(rejected_cert) and its key",
+			  got, o->type);
+}
+
 static int check(X509 *leaf, STACK_OF(X509) * certs, X509 *old,
 		 const struct ps_install_opts *o, struct ps_install_result *res,
 		 struct ps_err *err)
@@ -146,9 +176,10 @@ static int check(X509 *leaf, STACK_OF(X509) * certs, X509 *old,
 	if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0)
 		return ps_err_set(err, PS_EXIT_FAIL, "cert-expired", NULL,
 				  "the issued certificate has already expired");
-	if (o->ca_bundle)
-		return verify_chain(leaf, certs, o->ca_bundle, err);
-	return 0;
+	m = o->ca_bundle ? verify_chain(leaf, certs, o->ca_bundle, err) : 0;
+	if (m)
+		return m;
+	return check_type(leaf, o, res, err);
 }
 
 /* A certificate object with this id and exactly this DER? */

@@ -5,44 +5,104 @@
 #include <string.h>
 #include <strings.h>
 
+#include <psrenew/keypair.h>
 #include <psrenew/record.h>
 
-/* Key ids of one token, for pairing by CKA_ID. */
+/* The key objects of one token, for pairing by CKA_ID. */
 struct keyset {
-	struct ps_tobj *priv;
-	size_t npriv;
+	struct ps_tobj *priv, *pub;
+	size_t npriv, npub;
 };
 
-static int has_id(const struct keyset *ks, const struct ps_tobj *o)
+static int same_id(const struct ps_tobj *a, const struct ps_tobj *b)
 {
-	for (size_t i = 0; i < ks->npriv; i++)
-		if (ks->priv[i].id_len == o->id_len && o->id_len &&
-		    memcmp(ks->priv[i].id, o->id, o->id_len) == 0)
+	return a->id_len && a->id_len == b->id_len &&
+	       memcmp(a->id, b->id, a->id_len) == 0;
+}
+
+/* Key object o holds the certificate's public key: 1 yes, 0 another key,
+ * -1 it does not show its public values (an EC private key). A token that
+ * fails to answer leaves the CKA_ID pairing as it is (1). */
+static int holds_key(struct ps_token *tok, const struct ps_tobj *o,
+		     const struct ps_cert *c)
+{
+	unsigned char id[20];
+	CK_RV rv;
+	int r = ps_key_object_id(tok, o->handle, o->key_type, id, &rv);
+
+	if (r < 0)
+		return 1;
+	if (r > 0)
+		return -1;
+	return memcmp(id, c->key_id, sizeof(id)) == 0;
+}
+
+/* A public key object with the certificate's CKA_ID and public key: 1;
+ * 0 when those with its CKA_ID hold other keys; -1 when there is none. */
+static int pub_here(struct ps_token *tok, const struct keyset *ks,
+		    const struct ps_invcert *ic)
+{
+	int r = -1;
+
+	for (size_t i = 0; i < ks->npub; i++)
+		if (same_id(&ks->pub[i], &ic->obj)) {
+			r = holds_key(tok, &ks->pub[i], &ic->cert);
+			if (r != 0)
+				return 1;
+		}
+	return r;
+}
+
+/* A private key with the certificate's CKA_ID and public key; where the
+ * private key does not show it (EC), its public key object says, if the
+ * token has one. */
+static int priv_here(struct ps_token *tok, const struct keyset *ks,
+		     const struct ps_invcert *ic)
+{
+	for (size_t i = 0; i < ks->npriv; i++) {
+		int r;
+
+		if (!same_id(&ks->priv[i], &ic->obj))
+			continue;
+		r = holds_key(tok, &ks->priv[i], &ic->cert);
+		if (r < 0)
+			r = pub_here(tok, ks, ic) != 0;
+		if (r)
 			return 1;
+	}
 	return 0;
+}
+
+static void keyset_free(struct keyset *ks)
+{
+	ps_tobjs_free(ks->priv, ks->npriv);
+	ps_tobjs_free(ks->pub, ks->npub);
 }
 
 static int load_token(struct ps_token *tok, struct ps_inventory *inv,
 		      struct ps_err *err)
 {
 	struct ps_tobj *certs = NULL;
-	struct keyset ks = { NULL, 0 };
+	struct keyset ks = { NULL, NULL, 0, 0 };
 	size_t ncerts = 0;
 	struct ps_invcert *grown;
 	int rc = ps_token_objects(tok, CKO_CERTIFICATE, &certs, &ncerts, err);
 
-	if (rc)
-		return rc;
-	if (tok->logged_in &&
-	    (rc = ps_token_objects(tok, CKO_PRIVATE_KEY, &ks.priv, &ks.npriv,
-				   err))) {
+	if (!rc && tok->logged_in)
+		rc = ps_token_objects(tok, CKO_PRIVATE_KEY, &ks.priv, &ks.npriv,
+				      err);
+	if (!rc)
+		rc = ps_token_objects(tok, CKO_PUBLIC_KEY, &ks.pub, &ks.npub,
+				      err);
+	if (rc) {
 		ps_tobjs_free(certs, ncerts);
+		keyset_free(&ks);
 		return rc;
 	}
 	grown = realloc(inv->c, (inv->n + ncerts + 1) * sizeof(*grown));
 	if (!grown) {
 		ps_tobjs_free(certs, ncerts);
-		ps_tobjs_free(ks.priv, ks.npriv);
+		keyset_free(&ks);
 		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
 				  "out of memory");
 	}
@@ -65,12 +125,14 @@ static int load_token(struct ps_token *tok, struct ps_inventory *inv,
 		free(ic->obj.value);
 		ic->obj.value = NULL;
 		ic->obj.value_len = 0;
-		ic->has_key = tok->logged_in ? has_id(&ks, &ic->obj) : -1;
+		ic->has_key = tok->logged_in ? priv_here(tok, &ks, ic) : -1;
+		ic->key_on_token =
+		    tok->logged_in ? ic->has_key : pub_here(tok, &ks, ic) == 1;
 		ic->superseded_by = -1;
 		inv->n++;
 	}
 	free(certs); /* the members moved into inv */
-	ps_tobjs_free(ks.priv, ks.npriv);
+	keyset_free(&ks);
 	return 0;
 }
 
@@ -92,7 +154,9 @@ static int cmp_cert(const void *pa, const void *pb)
 }
 
 /* For each certificate: the newest valid certificate of the same holder and
- * type on the same token that started later, if any. */
+ * type on the same token that started later and has its key there, if
+ * any. A certificate without its key (written alone by another tool) can
+ * sign nothing: it supersedes nothing. */
 static void link_successors(struct ps_inventory *inv)
 {
 	for (size_t i = 0; i < inv->n; i++) {
@@ -102,7 +166,7 @@ static void link_successors(struct ps_inventory *inv)
 		for (size_t j = 0; j < inv->n; j++) {
 			const struct ps_invcert *b = &inv->c[j];
 
-			if (j == i || b->tok != a->tok ||
+			if (j == i || b->tok != a->tok || !b->key_on_token ||
 			    b->cert.not_after <= inv->now ||
 			    b->cert.not_before <= a->cert.not_before ||
 			    !ps_cert_same_holder(&a->cert, &b->cert))

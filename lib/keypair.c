@@ -478,6 +478,232 @@ int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 	return 0;
 }
 
+int ps_key_object_id(struct ps_token *t, CK_OBJECT_HANDLE h, CK_KEY_TYPE type,
+		     unsigned char id[20], CK_RV *rvp)
+{
+	EVP_PKEY *pk = read_pubkey(t, h, type, rvp);
+	int rc;
+
+	if (!pk)
+		return *rvp == CKR_OK || *rvp == CKR_ATTRIBUTE_TYPE_INVALID ||
+			       *rvp == CKR_ATTRIBUTE_SENSITIVE ||
+			       *rvp == CKR_BUFFER_TOO_SMALL
+			   ? 1
+			   : -1;
+	rc = ps_pubkey_id(pk, id) < 0 ? 1 : 0;
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
+/* The public values of a key as a token keeps them: CKA_MODULUS, or
+ * CKA_EC_PARAMS (the curve's OID) and CKA_EC_POINT (a DER OCTET STRING
+ * holding the point; raw_off bytes of header). */
+struct pubvals {
+	CK_KEY_TYPE type;
+	unsigned char mod[1024], params[16], point[160];
+	size_t mod_len, params_len, point_len, raw_off;
+};
+
+static int ec_values(EVP_PKEY *pk, struct pubvals *v)
+{
+	char group[64];
+	unsigned char pt[133], *p = v->params;
+	size_t len = 0;
+	const ASN1_OBJECT *oid;
+
+	if (!EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME,
+					    group, sizeof(group), NULL) ||
+	    !EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_PUB_KEY, pt,
+					     sizeof(pt), &len) ||
+	    len == 0)
+		return -1;
+	oid = OBJ_nid2obj(OBJ_txt2nid(group));
+	if (!oid || i2d_ASN1_OBJECT(oid, NULL) > (int)sizeof(v->params))
+		return -1;
+	v->type = CKK_EC;
+	v->params_len = (size_t)i2d_ASN1_OBJECT(oid, &p);
+	v->point[0] = 0x04; /* OCTET STRING */
+	if (len < 0x80) {
+		v->point[1] = (unsigned char)len;
+		v->raw_off = 2;
+	} else {
+		v->point[1] = 0x81;
+		v->point[2] = (unsigned char)len;
+		v->raw_off = 3;
+	}
+	memcpy(v->point + v->raw_off, pt, len);
+	v->point_len = v->raw_off + len;
+	return 0;
+}
+
+static int pub_values(EVP_PKEY *pk, struct pubvals *v)
+{
+	BIGNUM *n = NULL;
+	int ok;
+
+	memset(v, 0, sizeof(*v));
+	if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC)
+		return ec_values(pk, v);
+	if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA)
+		return -1;
+	ok = EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_N, &n) &&
+	     BN_num_bytes(n) <= (int)sizeof(v->mod);
+	if (ok)
+		v->mod_len = (size_t)BN_bn2bin(n, v->mod);
+	BN_free(n);
+	v->type = CKK_RSA;
+	return ok ? 0 : -1;
+}
+
+/* Up to max objects of class cls with v's public values (EC: the point
+ * DER-wrapped, or raw as some tokens keep it). */
+static CK_RV find_by_value(struct ps_token *t, CK_OBJECT_CLASS cls,
+			   const struct pubvals *v, int raw,
+			   CK_OBJECT_HANDLE *h, CK_ULONG max, CK_ULONG *n)
+{
+	CK_FUNCTION_LIST *fl = ps_module_functions(t->mod);
+	CK_KEY_TYPE type = v->type;
+	size_t off = raw ? v->raw_off : 0;
+	CK_ATTRIBUTE tmpl[4] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_KEY_TYPE, &type, sizeof(type) },
+		{ CKA_MODULUS, (void *)v->mod, v->mod_len },
+		{ CKA_EC_POINT, (void *)(v->point + off), v->point_len - off },
+	};
+	CK_RV rv;
+
+	if (type == CKK_EC)
+		tmpl[2] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, (void *)v->params,
+					  v->params_len };
+	*n = 0;
+	rv = fl->C_FindObjectsInit(t->session, tmpl, type == CKK_EC ? 4 : 3);
+	if (rv == CKR_OK) {
+		rv = fl->C_FindObjects(t->session, h, max, n);
+		fl->C_FindObjectsFinal(t->session);
+	}
+	/* A token that does not know an attribute matches nothing. */
+	if (rv == CKR_ATTRIBUTE_TYPE_INVALID ||
+	    rv == CKR_ATTRIBUTE_VALUE_INVALID)
+		rv = CKR_OK;
+	return rv;
+}
+
+/* kp->id from object h's CKA_ID: 1 when it has one that fits. */
+static int take_id(struct ps_token *t, CK_OBJECT_HANDLE h,
+		   struct ps_keypair *kp, CK_RV *rvp)
+{
+	CK_ATTRIBUTE a = { CKA_ID, kp->id, sizeof(kp->id) };
+
+	*rvp = ps_module_functions(t->mod)->C_GetAttributeValue(t->session, h,
+								&a, 1);
+	if (*rvp == CKR_BUFFER_TOO_SMALL)
+		*rvp = CKR_OK;
+	if (*rvp != CKR_OK || a.ulValueLen == 0 ||
+	    a.ulValueLen > sizeof(kp->id))
+		return 0;
+	kp->id_len = a.ulValueLen;
+	return 1;
+}
+
+/* The first private key of h[] whose public values are want's (or do not
+ * show): kp->priv and kp->id. */
+static int pick_private(struct ps_token *t, const CK_OBJECT_HANDLE *h,
+			CK_ULONG n, CK_KEY_TYPE type, const unsigned char *want,
+			struct ps_keypair *kp, CK_RV *rvp)
+{
+	unsigned char id[20];
+
+	*rvp = CKR_OK;
+	for (CK_ULONG i = 0; i < n; i++) {
+		int r = ps_key_object_id(t, h[i], type, id, rvp);
+
+		if (r < 0)
+			return 0;
+		*rvp = CKR_OK;
+		if (r == 0 && memcmp(id, want, sizeof(id)) != 0)
+			continue;
+		if (take_id(t, h[i], kp, rvp)) {
+			kp->priv = h[i];
+			return 1;
+		}
+		if (*rvp != CKR_OK)
+			return 0;
+	}
+	return 0;
+}
+
+/* The private key with the CKA_ID of one of the public keys h[]. */
+static int via_public(struct ps_token *t, const CK_OBJECT_HANDLE *h, CK_ULONG n,
+		      struct ps_keypair *kp, CK_RV *rvp)
+{
+	*rvp = CKR_OK;
+	for (CK_ULONG i = 0; i < n; i++) {
+		if (!take_id(t, h[i], kp, rvp)) {
+			if (*rvp != CKR_OK)
+				return 0;
+			continue;
+		}
+		if (find_one(t, CKO_PRIVATE_KEY, kp->id, kp->id_len, &kp->priv,
+			     rvp)) {
+			kp->pub = h[i];
+			return 1;
+		}
+		if (*rvp != CKR_OK)
+			return 0;
+	}
+	kp->id_len = 0;
+	return 0;
+}
+
+int ps_keypair_find_pubkey(struct ps_token *t, EVP_PKEY *pk,
+			   struct ps_keypair *kp, struct ps_err *err)
+{
+	struct pubvals v;
+	unsigned char want[20];
+	CK_OBJECT_HANDLE h[8];
+	CK_ULONG n = 0;
+	CK_RV rv = CKR_OK;
+	int found = 0;
+
+	memset(kp, 0, sizeof(*kp));
+	if (!pk || ps_pubkey_id(pk, want) < 0 || pub_values(pk, &v) < 0)
+		return ps_err_set(err, PS_EXIT_FAIL, "bad-certificate", NULL,
+				  "the certificate's public key is neither "
+				  "RSA nor EC on a known curve");
+	/* RSA: the private key shows its modulus. */
+	if (v.type == CKK_RSA) {
+		rv = find_by_value(t, CKO_PRIVATE_KEY, &v, 0, h, 8, &n);
+		if (rv == CKR_OK)
+			found = pick_private(t, h, n, v.type, want, kp, &rv);
+	}
+	/* The public key object, then the private key of its CKA_ID. */
+	for (int raw = 0; !found && rv == CKR_OK && raw <= (v.type == CKK_EC);
+	     raw++) {
+		rv = find_by_value(t, CKO_PUBLIC_KEY, &v, raw, h, 8, &n);
+		if (rv == CKR_OK)
+			found = via_public(t, h, n, kp, &rv);
+	}
+	/* Last, the CKA_ID psrenew gives: the SHA-1 of the public key. */
+	if (!found && rv == CKR_OK &&
+	    find_one(t, CKO_PRIVATE_KEY, want, sizeof(want), &h[0], &rv))
+		found = pick_private(t, h, 1, v.type, want, kp, &rv);
+	if (rv != CKR_OK)
+		return ps_ckr_err(err, rv, t, "searching for the key");
+	if (!found)
+		return ps_err_set(err, PS_EXIT_USAGE, "no-such-key",
+				  "list the keys with pkcs11-tool -O --login",
+				  "token '%s' has no private key for this "
+				  "public key",
+				  t->label);
+	if (!kp->pub &&
+	    find_by_value(t, CKO_PUBLIC_KEY, &v, 0, h, 1, &n) == CKR_OK &&
+	    n == 1)
+		kp->pub = h[0];
+	if (EVP_PKEY_up_ref(pk))
+		kp->pubkey = pk;
+	return 0;
+}
+
 int ps_keypair_destroy(struct ps_token *t, struct ps_keypair *kp,
 		       struct ps_err *err)
 {

@@ -437,6 +437,7 @@ static const char *const suite_fields[] = {
 	"polls",
 	"ca_answer",
 	"key_removed",
+	"key_kept",
 	"code",
 	"status",
 	"message",

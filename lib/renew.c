@@ -495,6 +495,7 @@ static int resume(struct ps_renew *r, struct ps_token *tok,
 {
 	struct ps_keypair gen;
 	unsigned char kid[64];
+	char why[300];
 	size_t klen;
 	int have = 0, rc, lock = -1;
 
@@ -508,6 +509,12 @@ static int resume(struct ps_renew *r, struct ps_token *tok,
 	    !ps_unhex(ps_json_str(*rec, "key_id"), kid, sizeof(kid), &klen) &&
 	    !ps_keypair_find(tok, kid, klen, &gen, NULL))
 		have = 1;
+	/* ... and only when it is provably the request's own. */
+	if (have &&
+	    !ps_request_key_removable(*rec, tok, &gen, why, sizeof(why))) {
+		ps_keypair_free(&gen);
+		have = 0;
+	}
 	if (!rc)
 		rc = submit(r, tok, *rec, have ? &gen : NULL, err);
 	if (have)

@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/pem.h>
 
 #include <psrenew/certio.h>
+#include <psrenew/keypair.h>
 #include <psrenew/record.h>
 
 void ps_json_set_time(json_t *o, const char *key, time_t t)
@@ -251,6 +253,109 @@ void ps_request_ca_req_memo(const json_t *rec, struct ps_token *tok,
 	out->email = ps_json_str(rec, "email");
 	out->key_type = kt && strncmp(kt, "ec:", 3) == 0 ? "EC" : "RSA";
 	out->cookie = ps_json_str(rec, "cookie");
+}
+
+/* The public key of a PEM CSR (csr) or certificate, or NULL. */
+static EVP_PKEY *pem_pubkey(const char *pem, int csr)
+{
+	BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+	EVP_PKEY *pk = NULL;
+
+	if (b && csr) {
+		X509_REQ *r = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+
+		pk = r ? X509_REQ_get_pubkey(r) : NULL;
+		X509_REQ_free(r);
+	} else if (b) {
+		X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+
+		pk = x ? X509_get_pubkey(x) : NULL;
+		X509_free(x);
+	}
+	BIO_free(b);
+	return pk;
+}
+
+/* A certificate on tok with kp's CKA_ID or public key: 1 (its serial in
+ * serial), 0 none, -1 the token could not be read. */
+static int cert_uses(struct ps_token *tok, const struct ps_keypair *kp,
+		     char *serial, size_t len)
+{
+	struct ps_tobj *certs;
+	unsigned char kid[20];
+	size_t n;
+	int found = 0;
+
+	if (ps_pubkey_id(kp->pubkey, kid) < 0 ||
+	    ps_token_objects(tok, CKO_CERTIFICATE, &certs, &n, NULL))
+		return -1;
+	for (size_t i = 0; i < n && !found; i++) {
+		struct ps_cert c;
+		int parsed = !ps_cert_from_der(certs[i].value,
+					       certs[i].value_len, &c, NULL);
+
+		found = (certs[i].id_len == kp->id_len &&
+			 !memcmp(certs[i].id, kp->id, kp->id_len)) ||
+			(parsed && !memcmp(c.key_id, kid, sizeof(kid)));
+		if (found)
+			snprintf(serial, len, "%s",
+				 parsed ? c.serial_hex : "(not X.509)");
+		if (parsed)
+			ps_cert_free(&c);
+	}
+	ps_tobjs_free(certs, n);
+	return found;
+}
+
+/* cert_uses, its answer also kept in *uses (for the caller's next test). */
+static int cert_uses_into(struct ps_token *tok, const struct ps_keypair *kp,
+			  char *serial, size_t len, int *uses)
+{
+	*uses = cert_uses(tok, kp, serial, len);
+	return *uses;
+}
+
+int ps_request_key_removable(const json_t *rec, struct ps_token *tok,
+			     const struct ps_keypair *kp, char *why, size_t len)
+{
+	EVP_PKEY *csr = pem_pubkey(ps_json_str(rec, "csr"), 1);
+	EVP_PKEY *old = pem_pubkey(ps_json_str(rec, "old_cert"), 0);
+	const char *old_id = ps_json_str(rec, "old_id");
+	const char *old_serial = ps_json_str(rec, "old_serial_hex");
+	char *hex = ps_hex(kp->id, kp->id_len);
+	char serial[80] = "";
+	int uses = 0, ok = 0;
+
+	if (!hex || !kp->pubkey || !csr)
+		snprintf(why, len,
+			 "the request's CSR cannot be read, so its key pair "
+			 "cannot be told apart from others");
+	else if (EVP_PKEY_eq(csr, kp->pubkey) != 1)
+		snprintf(why, len,
+			 "key pair %s is not the one the request's CSR was "
+			 "made with",
+			 hex);
+	else if ((old && EVP_PKEY_eq(old, kp->pubkey) == 1) ||
+		 (old_id && !strcasecmp(old_id, hex)))
+		snprintf(why, len,
+			 "key pair %s is the key of certificate %s, the one "
+			 "being renewed",
+			 hex, old_serial ? old_serial : "?");
+	else if (cert_uses_into(tok, kp, serial, sizeof(serial), &uses) > 0)
+		snprintf(why, len,
+			 "certificate %s on the token uses key pair %s", serial,
+			 hex);
+	else if (uses < 0)
+		snprintf(why, len,
+			 "the token's certificates could not be read to check "
+			 "that none uses key pair %s",
+			 hex);
+	else
+		ok = 1;
+	EVP_PKEY_free(csr);
+	EVP_PKEY_free(old);
+	free(hex);
+	return ok;
 }
 
 int ps_request_exit(const json_t *rec)

@@ -19,7 +19,7 @@ _psrenew_opts() {
 	ps-renew) echo '--ca --ca-type --cacerts --id --serial --type
 		--all-expiring --key-type --key --dry-run --ca-bundle --force' ;;
 	ps-fetch) echo '--pending --wait --cert --ca-bundle --lenient-subject
-		--now --dry-run' ;;
+		--accept-type --now --dry-run' ;;
 	ps-jip-setserial) echo '--login --user --password --otp --for --profile
 		--jip-url --ca-bundle --cert --serial --type --ca --id
 		--login-cert --verify-login' ;;

@@ -10,6 +10,10 @@
 struct ps_install_opts {
 	const char *ca_bundle; /* verify the chain against it when set */
 	int lenient_subject;   /* same attributes in another order/encoding */
+	const char *type;      /* "qualified" or "commercial": the request's
+				  type, which the certificate must have
+				  (QcCompliance); NULL: any */
+	int accept_type;       /* install one of another type all the same */
 };
 
 struct ps_install_result {
@@ -22,8 +26,9 @@ struct ps_install_result {
 /*
  * From certs (what the CA sent: the certificate and maybe its chain), takes
  * the one whose public key is the key pair key_id on tok, and checks it:
- * same subject as old (when given), not expired, and the chain when a CA
- * bundle is set. Then stores it as a certificate object with the key's
+ * same subject as old (when given), not expired, the chain when a CA
+ * bundle is set, and the type when o->type is set (else exit 5
+ * "type-mismatch"). Then stores it as a certificate object with the key's
  * CKA_ID and label, CKA_SUBJECT, CKA_ISSUER and CKA_SERIAL_NUMBER. A
  * certificate already there is success (res->already). Nothing is written
  * when a check fails (exit 1); a full token is exit 6.

@@ -18,6 +18,10 @@ struct ps_invcert {
 	struct ps_tobj obj;   /* the certificate object */
 	struct ps_cert cert;
 	int has_key;	    /* 1 yes, 0 no, -1 unknown (not logged in) */
+	int key_on_token;   /* its private key (without a login: its public
+			       key object) is on the token, by CKA_ID and
+			       checked by public key where the token shows
+			       it: only such a certificate supersedes */
 	long superseded_by; /* index of the newer certificate, or -1 */
 };
 
@@ -30,8 +34,11 @@ struct ps_inventory {
 
 /*
  * Reads the certificates (and the key ids) of every token: one object
- * search and one attribute read per object. Sorted by token, then
- * qualified before commercial, then holder, then not_after.
+ * search per class and one attribute read per object, and one more per
+ * certificate that has a key with its CKA_ID (that key's public values).
+ * Sorted by token, then qualified before commercial, then holder, then
+ * not_after. A certificate is superseded only by a newer valid one of
+ * the same holder and type whose key is on the token (key_on_token).
  */
 PS_API int ps_inventory_load(struct ps_token **toks, size_t ntoks, time_t now,
 			     struct ps_inventory *inv, struct ps_err *err);

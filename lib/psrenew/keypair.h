@@ -68,6 +68,26 @@ int ps_keypair_destroy_id(struct ps_token *tok, const unsigned char *id,
  * public half is read from the public key object or the certificate. */
 int ps_keypair_find(struct ps_token *tok, const unsigned char *id,
 		    size_t id_len, struct ps_keypair *kp, struct ps_err *err);
+/*
+ * The key pair on tok whose public key is pk, whatever its CKA_ID (keys
+ * made by pkcs11-tool or vendor middleware): one C_FindObjectsInit with
+ * the public values as template. RSA: class, key type and CKA_MODULUS of
+ * the private key, else of a public key object; EC: CKA_EC_PARAMS and
+ * CKA_EC_POINT of the public key object, then the private key with its
+ * CKA_ID; last, a private key whose CKA_ID is ps_pubkey_id(pk). kp->id is
+ * the private key's CKA_ID, kp->pubkey a new reference to pk. Exit 2
+ * "no-such-key" when the token has none.
+ */
+int ps_keypair_find_pubkey(struct ps_token *tok, EVP_PKEY *pk,
+			   struct ps_keypair *kp, struct ps_err *err);
+/*
+ * The ps_pubkey_id() of a key object's public values (CKA_MODULUS and
+ * CKA_PUBLIC_EXPONENT, or CKA_EC_PARAMS and CKA_EC_POINT): 0 with id set,
+ * 1 when the object does not show them (an EC private key), -1 when the
+ * token failed (*rvp).
+ */
+int ps_key_object_id(struct ps_token *tok, CK_OBJECT_HANDLE h, CK_KEY_TYPE type,
+		     unsigned char id[20], CK_RV *rvp);
 /* Removes both halves (what exists). */
 int ps_keypair_destroy(struct ps_token *tok, struct ps_keypair *kp,
 		       struct ps_err *err);

@@ -67,6 +67,18 @@ void ps_request_ca_req_memo(const json_t *rec, struct ps_token *tok,
 			    struct ps_ca_request *out);
 void ps_cert_memo_free(struct ps_cert_memo *memo);
 void ps_ca_auth_free(struct ps_ca_auth *auth);
+struct ps_keypair;
+/*
+ * May the key pair kp, which the request rec names (key_id), go now that
+ * the request ended without a certificate (the CA rejected it)? Only when
+ * its public key is the CSR's, it is not the key of the certificate being
+ * renewed, and no certificate on tok uses it (by CKA_ID or public key).
+ * 1: it may; 0: it stays, and why (len bytes) says why, for people and
+ * the record's key_kept.
+ */
+int ps_request_key_removable(const json_t *rec, struct ps_token *tok,
+			     const struct ps_keypair *kp, char *why,
+			     size_t len);
 /* The exit status a record in this state means. */
 int ps_request_exit(const json_t *rec);
 /* Sets "state" and "updated_at". */

@@ -100,7 +100,7 @@ crash_loop() {
 
 finish_renew() {
 	ps-renew "${P11[@]}" --ca "$LS_CA" --key-type ec:prime256v1 <"$BATS_TEST_TMPDIR/expiring" >/dev/null 2>&1 || true
-	ps-fetch "${P11[@]}" --pending >/dev/null 2>&1 || true
+	ps-fetch "${P11[@]}" --pending --accept-type >/dev/null 2>&1 || true
 	# the journal of key generations is empty again (a kill between a
 	# lock's creation and its entry's may leave the empty lock file)
 	if compgen -G "$PSRENEW_STATE_DIR/keygen/*" >/dev/null; then
@@ -121,7 +121,7 @@ finish_renew() {
 }
 
 finish_fetch() {
-	ps-fetch "${P11[@]}" --pending >/dev/null 2>&1 || true
+	ps-fetch "${P11[@]}" --pending --accept-type >/dev/null 2>&1 || true
 }
 
 @test "ps-fetch killed at random points while installing: a re-run installs each certificate once" {
@@ -129,7 +129,7 @@ finish_fetch() {
 		ps-renew "${P11[@]}" --token "$TOKEN_URI" --id "$id" --ca "$LS_CA" \
 			--key-type ec:prime256v1 >/dev/null
 	done
-	crash_loop ps-fetch finish_fetch ps-fetch "${P11[@]}" --pending
+	crash_loop ps-fetch finish_fetch ps-fetch "${P11[@]}" --pending --accept-type
 }
 
 finish_clean() {
@@ -184,7 +184,7 @@ finish_clean() {
 		pids+=($!)
 	done
 	for i in 1 2 3; do
-		ps-fetch "${P11[@]}" --pending >"$BATS_TEST_TMPDIR/fetch-$i" 2>&1 &
+		ps-fetch "${P11[@]}" --pending --accept-type >"$BATS_TEST_TMPDIR/fetch-$i" 2>&1 &
 		pids+=($!)
 	done
 	for i in 0 1; do
@@ -202,7 +202,7 @@ finish_clean() {
 		fi
 	done
 	for i in 2 3 4; do wait "${pids[i]}" || true; done
-	ps-fetch "${P11[@]}" --pending >/dev/null
+	ps-fetch "${P11[@]}" --pending --accept-type >/dev/null
 	# one request per certificate, installed; one new key pair and one new
 	# certificate each; nothing twice
 	[ "$(state_summary | awk '{ print $2 }' | sort | uniq -c | tr -s ' ')" = " 2 installed" ]
@@ -310,7 +310,7 @@ orphan_keypair() { # HEX_ID: an EC key pair under that CKA_ID
 	half_written cert
 	[ "$(p11_objects | grep -c '^cert -$')" -eq 1 ]
 	local certs=$(($(p11_objects | grep -c '^cert ') - 1))
-	run ps-fetch "${P11[@]}" --pending
+	run ps-fetch "${P11[@]}" --pending --accept-type
 	[ "$status" -eq 0 ]
 	[[ $output == *"removed 1 half-written object(s) that an interrupted install had left"* ]]
 	[ "$(jq -r .state "$f")" = installed ]

@@ -97,7 +97,7 @@ check_fetch() {
 	done
 	WANT=2
 	[ "$(requests | grep -c '^issued ')" -eq 2 ]
-	fault_loop check_fetch ps-fetch --pin "file:$PIN_FILE" --pending
+	fault_loop check_fetch ps-fetch --pin "file:$PIN_FILE" --pending --accept-type
 }
 
 # ps-token-clean --yes: the expired certificate and its key pair all go,
@@ -139,12 +139,12 @@ check_clean() {
 	for code in CKR_TEMPLATE_INCONSISTENT CKR_OPERATION_ACTIVE; do
 		run --separate-stderr env P11FAULT_MODULE="$SOFTHSM_MODULE" \
 			P11FAULT_FAIL="C_CreateObject:1:$code" ps-fetch --module "$P11FAULT" \
-			--pin "file:$PIN_FILE" --pending
+			--pin "file:$PIN_FILE" --pending --accept-type
 		[ "$status" -eq 1 ]
 		[ "$(requests)" = "issued $key" ]
 		[ "$(jq -r .cert "$PSRENEW_STATE_DIR"/requests/*.json)" != null ]
 	done
-	run --separate-stderr ps-fetch --module "$SOFTHSM_MODULE" --pin "file:$PIN_FILE" --pending
+	run --separate-stderr ps-fetch --module "$SOFTHSM_MODULE" --pin "file:$PIN_FILE" --pending --accept-type
 	[ "$status" -eq 0 ]
 	[ "$(requests)" = "installed $key" ]
 }

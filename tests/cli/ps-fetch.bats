@@ -3,6 +3,8 @@
 # The CA is certmonger's local-submit helper (issues at once) or
 # tests/ca/scripted-helper (pending, delay, wrongkey, ...). The token is the
 # SoftHSM demo token of tests/lib/fixture.bash, or the p11fault shim over it.
+# local-submit issues without QcCompliance: a renewed qualified certificate
+# comes back commercial, which ps-fetch installs only with --accept-type.
 
 bats_require_minimum_version 1.5.0
 load ../lib/psrenew
@@ -135,7 +137,7 @@ assert_installed_once() {
 	[ "$(req state)" = issued ]
 	key_label=$(req key_label)
 
-	run --separate-stderr ps-fetch "${P11[@]}" --pending
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending
 	[ "$status" -eq 0 ]
 	records_valid
 	[ "$(grep -c . <<<"$output")" -eq 1 ]
@@ -178,12 +180,12 @@ assert_installed_once() {
 	[ "$(req new_serial_hex)" = "$new_serial" ]
 
 	# again: nothing left to do
-	run --separate-stderr ps-fetch "${P11[@]}" --pending
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending
 	[ "$status" -eq 0 ]
 	[ -z "$output" ]
 
 	# naming the request again neither fails nor duplicates the certificate
-	run --separate-stderr ps-fetch "${P11[@]}" "$REQ"
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type "$REQ"
 	[ "$status" -eq 0 ]
 	records_valid
 	[ "$(p11_count_certs)" -eq $((before + 1)) ]
@@ -195,13 +197,13 @@ assert_installed_once() {
 	# A crash after the certificate was stored but before the state said
 	# "installed": the state still says issued; the next run must notice.
 	renew "$QUAL_ID" "$LS_CA"
-	run --separate-stderr ps-fetch "${P11[@]}" --pending
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending
 	[ "$status" -eq 0 ]
 	before=$(p11_count_certs)
 	f=$PSRENEW_STATE_DIR/requests/$REQ.json
 	jq -c '.state = "issued" | del(.installed_at)' "$f" >"$W/rec" && cat "$W/rec" >"$f"
 
-	run --separate-stderr ps-fetch "${P11[@]}" --pending
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending
 	[ "$status" -eq 0 ]
 	[ "$(jfield kind <<<"$output")" = cert ]
 	[ "$(jfield already_installed <<<"$output")" = true ]
@@ -215,7 +217,7 @@ assert_installed_once() {
 	before=$(p11_count_certs)
 	pipeline() {
 		ps-renew "${P11[@]}" --token "$TOKEN_URI" --id "$QUAL_ID" --ca "$LS_CA" |
-			ps-fetch "${P11[@]}" --wait=60
+			ps-fetch "${P11[@]}" --accept-type --wait=60
 		local s=("${PIPESTATUS[@]}")
 		echo "renew=${s[0]}" >&2
 		return "${s[1]}"
@@ -240,7 +242,7 @@ assert_installed_once() {
 	before=$(p11_count_certs)
 	pipeline() {
 		ps-renew "${P11[@]}" --token "$TOKEN_URI" --id "$QUAL_ID" --ca "$SH_CA" |
-			ps-fetch "${P11[@]}" --wait=60
+			ps-fetch "${P11[@]}" --accept-type --wait=60
 	}
 	SECONDS=0
 	run --separate-stderr pipeline
@@ -264,7 +266,7 @@ assert_installed_once() {
 	[ "$(req cookie)" = cookie-1 ]
 	[ "$(calls)" = 'SUBMIT cookie=' ]
 
-	run --separate-stderr ps-fetch "${P11[@]}" --pending --now
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending --now
 	[ "$status" -eq 3 ]
 	records_valid
 	[ "$(jfield kind <<<"$output")" = request ]
@@ -273,14 +275,14 @@ assert_installed_once() {
 	[ "$(req cookie)" = cookie-2 ]
 	[ "$(calls | sed -n 2p)" = 'POLL cookie=cookie-1' ]
 
-	run --separate-stderr ps-fetch "${P11[@]}" --pending --now
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending --now
 	[ "$status" -eq 3 ]
 	[ "$(jfield state <<<"$output")" = pending ]
 	[ "$(req cookie)" = cookie-3 ]
 	[ "$(calls | sed -n 3p)" = 'POLL cookie=cookie-2' ]
 	[ "$(p11_count_certs)" -eq "$before" ]
 
-	run --separate-stderr ps-fetch "${P11[@]}" --pending --now
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending --now
 	[ "$status" -eq 0 ]
 	[ "$(jfield kind <<<"$output")" = cert ]
 	[ "$(jfield request_id <<<"$output")" = "$REQ" ]
@@ -291,7 +293,7 @@ assert_installed_once() {
 	assert_installed_once "$KEY"
 
 	# installed: the CA is not asked again
-	run --separate-stderr ps-fetch "${P11[@]}" --pending --now
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending --now
 	[ "$status" -eq 0 ]
 	[ -z "$output" ]
 	[ "$(calls | wc -l)" -eq 4 ]
@@ -410,13 +412,13 @@ assert_installed_once() {
 @test "an unreachable CA while polling: exit 4, the request stays pending, the next run installs" {
 	answers pending unreachable issue
 	renew "$QUAL_ID" "$SH_CA" 3
-	run --separate-stderr ps-fetch "${P11[@]}" --pending
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending
 	[ "$status" -eq 4 ]
 	records_valid
 	[ "$(req state)" = pending ]
 	[ "$(req cookie)" = cookie-1 ]
 	[ "$(certs_for "$KEY")" -eq 0 ]
-	run --separate-stderr ps-fetch "${P11[@]}" --pending --now
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending --now
 	[ "$status" -eq 0 ]
 	[ "$(calls | sed -n 3p)" = 'POLL cookie=cookie-1' ]
 	[ "$(req state)" = installed ]
@@ -428,7 +430,7 @@ assert_installed_once() {
 	renew "$QUAL_ID" "$SH_CA" 4
 	[ "$(req state)" = unsubmitted ]
 	[ "$(p11_field privkey "$KEY" ID)" = "$KEY" ]
-	run --separate-stderr ps-fetch "${P11[@]}" --pending
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending
 	[ "$status" -eq 0 ]
 	[ "$(jfield kind <<<"$output")" = cert ]
 	[ "$(calls)" = "$(printf '%s\n' 'SUBMIT cookie=' 'SUBMIT cookie=')" ]
@@ -595,9 +597,9 @@ assert_installed_once() {
 	renew "$COMM_ID" "$LS_CA"
 	k2=$KEY r2=$REQ
 	before=$(p11_count_certs)
-	ps-fetch "${P11[@]}" --pending >"$W/out1" 2>"$W/err1" &
+	ps-fetch "${P11[@]}" --accept-type --pending >"$W/out1" 2>"$W/err1" &
 	p1=$!
-	ps-fetch "${P11[@]}" --pending >"$W/out2" 2>"$W/err2" &
+	ps-fetch "${P11[@]}" --accept-type --pending >"$W/out2" 2>"$W/err2" &
 	p2=$!
 	s1=0 s2=0
 	wait "$p1" || s1=$?
@@ -623,7 +625,7 @@ assert_installed_once() {
 	[ "$(certs_for "$k2")" -le 1 ]
 	if ((softhsm_race)); then
 		echo "# SoftHSM multi-process race seen; finishing with a clean run" >&3
-		ps-fetch "${P11[@]}" --pending >>"$W/out1"
+		ps-fetch "${P11[@]}" --accept-type --pending >>"$W/out1"
 	fi
 	[ "$(p11_count_certs)" -eq $((before + 2)) ]
 	assert_installed_once "$k1"
@@ -645,7 +647,7 @@ assert_installed_once() {
 	done
 	before=$(p11_count_certs)
 	for i in $(seq 1 12); do
-		ps-fetch "${P11[@]}" --pending --now >/dev/null 2>&1 &
+		ps-fetch "${P11[@]}" --accept-type --pending --now >/dev/null 2>&1 &
 		pid=$!
 		sleep "$(printf '0.%03d' $((RANDOM % 400)))"
 		kill -9 "$pid" 2>/dev/null || true
@@ -656,7 +658,7 @@ assert_installed_once() {
 		pgrep -f -- "$SH_DIR" >/dev/null || break
 		sleep 0.1
 	done
-	run --separate-stderr ps-fetch "${P11[@]}" --pending --now
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending --now
 	echo "final: $status $output $stderr"
 	[ "$status" -eq 0 ]
 	for i in 0 1 2; do
@@ -667,7 +669,7 @@ assert_installed_once() {
 		[ "$(cert_serial_hex "$W/c$i.der")" = "$(req new_serial_hex "${reqs[i]}")" ]
 	done
 	[ "$(p11_count_certs)" -eq $((before + 3)) ]
-	run --separate-stderr ps-fetch "${P11[@]}" --pending
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending
 	[ "$status" -eq 0 ]
 	[ -z "$output" ]
 }
@@ -677,7 +679,7 @@ assert_installed_once() {
 	before=$(p11_count_certs)
 	objs=$(all_objects)
 	run --separate-stderr env P11FAULT_MODULE="$PKCS11_MODULE" P11FAULT_CAPACITY="$objs" \
-		ps-fetch --module "$P11FAULT" --pin "file:$PIN_FILE" --pending
+		ps-fetch --module "$P11FAULT" --pin "file:$PIN_FILE" --pending --accept-type
 	[ "$status" -eq 6 ]
 	records_valid
 	[ "$(jq -r 'select(.kind == "error") | .code' <<<"$output")" = token-full ]
@@ -688,7 +690,7 @@ assert_installed_once() {
 	[ "$(p11_count_certs)" -eq "$before" ]
 	[ "$(all_objects)" -eq "$objs" ]
 
-	run --separate-stderr ps-fetch "${P11[@]}" --pending
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending
 	[ "$status" -eq 0 ]
 	[ "$(jfield kind <<<"$output")" = cert ]
 	[ "$(req state)" = installed ]
@@ -699,7 +701,7 @@ assert_installed_once() {
 	renew "$QUAL_ID" "$LS_CA"
 	before=$(p11_count_certs)
 	run --separate-stderr env P11FAULT_MODULE="$PKCS11_MODULE" P11FAULT_REMOVED=1 \
-		ps-fetch --module "$P11FAULT" --pin "file:$PIN_FILE" --pending
+		ps-fetch --module "$P11FAULT" --pin "file:$PIN_FILE" --pending --accept-type
 	[ "$status" -eq 6 ]
 	records_valid
 	[ "$(jq -r 'select(.kind == "error") | .code' <<<"$output")" = token-absent ]
@@ -707,7 +709,7 @@ assert_installed_once() {
 	[ "$(req state)" = issued ]
 	[ "$(p11_count_certs)" -eq "$before" ]
 
-	run --separate-stderr ps-fetch "${P11[@]}" --pending
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending
 	[ "$status" -eq 0 ]
 	[ "$(req state)" = installed ]
 	assert_installed_once "$KEY"
@@ -826,7 +828,7 @@ assert_installed_once() {
 	# request ids sort by time: the commercial one comes first
 	[[ "$comm" < "$qual" ]] || sleep 1.1
 	answers issue
-	run --separate-stderr ps-fetch "${P11[@]}" --pending --now
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending --now
 	[ "$status" -eq 0 ]
 	[ "$(jq -rs 'map(select(.kind == "cert")) | map(.request_id) | join(",")' <<<"$output")" = "$qual,$comm" ]
 }

@@ -357,7 +357,7 @@ sel() {
 	[ "$status" -eq 0 ]
 	[ "$(jfield state <<<"$output")" = issued ]
 	# and the certificate fits on the token that was full
-	run --separate-stderr ps-fetch --module "$P11FAULT" --pin "file:$PIN_FILE" --pending
+	run --separate-stderr ps-fetch --module "$P11FAULT" --pin "file:$PIN_FILE" --pending --accept-type
 	[ "$status" -eq 0 ]
 	[ "$(jfield kind <<<"$output")" = cert ]
 	[ "$(jfield replaces_serial_hex <<<"$output")" = "$(cert_serial_hex "$BATS_TEST_TMPDIR/certs/$QUAL_ID.pem")" ]

@@ -163,7 +163,7 @@ static void test_index_behind_our_back(void **state)
 static void test_install_uses_index(void **state)
 {
 	struct ps_token *tok = hsm_token();
-	struct ps_install_opts o = { NULL, 0 };
+	struct ps_install_opts o = { .ca_bundle = NULL };
 	struct ps_install_result res;
 	struct ps_keypair kp;
 	struct ps_err err;
