@@ -166,7 +166,8 @@ evil_records() {
 	[ ! -e "$EVIL_MARKER" ]
 	[[ $stderr == *"names the PKCS#11 module $EVIL"* ]]
 	# the request is kept; with --module it is installed
-	run --separate-stderr ps-fetch --module "$SOFTHSM_MODULE" --pin "file:$PIN_FILE" "$id"
+	run --separate-stderr ps-fetch --module "$SOFTHSM_MODULE" --pin "file:$PIN_FILE" \
+		--accept-type "$id"
 	[ "$status" -eq 0 ]
 	[ "$(jfield kind <<<"$output")" = cert ]
 }

@@ -109,7 +109,7 @@ EOF
 	p11run ps-fetch --module "$P11FAULT" --pin fd:3 "${REQS[@]}" 3<"$BAD"
 	[ "$status" -eq 6 ]
 	[ "$(logins alpha)" -eq 1 ]
-	p11run ps-fetch --module "$P11FAULT" --pin "file:$PIN_FILE" "${REQS[@]}"
+	p11run ps-fetch --module "$P11FAULT" --pin "file:$PIN_FILE" --accept-type "${REQS[@]}"
 	[ "$status" -eq 0 ]
 	[ "$(logins alpha)" -eq 1 ]
 	for r in "${REQS[@]}"; do [ "$(state "$r")" = installed ]; done
@@ -136,7 +136,8 @@ EOF
 
 @test "item 2: ps-fetch --pending --token A works on A's requests only" {
 	two_tokens
-	p11run ps-fetch --module "$P11FAULT" --pin "file:$PIN_FILE" --token "$URI_A" --pending --json -v
+	p11run ps-fetch --module "$P11FAULT" --pin "file:$PIN_FILE" --token "$URI_A" --pending --json -v \
+		--accept-type
 	[ "$status" -eq 0 ]
 	[ "$(logins alpha)" -eq 1 ]
 	[ "$(logins beta)" -eq 0 ]
@@ -151,7 +152,7 @@ EOF
 @test "item 2: request records of another token are passed on, not worked on" {
 	two_tokens
 	p11run ps-fetch --module "$P11FAULT" --pin "file:$PIN_FILE" --token "$URI_A" \
-		"${REQS_A[0]}" "${REQS_B[@]}"
+		--accept-type "${REQS_A[0]}" "${REQS_B[@]}"
 	[ "$status" -eq 0 ]
 	[ "$(logins beta)" -eq 0 ]
 	[ "$(state "${REQS_A[0]}")" = installed ]

@@ -83,7 +83,7 @@ damage_store() {
 @test "ps-fetch --pending reports every damaged request file by name, and still does the others" {
 	renew "$QUAL_ID" "$LS_CA"
 	damage_store
-	run --separate-stderr ps-fetch "${P11[@]}" --pending
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --pending
 	[ "$status" -eq 1 ]
 	records_valid
 	# the readable request was done
@@ -237,7 +237,7 @@ drop_request_keys() {
 	mv "$SH_DIR/requests-away" "$REQS"
 	[ "$(req state "$id")" = unsubmitted ]
 	[ "$(cert_key_id "$W/issued.pem")" = "$(req key_id "$id")" ]
-	run --separate-stderr ps-fetch "${P11[@]}" --cert "$W/issued.pem"
+	run --separate-stderr ps-fetch "${P11[@]}" --accept-type --cert "$W/issued.pem"
 	[ "$status" -eq 0 ]
 	[ "$(jfield kind <<<"$output")" = cert ]
 	[ "$(jfield request_id <<<"$output")" = "$id" ]
