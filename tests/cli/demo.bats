@@ -3,11 +3,17 @@
 
 bats_require_minimum_version 1.5.0
 load ../lib/psrenew
+load ../lib/servers
 
 DEMO=$FIXTURE_ROOT/scripts/demo
 
 setup() {
 	DEMO_DIR=$PSRENEW_BUILD/demo
+}
+
+# the portal a test starts itself, should the demo not stop it
+teardown() {
+	stop_servers
 }
 
 # after STEP: the demo's output from the header of STEP on.
@@ -91,6 +97,7 @@ check_run() {
 	check_run
 	first=$(new_serials)
 	# a run interrupted hard leaves its portal running: the next run stops it
+	server_started jip "$DEMO_DIR/jip"
 	"$FIXTURE_ROOT/tests/jip/jip-start" "$DEMO_DIR/jip" "$DEMO_DIR/ca/pki" >/dev/null
 	old=$(<"$DEMO_DIR/jip/portal.pid")
 	[ "$(portal_processes)" -gt 0 ]

@@ -8,13 +8,13 @@
 # shellcheck disable=SC2030,SC2031 # (a test sets LABEL for itself)
 bats_require_minimum_version 1.5.0
 load ../lib/fixture
+load ../lib/servers
 
 EST=$FIXTURE_ROOT/tests/est
 
 setup_file() {
 	# One server, one control file per label, shared counters: keep it serial.
 	export BATS_NO_PARALLELIZE_WITHIN_FILE=true
-	local c
 	command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || skip "no nginx"
 	command -v curl >/dev/null || skip "no curl"
 	PKI=$(pki_dir) || return 1
@@ -45,14 +45,13 @@ setup_file() {
 		-keyout "$C/self.key" -out "$C/self.crt" -utf8 -subj "$JAN_SUBJECT" \
 		-days 3 2>/dev/null || return 1
 
-	c=$("$EST/est-start" "$BATS_FILE_TMPDIR/est" "$PKI") || return 1
-	eval "$c"
-	export PKI C EST_URL EST_PORT EST_TLS_CA EST_STATE EST_BACKEND_PORT
+	start_est "$BATS_FILE_TMPDIR/est" "$PKI" || return 1
+	export PKI C
 }
 
 teardown_file() {
 	[[ -n ${EST_STATE:-} ]] || return 0
-	"$EST/est-stop" "$EST_STATE" || return 1
+	stop_servers || return 1
 	local left
 	left=$(est_procs "$EST_STATE")
 	[[ -z $left ]] || { echo "left running: $left" >&2; return 1; }
@@ -63,6 +62,10 @@ setup() {
 	JANQ=(--cert "$C/jan-q.crt" --key "$C/jan-q.key")
 	JANC=(--cert "$C/jan-c.crt" --key "$C/jan-c.key")
 	LABEL=t$BATS_TEST_NUMBER
+}
+
+teardown() {
+	stop_servers
 }
 
 # ----------------------------------------------------------------- helpers
@@ -492,6 +495,7 @@ check_issued() {
 	mkdir "$BATS_TEST_TMPDIR/est2"
 	state=$(cd "$BATS_TEST_TMPDIR/est2" && pwd -P)
 	port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	server_started est "$state"
 	out=$(EST_START_PORT=$port "$EST/est-start" "$state" "$PKI")
 	grep -qx "EST_PORT=$port" <<<"$out"
 	(

@@ -12,6 +12,7 @@
 
 bats_require_minimum_version 1.5.0
 load ../lib/fixture
+load ../lib/servers
 
 JIPDIR=$FIXTURE_ROOT/tests/jip
 PY=/usr/bin/python3
@@ -28,10 +29,7 @@ setup_file() {
 	export JIP_STATE=$BATS_FILE_TMPDIR/jip
 	PKI=$(pki_dir) || return 1
 	export PKI
-	local out
-	out=$("$JIPDIR/jip-start" "$JIP_STATE" "$PKI") || return 1
-	eval "$out"
-	export JIP_URL JIP_TLS_CA JIP_PORT
+	start_jip "$JIP_STATE" "$PKI" || return 1
 	# Client certificates (software keys) from the test PKI: registered and
 	# valid, registered but expired, valid but registered nowhere.
 	local c=$BATS_FILE_TMPDIR/certs
@@ -50,7 +48,7 @@ setup_file() {
 
 teardown_file() {
 	[[ -n ${JIP_STATE:-} ]] || return 0
-	"$JIPDIR/jip-stop" "$JIP_STATE"
+	stop_servers
 	no_portal_processes "$JIP_STATE"
 }
 
@@ -60,6 +58,10 @@ setup() {
 	cp "$JIPDIR/portal-default.json" "$JIP_STATE/portal.json"
 	write_accounts
 	use_profile "$JIPDIR/profile-test.json"
+}
+
+teardown() {
+	stop_servers
 }
 
 # ----------------------------------------------------------------- helpers
@@ -964,6 +966,7 @@ print("%06d" % ((struct.unpack(">I", m[o:o + 4])[0] & 0x7fffffff) % 1000000))' "
 	[[ $output == *"already runs"* ]]
 	# a second portal of its own, stopped here
 	local st=$BATS_TEST_TMPDIR/second out pids=() p
+	server_started jip "$st"
 	out=$(JIP_PORT='' "$JIPDIR/jip-start" "$st" "$PKI")
 	eval "$out"
 	[[ $JIP_URL == "https://localhost:$JIP_PORT" ]]

@@ -8,20 +8,17 @@
 
 bats_require_minimum_version 1.5.0
 load ../lib/psrenew
+load ../lib/servers
 
 setup() {
 	psrenew_setup
 	demo_token
 	PKI=$(pki_dir)
 	MSG=$BATS_TEST_TMPDIR/msg.eml
-	SMTP_DIRS=()
 }
 
 teardown() {
-	local d
-	for d in "${SMTP_DIRS[@]}"; do
-		"$FIXTURE_ROOT/tests/smtp/smtp-stop" "$d" || true
-	done
+	stop_servers
 }
 
 # conf LINES...: a [ca.postsignum] mail:- section with these lines
@@ -168,8 +165,7 @@ caps() {
 }
 
 @test "SMTP: the delivered message has CRLF text, folded headers, one From, and verifies" {
-	eval "$("$FIXTURE_ROOT/tests/smtp/smtp-start" "$BATS_TEST_TMPDIR/smtp")"
-	SMTP_DIRS+=("$BATS_TEST_TMPDIR/smtp")
+	start_smtp "$BATS_TEST_TMPDIR/smtp"
 	printf '[ca.postsignum]\nchannel = mail:%s\nfrom-name = Novák, Jan\n' "$SMTP_URL" \
 		>"$BATS_TEST_TMPDIR/c.conf"
 	run --separate-stderr ps-renew --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \

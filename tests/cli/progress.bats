@@ -5,16 +5,17 @@
 
 bats_require_minimum_version 1.5.0
 load ../lib/psrenew
+load ../lib/servers
 
 setup_file() {
 	export BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR
 	PKI=$(pki_dir)
-	eval "$("$FIXTURE_ROOT/tests/jip/jip-start" "$BATS_FILE_TMPDIR/portal" "$PKI")"
-	export JIP_URL JIP_TLS_CA PKI
+	start_jip "$BATS_FILE_TMPDIR/portal" "$PKI" || return 1
+	export PKI
 }
 
 teardown_file() {
-	"$FIXTURE_ROOT/tests/jip/jip-stop" "$BATS_FILE_TMPDIR/portal"
+	stop_servers
 }
 
 setup() {

@@ -7,16 +7,17 @@
 
 bats_require_minimum_version 1.5.0
 load ../lib/psrenew
+load ../lib/servers
 
 setup_file() {
 	export BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR
 	PKI=$(pki_dir)
-	eval "$("$FIXTURE_ROOT/tests/cmp/cmp-start" --tls "$PKI" "$BATS_FILE_TMPDIR/cmp")"
-	export CMP_PORT CMP_STATE PKI CMP_TLS_URL CMP_TLS_CA
+	start_cmp --tls "$BATS_FILE_TMPDIR/cmp" "$PKI" || return 1
+	export PKI
 }
 
 teardown_file() {
-	"$FIXTURE_ROOT/tests/cmp/cmp-stop" "$BATS_FILE_TMPDIR/cmp"
+	stop_servers
 }
 
 setup() {

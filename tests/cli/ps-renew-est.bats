@@ -5,17 +5,18 @@
 
 bats_require_minimum_version 1.5.0
 load ../lib/psrenew
+load ../lib/servers
 
 setup_file() {
 	export BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR
 	PKI=$(pki_dir)
-	eval "$("$FIXTURE_ROOT/tests/est/est-start" "$BATS_FILE_TMPDIR/est" "$PKI")"
+	start_est "$BATS_FILE_TMPDIR/est" "$PKI" || return 1
 	cat "$EST_TLS_CA" "$PKI/chain.pem" > "$BATS_FILE_TMPDIR/bundle.pem"
-	export EST_PORT EST_STATE PKI
+	export PKI
 }
 
 teardown_file() {
-	"$FIXTURE_ROOT/tests/est/est-stop" "$BATS_FILE_TMPDIR/est"
+	stop_servers
 }
 
 setup() {

@@ -4,6 +4,7 @@
 
 bats_require_minimum_version 1.5.0
 load ../lib/psrenew
+load ../lib/servers
 
 setup() {
 	psrenew_setup
@@ -130,18 +131,9 @@ EOF_CONF
 	[ "$(token_objects privkey)" -eq 0 ]
 }
 
-# smtp_server DIR OPTIONS...: a real SMTP server (aiosmtpd) on loopback.
-smtp_server() {
-	local dir=$1
-	shift
-	eval "$("$FIXTURE_ROOT/tests/smtp/smtp-start" "$dir" "$@")"
-	SMTP_DIRS+=("$dir")
-}
-
+# The SMTP tests run a real SMTP server (aiosmtpd) on loopback (start_smtp).
 teardown() {
-	for d in "${SMTP_DIRS[@]}"; do
-		"$FIXTURE_ROOT/tests/smtp/smtp-stop" "$d" || true
-	done
+	stop_servers
 }
 
 smtp_conf() { # smtp_conf URL [EXTRA LINES...]
@@ -160,7 +152,7 @@ smtp_renew() {
 }
 
 @test "SMTP: the server receives the message, which verifies with openssl" {
-	smtp_server "$BATS_TEST_TMPDIR/smtp"
+	start_smtp "$BATS_TEST_TMPDIR/smtp"
 	smtp_conf "$SMTP_URL"
 	smtp_renew
 	[ "$status" -eq 3 ]
@@ -175,7 +167,7 @@ smtp_renew() {
 }
 
 @test "SMTP with STARTTLS and a login from a secret source; the password never shows" {
-	smtp_server "$BATS_TEST_TMPDIR/smtp" --tls --require-starttls --user 'jnovak:Tajné-heslo-77'
+	start_smtp "$BATS_TEST_TMPDIR/smtp" --tls --require-starttls --user 'jnovak:Tajné-heslo-77'
 	(umask 077 && printf 'Tajné-heslo-77' > "$BATS_TEST_TMPDIR/smtp.pass")
 	smtp_conf "$SMTP_URL" "smtp-user = jnovak" "smtp-pass = file:$BATS_TEST_TMPDIR/smtp.pass" \
 		"ca-bundle = $SMTP_TLS_CA"
@@ -189,7 +181,7 @@ smtp_renew() {
 }
 
 @test "SMTP: a wrong login is exit 5 with the server's reply; the key pair is removed" {
-	smtp_server "$BATS_TEST_TMPDIR/smtp" --tls --user 'jnovak:right'
+	start_smtp "$BATS_TEST_TMPDIR/smtp" --tls --user 'jnovak:right'
 	(umask 077 && printf 'wrong' > "$BATS_TEST_TMPDIR/smtp.pass")
 	smtp_conf "$SMTP_URL" "smtp-user = jnovak" "smtp-pass = file:$BATS_TEST_TMPDIR/smtp.pass" \
 		"ca-bundle = $SMTP_TLS_CA"
@@ -202,7 +194,7 @@ smtp_renew() {
 }
 
 @test "SMTP: a rejected recipient is exit 5 with the server's reply" {
-	smtp_server "$BATS_TEST_TMPDIR/smtp" --reject-rcpt podatelna.postsignum@cpost.cz
+	start_smtp "$BATS_TEST_TMPDIR/smtp" --reject-rcpt podatelna.postsignum@cpost.cz
 	smtp_conf "$SMTP_URL"
 	smtp_renew
 	[ "$status" -eq 5 ]
@@ -216,13 +208,13 @@ smtp_renew() {
 	[ "$status" -eq 4 ]
 	[ "$(jfield state <<<"$output")" = unsubmitted ]
 	[ "$(token_objects privkey)" -eq 5 ]
-	smtp_server "$BATS_TEST_TMPDIR/smtp" --tempfail
+	start_smtp "$BATS_TEST_TMPDIR/smtp" --tempfail
 	smtp_conf "$SMTP_URL"
 	run --separate-stderr ps-fetch --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \
 		--config "$BATS_TEST_TMPDIR/c.conf" --pending
 	[ "$status" -eq 4 ]
-	"$FIXTURE_ROOT/tests/smtp/smtp-stop" "$BATS_TEST_TMPDIR/smtp"
-	smtp_server "$BATS_TEST_TMPDIR/smtp2"
+	stop_smtp "$BATS_TEST_TMPDIR/smtp"
+	start_smtp "$BATS_TEST_TMPDIR/smtp2"
 	# the request remembers the channel spec it was made with: point it at
 	# the new server through the same name
 	req=$(ls "$PSRENEW_STATE_DIR"/requests/*.json)

@@ -7,6 +7,7 @@
 
 bats_require_minimum_version 1.5.0
 load ../lib/psrenew
+load ../lib/servers
 
 setup() {
 	psrenew_setup
@@ -23,8 +24,7 @@ setup() {
 }
 
 teardown() {
-	if [[ -n ${CMP_DIR:-} ]]; then "$FIXTURE_ROOT/tests/cmp/cmp-stop" "$CMP_DIR" || true; fi
-	if [[ -n ${EST_DIR:-} ]]; then "$FIXTURE_ROOT/tests/est/est-stop" "$EST_DIR" || true; fi
+	stop_servers
 }
 
 # answers LINE...: the scripted helper's answers, one per call.
@@ -262,8 +262,7 @@ drop_request_keys() {
 # ------------------------------------------------------ the safe writer (15)
 
 @test "--cacerts writes through the safe writer: a symlink planted at FILE.tmp is not followed" {
-	EST_DIR=$BATS_TEST_TMPDIR/est
-	eval "$("$FIXTURE_ROOT/tests/est/est-start" "$EST_DIR" "$(pki_dir)")"
+	start_est "$BATS_TEST_TMPDIR/est"
 	cat "$EST_TLS_CA" "$(pki_dir)/chain.pem" >"$W/bundle.pem"
 	echo "precious" >"$W/victim"
 	ln -s "$W/victim" "$W/cacerts.pem.tmp"
@@ -324,8 +323,7 @@ drop_request_keys() {
 # ----------------------------------------- CMP: issued for another key (18)
 
 @test "CMP: a certificate issued for another key is key-mismatch, kept as rejected_cert" {
-	CMP_DIR=$BATS_TEST_TMPDIR/cmp
-	eval "$("$FIXTURE_ROOT/tests/cmp/cmp-start" "$(pki_dir)" "$CMP_DIR")"
+	start_cmp "$BATS_TEST_TMPDIR/cmp"
 	echo wrongkey >"$CMP_STATE/answers"
 	certs=$(token_objects cert)
 	run --separate-stderr ps-renew "${P11[@]}" --token "$TOKEN_URI" --id "$QUAL_ID" \
