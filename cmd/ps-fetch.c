@@ -104,9 +104,21 @@ static int is_url(const char *s)
 	return !strncmp(s, "http://", 7) || !strncmp(s, "https://", 8);
 }
 
-/* The request ids to work on: operands, stdin records, or --pending. */
+/* A request record of stdin: its id is worked on. */
+static int take_request(struct ps_in_loop *l, json_t *rec)
+{
+	const char *id = ps_json_str(rec, "request_id");
+
+	if (strcmp(ps_json_str(rec, "kind"), "request") || !id)
+		return 0;
+	return json_array_append_new(l->ctx, json_string(id)) == 0;
+}
+
+/* The request ids to work on: operands, stdin records, or --pending;
+ * *upstream: the worst status of the error records on stdin. */
 static int targets(struct ps_cli *cli, struct ps_fetch *f, const struct args *a,
-		   char **operands, int n, json_t *ids, struct ps_err *err)
+		   char **operands, int n, json_t *ids, int *upstream,
+		   struct ps_err *err)
 {
 	if (a->pending) {
 		char **v;
@@ -124,21 +136,12 @@ static int targets(struct ps_cli *cli, struct ps_fetch *f, const struct args *a,
 		return 0;
 	}
 	if (!isatty(0)) {
-		struct ps_in *in = ps_in_new(stdin);
-		json_t *rec;
+		struct ps_in_loop loop = { take_request, ids, ps_cli_emit, cli,
+					   0 };
+		int rc = ps_in_each(stdin, &loop, err);
 
-		while (in && (rec = ps_in_next(in, err))) {
-			const char *id = ps_json_str(rec, "request_id");
-			const char *kind = ps_json_str(rec, "kind");
-
-			if (!strcmp(kind, "request") && id)
-				json_array_append_new(ids, json_string(id));
-			else
-				ps_cli_emit(cli, rec); /* not ours: pass on */
-			json_decref(rec);
-		}
-		ps_in_free(in);
-		return err->status;
+		*upstream = loop.worst;
+		return rc;
 	}
 	return ps_err_set(err, PS_EXIT_USAGE, "usage",
 			  "ps-fetch --pending (cron), ps-fetch REQUEST-ID, "
@@ -250,9 +253,12 @@ static int run(struct ps_cli *cli, void *args, char **operands, int n,
 			free(buf);
 		}
 	} else {
-		rc = targets(cli, &f, a, operands, n, ids, err);
+		int upstream = 0;
+
+		rc = targets(cli, &f, a, operands, n, ids, &upstream, err);
 		if (!rc)
-			rc = fetch_all(cli, &f, a, ids);
+			rc =
+			    ps_exit_worse(fetch_all(cli, &f, a, ids), upstream);
 	}
 	json_decref(ids);
 	if (f.passed_on)

@@ -121,8 +121,18 @@ static json_t *item_from_x509(X509 *x, const struct ps_config *cfg,
 	return r;
 }
 
+/* A cert record of stdin: a certificate to register. */
+static int take_cert(struct ps_in_loop *l, json_t *rec)
+{
+	if (strcmp(ps_json_str(rec, "kind"), "cert"))
+		return 0;
+	return json_array_append(l->ctx, rec) == 0;
+}
+
+/* What to register: from the options, or the cert records of stdin
+ * (*upstream: the worst status of the error records there). */
 static int items_from_args(struct ps_cli *cli, const struct args *a,
-			   json_t *items, struct ps_err *err)
+			   json_t *items, int *upstream, struct ps_err *err)
 {
 	if (a->serial) {
 		char *hex;
@@ -198,19 +208,12 @@ static int items_from_args(struct ps_cli *cli, const struct args *a,
 		return rc;
 	}
 	if (!isatty(0)) {
-		struct ps_in *in = ps_in_new(stdin);
-		json_t *rec;
+		struct ps_in_loop loop = { take_cert, items, ps_cli_emit, cli,
+					   0 };
+		int rc = ps_in_each(stdin, &loop, err);
 
-		while (in && (rec = ps_in_next(in, err))) {
-			if (!strcmp(ps_json_str(rec, "kind"), "cert"))
-				json_array_append_new(items, rec);
-			else {
-				ps_cli_emit(cli, rec); /* not ours: pass on */
-				json_decref(rec);
-			}
-		}
-		ps_in_free(in);
-		return err->status;
+		*upstream = loop.worst;
+		return rc;
 	}
 	return ps_err_set(err, PS_EXIT_USAGE, "usage",
 			  "ps-fetch --pending | ps-jip-setserial, or --cert "
@@ -401,9 +404,9 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	json_t *items = json_array(), *v;
 	struct ps_progress pg = { 0 };
 	size_t i;
-	int rc, worst = 0;
+	int rc, worst = 0, upstream = 0;
 
-	rc = items_from_args(cli, a, items, err);
+	rc = items_from_args(cli, a, items, &upstream, err);
 	if (!rc && json_array_size(items) == 0) {
 		ps_cli_warn(cli, "nothing to register: the input held no cert "
 				 "record (ps-fetch prints one only for a "
@@ -496,6 +499,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	rc = worst;
 	ps_err_clear(err);
 out:
+	rc = ps_exit_worse(rc, upstream);
 	ps_secret_free(pw);
 	ps_secret_free(otp);
 	ps_jip_close(j);

@@ -273,28 +273,43 @@ static int selected(const struct ps_cli *cli, const struct group *g,
 	return 0;
 }
 
+/* A record of stdin: a cert record is kept for renewal; any other kind is
+ * an error record of its own. */
+static int take_cert(struct ps_in_loop *l, json_t *rec)
+{
+	const char *kind = ps_json_str(rec, "kind");
+	struct ps_err e;
+	json_t *er;
+
+	if (!strcmp(kind, "cert"))
+		return json_array_append(l->ctx, rec) == 0;
+	ps_err_set(&e, PS_EXIT_FAIL, "bad-record",
+		   "ps-renew reads cert records (ps-status --json)",
+		   "a '%s' record cannot be renewed", kind);
+	er = ps_target_error(&e, rec, NULL, -1);
+	l->emit(l->emit_ctx, er);
+	json_decref(er);
+	l->worst = ps_exit_worse(l->worst, PS_EXIT_FAIL);
+	return 1;
+}
+
 /* cert records on stdin, grouped by module. */
 static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 		      struct ps_err *err)
 {
-	struct ps_in *in = ps_in_new(stdin);
-	json_t *all = json_array(), *rec;
+	json_t *all = json_array();
+	struct ps_in_loop loop = { take_cert, all, ps_cli_emit, cli, 0 };
 	size_t passed_on = 0;
-	int worst = 0;
+	int worst;
 
-	if (!in || !all) {
-		ps_in_free(in);
-		json_decref(all);
+	if (!all)
 		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
 				  "out of memory");
-	}
-	while ((rec = ps_in_next(in, err)))
-		json_array_append_new(all, rec);
-	ps_in_free(in);
-	if (err->status) {
+	if (ps_in_each(stdin, &loop, err)) {
 		json_decref(all);
 		return err->status;
 	}
+	worst = loop.worst;
 	ps_progress_start(&progress, cli, json_array_size(all));
 	while (json_array_size(all) > 0) {
 		const char *mod = cli->module;
@@ -302,33 +317,8 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 		json_t **inputs;
 		struct group g;
 		json_t *first = json_array_get(all, 0);
-		const char *kind = ps_json_str(first, "kind");
 		int rc;
 
-		if (strcmp(kind, "cert") != 0) {
-			if (strcmp(kind, "error") == 0) {
-				ps_cli_emit(cli, first); /* pass it on */
-				worst = ps_exit_worse(
-				    worst,
-				    (int)json_integer_value(
-					json_object_get(first, "status")));
-			} else {
-				struct ps_err e;
-
-				ps_err_set(&e, PS_EXIT_FAIL, "bad-record",
-					   "ps-renew reads cert records "
-					   "(ps-status --json)",
-					   "a '%s' record cannot be renewed",
-					   kind);
-				json_t *er =
-				    ps_target_error(&e, first, NULL, -1);
-				ps_cli_emit(cli, er);
-				json_decref(er);
-				worst = ps_exit_worse(worst, PS_EXIT_FAIL);
-			}
-			json_array_remove(all, 0);
-			continue;
-		}
 		if (!mod)
 			mod = ps_json_str(first, "module");
 		/* Every cert record of this module, in input order. */

@@ -216,42 +216,34 @@ static int prepare(struct ctx *c, const struct args *a, struct ps_err *err)
 	return 0;
 }
 
+/* A jip record of stdin confirms a serial; other records are not used. */
+static int take_jip(struct ps_in_loop *l, json_t *rec)
+{
+	struct ctx *c = l->ctx;
+	const char *kind = ps_json_str(rec, "kind");
+	struct ps_err e;
+	char *serial;
+
+	ps_err_clear(&e);
+	if (strcmp(kind, "jip") != 0) {
+		ps_cli_info(c->cli, "input: a '%s' record is not used", kind);
+	} else if (ps_jip_record_confirms(rec, &serial, &e) == 0) {
+		json_object_set_new(c->jip, serial, json_string("stdin"));
+		free(serial);
+	} else {
+		ps_cli_info(c->cli, "input: %s", e.msg);
+	}
+	return 1;
+}
+
 /* jip records on stdin confirm serials; error records are passed on. */
 static int read_stdin(struct ctx *c, struct ps_err *err)
 {
-	struct ps_in *in = ps_in_new(stdin);
-	json_t *rec;
+	struct ps_in_loop loop = { take_jip, c, emit, c, 0 };
+	int rc = ps_in_each(stdin, &loop, err);
 
-	if (!in)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
-	while ((rec = ps_in_next(in, err))) {
-		const char *kind = ps_json_str(rec, "kind");
-		struct ps_err e;
-		char *serial;
-
-		ps_err_clear(&e);
-		if (!strcmp(kind, "jip")) {
-			if (ps_jip_record_confirms(rec, &serial, &e) == 0) {
-				json_object_set_new(c->jip, serial,
-						    json_string("stdin"));
-				free(serial);
-			} else {
-				ps_cli_info(c->cli, "input: %s", e.msg);
-			}
-		} else if (!strcmp(kind, "error")) {
-			emit(c, rec);
-			c->worst = ps_exit_worse(
-			    c->worst, (int)json_integer_value(
-					  json_object_get(rec, "status")));
-		} else {
-			ps_cli_info(c->cli, "input: a '%s' record is not used",
-				    kind);
-		}
-		json_decref(rec);
-	}
-	ps_in_free(in);
-	return err->status;
+	c->worst = ps_exit_worse(c->worst, loop.worst);
+	return rc;
 }
 
 /* The state store: created when something may be removed (the copies go
