@@ -6,63 +6,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <psrenew/cli.h>
 #include <psrenew/fetch.h>
+#include <psrenew/fetch_wait.h>
 #include <psrenew/http.h>
-#include <psrenew/progress.h>
 
-enum {
-	OPT_PENDING = 256,
-	OPT_WAIT,
-	OPT_CERT,
-	OPT_CA_BUNDLE,
-	OPT_LENIENT,
-	OPT_DRY_RUN,
-	OPT_NOW,
-};
-
-static const struct ps_cli_opt opts[] = {
-	{ "pending", 0, OPT_PENDING, NULL,
-	  "every unfinished request in the state store (for cron)" },
-	{ "wait", 2, OPT_WAIT, "SECONDS",
-	  "keep polling until issued, refused or SECONDS pass (3600)" },
-	{ "cert", 1, OPT_CERT, "FILE",
-	  "install a certificate that came by mail or web (FILE, - or URL)" },
-	{ "ca-bundle", 1, OPT_CA_BUNDLE, "FILE",
-	  "verify the issued certificate's chain against these CAs" },
-	{ "lenient-subject", 0, OPT_LENIENT, NULL,
-	  "accept a subject that differs only in attribute order or encoding" },
-	{ "now", 0, OPT_NOW, NULL,
-	  "poll even when the CA asked to wait longer" },
-	{ "dry-run", 0, OPT_DRY_RUN, NULL, "show what is due; change nothing" },
-	{ NULL, 0, 0, NULL, NULL },
-};
+#include "common/cli.h"
+#include "common/progress.h"
 
 struct args {
 	int pending, dry_run, now, lenient;
 	long wait; /* -1: no waiting */
 	const char *cert, *ca_bundle;
 };
-
-static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
-{
-	struct args *a = ctx;
-
-	switch (key) {
-	case OPT_PENDING: a->pending = 1; return 0;
-	case OPT_DRY_RUN: a->dry_run = 1; return 0;
-	case OPT_NOW: a->now = 1; return 0;
-	case OPT_LENIENT: a->lenient = 1; return 0;
-	case OPT_CERT: a->cert = arg; return 0;
-	case OPT_CA_BUNDLE: a->ca_bundle = arg; return 0;
-	case OPT_WAIT:
-		a->wait = 3600;
-		return arg ? ps_cli_number("wait", arg, 30L * 86400, &a->wait,
-					   err)
-			   : 0;
-	}
-	return PS_EXIT_USAGE;
-}
 
 /* Reads all of FILE or stdin (at most 1 MiB). */
 static int slurp(const char *path, unsigned char **buf, size_t *len,
@@ -149,70 +104,15 @@ static int targets(struct ps_cli *cli, struct ps_fetch *f, const struct args *a,
 			  "say which requests to fetch");
 }
 
+/* The requests, polled (again with --wait) and installed. */
 static int fetch_all(struct ps_cli *cli, struct ps_fetch *f,
 		     const struct args *a, json_t *ids)
 {
-	time_t deadline = a->wait >= 0 ? time(NULL) + a->wait : 0;
-	long backoff = 2;
-	int worst = 0, force = a->now || (!a->pending && a->wait < 0);
-	json_t *cur = json_incref(ids);
+	struct ps_progress pg = { 0 };
+	struct ps_batch_hooks h = ps_progress_hooks(&pg, cli);
 
-	for (;;) {
-		json_t *left = json_array();
-		time_t next = 0;
-		size_t i;
-		json_t *v;
-		struct ps_progress pg = { 0 };
-
-		worst = 0;
-		ps_progress_start(&pg, cli, json_array_size(cur));
-		/* Due EST polls go out together, several at a time. */
-		ps_fetch_poll_due(f, cur, force);
-		json_array_foreach (cur, i, v) {
-			json_t *out;
-			time_t due;
-			int rc;
-			int last;
-
-			ps_progress_item(&pg, "request %s",
-					 json_string_value(v));
-			rc = ps_fetch_request(f, json_string_value(v), force,
-					      &out, &due);
-			last = !due || a->wait < 0 || time(NULL) >= deadline;
-			ps_progress_step(&pg, "%s",
-					 out ? ps_progress_text(out) : "done");
-
-			if (!last) {
-				json_array_append(left, v);
-				if (!next || due < next)
-					next = due;
-			} else if (out) {
-				ps_cli_emit(cli, out);
-			}
-			json_decref(out);
-			worst = ps_exit_worse(worst, rc);
-		}
-		ps_progress_end(&pg);
-		json_decref(cur);
-		cur = left;
-		if (json_array_size(cur) == 0 || ps_ca_interrupted()) {
-			json_decref(cur);
-			return worst;
-		}
-		/* Wait for the earliest due request, with backoff. */
-		long sleep_s = (long)(next - time(NULL));
-
-		if (sleep_s < backoff)
-			sleep_s = backoff;
-		if (time(NULL) + sleep_s > deadline)
-			sleep_s = (long)(deadline - time(NULL));
-		backoff = backoff * 2 > 300 ? 300 : backoff * 2;
-		ps_cli_info(cli, "%zu request(s) pending; next look in %ld s",
-			    json_array_size(cur), sleep_s);
-		if (sleep_s > 0)
-			sleep((unsigned)sleep_s);
-		force = 0;
-	}
+	return ps_fetch_all(f, ids, a->wait,
+			    a->now || (!a->pending && a->wait < 0), &h);
 }
 
 static int run(struct ps_cli *cli, void *args, char **operands, int n,
@@ -300,7 +200,29 @@ int main(int argc, char **argv)
 		    "issued and install it\non the token beside its key.",
 	};
 	struct args a = { .wait = -1 };
-	int rc = ps_cli_main(&cli, argc, argv, opts, on_opt, &a, -1, run);
+	const struct ps_opt opts[] = {
+		PS_OPT_BOOL("pending", &a.pending,
+			    "every unfinished request in the state store (for "
+			    "cron)"),
+		PS_OPT_INT_OPTARG("wait", &a.wait, 30L * 86400, 3600, "SECONDS",
+				  "keep polling until issued, refused or "
+				  "SECONDS pass (3600)"),
+		PS_OPT_STRING("cert", &a.cert, "FILE",
+			      "install a certificate that came by mail or web "
+			      "(FILE, - or URL)"),
+		PS_OPT_STRING("ca-bundle", &a.ca_bundle, "FILE",
+			      "verify the issued certificate's chain against "
+			      "these CAs"),
+		PS_OPT_BOOL("lenient-subject", &a.lenient,
+			    "accept a subject that differs only in attribute "
+			    "order or encoding"),
+		PS_OPT_BOOL("now", &a.now,
+			    "poll even when the CA asked to wait longer"),
+		PS_OPT_BOOL("dry-run", &a.dry_run,
+			    "show what is due; change nothing"),
+		PS_OPT_END(),
+	};
+	int rc = ps_cli_main(&cli, argc, argv, opts, &a, -1, run);
 
 	/* A signal stopped a CA helper: 128 + its number, as a shell says. */
 	return ps_ca_interrupted() ? 128 + ps_ca_interrupted() : rc;
