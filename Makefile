@@ -51,6 +51,10 @@ PUB_HDR := $(addprefix lib/psrenew/,psrenew.h export.h version.h err.h \
 LIB_MAP := lib/libpsrenew.map
 CMD_SRC := $(wildcard cmd/ps-*.c)
 BINS := $(CMD_SRC:cmd/%.c=$(B)/bin/%)
+# What the binaries share and the library does not have: options, messages,
+# progress lines (cmd/common/). Linked into every binary, never installed.
+CMD_COMMON_SRC := $(wildcard cmd/common/*.c)
+CMD_COMMON_OBJ := $(CMD_COMMON_SRC:%.c=$(B)/obj/%.o)
 SONAME := libpsrenew.so.$(SOVERSION)
 SOLIB := $(B)/lib/libpsrenew.so.$(VERSION)
 ALIB := $(B)/lib/libpsrenew.a
@@ -141,10 +145,10 @@ $(PCFILE): Makefile lib/psrenew/version.h
 
 # The binaries use internal functions: they link the internal archive, as
 # git's commands link libgit.a (the installed library is not theirs).
-$(B)/bin/%: cmd/%.c $(INT_ALIB)
+$(B)/bin/%: cmd/%.c $(CMD_COMMON_OBJ) $(INT_ALIB)
 	@mkdir -p $(dir $@) $(dir $(B)/dep/$(patsubst $(B)/%,%,$@))
-	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(INT_ALIB) $(DEP_LIBS) \
-		$(LDFLAGS)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(CMD_COMMON_OBJ) $(INT_ALIB) \
+		$(DEP_LIBS) $(LDFLAGS)
 
 # Tests -----------------------------------------------------------------
 tests: all $(UNIT_BINS) $(TEST_TOOLS)
@@ -241,14 +245,15 @@ lint:
 		--inline-suppr --suppress=missingIncludeSystem -D_GNU_SOURCE -Ilib \
 		--include=/usr/include/jansson.h \
 		lib cmd tests/unit tests/p11fault tests/cmp
-	clang-format --dry-run -Werror lib/*.c lib/psrenew/*.h cmd/*.c
+	clang-format --dry-run -Werror lib/*.c lib/psrenew/*.h cmd/*.c \
+		cmd/common/*.[ch]
 	PUB_HDR='$(PUB_HDR)' LIB_MAP=$(LIB_MAP) scripts/checksrc
 
 print-pub-hdr:
 	@echo $(PUB_HDR)
 
 format:
-	clang-format -i lib/*.c lib/psrenew/*.h cmd/*.c
+	clang-format -i lib/*.c lib/psrenew/*.h cmd/*.c cmd/common/*.[ch]
 
 clean:
 	rm -rf $(B)
@@ -263,4 +268,5 @@ help:
 # Further targets (bench, fuzz, ...), one file each.
 -include $(wildcard mk/*.mk)
 
--include $(patsubst $(B)/%,$(B)/dep/%.d,$(LIB_OBJ) $(BINS) $(UNIT_BINS))
+-include $(patsubst $(B)/%,$(B)/dep/%.d,$(LIB_OBJ) $(CMD_COMMON_OBJ) $(BINS) \
+	$(UNIT_BINS))

@@ -6,67 +6,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <psrenew/cli.h>
 #include <psrenew/fetch.h>
+#include <psrenew/fetch_wait.h>
 #include <psrenew/http.h>
-#include <psrenew/progress.h>
 
-enum {
-	OPT_PENDING = 256,
-	OPT_WAIT,
-	OPT_CERT,
-	OPT_CA_BUNDLE,
-	OPT_LENIENT,
-	OPT_ACCEPT_TYPE,
-	OPT_DRY_RUN,
-	OPT_NOW,
-};
-
-static const struct ps_cli_opt opts[] = {
-	{ "pending", 0, OPT_PENDING, NULL,
-	  "every unfinished request in the state store (for cron)" },
-	{ "wait", 2, OPT_WAIT, "SECONDS",
-	  "keep polling until issued, refused or SECONDS pass (3600)" },
-	{ "cert", 1, OPT_CERT, "FILE",
-	  "install a certificate that came by mail or web (FILE, - or URL)" },
-	{ "ca-bundle", 1, OPT_CA_BUNDLE, "FILE",
-	  "verify the issued certificate's chain against these CAs" },
-	{ "lenient-subject", 0, OPT_LENIENT, NULL,
-	  "accept a subject that differs only in attribute order or encoding" },
-	{ "accept-type", 0, OPT_ACCEPT_TYPE, NULL,
-	  "install a certificate of another type than the request's" },
-	{ "now", 0, OPT_NOW, NULL,
-	  "poll even when the CA asked to wait longer" },
-	{ "dry-run", 0, OPT_DRY_RUN, NULL, "show what is due; change nothing" },
-	{ NULL, 0, 0, NULL, NULL },
-};
+#include "common/cli.h"
+#include "common/progress.h"
 
 struct args {
 	int pending, dry_run, now, lenient, accept_type;
 	long wait; /* -1: no waiting */
 	const char *cert, *ca_bundle;
 };
-
-static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
-{
-	struct args *a = ctx;
-
-	switch (key) {
-	case OPT_PENDING: a->pending = 1; return 0;
-	case OPT_DRY_RUN: a->dry_run = 1; return 0;
-	case OPT_NOW: a->now = 1; return 0;
-	case OPT_LENIENT: a->lenient = 1; return 0;
-	case OPT_ACCEPT_TYPE: a->accept_type = 1; return 0;
-	case OPT_CERT: a->cert = arg; return 0;
-	case OPT_CA_BUNDLE: a->ca_bundle = arg; return 0;
-	case OPT_WAIT:
-		a->wait = 3600;
-		return arg ? ps_cli_number("wait", arg, 30L * 86400, &a->wait,
-					   err)
-			   : 0;
-	}
-	return PS_EXIT_USAGE;
-}
 
 /* Reads all of FILE or stdin (at most 1 MiB). */
 static int slurp(const char *path, unsigned char **buf, size_t *len,
@@ -108,9 +59,21 @@ static int is_url(const char *s)
 	return !strncmp(s, "http://", 7) || !strncmp(s, "https://", 8);
 }
 
-/* The request ids to work on: operands, stdin records, or --pending. */
+/* A request record of stdin: its id is worked on. */
+static int take_request(struct ps_in_loop *l, json_t *rec)
+{
+	const char *id = ps_json_str(rec, "request_id");
+
+	if (strcmp(ps_json_str(rec, "kind"), "request") || !id)
+		return 0;
+	return json_array_append_new(l->ctx, json_string(id)) == 0;
+}
+
+/* The request ids to work on: operands, stdin records, or --pending;
+ * *upstream: the worst status of the error records on stdin. */
 static int targets(struct ps_cli *cli, struct ps_fetch *f, const struct args *a,
-		   char **operands, int n, json_t *ids, struct ps_err *err)
+		   char **operands, int n, json_t *ids, int *upstream,
+		   struct ps_err *err)
 {
 	if (a->pending) {
 		char **v;
@@ -128,21 +91,12 @@ static int targets(struct ps_cli *cli, struct ps_fetch *f, const struct args *a,
 		return 0;
 	}
 	if (!isatty(0)) {
-		struct ps_in *in = ps_in_new(stdin);
-		json_t *rec;
+		struct ps_in_loop loop = { take_request, ids, ps_cli_emit, cli,
+					   0 };
+		int rc = ps_in_each(stdin, &loop, err);
 
-		while (in && (rec = ps_in_next(in, err))) {
-			const char *id = ps_json_str(rec, "request_id");
-			const char *kind = ps_json_str(rec, "kind");
-
-			if (!strcmp(kind, "request") && id)
-				json_array_append_new(ids, json_string(id));
-			else
-				ps_cli_emit(cli, rec); /* not ours: pass on */
-			json_decref(rec);
-		}
-		ps_in_free(in);
-		return err->status;
+		*upstream = loop.worst;
+		return rc;
 	}
 	return ps_err_set(err, PS_EXIT_USAGE, "usage",
 			  "ps-fetch --pending (cron), ps-fetch REQUEST-ID, "
@@ -150,76 +104,15 @@ static int targets(struct ps_cli *cli, struct ps_fetch *f, const struct args *a,
 			  "say which requests to fetch");
 }
 
+/* The requests, polled (again with --wait) and installed. */
 static int fetch_all(struct ps_cli *cli, struct ps_fetch *f,
 		     const struct args *a, json_t *ids)
 {
-	time_t deadline = a->wait >= 0 ? time(NULL) + a->wait : 0;
-	long backoff = 2;
-	int worst = 0, force = a->now || (!a->pending && a->wait < 0);
-	json_t *cur = json_incref(ids);
+	struct ps_progress pg = { 0 };
+	struct ps_batch_hooks h = ps_progress_hooks(&pg, cli);
 
-	for (;;) {
-		json_t *left = json_array();
-		time_t next = 0;
-		size_t i;
-		json_t *v;
-		struct ps_progress pg = { 0 };
-
-		worst = 0;
-		ps_progress_start(&pg, cli, json_array_size(cur));
-		/* Due EST polls go out together, several at a time. */
-		ps_fetch_poll_due(f, cur, force);
-		json_array_foreach (cur, i, v) {
-			json_t *out;
-			time_t due;
-			int rc;
-			int last;
-
-			ps_progress_item(&pg, "request %s",
-					 json_string_value(v));
-			rc = ps_fetch_request(f, json_string_value(v), force,
-					      &out, &due);
-			if (out && ps_json_str(out, "key_kept"))
-				ps_cli_warn(cli,
-					    "request %s: its key pair stays on "
-					    "the token: %s",
-					    json_string_value(v),
-					    ps_json_str(out, "key_kept"));
-			last = !due || a->wait < 0 || time(NULL) >= deadline;
-			ps_progress_step(&pg, "%s",
-					 out ? ps_progress_text(out) : "done");
-
-			if (!last) {
-				json_array_append(left, v);
-				if (!next || due < next)
-					next = due;
-			} else if (out) {
-				ps_cli_emit(cli, out);
-			}
-			json_decref(out);
-			worst = ps_exit_worse(worst, rc);
-		}
-		ps_progress_end(&pg);
-		json_decref(cur);
-		cur = left;
-		if (json_array_size(cur) == 0 || ps_ca_interrupted()) {
-			json_decref(cur);
-			return worst;
-		}
-		/* Wait for the earliest due request, with backoff. */
-		long sleep_s = (long)(next - time(NULL));
-
-		if (sleep_s < backoff)
-			sleep_s = backoff;
-		if (time(NULL) + sleep_s > deadline)
-			sleep_s = (long)(deadline - time(NULL));
-		backoff = backoff * 2 > 300 ? 300 : backoff * 2;
-		ps_cli_info(cli, "%zu request(s) pending; next look in %ld s",
-			    json_array_size(cur), sleep_s);
-		if (sleep_s > 0)
-			sleep((unsigned)sleep_s);
-		force = 0;
-	}
+	return ps_fetch_all(f, ids, a->wait,
+			    a->now || (!a->pending && a->wait < 0), &h);
 }
 
 static int run(struct ps_cli *cli, void *args, char **operands, int n,
@@ -261,9 +154,12 @@ static int run(struct ps_cli *cli, void *args, char **operands, int n,
 			free(buf);
 		}
 	} else {
-		rc = targets(cli, &f, a, operands, n, ids, err);
+		int upstream = 0;
+
+		rc = targets(cli, &f, a, operands, n, ids, &upstream, err);
 		if (!rc)
-			rc = fetch_all(cli, &f, a, ids);
+			rc =
+			    ps_exit_worse(fetch_all(cli, &f, a, ids), upstream);
 	}
 	json_decref(ids);
 	if (f.passed_on)
@@ -305,7 +201,32 @@ int main(int argc, char **argv)
 		    "issued and install it\non the token beside its key.",
 	};
 	struct args a = { .wait = -1 };
-	int rc = ps_cli_main(&cli, argc, argv, opts, on_opt, &a, -1, run);
+	const struct ps_opt opts[] = {
+		PS_OPT_BOOL("pending", &a.pending,
+			    "every unfinished request in the state store (for "
+			    "cron)"),
+		PS_OPT_INT_OPTARG("wait", &a.wait, 30L * 86400, 3600, "SECONDS",
+				  "keep polling until issued, refused or "
+				  "SECONDS pass (3600)"),
+		PS_OPT_STRING("cert", &a.cert, "FILE",
+			      "install a certificate that came by mail or web "
+			      "(FILE, - or URL)"),
+		PS_OPT_STRING("ca-bundle", &a.ca_bundle, "FILE",
+			      "verify the issued certificate's chain against "
+			      "these CAs"),
+		PS_OPT_BOOL("lenient-subject", &a.lenient,
+			    "accept a subject that differs only in attribute "
+			    "order or encoding"),
+		PS_OPT_BOOL("accept-type", &a.accept_type,
+			    "install a certificate of another type than the "
+			    "request's"),
+		PS_OPT_BOOL("now", &a.now,
+			    "poll even when the CA asked to wait longer"),
+		PS_OPT_BOOL("dry-run", &a.dry_run,
+			    "show what is due; change nothing"),
+		PS_OPT_END(),
+	};
+	int rc = ps_cli_main(&cli, argc, argv, opts, &a, -1, run);
 
 	/* A signal stopped a CA helper: 128 + its number, as a shell says. */
 	return ps_ca_interrupted() ? 128 + ps_ca_interrupted() : rc;

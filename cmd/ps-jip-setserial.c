@@ -7,99 +7,19 @@
 #include <unistd.h>
 
 #include <psrenew/certio.h>
-#include <psrenew/cli.h>
 #include <psrenew/inventory.h>
 #include <psrenew/jip.h>
-#include <psrenew/progress.h>
+#include <psrenew/jip_login.h>
 #include <psrenew/secret.h>
-#include <psrenew/signer.h>
 #include <psrenew/state.h>
 
-enum {
-	OPT_LOGIN = 256,
-	OPT_USER,
-	OPT_PASSWORD,
-	OPT_OTP,
-	OPT_FOR,
-	OPT_PROFILE,
-	OPT_JIP_URL,
-	OPT_CA_BUNDLE,
-	OPT_CERT,
-	OPT_SERIAL,
-	OPT_TYPE,
-	OPT_CA,
-	OPT_ID,
-	OPT_LOGIN_CERT,
-	OPT_VERIFY_LOGIN,
-};
-
-static const struct ps_cli_opt opts[] = {
-	{ "login", 1, OPT_LOGIN, "METHOD",
-	  "password (default), cert, otp; nia cannot be scripted" },
-	{ "user", 1, OPT_USER, "NAME", "the JIP user name to log in with" },
-	{ "password", 1, OPT_PASSWORD, "SOURCE",
-	  "the JIP password: prompt, env:VAR, file:PATH or fd:N" },
-	{ "otp", 1, OPT_OTP, "SOURCE", "the one-time code (--login otp)" },
-	{ "for", 1, OPT_FOR, "USER",
-	  "set the serial on USER's account (local administrator)" },
-	{ "profile", 1, OPT_PROFILE, "FILE", "the JIP portal profile (JSON)" },
-	{ "jip-url", 1, OPT_JIP_URL, "URL", "the portal's address" },
-	{ "ca-bundle", 1, OPT_CA_BUNDLE, "FILE",
-	  "CAs trusted (besides the system's) for the portal's TLS "
-	  "(or ca-bundle in [jip])" },
-	{ "cert", 1, OPT_CERT, "FILE", "register this certificate (PEM/DER)" },
-	{ "serial", 1, OPT_SERIAL, "SERIAL", "register this serial number" },
-	{ "type", 1, OPT_TYPE, "TYPE",
-	  "with --serial: qualified or commercial" },
-	{ "ca", 1, OPT_CA, "NAME", "the CA as JIP lists it (default: mapped)" },
-	{ "id", 1, OPT_ID, "HEX", "register the certificate with this CKA_ID" },
-	{ "login-cert", 1, OPT_LOGIN_CERT, "HEX",
-	  "--login cert: the CKA_ID of the certificate to log in with" },
-	{ "verify-login", 0, OPT_VERIFY_LOGIN, NULL,
-	  "then log in with each new commercial certificate to prove it" },
-	{ NULL, 0, 0, NULL, NULL },
-};
+#include "common/cli.h"
+#include "common/progress.h"
 
 struct args {
 	const char *login, *user, *password, *otp, *for_user, *profile, *url;
 	const char *ca_bundle, *cert, *serial, *ca, *id, *login_cert;
 	int type, verify;
-};
-
-static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
-{
-	struct args *a = ctx;
-
-	switch (key) {
-	case OPT_LOGIN: a->login = arg; return 0;
-	case OPT_USER: a->user = arg; return 0;
-	case OPT_PASSWORD:
-		return ps_secret_check_source(a->password = arg, err);
-	case OPT_OTP: return ps_secret_check_source(a->otp = arg, err);
-	case OPT_FOR: a->for_user = arg; return 0;
-	case OPT_PROFILE: a->profile = arg; return 0;
-	case OPT_JIP_URL: a->url = arg; return 0;
-	case OPT_CA_BUNDLE: a->ca_bundle = arg; return 0;
-	case OPT_CERT: a->cert = arg; return 0;
-	case OPT_SERIAL: a->serial = arg; return 0;
-	case OPT_CA: a->ca = arg; return 0;
-	case OPT_ID: a->id = arg; return 0;
-	case OPT_LOGIN_CERT: a->login_cert = arg; return 0;
-	case OPT_VERIFY_LOGIN: a->verify = 1; return 0;
-	case OPT_TYPE:
-		a->type = ps_cert_type_parse(arg);
-		return a->type < 0
-			   ? ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
-					"--type is qualified or "
-					"commercial")
-			   : 0;
-	}
-	return PS_EXIT_USAGE;
-}
-
-/* What to register: one item per certificate. */
-struct item {
-	json_t *in; /* the input record (or one made from the options) */
 };
 
 static json_t *item_from_x509(X509 *x, const struct ps_config *cfg,
@@ -121,8 +41,18 @@ static json_t *item_from_x509(X509 *x, const struct ps_config *cfg,
 	return r;
 }
 
+/* A cert record of stdin: a certificate to register. */
+static int take_cert(struct ps_in_loop *l, json_t *rec)
+{
+	if (strcmp(ps_json_str(rec, "kind"), "cert"))
+		return 0;
+	return json_array_append(l->ctx, rec) == 0;
+}
+
+/* What to register: from the options, or the cert records of stdin
+ * (*upstream: the worst status of the error records there). */
 static int items_from_args(struct ps_cli *cli, const struct args *a,
-			   json_t *items, struct ps_err *err)
+			   json_t *items, int *upstream, struct ps_err *err)
 {
 	if (a->serial) {
 		char *hex;
@@ -198,19 +128,12 @@ static int items_from_args(struct ps_cli *cli, const struct args *a,
 		return rc;
 	}
 	if (!isatty(0)) {
-		struct ps_in *in = ps_in_new(stdin);
-		json_t *rec;
+		struct ps_in_loop loop = { take_cert, items, ps_cli_emit, cli,
+					   0 };
+		int rc = ps_in_each(stdin, &loop, err);
 
-		while (in && (rec = ps_in_next(in, err))) {
-			if (!strcmp(ps_json_str(rec, "kind"), "cert"))
-				json_array_append_new(items, rec);
-			else {
-				ps_cli_emit(cli, rec); /* not ours: pass on */
-				json_decref(rec);
-			}
-		}
-		ps_in_free(in);
-		return err->status;
+		*upstream = loop.worst;
+		return rc;
 	}
 	return ps_err_set(err, PS_EXIT_USAGE, "usage",
 			  "ps-fetch --pending | ps-jip-setserial, or --cert "
@@ -218,84 +141,18 @@ static int items_from_args(struct ps_cli *cli, const struct args *a,
 			  "say which certificate to register");
 }
 
-/* The certificate (and its key on the token) a --login cert uses. */
-struct login_cert {
-	struct ps_module *mod;
-	struct ps_token **toks;
-	size_t ntoks;
-	X509 *x;
-	EVP_PKEY *key;
-};
-
-static void login_cert_free(struct login_cert *lc)
-{
-	EVP_PKEY_free(lc->key);
-	X509_free(lc->x);
-	ps_tokens_free(lc->toks, lc->ntoks);
-	ps_module_close(lc->mod);
-	memset(lc, 0, sizeof(*lc));
-}
-
-/* id_hex: the certificate to use; NULL: the newest valid commercial one
- * with its key that is not being registered now. */
+/* --login cert: the certificate id_hex, or the one ps_jip_login_cert_open
+ * chooses, on the token of --module, --token and --pin. */
 static int login_cert_open(struct ps_cli *cli, const char *id_hex,
-			   json_t *items, struct login_cert *lc,
+			   json_t *items, struct ps_jip_login_cert *lc,
 			   struct ps_err *err)
 {
-	struct ps_inventory inv;
-	long best = -1;
-	int rc;
-
 	memset(lc, 0, sizeof(*lc));
-	rc = ps_cli_tokens(cli, &lc->mod, &lc->toks, &lc->ntoks, err);
-	if (!rc)
-		rc = ps_tokens_require_one(lc->toks, lc->ntoks, err);
-	if (!rc)
-		rc = ps_token_login(lc->toks[0], cli->pin, err);
-	if (!rc)
-		rc = ps_inventory_load(lc->toks, 1, time(NULL), &inv, err);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < inv.n; i++) {
-		const struct ps_invcert *ic = &inv.c[i];
-		char *hid = ps_hex(ic->obj.id, ic->obj.id_len);
-		int ok = hid && ic->has_key == 1;
-		size_t k;
-		json_t *v;
-
-		if (ok && id_hex)
-			ok = !strcasecmp(hid, id_hex);
-		else if (ok)
-			/* The registered one: valid, and maybe superseded
-			 * by the certificate being registered now. */
-			ok = ic->cert.type == PS_CERT_COMMERCIAL &&
-			     (!strcmp(ps_inventory_state(&inv, i), "valid") ||
-			      !strcmp(ps_inventory_state(&inv, i),
-				      "superseded"));
-		json_array_foreach (items, k, v)
-			if (ok && !id_hex && ps_json_str(v, "serial_hex") &&
-			    !strcmp(ps_json_str(v, "serial_hex"),
-				    ic->cert.serial_hex))
-				ok = 0;
-		if (ok && (best < 0 ||
-			   ic->cert.not_before < inv.c[best].cert.not_before))
-			best = (long)i;
-		free(hid);
-	}
-	if (best < 0) {
-		ps_inventory_free(&inv);
-		return ps_err_set(
-		    err, PS_EXIT_USAGE, "no-login-cert",
-		    "name it with --login-cert ID (see ps-status)",
-		    "no valid commercial certificate with its key "
-		    "on the token to log in to JIP with");
-	}
-	lc->x = ps_cert_x509(&inv.c[best].cert);
-	X509_up_ref(lc->x);
-	rc = ps_signer_key(lc->toks[0], inv.c[best].obj.id,
-			   inv.c[best].obj.id_len, &lc->key, err);
-	ps_inventory_free(&inv);
-	return rc;
+	lc->pool.module = cli->module;
+	lc->pool.module_from = cli->module_from;
+	lc->pool.sel = cli->token ? &cli->token_uri : NULL;
+	lc->pool.pin = cli->pin;
+	return ps_jip_login_cert_open(lc, id_hex, items, err);
 }
 
 static int read_secret(const char *src, const char *prompt, char **out,
@@ -365,7 +222,7 @@ static int verify_login(struct ps_cli *cli, const struct args *a,
 			const json_t *in, const char *user, const char *pw,
 			const char *otp, struct ps_err *err)
 {
-	struct login_cert lc;
+	struct ps_jip_login_cert lc;
 	struct ps_http_opts ho = { .ca_bundle = a->ca_bundle,
 				   .timeout = jip_timeout(cli) };
 	struct ps_jip *j = NULL;
@@ -384,7 +241,7 @@ static int verify_login(struct ps_cli *cli, const struct args *a,
 	if (!rc)
 		rc = ps_jip_login(j, "cert", user, pw, NULL, err);
 	ps_jip_close(j);
-	login_cert_free(&lc);
+	ps_jip_login_cert_free(&lc);
 	return rc;
 }
 
@@ -395,15 +252,15 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	    a->user ? a->user : ps_config_get(&cli->cfg, "jip", "user");
 	struct ps_http_opts ho = { .ca_bundle = a->ca_bundle,
 				   .timeout = jip_timeout(cli) };
-	struct login_cert lc = { 0 };
+	struct ps_jip_login_cert lc = { 0 };
 	struct ps_jip *j = NULL;
 	char *pw = NULL, *otp = NULL;
 	json_t *items = json_array(), *v;
 	struct ps_progress pg = { 0 };
 	size_t i;
-	int rc, worst = 0;
+	int rc, worst = 0, upstream = 0;
 
-	rc = items_from_args(cli, a, items, err);
+	rc = items_from_args(cli, a, items, &upstream, err);
 	if (!rc && json_array_size(items) == 0) {
 		ps_cli_warn(cli, "nothing to register: the input held no cert "
 				 "record (ps-fetch prints one only for a "
@@ -496,10 +353,11 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	rc = worst;
 	ps_err_clear(err);
 out:
+	rc = ps_exit_worse(rc, upstream);
 	ps_secret_free(pw);
 	ps_secret_free(otp);
 	ps_jip_close(j);
-	login_cert_free(&lc);
+	ps_jip_login_cert_free(&lc);
 	json_decref(items);
 	return rc;
 }
@@ -528,6 +386,43 @@ int main(int argc, char **argv)
 			   "and serial taken from the certificate.",
 	};
 	struct args a = { .type = -1 };
+	const struct ps_opt opts[] = {
+		PS_OPT_STRING("login", &a.login, "METHOD",
+			      "password (default), cert, otp; nia cannot be "
+			      "scripted"),
+		PS_OPT_STRING("user", &a.user, "NAME",
+			      "the JIP user name to log in with"),
+		PS_OPT_SECRET("password", &a.password,
+			      "the JIP password: prompt, env:VAR, file:PATH or "
+			      "fd:N"),
+		PS_OPT_SECRET("otp", &a.otp, "the one-time code (--login otp)"),
+		PS_OPT_STRING("for", &a.for_user, "USER",
+			      "set the serial on USER's account (local "
+			      "administrator)"),
+		PS_OPT_STRING("profile", &a.profile, "FILE",
+			      "the JIP portal profile (JSON)"),
+		PS_OPT_STRING("jip-url", &a.url, "URL", "the portal's address"),
+		PS_OPT_STRING("ca-bundle", &a.ca_bundle, "FILE",
+			      "CAs trusted (besides the system's) for the "
+			      "portal's TLS (or ca-bundle in [jip])"),
+		PS_OPT_STRING("cert", &a.cert, "FILE",
+			      "register this certificate (PEM/DER)"),
+		PS_OPT_STRING("serial", &a.serial, "SERIAL",
+			      "register this serial number"),
+		PS_OPT_CALLBACK("type", &a.type, ps_opt_cert_type, "TYPE",
+				"with --serial: qualified or commercial"),
+		PS_OPT_STRING("ca", &a.ca, "NAME",
+			      "the CA as JIP lists it (default: mapped)"),
+		PS_OPT_STRING("id", &a.id, "HEX",
+			      "register the certificate with this CKA_ID"),
+		PS_OPT_STRING("login-cert", &a.login_cert, "HEX",
+			      "--login cert: the CKA_ID of the certificate to "
+			      "log in with"),
+		PS_OPT_BOOL("verify-login", &a.verify,
+			    "then log in with each new commercial certificate "
+			    "to prove it"),
+		PS_OPT_END(),
+	};
 
-	return ps_cli_main(&cli, argc, argv, opts, on_opt, &a, 0, start);
+	return ps_cli_main(&cli, argc, argv, opts, &a, 0, start);
 }

@@ -4,39 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <psrenew/cli.h>
 #include <psrenew/pfx.h>
 #include <psrenew/secret.h>
 
-enum { OPT_PASS = 256, OPT_WITH_CHAIN, OPT_LABEL };
-
-static const struct ps_cli_opt opts[] = {
-	{ "pass", 1, OPT_PASS, "SOURCE",
-	  "the PFX password: prompt (default), env:VAR, file:PATH or fd:N" },
-	{ "with-chain", 0, OPT_WITH_CHAIN, NULL,
-	  "also store the CA certificates of the PFX on the token" },
-	{ "label", 1, OPT_LABEL, "LABEL",
-	  "label of key and certificate (default: the PFX's friendlyName, "
-	  "else the subject's CN)" },
-	{ NULL, 0, 0, NULL, NULL },
-};
+#include "common/cli.h"
 
 struct args {
 	const char *pass, *label;
 	int with_chain;
 };
-
-static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
-{
-	struct args *a = ctx;
-
-	switch (key) {
-	case OPT_PASS: a->pass = arg; return ps_secret_check_source(arg, err);
-	case OPT_WITH_CHAIN: a->with_chain = 1; return 0;
-	case OPT_LABEL: a->label = arg; return 0;
-	}
-	return PS_EXIT_USAGE;
-}
 
 /* "PATH: message", so that a batch says which file failed. */
 static void name_file(struct ps_err *err, const char *path)
@@ -169,6 +145,18 @@ int main(int argc, char **argv)
 		    "certificate and, with --with-chain, the CAs.",
 	};
 	struct args a = { NULL, NULL, 0 };
+	const struct ps_opt opts[] = {
+		PS_OPT_SECRET("pass", &a.pass,
+			      "the PFX password: prompt (default), env:VAR, "
+			      "file:PATH or fd:N"),
+		PS_OPT_BOOL("with-chain", &a.with_chain,
+			    "also store the CA certificates of the PFX on the "
+			    "token"),
+		PS_OPT_STRING("label", &a.label, "LABEL",
+			      "label of key and certificate (default: the "
+			      "PFX's friendlyName, else the subject's CN)"),
+		PS_OPT_END(),
+	};
 
-	return ps_cli_main(&cli, argc, argv, opts, on_opt, &a, -1, start);
+	return ps_cli_main(&cli, argc, argv, opts, &a, -1, start);
 }

@@ -4,30 +4,13 @@
 #include <string.h>
 #include <time.h>
 
-#include <psrenew/cli.h>
 #include <psrenew/inventory.h>
 
-enum { OPT_EXPIRING = 256 };
-
-static const struct ps_cli_opt opts[] = {
-	{ "expiring", 1, OPT_EXPIRING, "DAYS",
-	  "only valid, not yet renewed certificates expiring within DAYS; "
-	  "exit 3 if any" },
-	{ NULL, 0, 0, NULL, NULL },
-};
+#include "common/cli.h"
 
 struct args {
 	long expiring; /* -1: all */
 };
-
-static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
-{
-	struct args *a = ctx;
-
-	if (key == OPT_EXPIRING)
-		return ps_cli_number("expiring", arg, 36500, &a->expiring, err);
-	return PS_EXIT_USAGE;
-}
 
 /* Logs in where a PIN source was given; notes where a login shows more.
  * A token the PIN source is not known to belong to is listed without. */
@@ -126,6 +109,12 @@ int main(int argc, char **argv)
 			   "tokens: type, serial, validity, key, successor.",
 	};
 	struct args a = { .expiring = -1 };
+	const struct ps_opt opts[] = {
+		PS_OPT_INT("expiring", &a.expiring, 36500, "DAYS",
+			   "only valid, not yet renewed certificates expiring "
+			   "within DAYS; exit 3 if any"),
+		PS_OPT_END(),
+	};
 
-	return ps_cli_main(&cli, argc, argv, opts, on_opt, &a, 0, start);
+	return ps_cli_main(&cli, argc, argv, opts, &a, 0, start);
 }

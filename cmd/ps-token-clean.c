@@ -8,92 +8,16 @@
 #include <unistd.h>
 
 #include <psrenew/clean.h>
-#include <psrenew/cli.h>
-#include <psrenew/progress.h>
 
-enum {
-	OPT_YES = 256,
-	OPT_DRY_RUN,
-	OPT_EXPIRED,
-	OPT_SUPERSEDED,
-	OPT_ORPHANS,
-	OPT_ID,
-	OPT_SERIAL,
-	OPT_FORCE_VALID,
-	OPT_KEEP_KEYS,
-	OPT_FOR_ROOM,
-	OPT_JIP_CONFIRMED,
-};
-
-static const struct ps_cli_opt opts[] = {
-	{ "yes", 0, OPT_YES, NULL,
-	  "remove (default: a dry run, or a question on a terminal)" },
-	{ "dry-run", 0, OPT_DRY_RUN, NULL,
-	  "only say what would be removed; never ask" },
-	{ "expired", 0, OPT_EXPIRED, NULL, "select expired certificates" },
-	{ "superseded", 0, OPT_SUPERSEDED, NULL,
-	  "select certificates a newer one of the same holder and type "
-	  "supersedes" },
-	{ "orphans", 0, OPT_ORPHANS, NULL,
-	  "select key pairs with no certificate and no pending request" },
-	{ "id", 1, OPT_ID, "HEX",
-	  "select the objects with this CKA_ID (repeatable)" },
-	{ "serial", 1, OPT_SERIAL, "SERIAL",
-	  "select the certificate with this serial number (repeatable)" },
-	{ "force-valid", 0, OPT_FORCE_VALID, NULL,
-	  "valid certificates may go too (with --yes or a confirmation)" },
-	{ "keep-keys", 0, OPT_KEEP_KEYS, NULL,
-	  "remove certificates only, keep their key pairs" },
-	{ "for-room", 1, OPT_FOR_ROOM, "N",
-	  "remove only the oldest objects it takes to make room for N "
-	  "renewals" },
-	{ "jip-confirmed", 1, OPT_JIP_CONFIRMED, "SERIAL",
-	  "JIP has this (new commercial) certificate's serial (repeatable)" },
-	{ NULL, 0, 0, NULL, NULL },
-};
-
-#define MAX_LIST 64
+#include "common/cli.h"
+#include "common/progress.h"
 
 struct args {
 	int yes, dry_run, force_valid, keep_keys;
 	unsigned select;
 	long for_room;
-	const char *ids[MAX_LIST], *serials[MAX_LIST], *jip[MAX_LIST];
-	size_t nids, nserials, njip;
+	struct ps_opt_list ids, serials, jip;
 };
-
-static int add(const char **v, size_t *n, const char *opt, const char *arg,
-	       struct ps_err *err)
-{
-	if (*n >= MAX_LIST)
-		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
-				  "--%s: at most %d", opt, MAX_LIST);
-	v[(*n)++] = arg;
-	return 0;
-}
-
-static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
-{
-	struct args *a = ctx;
-
-	switch (key) {
-	case OPT_YES: a->yes = 1; return 0;
-	case OPT_DRY_RUN: a->dry_run = 1; return 0;
-	case OPT_EXPIRED: a->select |= PS_CLEAN_EXPIRED; return 0;
-	case OPT_SUPERSEDED: a->select |= PS_CLEAN_SUPERSEDED; return 0;
-	case OPT_ORPHANS: a->select |= PS_CLEAN_ORPHANS; return 0;
-	case OPT_FORCE_VALID: a->force_valid = 1; return 0;
-	case OPT_KEEP_KEYS: a->keep_keys = 1; return 0;
-	case OPT_ID: return add(a->ids, &a->nids, "id", arg, err);
-	case OPT_SERIAL:
-		return add(a->serials, &a->nserials, "serial", arg, err);
-	case OPT_JIP_CONFIRMED:
-		return add(a->jip, &a->njip, "jip-confirmed", arg, err);
-	case OPT_FOR_ROOM:
-		return ps_cli_number("for-room", arg, 1000, &a->for_room, err);
-	}
-	return PS_EXIT_USAGE;
-}
 
 /* Everything a run holds; freed by ctx_free. */
 struct ctx {
@@ -173,40 +97,40 @@ static int prepare(struct ctx *c, const struct args *a, struct ps_err *err)
 {
 	struct ps_clean_opts *o = &c->o;
 
-	o->ids = calloc(a->nids + 1, sizeof(*o->ids));
-	o->serials = calloc(a->nserials + 1, sizeof(*o->serials));
-	o->hits = calloc(a->nids + a->nserials + 1, 1);
+	o->ids = calloc(a->ids.n + 1, sizeof(*o->ids));
+	o->serials = calloc(a->serials.n + 1, sizeof(*o->serials));
+	o->hits = calloc(a->ids.n + a->serials.n + 1, 1);
 	c->jip = json_object();
 	if (!o->ids || !o->serials || !o->hits || !c->jip)
 		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
 				  "out of memory");
-	for (size_t i = 0; i < a->nids; i++) {
-		size_t len = strlen(a->ids[i]);
+	for (size_t i = 0; i < a->ids.n; i++) {
+		size_t len = strlen(a->ids.v[i]);
 
 		if (len == 0 || len % 2 || len > 256 ||
-		    strspn(a->ids[i], "0123456789abcdefABCDEF") != len)
+		    strspn(a->ids.v[i], "0123456789abcdefABCDEF") != len)
 			return ps_err_set(err, PS_EXIT_USAGE, "usage",
 					  "see the ids with ps-status --json "
 					  "or pkcs11-tool -O",
 					  "--id wants a CKA_ID in hex, not "
 					  "'%.40s'",
-					  a->ids[i]);
-		o->ids[o->nids] = strdup(a->ids[i]);
+					  a->ids.v[i]);
+		o->ids[o->nids] = strdup(a->ids.v[i]);
 		if (!o->ids[o->nids++])
 			return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
 					  "out of memory");
 	}
-	for (size_t i = 0; i < a->nserials; i++) {
-		int rc = ps_serial_normalise(a->serials[i],
+	for (size_t i = 0; i < a->serials.n; i++) {
+		int rc = ps_serial_normalise(a->serials.v[i],
 					     &o->serials[o->nserials], err);
 
 		if (rc)
 			return rc;
 		o->nserials++;
 	}
-	for (size_t i = 0; i < a->njip; i++) {
+	for (size_t i = 0; i < a->jip.n; i++) {
 		char *s;
-		int rc = ps_serial_normalise(a->jip[i], &s, err);
+		int rc = ps_serial_normalise(a->jip.v[i], &s, err);
 
 		if (rc)
 			return rc;
@@ -216,42 +140,34 @@ static int prepare(struct ctx *c, const struct args *a, struct ps_err *err)
 	return 0;
 }
 
+/* A jip record of stdin confirms a serial; other records are not used. */
+static int take_jip(struct ps_in_loop *l, json_t *rec)
+{
+	struct ctx *c = l->ctx;
+	const char *kind = ps_json_str(rec, "kind");
+	struct ps_err e;
+	char *serial;
+
+	ps_err_clear(&e);
+	if (strcmp(kind, "jip") != 0) {
+		ps_cli_info(c->cli, "input: a '%s' record is not used", kind);
+	} else if (ps_jip_record_confirms(rec, &serial, &e) == 0) {
+		json_object_set_new(c->jip, serial, json_string("stdin"));
+		free(serial);
+	} else {
+		ps_cli_info(c->cli, "input: %s", e.msg);
+	}
+	return 1;
+}
+
 /* jip records on stdin confirm serials; error records are passed on. */
 static int read_stdin(struct ctx *c, struct ps_err *err)
 {
-	struct ps_in *in = ps_in_new(stdin);
-	json_t *rec;
+	struct ps_in_loop loop = { take_jip, c, emit, c, 0 };
+	int rc = ps_in_each(stdin, &loop, err);
 
-	if (!in)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
-	while ((rec = ps_in_next(in, err))) {
-		const char *kind = ps_json_str(rec, "kind");
-		struct ps_err e;
-		char *serial;
-
-		ps_err_clear(&e);
-		if (!strcmp(kind, "jip")) {
-			if (ps_jip_record_confirms(rec, &serial, &e) == 0) {
-				json_object_set_new(c->jip, serial,
-						    json_string("stdin"));
-				free(serial);
-			} else {
-				ps_cli_info(c->cli, "input: %s", e.msg);
-			}
-		} else if (!strcmp(kind, "error")) {
-			emit(c, rec);
-			c->worst = ps_exit_worse(
-			    c->worst, (int)json_integer_value(
-					  json_object_get(rec, "status")));
-		} else {
-			ps_cli_info(c->cli, "input: a '%s' record is not used",
-				    kind);
-		}
-		json_decref(rec);
-	}
-	ps_in_free(in);
-	return err->status;
+	c->worst = ps_exit_worse(c->worst, loop.worst);
+	return rc;
 }
 
 /* The state store: created when something may be removed (the copies go
@@ -504,6 +420,39 @@ int main(int argc, char **argv)
 			   "their keys, safely; a dry run unless --yes.",
 	};
 	struct args a = { .for_room = -1 };
+	const struct ps_opt opts[] = {
+		PS_OPT_BOOL("yes", &a.yes,
+			    "remove (default: a dry run, or a question on a "
+			    "terminal)"),
+		PS_OPT_BOOL("dry-run", &a.dry_run,
+			    "only say what would be removed; never ask"),
+		PS_OPT_BIT("expired", &a.select, PS_CLEAN_EXPIRED,
+			   "select expired certificates"),
+		PS_OPT_BIT("superseded", &a.select, PS_CLEAN_SUPERSEDED,
+			   "select certificates a newer one of the same holder "
+			   "and type supersedes"),
+		PS_OPT_BIT("orphans", &a.select, PS_CLEAN_ORPHANS,
+			   "select key pairs with no certificate and no "
+			   "pending request"),
+		PS_OPT_LIST("id", &a.ids, "HEX",
+			    "select the objects with this CKA_ID (repeatable)"),
+		PS_OPT_LIST("serial", &a.serials, "SERIAL",
+			    "select the certificate with this serial number "
+			    "(repeatable)"),
+		PS_OPT_BOOL("force-valid", &a.force_valid,
+			    "valid certificates may go too (with --yes or a "
+			    "confirmation)"),
+		PS_OPT_BOOL("keep-keys", &a.keep_keys,
+			    "remove certificates only, keep their key pairs"),
+		PS_OPT_INT("for-room", &a.for_room, 1000, "N",
+			   "remove only the oldest objects it takes to make "
+			   "room for N renewals"),
+		PS_OPT_LIST(
+		    "jip-confirmed", &a.jip, "SERIAL",
+		    "JIP has this (new commercial) certificate's serial "
+		    "(repeatable)"),
+		PS_OPT_END(),
+	};
 
-	return ps_cli_main(&cli, argc, argv, opts, on_opt, &a, 0, start);
+	return ps_cli_main(&cli, argc, argv, opts, &a, 0, start);
 }

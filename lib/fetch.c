@@ -15,21 +15,10 @@
 #include <psrenew/certio.h>
 #include <psrenew/inventory.h>
 #include <psrenew/keypair.h>
+#include <psrenew/pool.h>
 #include <psrenew/record.h>
 #include <psrenew/renew.h>
 #include <psrenew/request.h>
-
-struct modent {
-	char *path;
-	struct ps_module *mod;
-	struct ps_token **toks;
-	size_t n;
-};
-
-struct ps_fetch_tokens {
-	struct modent *m;
-	size_t n;
-};
 
 /* The pending records ps_fetch_unfinished has just read, for
  * ps_fetch_poll_due: it takes one as long as its file is unchanged
@@ -87,49 +76,29 @@ void ps_fetch_free(struct ps_fetch *f)
 	json_decref(f->damaged);
 	f->damaged = NULL;
 	loaded_free(f);
-	for (size_t i = 0; f->toks && i < f->toks->n; i++) {
-		ps_tokens_free(f->toks->m[i].toks, f->toks->m[i].n);
-		ps_module_close(f->toks->m[i].mod);
-		free(f->toks->m[i].path);
-	}
 	if (f->toks)
-		free(f->toks->m);
+		ps_pool_free(f->toks);
 	free(f->toks);
 	f->toks = NULL;
 	f->cas = NULL;
 }
 
-static struct modent *module_for(struct ps_fetch *f, const char *path,
-				 struct ps_err *err)
+/* The module at path with its tokens (every one: the requests say which
+ * they are for), from the run's pool. */
+static struct ps_pool_module *module_for(struct ps_fetch *f, const char *path,
+					 struct ps_err *err)
 {
-	struct modent *m;
-	const char *key = path ? path : "";
-
-	if (!f->toks && !(f->toks = calloc(1, sizeof(*f->toks))))
-		goto nomem;
-	for (size_t i = 0; i < f->toks->n; i++)
-		if (strcmp(f->toks->m[i].path, key) == 0)
-			return &f->toks->m[i];
-	m = realloc(f->toks->m, (f->toks->n + 1) * sizeof(*m));
-	if (!m)
-		goto nomem;
-	f->toks->m = m;
-	m = &m[f->toks->n];
-	memset(m, 0, sizeof(*m));
-	if ((path != f->module &&
-	     ps_module_allowed(path, f->module, "a request file", err)) ||
-	    ps_module_open(path, NULL, &m->mod, err))
-		return NULL;
-	if (ps_tokens_find(m->mod, NULL, &m->toks, &m->n, err)) {
-		ps_module_close(m->mod);
-		return NULL;
+	if (!f->toks) {
+		f->toks = calloc(1, sizeof(*f->toks));
+		if (!f->toks) {
+			ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				   "out of memory");
+			return NULL;
+		}
+		f->toks->module = f->module;
+		f->toks->pin = f->pin;
 	}
-	m->path = strdup(key);
-	f->toks->n++;
-	return m;
-nomem:
-	ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL, "out of memory");
-	return NULL;
+	return ps_pool_module(f->toks, path, "a request file", NULL, err);
 }
 
 /* The token of a request if it is present (not logged in); *no_module
@@ -137,15 +106,11 @@ nomem:
 static struct ps_token *present_token(struct ps_fetch *f, const json_t *rec,
 				      int *no_module, struct ps_err *err)
 {
-	const char *uri = ps_json_str(rec, "token");
-	struct modent *m = module_for(
+	struct ps_pool_module *m = module_for(
 	    f, f->module ? f->module : ps_json_str(rec, "module"), err);
 
 	*no_module = !m;
-	for (size_t i = 0; m && uri && i < m->n; i++)
-		if (strcmp(m->toks[i]->uri, uri) == 0)
-			return m->toks[i];
-	return NULL;
+	return ps_pool_find(m, ps_json_str(rec, "token"));
 }
 
 static int same(const char *want, const char *have)
@@ -188,7 +153,7 @@ static struct ps_token *token_for(struct ps_fetch *f, const json_t *rec,
 	struct ps_token *t = present_token(f, rec, &no_module, err);
 
 	if (t) {
-		if (ps_token_open(t, 1, err) || ps_token_login(t, f->pin, err))
+		if (ps_pool_login(f->toks, t, 1, err))
 			return NULL;
 		/* Requests for this token look their keys and certificates
 		 * up from one listing (without it: a search each). */
@@ -1061,7 +1026,7 @@ static json_t *request_for_key(struct ps_fetch *f, EVP_PKEY *pk)
 static int install_on_any_token(struct ps_fetch *f, STACK_OF(X509) * certs,
 				X509 *x, json_t **out, struct ps_err *err)
 {
-	struct modent *m = module_for(f, f->module, err);
+	struct ps_pool_module *m = module_for(f, f->module, err);
 	struct ps_install_result res;
 
 	if (!m)
@@ -1073,7 +1038,7 @@ static int install_on_any_token(struct ps_fetch *f, STACK_OF(X509) * certs,
 
 		if (f->sel && !ps_token_selected(t, f->sel))
 			continue; /* --token names another */
-		if (ps_token_open(t, 1, err) || ps_token_login(t, f->pin, err))
+		if (ps_pool_login(f->toks, t, 1, err))
 			return err->status;
 		rc = ps_keypair_find_pubkey(t, X509_get0_pubkey(x), &kp, err);
 		if (rc && !strcmp(err->code, "no-such-key")) {

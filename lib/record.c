@@ -323,10 +323,10 @@ void ps_in_free(struct ps_in *in)
  * too long. */
 static int read_bounded_line(struct ps_in *in, size_t *len)
 {
-	int c;
+	int c = getc(in->f);
 	size_t n = 0;
 
-	while ((c = getc(in->f)) != EOF && c != '\n') {
+	for (; c != EOF && c != '\n'; c = getc(in->f)) {
 		if (n + 1 >= in->cap) {
 			size_t cap = in->cap ? in->cap * 2 : 4096;
 			char *l;
@@ -387,6 +387,40 @@ json_t *ps_in_next(struct ps_in *in, struct ps_err *err)
 		}
 		return rec;
 	}
+}
+
+/* The status an upstream error record stands for: its "status", or
+ * "failed" when it has none that psrenew(7) defines. */
+static int upstream_status(const json_t *rec)
+{
+	json_t *st = json_object_get(rec, "status");
+
+	if (!json_is_integer(st) || json_integer_value(st) <= 0 ||
+	    json_integer_value(st) > PS_EXIT_TOKEN)
+		return PS_EXIT_FAIL;
+	return (int)json_integer_value(st);
+}
+
+int ps_in_each(FILE *f, struct ps_in_loop *l, struct ps_err *err)
+{
+	struct ps_in *in = ps_in_new(f);
+	json_t *rec = in ? ps_in_next(in, err) : NULL;
+
+	if (!in)
+		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+				  "out of memory");
+	for (; rec; rec = ps_in_next(in, err)) {
+		if (!strcmp(ps_json_str(rec, "kind"), "error")) {
+			l->emit(l->emit_ctx, rec);
+			l->worst =
+			    ps_exit_worse(l->worst, upstream_status(rec));
+		} else if (!l->take || !l->take(l, rec)) {
+			l->emit(l->emit_ctx, rec); /* not its: passed on */
+		}
+		json_decref(rec);
+	}
+	ps_in_free(in);
+	return err->status;
 }
 
 /* Fields psrenew(7) defines for some record kind: they describe the record

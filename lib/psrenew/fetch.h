@@ -13,7 +13,7 @@
 #include <psrenew/token.h>
 #include <psrenew/export.h>
 
-struct ps_fetch_tokens; /* modules and tokens opened on demand */
+struct ps_pool;		/* modules and tokens opened on demand */
 struct ps_fetch_loaded; /* pending records ps_fetch_unfinished read */
 
 struct ps_fetch {
@@ -24,7 +24,7 @@ struct ps_fetch {
 	const char *pin;       /* PIN source for installing */
 	const char *ca_bundle; /* extra trust for the CA TLS */
 	int dry_run;	       /* say what is due, change nothing */
-	struct ps_fetch_tokens *toks;
+	struct ps_pool *toks;
 	json_t *cas;	/* channel spec -> opened ps_ca (as integer) */
 	json_t *polled; /* request id -> CA answer from ps_fetch_poll_due */
 	size_t leftovers_removed; /* half-written objects of killed runs */

@@ -35,6 +35,29 @@ PS_API void ps_in_free(struct ps_in *in);
  * bad input (exit 1, err names the line). */
 PS_API json_t *ps_in_next(struct ps_in *in, struct ps_err *err);
 
+/* Where a record goes: written, or handed to whatever prints them. */
+typedef int (*ps_emit_fn)(void *ctx, const json_t *rec);
+
+/*
+ * The stdin loop of every binary that reads records. take gets each record
+ * that is not an error record (borrowed: json_incref to keep it) and
+ * returns 1 when it used it, 0 when it is not its kind: then the record is
+ * passed on through emit unchanged. Upstream error records are passed on
+ * and their status folded into worst (the most severe wins, as in a batch;
+ * one without a status counts as failed).
+ */
+struct ps_in_loop {
+	int (*take)(struct ps_in_loop *l, json_t *rec);
+	void *ctx;	 /* the binary's, for take */
+	ps_emit_fn emit; /* where passed-on records go */
+	void *emit_ctx;
+	int worst; /* 0, or the worst status of the error records */
+};
+
+/* Reads every record of f through l. Returns 0, or the status of bad input
+ * (err names the line; the records before it were handled). */
+int ps_in_each(FILE *f, struct ps_in_loop *l, struct ps_err *err);
+
 /* Copies into dst every field of src that psrenew does not define and dst
  * lacks (a "user" or "office" field an administrator added, say). */
 PS_API int ps_record_pass_through(json_t *dst, const json_t *src);

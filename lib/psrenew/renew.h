@@ -7,10 +7,9 @@
 
 #include <psrenew/ca.h>
 #include <psrenew/inventory.h>
+#include <psrenew/record.h>
 #include <psrenew/state.h>
 #include <psrenew/export.h>
-
-typedef int (*ps_emit_fn)(void *ctx, const json_t *rec);
 
 struct ps_renew {
 	struct ps_ca *ca;	     /* NULL only with dry_run */

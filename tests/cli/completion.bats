@@ -86,6 +86,25 @@ setup() {
 	[ -z "$(comp "ps-pfx-import $BATS_TEST_TMPDIR/o")" ]
 }
 
+@test "bash and zsh offer exactly the options of each binary's --completion-helper" {
+	for b in "$PSRENEW_BUILD"/bin/ps-*; do
+		name=${b##*/}
+		want=$("$b" --completion-helper | sort -u)
+		[ -n "$want" ]
+		got=$(comp "$name --" | sort -u)
+		[ "$got" = "$want" ] || { echo "bash, $name:"; diff <(echo "$want") <(echo "$got"); false; }
+		specs=$(zsh_specs "$name")
+		for opt in $want; do
+			grep -qE -- "(^|[^a-z-])$opt([=[,}])" <<<"$specs" ||
+				{ echo "zsh, $name: $opt not in $ZSH_COMP"; false; }
+		done
+		# and no option zsh offers is missing from the table
+		for opt in $(grep -oE -- "[{,'(]--[a-z][a-z-]*" <<<"$specs" | sed 's/^.//' | sort -u); do
+			grep -qx -- "$opt" <<<"$want" || { echo "zsh, $name: $opt is no option"; false; }
+		done
+	done
+}
+
 # zsh_specs NAME: the common option specs and those of NAME's branch.
 zsh_specs() {
 	awk -v n="$1" '

@@ -49,6 +49,22 @@ load ../lib/psrenew
 	done
 }
 
+@test "every option of every binary's option table is in its man page and its --help" {
+	for b in "$PSRENEW_BUILD"/bin/ps-*; do
+		name=${b##*/}
+		page=$FIXTURE_ROOT/man/$name.1
+		text=$(MANWIDTH=200 man -l "$page" 2>/dev/null)
+		table=$("$b" --completion-helper | sort)
+		[ "$(wc -l <<<"$table")" -ge 12 ] || { echo "$name: no table"; false; }
+		for opt in $table; do
+			grep -q -- "$opt" <<<"$text" || { echo "$name: $opt not in $page"; false; }
+		done
+		help=$("$b" --help | grep -oE -- '^  --[a-z][a-z-]*' | sed 's/^  //' | sort)
+		[ "$help" = "$table" ] || { echo "$name:"; diff <(echo "$table") <(echo "$help"); false; }
+	done
+	grep -q -- '--completion-helper' <<<"$(MANWIDTH=200 man -l "$FIXTURE_ROOT/man/psrenew.7" 2>/dev/null)"
+}
+
 @test "psrenew(7) documents every exit status and the guide's abbreviations" {
 	text=$(MANWIDTH=200 man -l "$FIXTURE_ROOT/man/psrenew.7" 2>/dev/null)
 	for word in JIP KAAS AIS OVM SZR RAZR ROB ROVM RPP ZR DIA NIA "Error 621" "Error 622"; do

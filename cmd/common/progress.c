@@ -1,5 +1,5 @@
 /* psrenew: the progress of a batch on a terminal. */
-#include <psrenew/progress.h>
+#include "progress.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <psrenew/cli.h>
+#include "cli.h"
 
 /* The batch whose line is on the screen, for ps_progress_clear. */
 static struct ps_progress *active;
@@ -185,4 +185,58 @@ const char *ps_progress_text(const json_t *rec)
 		snprintf(text + n, sizeof(text) - n, ": %s",
 			 state ? state : "done");
 	return text;
+}
+
+static void hook_start(void *ctx, size_t n)
+{
+	struct ps_progress *p = ctx;
+
+	ps_progress_start(p, p->cli, n);
+}
+
+static void hook_item(void *ctx, const char *what)
+{
+	ps_progress_item(ctx, "%s", what);
+}
+
+static void hook_step(void *ctx, const json_t *rec)
+{
+	ps_progress_step(ctx, "%s", rec ? ps_progress_text(rec) : "done");
+}
+
+static void hook_end(void *ctx)
+{
+	ps_progress_end(ctx);
+}
+
+static void hook_info(void *ctx, const char *what)
+{
+	struct ps_progress *p = ctx;
+
+	ps_cli_info(p->cli, "%s", what);
+}
+
+static void hook_warn(void *ctx, const char *what)
+{
+	struct ps_progress *p = ctx;
+
+	ps_cli_warn(p->cli, "%s", what);
+}
+
+struct ps_batch_hooks ps_progress_hooks(struct ps_progress *p,
+					struct ps_cli *cli)
+{
+	struct ps_batch_hooks h = {
+		.emit = ps_progress_emit,
+		.start = hook_start,
+		.item = hook_item,
+		.step = hook_step,
+		.end = hook_end,
+		.info = hook_info,
+		.warn = hook_warn,
+		.ctx = p,
+	};
+
+	p->cli = cli;
+	return h;
 }

@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include <psrenew/batch.h>
+
 struct ps_cli;
 
 struct ps_progress {
@@ -50,5 +52,13 @@ int ps_progress_emit(void *ctx, const json_t *rec);
 /* What a record says in a progress line: "Jan Novák qualified 0A1B...:
  * pending" (a static buffer). */
 const char *ps_progress_text(const json_t *rec);
+
+/*
+ * The hooks through which the library tells a batch (lib's batch.h), bound
+ * to p and cli: records through ps_progress_emit, the passes and items as
+ * p's line, notes as ps_cli_info.
+ */
+struct ps_batch_hooks ps_progress_hooks(struct ps_progress *p,
+					struct ps_cli *cli);
 
 #endif

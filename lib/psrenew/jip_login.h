@@ -1,0 +1,30 @@
+/* psrenew: the certificate a JIP login by certificate (--login cert) uses,
+ * and its key on the token. */
+#ifndef PSRENEW_JIP_LOGIN_H
+#define PSRENEW_JIP_LOGIN_H
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <psrenew/err.h>
+#include <psrenew/pool.h>
+
+struct ps_jip_login_cert {
+	struct ps_pool pool; /* module, module_from, sel and pin set */
+	X509 *x;
+	EVP_PKEY *key; /* on the token, logged in */
+};
+
+/*
+ * Chooses on the one token lc->pool selects, logged in: the certificate
+ * with CKA_ID id_hex, or without one the earliest issued valid (or
+ * superseded) commercial certificate with its key that no record of items (an
+ * array, may be NULL: the certificates being registered now) names. Returns 0
+ * or an exit status (no-login-cert when there is none).
+ */
+int ps_jip_login_cert_open(struct ps_jip_login_cert *lc, const char *id_hex,
+			   const json_t *items, struct ps_err *err);
+void ps_jip_login_cert_free(struct ps_jip_login_cert *lc);
+
+#endif
