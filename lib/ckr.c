@@ -1,4 +1,6 @@
 /* psrenew: PKCS#11 return codes as one-line messages and exit statuses. */
+#include <psrenew/ckr.h>
+
 #include <stdio.h>
 
 #include <psrenew/token.h>

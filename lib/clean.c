@@ -14,7 +14,9 @@
 
 #include <openssl/x509.h>
 
+#include <psrenew/ckr.h>
 #include <psrenew/keypair.h>
+#include <psrenew/p11obj.h>
 #include <psrenew/record.h>
 #include <psrenew/request.h>
 
@@ -276,20 +278,12 @@ int ps_jip_confirmation_load(struct ps_state *st, const char *serial_hex,
 
 static int count_objects(struct ps_token *tok, size_t *n, struct ps_err *err)
 {
-	CK_FUNCTION_LIST *fl = ps_module_functions(tok->mod);
-	CK_OBJECT_HANDLE h[64];
+	CK_OBJECT_HANDLE *h = NULL;
 	CK_ULONG got = 0;
-	CK_RV rv = fl->C_FindObjectsInit(tok->session, NULL, 0);
+	CK_RV rv = ps_p11_find_all(tok, NULL, 0, &h, &got);
 
-	*n = 0;
-	if (rv != CKR_OK)
-		return ps_ckr_err(err, rv, tok, "searching the token");
-	do {
-		rv = fl->C_FindObjects(tok->session, h, 64, &got);
-		if (rv == CKR_OK)
-			*n += got;
-	} while (rv == CKR_OK && got > 0);
-	fl->C_FindObjectsFinal(tok->session);
+	free(h);
+	*n = got;
 	if (rv != CKR_OK)
 		return ps_ckr_err(err, rv, tok, "searching the token");
 	return 0;
@@ -298,22 +292,6 @@ static int count_objects(struct ps_token *tok, size_t *n, struct ps_err *err)
 static int known(CK_ULONG v)
 {
 	return v != CK_UNAVAILABLE_INFORMATION;
-}
-
-/* Like ps_token_free_memory(), but a free memory of 0 is a full token, not
- * "effectively infinite" (that value is for session counts only). */
-static int free_memory(const struct ps_token *tok, unsigned long *bytes)
-{
-	CK_ULONG pub = tok->info.ulFreePublicMemory;
-	CK_ULONG priv = tok->info.ulFreePrivateMemory;
-
-	if (!known(pub) && !known(priv))
-		return 0;
-	if (known(pub) && known(priv))
-		*bytes = pub < priv ? pub : priv;
-	else
-		*bytes = known(pub) ? pub : priv;
-	return 1;
 }
 
 /* Bytes one object takes: what is used over the number of objects, when
@@ -338,9 +316,8 @@ static unsigned long per_object(const struct ps_token *tok, size_t nobjects)
 static CK_RV read_der(struct ps_token *tok, CK_OBJECT_HANDLE h,
 		      unsigned char **der, size_t *len)
 {
-	CK_FUNCTION_LIST *fl = ps_module_functions(tok->mod);
 	CK_ATTRIBUTE a = { CKA_VALUE, NULL, 0 };
-	CK_RV rv = fl->C_GetAttributeValue(tok->session, h, &a, 1);
+	CK_RV rv = ps_p11_get(tok, h, &a, 1);
 
 	*der = NULL;
 	if (rv != CKR_OK)
@@ -351,7 +328,7 @@ static CK_RV read_der(struct ps_token *tok, CK_OBJECT_HANDLE h,
 	a.pValue = *der = malloc(a.ulValueLen);
 	if (!*der)
 		return CKR_HOST_MEMORY;
-	rv = fl->C_GetAttributeValue(tok->session, h, &a, 1);
+	rv = ps_p11_get(tok, h, &a, 1);
 	if (rv != CKR_OK) {
 		free(*der);
 		*der = NULL;
@@ -912,7 +889,7 @@ int ps_clean_plan_make(struct ps_token *tok, const struct ps_clean_opts *o,
 		ps_clean_plan_free(p);
 		return rc;
 	}
-	p->have_free = free_memory(tok, &p->free_before);
+	p->have_free = ps_token_free_memory(tok, &p->free_before);
 	p->per_object = per_object(tok, p->nobjects);
 	select_items(p, o);
 	apply_rules(p, o);
@@ -1081,8 +1058,7 @@ static int emit_new(ps_emit_fn emit, void *ctx, json_t *r)
 static int destroy(struct ps_token *tok, CK_OBJECT_HANDLE h, const char *what,
 		   struct ps_err *err)
 {
-	CK_RV rv =
-	    ps_module_functions(tok->mod)->C_DestroyObject(tok->session, h);
+	CK_RV rv = ps_p11_destroy(tok, h);
 
 	if (rv == CKR_OK)
 		return 0;
@@ -1109,13 +1085,14 @@ static int remove_item(struct ps_clean_plan *p, const struct ps_clean_opts *o,
 		CK_RV rv;
 		int rc;
 
+		rv = o->st ? read_der(p->tok, ic->obj.handle, &der, &len)
+			   : CKR_OK;
 		if (!o->st)
 			rc = ps_err_set(&err, PS_EXIT_FAIL, "state-write", NULL,
 					"no state directory for the copy of "
 					"certificate %s",
 					ic->cert.serial_hex);
-		else if ((rv = read_der(p->tok, ic->obj.handle, &der, &len)) !=
-			 CKR_OK)
+		else if (rv != CKR_OK)
 			rc = ps_ckr_err(&err, rv, p->tok,
 					"reading the certificate");
 		else
@@ -1187,7 +1164,8 @@ static int room_now(struct ps_clean_plan *p, const struct ps_clean_opts *o)
 {
 	unsigned long bytes;
 
-	if (ps_token_refresh(p->tok, NULL) || !free_memory(p->tok, &bytes))
+	if (ps_token_refresh(p->tok, NULL) ||
+	    !ps_token_free_memory(p->tok, &bytes))
 		return -1;
 	return room_of(bytes) >= o->for_room;
 }
@@ -1207,7 +1185,7 @@ static json_t *space_record(struct ps_clean_plan *p,
 		after = p->free_before + (unsigned long)objects * p->per_object;
 	} else {
 		have_after = !ps_token_refresh(p->tok, NULL) &&
-			     free_memory(p->tok, &after);
+			     ps_token_free_memory(p->tok, &after);
 	}
 	ps_json_set_str(r, "kind", "space");
 	json_object_set_new(r, "dry_run", json_boolean(dry_run));

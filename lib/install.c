@@ -10,6 +10,7 @@
 
 #include <psrenew/cert.h>
 #include <psrenew/keypair.h>
+#include <psrenew/p11obj.h>
 
 static const char full_hint[] =
     "this is the guide's error 621: free room with ps-token-clean "
@@ -187,7 +188,6 @@ static int already_there(struct ps_token *tok, const unsigned char *id,
 			 size_t id_len, const unsigned char *der, int len,
 			 CK_OBJECT_HANDLE *h)
 {
-	CK_FUNCTION_LIST *fl = ps_module_functions(tok->mod);
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_ATTRIBUTE t[] = { { CKA_CLASS, &cls, sizeof(cls) },
 			     { CKA_ID, (void *)id, id_len } };
@@ -199,21 +199,15 @@ static int already_there(struct ps_token *tok, const unsigned char *id,
 	/* With an index, a miss is believed: a certificate is installed
 	 * under its request's lock, and this process's own installs are in
 	 * the index. */
-	if (k >= 0) {
+	if (k >= 0)
 		n = (CK_ULONG)k;
-	} else {
-		if (fl->C_FindObjectsInit(tok->session, t, 2) != CKR_OK)
-			return 0;
-		fl->C_FindObjects(tok->session, hs, 16, &n);
-		fl->C_FindObjectsFinal(tok->session);
-	}
+	else
+		ps_p11_find(tok, t, 2, hs, 16, &n);
 	for (CK_ULONG i = 0; i < n && !found; i++) {
 		unsigned char *buf = malloc((size_t)len);
 		CK_ATTRIBUTE v = { CKA_VALUE, buf, (CK_ULONG)len };
 
-		if (buf &&
-		    fl->C_GetAttributeValue(tok->session, hs[i], &v, 1) ==
-			CKR_OK &&
+		if (buf && ps_p11_get(tok, hs[i], &v, 1) == CKR_OK &&
 		    v.ulValueLen == (CK_ULONG)len &&
 		    !memcmp(buf, der, (size_t)len)) {
 			found = 1;
@@ -230,9 +224,7 @@ static void key_label(struct ps_token *tok, CK_OBJECT_HANDLE priv, char *buf,
 	CK_ATTRIBUTE a = { CKA_LABEL, buf, len - 1 };
 
 	buf[0] = '\0';
-	if (ps_module_functions(tok->mod)->C_GetAttributeValue(
-		tok->session, priv, &a, 1) == CKR_OK &&
-	    a.ulValueLen < len)
+	if (ps_p11_get(tok, priv, &a, 1) == CKR_OK && a.ulValueLen < len)
 		buf[a.ulValueLen] = '\0';
 }
 
@@ -251,7 +243,7 @@ int ps_token_write_cert(struct ps_token *tok, X509 *x,
 	int nl = i2d_ASN1_INTEGER(X509_get0_serialNumber(x), &ser);
 	CK_ATTRIBUTE t[11];
 	CK_ULONG n = 0;
-	CK_RV rv;
+	struct ps_p11_write w = { o->what, o->doing, full_hint };
 	int rc = -1;
 
 	if (dl <= 0 || sl <= 0 || il <= 0 || nl <= 0)
@@ -270,17 +262,7 @@ int ps_token_write_cert(struct ps_token *tok, X509 *x,
 	t[n++] = (CK_ATTRIBUTE){ CKA_ISSUER, iss, (CK_ULONG)il };
 	t[n++] = (CK_ATTRIBUTE){ CKA_SERIAL_NUMBER, ser, (CK_ULONG)nl };
 	t[n++] = (CK_ATTRIBUTE){ CKA_VALUE, der, (CK_ULONG)dl };
-	rv = ps_module_functions(tok->mod)->C_CreateObject(tok->session, t, n,
-							   h);
-	if (rv == CKR_DEVICE_MEMORY)
-		rc = ps_err_set(err, PS_EXIT_TOKEN, "token-full", full_hint,
-				"token '%s' has no room for %s (the "
-				"guide's error 621)",
-				tok->label, o->what);
-	else if (rv != CKR_OK)
-		rc = ps_ckr_err(err, rv, tok, o->doing);
-	else
-		rc = 0;
+	rc = ps_p11_create(tok, t, n, h, &w, err);
 out:
 	OPENSSL_free(der);
 	OPENSSL_free(subj);

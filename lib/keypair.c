@@ -12,6 +12,9 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include <psrenew/ckr.h>
+#include <psrenew/p11obj.h>
+
 static const struct {
 	const char *alias, *group;
 	unsigned long bits;
@@ -89,8 +92,7 @@ static int mech_ok(struct ps_token *t, CK_MECHANISM_TYPE m, CK_FLAGS need,
 		   unsigned long bits, const char *name, struct ps_err *err)
 {
 	CK_MECHANISM_INFO mi;
-	CK_RV rv =
-	    ps_module_functions(t->mod)->C_GetMechanismInfo(t->slot, m, &mi);
+	CK_RV rv = ps_p11_mechanism(t, m, &mi);
 	const char *hint =
 	    "this is the guide's error 622: install a newer driver "
 	    "(PKCS#11 module) for the token, or choose another key type "
@@ -146,7 +148,6 @@ long ps_token_room(const struct ps_token *t)
 static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
 			     CK_KEY_TYPE type, CK_RV *rvp)
 {
-	CK_FUNCTION_LIST *fl = ps_module_functions(t->mod);
 	unsigned char a0[1024], a1[256];
 	CK_ATTRIBUTE a[2] = {
 		{ type == CKK_EC ? CKA_EC_PARAMS : CKA_MODULUS, a0,
@@ -161,7 +162,7 @@ static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
 	BIGNUM *n = NULL, *e = NULL;
 	ASN1_OCTET_STRING *os = NULL; /* the builder points into it */
 
-	*rvp = fl->C_GetAttributeValue(t->session, h, a, 2);
+	*rvp = ps_p11_get(t, h, a, 2);
 	if (*rvp != CKR_OK)
 		return NULL;
 	bld = OSSL_PARAM_BLD_new();
@@ -211,8 +212,7 @@ static CK_RV set_id(struct ps_token *t, CK_OBJECT_HANDLE h,
 {
 	CK_ATTRIBUTE a = { CKA_ID, (void *)id, len };
 
-	return ps_module_functions(t->mod)->C_SetAttributeValue(t->session, h,
-								&a, 1);
+	return ps_p11_set(t, h, &a, 1);
 }
 
 static CK_RV generate(struct ps_token *t, const struct ps_keyspec *ks,
@@ -261,8 +261,8 @@ static CK_RV generate(struct ps_token *t, const struct ps_keyspec *ks,
 		  sizeof(yes) },
 	};
 
-	return ps_module_functions(t->mod)->C_GenerateKeyPair(
-	    t->session, &mech, pub, rsa ? 8 : 7, priv, 8, &kp->pub, &kp->priv);
+	return ps_p11_generate_pair(t, &mech, pub, rsa ? 8 : 7, priv, 8,
+				    &kp->pub, &kp->priv);
 }
 
 int ps_keypair_generate_begin(struct ps_token *t, const struct ps_keyspec *ks,
@@ -298,10 +298,11 @@ int ps_keypair_generate_begin(struct ps_token *t, const struct ps_keyspec *ks,
 int ps_keypair_generate_finish(struct ps_token *t, struct ps_keypair *kp,
 			       struct ps_err *err)
 {
-	CK_RV rv;
+	CK_RV rv = set_id(t, kp->pub, kp->id, kp->id_len);
 
-	if ((rv = set_id(t, kp->pub, kp->id, kp->id_len)) != CKR_OK ||
-	    (rv = set_id(t, kp->priv, kp->id, kp->id_len)) != CKR_OK) {
+	if (rv == CKR_OK)
+		rv = set_id(t, kp->priv, kp->id, kp->id_len);
+	if (rv != CKR_OK) {
 		ps_keypair_destroy(t, kp, NULL);
 		if (rv != CKR_ATTRIBUTE_READ_ONLY &&
 		    rv != CKR_ATTRIBUTE_TYPE_INVALID &&
@@ -343,7 +344,6 @@ int ps_keypair_generate(struct ps_token *t, const struct ps_keyspec *ks,
 int ps_keypair_destroy_id(struct ps_token *t, const unsigned char *id,
 			  size_t len, struct ps_err *err)
 {
-	CK_FUNCTION_LIST *fl = ps_module_functions(t->mod);
 	static const CK_OBJECT_CLASS classes[] = { CKO_PRIVATE_KEY,
 						   CKO_PUBLIC_KEY };
 	int removed = 0;
@@ -354,17 +354,12 @@ int ps_keypair_destroy_id(struct ps_token *t, const unsigned char *id,
 					{ CKA_ID, (void *)id, len } };
 		CK_OBJECT_HANDLE h[16];
 		CK_ULONG n = 0;
-		CK_RV rv = fl->C_FindObjectsInit(t->session, tmpl, 2);
+		CK_RV rv = ps_p11_find(t, tmpl, 2, h, 16, &n);
 
-		if (rv == CKR_OK) {
-			rv = fl->C_FindObjects(t->session, h, 16, &n);
-			fl->C_FindObjectsFinal(t->session);
-		}
 		for (CK_ULONG k = 0; rv == CKR_OK && k < n; k++) {
-			rv = fl->C_DestroyObject(t->session, h[k]);
+			rv = ps_p11_destroy(t, h[k]);
 			if (rv == CKR_OBJECT_HANDLE_INVALID)
 				rv = CKR_OK;
-			ps_token_index_forget(t, h[k]);
 			removed += rv == CKR_OK;
 		}
 		if (rv != CKR_OK) {
@@ -386,9 +381,8 @@ static int still_there(struct ps_token *t, CK_OBJECT_HANDLE h,
 	CK_ATTRIBUTE a[2] = { { CKA_CLASS, &c, sizeof(c) },
 			      { CKA_ID, buf, sizeof(buf) } };
 
-	if (ps_module_functions(t->mod)->C_GetAttributeValue(t->session, h, a,
-							     2) == CKR_OK &&
-	    c == cls && a[1].ulValueLen == len && memcmp(buf, id, len) == 0)
+	if (ps_p11_get(t, h, a, 2) == CKR_OK && c == cls &&
+	    a[1].ulValueLen == len && memcmp(buf, id, len) == 0)
 		return 1;
 	ps_token_index_forget(t, h);
 	return 0;
@@ -398,11 +392,9 @@ static int find_one(struct ps_token *t, CK_OBJECT_CLASS cls,
 		    const unsigned char *id, size_t len, CK_OBJECT_HANDLE *h,
 		    CK_RV *rvp)
 {
-	CK_FUNCTION_LIST *fl = ps_module_functions(t->mod);
 	CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof(cls) },
 				{ CKA_ID, (void *)id, len } };
 	CK_ULONG n = 0;
-	CK_RV rv;
 
 	/* From the token's index when it has one; a miss is searched for
 	 * (another process may have made the object since). */
@@ -411,13 +403,8 @@ static int find_one(struct ps_token *t, CK_OBJECT_CLASS cls,
 		*rvp = CKR_OK;
 		return 1;
 	}
-	rv = fl->C_FindObjectsInit(t->session, tmpl, 2);
-	if (rv == CKR_OK) {
-		rv = fl->C_FindObjects(t->session, h, 1, &n);
-		fl->C_FindObjectsFinal(t->session);
-	}
-	*rvp = rv;
-	return rv == CKR_OK && n == 1;
+	*rvp = ps_p11_find(t, tmpl, 2, h, 1, &n);
+	return *rvp == CKR_OK && n == 1;
 }
 
 int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
@@ -442,8 +429,7 @@ int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 	}
 	memcpy(kp->id, id, id_len);
 	kp->id_len = id_len;
-	rv = ps_module_functions(t->mod)->C_GetAttributeValue(t->session,
-							      kp->priv, &a, 1);
+	rv = ps_p11_get(t, kp->priv, &a, 1);
 	if (rv != CKR_OK)
 		return ps_ckr_err(err, rv, t, "reading the key's type");
 	if (find_one(t, CKO_PUBLIC_KEY, id, id_len, &kp->pub, &rv))
@@ -457,10 +443,10 @@ int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 		const unsigned char *p = buf;
 		X509 *x;
 
-		rv = ps_module_functions(t->mod)->C_GetAttributeValue(
-		    t->session, cert, &v, 1);
-		if (rv == CKR_OK &&
-		    (x = d2i_X509(NULL, &p, (long)v.ulValueLen))) {
+		rv = ps_p11_get(t, cert, &v, 1);
+		x = rv == CKR_OK ? d2i_X509(NULL, &p, (long)v.ulValueLen)
+				 : NULL;
+		if (x) {
 			kp->pubkey = X509_get_pubkey(x);
 			X509_free(x);
 		}
@@ -561,7 +547,6 @@ static CK_RV find_by_value(struct ps_token *t, CK_OBJECT_CLASS cls,
 			   const struct pubvals *v, int raw,
 			   CK_OBJECT_HANDLE *h, CK_ULONG max, CK_ULONG *n)
 {
-	CK_FUNCTION_LIST *fl = ps_module_functions(t->mod);
 	CK_KEY_TYPE type = v->type;
 	size_t off = raw ? v->raw_off : 0;
 	CK_ATTRIBUTE tmpl[4] = {
@@ -575,12 +560,7 @@ static CK_RV find_by_value(struct ps_token *t, CK_OBJECT_CLASS cls,
 	if (type == CKK_EC)
 		tmpl[2] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, (void *)v->params,
 					  v->params_len };
-	*n = 0;
-	rv = fl->C_FindObjectsInit(t->session, tmpl, type == CKK_EC ? 4 : 3);
-	if (rv == CKR_OK) {
-		rv = fl->C_FindObjects(t->session, h, max, n);
-		fl->C_FindObjectsFinal(t->session);
-	}
+	rv = ps_p11_find(t, tmpl, type == CKK_EC ? 4 : 3, h, max, n);
 	/* A token that does not know an attribute matches nothing. */
 	if (rv == CKR_ATTRIBUTE_TYPE_INVALID ||
 	    rv == CKR_ATTRIBUTE_VALUE_INVALID)
@@ -594,8 +574,7 @@ static int take_id(struct ps_token *t, CK_OBJECT_HANDLE h,
 {
 	CK_ATTRIBUTE a = { CKA_ID, kp->id, sizeof(kp->id) };
 
-	*rvp = ps_module_functions(t->mod)->C_GetAttributeValue(t->session, h,
-								&a, 1);
+	*rvp = ps_p11_get(t, h, &a, 1);
 	if (*rvp == CKR_BUFFER_TOO_SMALL)
 		*rvp = CKR_OK;
 	if (*rvp != CKR_OK || a.ulValueLen == 0 ||
@@ -710,19 +689,13 @@ int ps_keypair_destroy(struct ps_token *t, struct ps_keypair *kp,
 	CK_RV rv1 = CKR_OK, rv2 = CKR_OK;
 
 	if (kp->priv)
-		rv1 = ps_module_functions(t->mod)->C_DestroyObject(t->session,
-								   kp->priv);
+		rv1 = ps_p11_destroy(t, kp->priv);
 	if (kp->pub)
-		rv2 = ps_module_functions(t->mod)->C_DestroyObject(t->session,
-								   kp->pub);
-	if (rv1 == CKR_OK || rv1 == CKR_OBJECT_HANDLE_INVALID) {
-		ps_token_index_forget(t, kp->priv);
+		rv2 = ps_p11_destroy(t, kp->pub);
+	if (rv1 == CKR_OK || rv1 == CKR_OBJECT_HANDLE_INVALID)
 		kp->priv = 0;
-	}
-	if (rv2 == CKR_OK || rv2 == CKR_OBJECT_HANDLE_INVALID) {
-		ps_token_index_forget(t, kp->pub);
+	if (rv2 == CKR_OK || rv2 == CKR_OBJECT_HANDLE_INVALID)
 		kp->pub = 0;
-	}
 	if (kp->priv || kp->pub)
 		return ps_ckr_err(err, kp->priv ? rv1 : rv2, t,
 				  "removing the new key pair");

@@ -12,8 +12,10 @@
 #include <openssl/objects.h>
 
 #include <psrenew/cert.h>
+#include <psrenew/ckr.h>
 #include <psrenew/install.h>
 #include <psrenew/keypair.h>
+#include <psrenew/p11obj.h>
 
 static const char full_hint[] =
     "this is the guide's error 621: remove an expired or superseded "
@@ -158,11 +160,6 @@ int ps_pfx_key_from(const struct ps_pfx *pfx, struct ps_pfx_key *k,
 	return 0;
 }
 
-static CK_FUNCTION_LIST *fl(const struct ps_token *tok)
-{
-	return ps_module_functions(tok->mod);
-}
-
 /* The first object matching t, or 0. */
 static CK_OBJECT_HANDLE find_first(struct ps_token *tok, CK_ATTRIBUTE *t,
 				   CK_ULONG n)
@@ -170,11 +167,7 @@ static CK_OBJECT_HANDLE find_first(struct ps_token *tok, CK_ATTRIBUTE *t,
 	CK_OBJECT_HANDLE h = 0;
 	CK_ULONG got = 0;
 
-	if (fl(tok)->C_FindObjectsInit(tok->session, t, n) != CKR_OK)
-		return 0;
-	if (fl(tok)->C_FindObjects(tok->session, &h, 1, &got) != CKR_OK)
-		got = 0;
-	fl(tok)->C_FindObjectsFinal(tok->session);
+	ps_p11_find(tok, t, n, &h, 1, &got);
 	return got == 1 ? h : 0;
 }
 
@@ -183,8 +176,8 @@ static int get_id(struct ps_token *tok, CK_OBJECT_HANDLE h, unsigned char *id,
 {
 	CK_ATTRIBUTE a = { CKA_ID, id, 64 };
 
-	if (fl(tok)->C_GetAttributeValue(tok->session, h, &a, 1) != CKR_OK ||
-	    a.ulValueLen == 0 || a.ulValueLen > 64)
+	if (ps_p11_get(tok, h, &a, 1) != CKR_OK || a.ulValueLen == 0 ||
+	    a.ulValueLen > 64)
 		return -1;
 	*len = a.ulValueLen;
 	return 0;
@@ -205,9 +198,7 @@ int ps_pfx_find_key(struct ps_token *tok, const struct ps_pfx_key *k,
 		/* The same id must be the same key. */
 		unsigned char *n = malloc(k->rsa[0].n + 1);
 		CK_ATTRIBUTE a = { CKA_MODULUS, n, (CK_ULONG)k->rsa[0].n + 1 };
-		int same = n &&
-			   fl(tok)->C_GetAttributeValue(tok->session, h, &a,
-							1) == CKR_OK &&
+		int same = n && ps_p11_get(tok, h, &a, 1) == CKR_OK &&
 			   a.ulValueLen == k->rsa[0].n &&
 			   !memcmp(n, k->rsa[0].p, k->rsa[0].n);
 
@@ -317,8 +308,7 @@ size_t ps_pfx_rollback(struct ps_token *tok, struct ps_pfx_written *w,
 	size_t left = 0, wrote = w->n;
 
 	while (w->n > 0) {
-		CK_RV rv =
-		    fl(tok)->C_DestroyObject(tok->session, w->h[w->n - 1]);
+		CK_RV rv = ps_p11_destroy(tok, w->h[w->n - 1]);
 
 		if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID)
 			left++;
@@ -347,17 +337,12 @@ static int create(struct ps_token *tok, CK_ATTRIBUTE *t, CK_ULONG n,
 		  struct ps_err *err)
 {
 	CK_OBJECT_HANDLE h = 0;
-	CK_RV rv = fl(tok)->C_CreateObject(tok->session, t, n, &h);
+	struct ps_p11_write pw = { what, what, full_hint };
+	int rc = ps_p11_create(tok, t, n, &h, &pw, err);
 
-	if (rv == CKR_DEVICE_MEMORY)
-		return ps_err_set(err, PS_EXIT_TOKEN, "token-full", full_hint,
-				  "token '%s' has no room for %s (the "
-				  "guide's error 621)",
-				  tok->label, what);
-	if (rv != CKR_OK)
-		return ps_ckr_err(err, rv, tok, what);
-	w->h[w->n++] = h;
-	return 0;
+	if (!rc)
+		w->h[w->n++] = h;
+	return rc;
 }
 
 struct der {
@@ -476,7 +461,7 @@ int ps_pfx_check_mechanism(struct ps_token *tok, const struct ps_pfx *pfx,
 	CK_MECHANISM_TYPE m = ec ? CKM_ECDSA : CKM_RSA_PKCS;
 	const char *name = ec ? "CKM_ECDSA" : "CKM_RSA_PKCS";
 	unsigned long bits = (unsigned long)EVP_PKEY_get_bits(pfx->key);
-	CK_RV rv = fl(tok)->C_GetMechanismInfo(tok->slot, m, &mi);
+	CK_RV rv = ps_p11_mechanism(tok, m, &mi);
 	const char *hint = "this is the guide's error 622: install a newer "
 			   "driver (PKCS#11 module) for the token";
 

@@ -1,5 +1,5 @@
-/* psrenew: signing with token keys: C_Sign on psrenew's own session, and
- * EVP_PKEYs through libp11 for TLS and CMS. */
+/* psrenew: signing with token keys: C_Sign on psrenew's own session
+ * (through p11obj.c), and EVP_PKEYs through libp11 for TLS and CMS. */
 #include <psrenew/signer.h>
 
 #include <stdlib.h>
@@ -10,6 +10,9 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/sha.h>
+
+#include <psrenew/ckr.h>
+#include <psrenew/p11obj.h>
 
 struct p11 {
 	PKCS11_CTX *ctx;
@@ -148,7 +151,6 @@ int ps_signer_sign(struct ps_token *tok, CK_OBJECT_HANDLE priv, int pkey_type,
 		   const unsigned char *tbs, size_t tbs_len,
 		   unsigned char **sig, size_t *sig_len, struct ps_err *err)
 {
-	CK_FUNCTION_LIST *fl = ps_module_functions(tok->mod);
 	unsigned char in[sizeof(sha256_prefix) + SHA256_DIGEST_LENGTH];
 	unsigned char *md = in + sizeof(sha256_prefix);
 	unsigned char out[1024];
@@ -170,9 +172,7 @@ int ps_signer_sign(struct ps_token *tok, CK_OBJECT_HANDLE priv, int pkey_type,
 		data = md;
 		data_len = SHA256_DIGEST_LENGTH;
 	}
-	rv = fl->C_SignInit(tok->session, &mech, priv);
-	if (rv == CKR_OK)
-		rv = fl->C_Sign(tok->session, data, data_len, out, &out_len);
+	rv = ps_p11_sign(tok, &mech, priv, data, data_len, out, &out_len);
 	OPENSSL_cleanse(in, sizeof(in));
 	if (rv != CKR_OK)
 		return ps_ckr_err(err, rv, tok, "signing");

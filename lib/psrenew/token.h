@@ -75,7 +75,6 @@ PS_API void ps_module_close(struct ps_module *mod);
 const char *ps_module_path(const struct ps_module *mod);
 /* "SoftHSM 2.6 (Implementation of PKCS11), /usr/lib/softhsm/libsofthsm2.so" */
 PS_API const char *ps_module_describe(const struct ps_module *mod);
-CK_FUNCTION_LIST *ps_module_functions(const struct ps_module *mod);
 /* One extension pointer per module, released before the module closes. */
 void *ps_module_ext(const struct ps_module *mod);
 void ps_module_set_ext(struct ps_module *mod, void *ext,
@@ -166,11 +165,6 @@ void ps_token_index_add(struct ps_token *tok, CK_OBJECT_CLASS cls,
 			const unsigned char *id, size_t id_len,
 			CK_OBJECT_HANDLE h);
 void ps_token_index_forget(struct ps_token *tok, CK_OBJECT_HANDLE h);
-
-/* Maps a CKR_* code to err: status, stable code, message, hint. */
-int ps_ckr_err(struct ps_err *err, CK_RV rv, const struct ps_token *tok,
-	       const char *what);
-const char *ps_ckr_name(CK_RV rv);
 
 /* Hex of a byte string, lower case (malloc'ed). */
 char *ps_hex(const unsigned char *p, size_t n);

@@ -18,6 +18,7 @@
 #include <psrenew/clean.h>
 #include <psrenew/install.h>
 #include <psrenew/keypair.h>
+#include <psrenew/p11obj.h>
 #include <psrenew/state.h>
 
 #include "softhsm.h"
@@ -48,7 +49,6 @@ static int wipe(struct ps_token *tok)
 {
 	static const CK_OBJECT_CLASS cls[] = { CKO_CERTIFICATE, CKO_PRIVATE_KEY,
 					       CKO_PUBLIC_KEY };
-	CK_FUNCTION_LIST *fl = ps_module_functions(tok->mod);
 	struct ps_err err;
 
 	ps_err_clear(&err);
@@ -59,7 +59,7 @@ static int wipe(struct ps_token *tok)
 		if (ps_token_objects(tok, cls[c], &o, &n, &err))
 			return -1;
 		for (size_t i = 0; i < n; i++)
-			fl->C_DestroyObject(tok->session, o[i].handle);
+			ps_p11_destroy(tok, o[i].handle);
 		ps_tobjs_free(o, n);
 	}
 	return 0;

@@ -1,4 +1,4 @@
-/* Unit tests: the token's object index (lib/token.c ps_token_index) and
+/* Unit tests: the token's object index (lib/p11obj.c ps_token_index) and
  * the lookups that use it (ps_keypair_find, ps_install_cert): answers
  * from memory, kept up to date by psrenew's own changes, and right when
  * another program changes the token behind its back. On a SoftHSM2 token
@@ -14,6 +14,7 @@
 
 #include <psrenew/install.h>
 #include <psrenew/keypair.h>
+#include <psrenew/p11obj.h>
 #include <psrenew/token.h>
 
 #include "softhsm.h"
