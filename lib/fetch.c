@@ -11,7 +11,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include <psrenew/ca_est.h>
 #include <psrenew/certio.h>
 #include <psrenew/inventory.h>
 #include <psrenew/keypair.h>
@@ -525,7 +524,7 @@ static void *recorder_run(void *v)
 	}
 }
 
-/* ps_est_poll_many's answered: a "still pending" answer is queued. */
+/* ps_ca_poll_many's answered: a "still pending" answer is queued. */
 static void on_answered(size_t i, void *v)
 {
 	struct recorder *r = v;
@@ -540,7 +539,7 @@ static void on_answered(size_t i, void *v)
 	pthread_mutex_unlock(&r->mu);
 }
 
-/* ps_est_poll_many over reqs[0..m-1] (of the requests ids[]), the still
+/* ps_ca_poll_many over reqs[0..m-1] (of the requests ids[]), the still
  * pending answers recorded on the way by up to POLL_LANES threads
  * (recorded[i] set for those); with no thread, after the polls here. */
 static void poll_and_record(struct ps_fetch *f, struct ps_ca *ca,
@@ -561,15 +560,15 @@ static void poll_and_record(struct ps_fetch *f, struct ps_ca *ca,
 	size_t k = 0;
 
 	if (!(r.jobs = calloc(m, sizeof(*r.jobs)))) {
-		ps_est_poll_many(ca, reqs, m, POLL_LANES, replies, rcs, errs,
-				 NULL, NULL);
+		ps_ca_poll_many(ca, reqs, m, POLL_LANES, replies, rcs, errs,
+				NULL, NULL);
 		return;
 	}
 	while (k + 1 < POLL_LANES && k + 1 < m &&
 	       pthread_create(&t[k], NULL, recorder_run, &r) == 0)
 		k++;
-	ps_est_poll_many(ca, reqs, m, POLL_LANES, replies, rcs, errs,
-			 on_answered, &r);
+	ps_ca_poll_many(ca, reqs, m, POLL_LANES, replies, rcs, errs,
+			on_answered, &r);
 	pthread_mutex_lock(&r.mu);
 	r.closed = 1;
 	pthread_cond_broadcast(&r.more);
@@ -607,8 +606,7 @@ static int load_due(struct ps_fetch *f, const char *id, int force, time_t now,
 	if (s && !strcmp(s, PS_REQ_PENDING) && selected(f, d->rec) &&
 	    (force ||
 	     ps_time_parse(ps_json_str(d->rec, "next_poll_at")) <= now) &&
-	    (d->ca = ca_for(f, d->rec, NULL)) &&
-	    d->ca->drv == &ps_ca_est_driver) {
+	    (d->ca = ca_for(f, d->rec, NULL)) && ps_ca_polls_many(d->ca)) {
 		struct ps_token *tok = token_for(f, d->rec, NULL);
 
 		if (tok) {
