@@ -214,7 +214,8 @@ static int items_from_args(struct ps_cli *cli, const struct args *a,
 		return err->status;
 	}
 	return ps_err_set(err, PS_EXIT_USAGE, "usage",
-			  "ps-fetch --pending | ps-jip-setserial, or --cert "
+			  "ps-status --unregistered | ps-jip-setserial, or "
+			  "--cert "
 			  "FILE, or --serial S --type T --ca NAME",
 			  "say which certificate to register");
 }
@@ -395,7 +396,9 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	if (!rc && json_array_size(items) == 0) {
 		ps_cli_warn(cli, "nothing to register: the input held no cert "
 				 "record (ps-fetch prints one only for a "
-				 "certificate it installs in that run)");
+				 "certificate it installs in that run; "
+				 "ps-status --unregistered lists those JIP "
+				 "has not confirmed)");
 		goto out;
 	}
 	if (!rc && strcmp(method, "nia") && !user)

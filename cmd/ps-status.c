@@ -6,18 +6,23 @@
 
 #include <psrenew/cli.h>
 #include <psrenew/inventory.h>
+#include <psrenew/jipconf.h>
 
-enum { OPT_EXPIRING = 256 };
+enum { OPT_EXPIRING = 256, OPT_UNREGISTERED };
 
 static const struct ps_cli_opt opts[] = {
 	{ "expiring", 1, OPT_EXPIRING, "DAYS",
 	  "only valid, not yet renewed certificates expiring within DAYS; "
 	  "exit 3 if any" },
+	{ "unregistered", 0, OPT_UNREGISTERED, NULL,
+	  "only certificates psrenew installed that JIP has not confirmed "
+	  "yet (for ps-jip-setserial)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
 struct args {
 	long expiring; /* -1: all */
+	int unregistered;
 };
 
 static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
@@ -26,7 +31,9 @@ static int on_opt(void *ctx, int key, const char *arg, struct ps_err *err)
 
 	if (key == OPT_EXPIRING)
 		return ps_cli_number("expiring", arg, 36500, &a->expiring, err);
-	return PS_EXIT_USAGE;
+	if (key == OPT_UNREGISTERED)
+		a->unregistered = 1;
+	return key == OPT_UNREGISTERED ? 0 : PS_EXIT_USAGE;
 }
 
 /* Logs in where a PIN source was given; notes where a login shows more.
@@ -61,6 +68,40 @@ static int login_all(struct ps_cli *cli, struct ps_token **toks, size_t n,
 	return 0;
 }
 
+/* --unregistered: what psrenew installed and JIP has not confirmed. */
+static int unregistered(struct ps_cli *cli, const struct ps_inventory *inv,
+			size_t *shown, struct ps_err *err)
+{
+	struct ps_state st;
+	json_t *recs = json_array(), *r;
+	size_t unknown = 0, i;
+	int rc = ps_state_open(cli->state_dir, &cli->cfg, 0, &st, err);
+
+	if (rc && !strcmp(err->code, "no-state-dir"))
+		rc = 0; /* nothing installed yet */
+	else if (!rc)
+		rc = ps_jipconf_unregistered(&st, inv, &cli->cfg, recs,
+					     &unknown, err);
+	if (st.dirfd >= 0)
+		ps_state_close(&st);
+	json_array_foreach (recs, i, r) {
+		if (ps_cli_emit(cli, r) < 0 && !rc)
+			rc = ps_err_set(err, PS_EXIT_FAIL, "output", NULL,
+					"cannot write the records");
+		if (!strcmp(ps_json_str(r, "kind"), "cert"))
+			(*shown)++;
+	}
+	json_decref(recs);
+	if (unknown)
+		ps_cli_warn(cli,
+			    "%zu installed certificate(s) left out: not logged "
+			    "in, their keys cannot be seen; log in with --pin",
+			    unknown);
+	if (!rc)
+		ps_err_clear(err);
+	return rc;
+}
+
 static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 {
 	struct ps_module *mod = NULL;
@@ -80,7 +121,9 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 		rc = ps_inventory_load(toks, ntoks, time(NULL), &inv, err);
 	if (rc)
 		goto out;
-	for (size_t i = 0; i < inv.n && !rc; i++) {
+	if (a->unregistered)
+		rc = unregistered(cli, &inv, &shown, err);
+	for (size_t i = 0; i < inv.n && !rc && !a->unregistered; i++) {
 		json_t *r;
 
 		if (a->expiring >= 0 &&
@@ -112,8 +155,14 @@ out:
 static int start(struct ps_cli *cli, void *args, char **operands, int n,
 		 struct ps_err *err)
 {
+	const struct args *a = args;
+
 	(void)operands;
 	(void)n;
+	if (a->unregistered && a->expiring >= 0)
+		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				  "--unregistered and --expiring do not go "
+				  "together");
 	return run(cli, args, err);
 }
 

@@ -759,6 +759,28 @@ static int ask_ca(struct ps_fetch *f, json_t *rec, struct ps_err *err)
 	return rc;
 }
 
+/* A request installed earlier: the cert record its install printed
+ * (already_installed); none (so its request record) when its token is
+ * not present. */
+static int installed_again(struct ps_fetch *f, const json_t *rec, json_t **out)
+{
+	X509 *leaf = pem_cert(ps_json_str(rec, "cert"));
+	struct ps_token *tok = NULL;
+	unsigned char kid[64];
+	size_t klen;
+	int no_module;
+
+	if (leaf &&
+	    !ps_unhex(ps_json_str(rec, "key_id"), kid, sizeof(kid), &klen))
+		tok = present_token(f, rec, &no_module, NULL);
+	if (tok)
+		*out = installed_record(f, tok, rec, leaf, kid, klen);
+	if (*out)
+		json_object_set_new(*out, "already_installed", json_true());
+	X509_free(leaf);
+	return ps_request_exit(rec);
+}
+
 static int work(struct ps_fetch *f, json_t *rec, int force, json_t **out,
 		time_t *due, struct ps_err *err)
 {
@@ -770,7 +792,9 @@ static int work(struct ps_fetch *f, json_t *rec, int force, json_t **out,
 	if (!s)
 		return ps_err_set(err, PS_EXIT_FAIL, "state-read", NULL,
 				  "request without a state");
-	if (!strcmp(s, PS_REQ_INSTALLED) || !strcmp(s, PS_REQ_REJECTED))
+	if (!strcmp(s, PS_REQ_INSTALLED))
+		return installed_again(f, rec, out);
+	if (!strcmp(s, PS_REQ_REJECTED))
 		return ps_request_exit(rec);
 	if (!strcmp(s, PS_REQ_PENDING)) {
 		next = ps_time_parse(ps_json_str(rec, "next_poll_at"));
