@@ -10,6 +10,7 @@
 #include <psrenew/inventory.h>
 #include <psrenew/jip.h>
 #include <psrenew/jip_login.h>
+#include <psrenew/jipconf.h>
 #include <psrenew/secret.h>
 #include <psrenew/state.h>
 
@@ -136,7 +137,8 @@ static int items_from_args(struct ps_cli *cli, const struct args *a,
 		return rc;
 	}
 	return ps_err_set(err, PS_EXIT_USAGE, "usage",
-			  "ps-fetch --pending | ps-jip-setserial, or --cert "
+			  "ps-status --unregistered | ps-jip-setserial, or "
+			  "--cert "
 			  "FILE, or --serial S --type T --ca NAME",
 			  "say which certificate to register");
 }
@@ -164,14 +166,10 @@ static int read_secret(const char *src, const char *prompt, char **out,
 /* STATE_DIR/jip/SERIAL.json: what ps-token-clean needs to know. */
 static void remember(struct ps_cli *cli, const json_t *rec)
 {
-	struct ps_state st;
 	struct ps_err e;
 
-	if (ps_state_open(cli->state_dir, &cli->cfg, 1, &st, &e) ||
-	    ps_state_put(&st, "jip", ps_json_str(rec, "serial_hex"), rec, &e))
+	if (ps_jipconf_keep(cli->state_dir, &cli->cfg, rec, &e))
 		ps_cli_warn(cli, "the confirmation was not kept: %s", e.msg);
-	if (st.dirfd >= 0)
-		ps_state_close(&st);
 }
 
 static const char *default_profile(const struct ps_cli *cli)
@@ -185,17 +183,8 @@ static json_t *result_record(const json_t *in, const char *user,
 			     const char *type, const char *ca,
 			     const char *serial, const char *result)
 {
-	json_t *r = json_object();
-	char now[32];
+	json_t *r = ps_jipconf_new(user, type, ca, serial, result);
 
-	ps_time_iso(time(NULL), now, sizeof(now));
-	ps_json_set_str(r, "kind", "jip");
-	ps_json_set_str(r, "user", user);
-	ps_json_set_str(r, "serial_hex", serial);
-	ps_json_set_str(r, "type", type);
-	ps_json_set_str(r, "ca", ca);
-	ps_json_set_str(r, "result", result);
-	ps_json_set_str(r, "confirmed_at", now);
 	if (in) {
 		json_object_set(r, "token", json_object_get(in, "token"));
 		json_object_set(r, "id", json_object_get(in, "id"));
@@ -264,7 +253,9 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	if (!rc && json_array_size(items) == 0) {
 		ps_cli_warn(cli, "nothing to register: the input held no cert "
 				 "record (ps-fetch prints one only for a "
-				 "certificate it installs in that run)");
+				 "certificate it installs in that run; "
+				 "ps-status --unregistered lists those JIP "
+				 "has not confirmed)");
 		goto out;
 	}
 	if (!rc && strcmp(method, "nia") && !user)

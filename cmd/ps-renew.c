@@ -171,7 +171,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 			return 0;
 		}
 	}
-	if (!rc && r.ca && r.ca->uses_stdout) {
+	if (!rc && r.ca && ps_ca_uses_stdout(r.ca)) {
 		/* mail:- : stdout carries the message, not records. */
 		cli->out_mode = PS_OUT_NONE;
 		ps_cli_warn(cli, "mail:- writes the message on stdout; the "

@@ -5,11 +5,13 @@
 #include <time.h>
 
 #include <psrenew/inventory.h>
+#include <psrenew/jipconf.h>
 
 #include "common/cli.h"
 
 struct args {
 	long expiring; /* -1: all */
+	int unregistered;
 };
 
 /* Logs in where a PIN source was given; notes where a login shows more.
@@ -44,6 +46,40 @@ static int login_all(struct ps_cli *cli, struct ps_token **toks, size_t n,
 	return 0;
 }
 
+/* --unregistered: what psrenew installed and JIP has not confirmed. */
+static int unregistered(struct ps_cli *cli, const struct ps_inventory *inv,
+			size_t *shown, struct ps_err *err)
+{
+	struct ps_state st;
+	json_t *recs = json_array(), *r;
+	size_t unknown = 0, i;
+	int rc = ps_state_open(cli->state_dir, &cli->cfg, 0, &st, err);
+
+	if (rc && !strcmp(err->code, "no-state-dir"))
+		rc = 0; /* nothing installed yet */
+	else if (!rc)
+		rc = ps_jipconf_unregistered(&st, inv, &cli->cfg, recs,
+					     &unknown, err);
+	if (st.dirfd >= 0)
+		ps_state_close(&st);
+	json_array_foreach (recs, i, r) {
+		if (ps_cli_emit(cli, r) < 0 && !rc)
+			rc = ps_err_set(err, PS_EXIT_FAIL, "output", NULL,
+					"cannot write the records");
+		if (!strcmp(ps_json_str(r, "kind"), "cert"))
+			(*shown)++;
+	}
+	json_decref(recs);
+	if (unknown)
+		ps_cli_warn(cli,
+			    "%zu installed certificate(s) left out: not logged "
+			    "in, their keys cannot be seen; log in with --pin",
+			    unknown);
+	if (!rc)
+		ps_err_clear(err);
+	return rc;
+}
+
 static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 {
 	struct ps_module *mod = NULL;
@@ -63,7 +99,9 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 		rc = ps_inventory_load(toks, ntoks, time(NULL), &inv, err);
 	if (rc)
 		goto out;
-	for (size_t i = 0; i < inv.n && !rc; i++) {
+	if (a->unregistered)
+		rc = unregistered(cli, &inv, &shown, err);
+	for (size_t i = 0; i < inv.n && !rc && !a->unregistered; i++) {
 		json_t *r;
 
 		if (a->expiring >= 0 &&
@@ -95,8 +133,14 @@ out:
 static int start(struct ps_cli *cli, void *args, char **operands, int n,
 		 struct ps_err *err)
 {
+	const struct args *a = args;
+
 	(void)operands;
 	(void)n;
+	if (a->unregistered && a->expiring >= 0)
+		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				  "--unregistered and --expiring do not go "
+				  "together");
 	return run(cli, args, err);
 }
 
@@ -113,6 +157,9 @@ int main(int argc, char **argv)
 		PS_OPT_INT("expiring", &a.expiring, 36500, "DAYS",
 			   "only valid, not yet renewed certificates expiring "
 			   "within DAYS; exit 3 if any"),
+		PS_OPT_BOOL("unregistered", &a.unregistered,
+			    "only certificates psrenew installed that JIP has "
+			    "not confirmed yet (for ps-jip-setserial)"),
 		PS_OPT_END(),
 	};
 

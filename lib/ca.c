@@ -1,9 +1,19 @@
-/* psrenew: CA channel selection. */
+/* psrenew: CA channel selection: the configuration of a channel, its
+ * driver, and what every channel offers through it. */
 #include <psrenew/ca.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <psrenew/ca_driver.h>
+
+/* The drivers, each defined in its own file (lib/ca_*.c) and named only
+ * here. */
+extern const struct ps_ca_driver ps_ca_helper_driver;
+extern const struct ps_ca_driver ps_ca_est_driver;
+extern const struct ps_ca_driver ps_ca_mail_driver;
+extern const struct ps_ca_driver ps_ca_cmp_driver;
 
 static const struct ps_ca_driver *const drivers[] = {
 	&ps_ca_helper_driver,
@@ -29,91 +39,111 @@ const char *ps_ca_status_name(int s)
 	return s >= 0 && s <= PS_CA_FAILED ? names[s] : "failed";
 }
 
-int ps_ca_open(const char *spec, const struct ps_config *cfg,
-	       struct ps_ca **out, struct ps_err *err)
-{
-	struct ps_ca *ca;
-	const char *chan = spec;
-	char section[80] = "";
-	const char *v;
-	int rc;
+/* What a spec and the configuration say about a channel. */
+struct ca_conf {
+	char *chan;	       /* the channel spec (malloc'ed) */
+	char section[80];      /* "ca.NAME" when named in the configuration */
+	long timeout;	       /* seconds */
+	const char *ca_bundle; /* the section's ca-bundle, or NULL */
+};
 
-	*out = NULL;
+static int nomem(struct ps_err *err)
+{
+	return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+			  "out of memory");
+}
+
+static int is_web(const char *s)
+{
+	return strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0;
+}
+
+/* The channel of spec: the spec itself, or the channel of its [ca.NAME]
+ * section (an https:// one typed by the section's "type"), with the
+ * section's time-out and ca-bundle. */
+static int conf_resolve(const char *spec, const struct ps_config *cfg,
+			struct ca_conf *c, struct ps_err *err)
+{
+	const char *chan = spec, *v;
+
+	memset(c, 0, sizeof(*c));
+	c->timeout = 300;
 	if (!spec || !*spec)
 		return ps_err_set(err, PS_EXIT_USAGE, "no-ca", ca_hint,
 				  "no CA channel: give --ca");
-	if (!strchr(spec, ':')) {
-		snprintf(section, sizeof(section), "ca.%s", spec);
-		chan = cfg ? ps_config_get(cfg, section, "channel") : NULL;
-		if (!chan)
-			return ps_err_set(
-			    err, PS_EXIT_USAGE, "no-ca", ca_hint,
-			    "no CA channel named '%.40s' (no "
-			    "[%s] with a channel in %s)",
-			    spec, section,
-			    cfg && cfg->path ? cfg->path : "the configuration");
+	if (strchr(spec, ':')) {
+		c->chan = strdup(spec);
+		return c->chan ? 0 : nomem(err);
 	}
-	if (section[0] && (strncmp(chan, "https://", 8) == 0 ||
-			   strncmp(chan, "http://", 7) == 0)) {
-		/* [ca.NAME] channel = https://..., type = cmp|est */
-		char *typed = NULL;
+	snprintf(c->section, sizeof(c->section), "ca.%s", spec);
+	chan = cfg ? ps_config_get(cfg, c->section, "channel") : NULL;
+	if (!chan)
+		return ps_err_set(err, PS_EXIT_USAGE, "no-ca", ca_hint,
+				  "no CA channel named '%.40s' (no "
+				  "[%s] with a channel in %s)",
+				  spec, c->section,
+				  cfg && cfg->path ? cfg->path
+						   : "the configuration");
+	v = ps_config_get(cfg, c->section, "timeout");
+	if (v && strtol(v, NULL, 10) > 0)
+		c->timeout = strtol(v, NULL, 10);
+	c->ca_bundle = ps_config_get(cfg, c->section, "ca-bundle");
+	/* [ca.NAME] channel = https://..., type = cmp|est */
+	if (is_web(chan))
+		return ps_ca_spec_typed(chan,
+					ps_config_get(cfg, c->section, "type"),
+					&c->chan, err);
+	c->chan = strdup(chan);
+	return c->chan ? 0 : nomem(err);
+}
 
-		rc = ps_ca_spec_typed(chan, ps_config_get(cfg, section, "type"),
-				      &typed, err);
-		if (rc)
-			return rc;
-		rc = ps_ca_open(typed, cfg, out, err);
-		if (!rc) {
-			/* Named as configured, with the section's settings. */
-			free((*out)->name);
-			(*out)->name = strdup(spec);
-			snprintf((*out)->section, sizeof((*out)->section), "%s",
-				 section);
-			v = ps_config_get(cfg, section, "timeout");
-			if (v && strtol(v, NULL, 10) > 0)
-				(*out)->timeout = strtol(v, NULL, 10);
-			v = ps_config_get(cfg, section, "ca-bundle");
-			if (v)
-				(*out)->ca_bundle = v;
-		}
-		free(typed);
+/* The driver of a channel spec (by its prefix), or NULL. */
+static const struct ps_ca_driver *driver_find(const char *chan)
+{
+	for (size_t i = 0; i < sizeof(drivers) / sizeof(*drivers); i++)
+		if (!strncmp(chan, drivers[i]->prefix,
+			     strlen(drivers[i]->prefix)))
+			return drivers[i];
+	return NULL;
+}
+
+int ps_ca_open(const char *spec, const struct ps_config *cfg,
+	       struct ps_ca **out, struct ps_err *err)
+{
+	const struct ps_ca_driver *drv;
+	struct ps_ca *ca;
+	struct ca_conf c;
+	int rc;
+
+	*out = NULL;
+	rc = conf_resolve(spec, cfg, &c, err);
+	drv = rc ? NULL : driver_find(c.chan);
+	if (!rc && !drv)
+		rc = ps_err_set(err, PS_EXIT_USAGE, "no-ca", ca_hint,
+				"unknown CA channel '%.60s'", c.chan);
+	ca = rc ? NULL : calloc(1, sizeof(*ca));
+	if (!rc && ca)
+		ca->name = strdup(spec);
+	if (!rc && (!ca || !ca->name))
+		rc = nomem(err);
+	if (rc) {
+		ps_ca_close(ca);
+		free(c.chan);
 		return rc;
 	}
-	for (size_t i = 0; i < sizeof(drivers) / sizeof(*drivers); i++) {
-		size_t n = strlen(drivers[i]->prefix);
-
-		if (strncmp(chan, drivers[i]->prefix, n) != 0)
-			continue;
-		ca = calloc(1, sizeof(*ca));
-		if (!ca || !(ca->name = strdup(spec)) ||
-		    !(ca->channel = strdup(chan))) {
-			ps_ca_close(ca);
-			return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-					  "out of memory");
-		}
-		ca->drv = drivers[i];
-		ca->cfg = cfg;
-		snprintf(ca->section, sizeof(ca->section), "%s", section);
-		ca->timeout = 300;
-		v = section[0] && cfg ? ps_config_get(cfg, section, "timeout")
-				      : NULL;
-		if (v)
-			ca->timeout =
-			    strtol(v, NULL, 10) > 0 ? strtol(v, NULL, 10) : 300;
-		v = section[0] && cfg ? ps_config_get(cfg, section, "ca-bundle")
-				      : NULL;
-		ca->ca_bundle = v;
-		rc = ca->drv->open(ca, chan + n, err);
-		if (rc) {
-			ca->drv = NULL;
-			ps_ca_close(ca);
-			return rc;
-		}
-		*out = ca;
-		return 0;
+	ca->channel = c.chan;
+	ca->cfg = cfg;
+	memcpy(ca->section, c.section, sizeof(ca->section));
+	ca->timeout = c.timeout;
+	ca->ca_bundle = c.ca_bundle;
+	rc = drv->open(ca, c.chan + strlen(drv->prefix), err);
+	if (rc) {
+		ps_ca_close(ca);
+		return rc;
 	}
-	return ps_err_set(err, PS_EXIT_USAGE, "no-ca", ca_hint,
-			  "unknown CA channel '%.60s'", chan);
+	ca->drv = drv;
+	*out = ca;
+	return 0;
 }
 
 void ps_ca_idle(struct ps_ca *ca)
@@ -174,6 +204,38 @@ int ps_ca_poll(struct ps_ca *ca, const struct ps_ca_request *req,
 {
 	reply_init(reply);
 	return ca->drv->poll(ca, req, reply, err);
+}
+
+void ps_ca_poll_many(struct ps_ca *ca, const struct ps_ca_request *reqs,
+		     size_t n, int lanes, struct ps_ca_reply *replies, int *rcs,
+		     struct ps_err *errs, void (*answered)(size_t i, void *ctx),
+		     void *ctx)
+{
+	for (size_t i = 0; i < n; i++) {
+		reply_init(&replies[i]);
+		ps_err_clear(&errs[i]);
+		rcs[i] = 0;
+	}
+	if (ca->drv->poll_many) {
+		ca->drv->poll_many(ca, reqs, n, lanes, replies, rcs, errs,
+				   answered, ctx);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		rcs[i] = ps_ca_poll(ca, &reqs[i], &replies[i], &errs[i]);
+		if (answered)
+			answered(i, ctx);
+	}
+}
+
+int ps_ca_polls_many(const struct ps_ca *ca)
+{
+	return ca->drv->poll_many != NULL;
+}
+
+int ps_ca_uses_stdout(const struct ps_ca *ca)
+{
+	return ca->uses_stdout;
 }
 
 void ps_ca_reply_free(struct ps_ca_reply *r)

@@ -19,7 +19,7 @@
  * CA's last sender nonce. The next pollReq goes to the CA for real, with
  * the right recipNonce, and the transaction ends normally with certConf.
  */
-#include <psrenew/ca.h>
+#include <psrenew/ca_driver.h>
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * 200 with a PKCS#7 certs-only: issued; 202 with Retry-After: pending (the
  * same request is sent again when due, as RFC 7030 says); 4xx: rejected;
  * 5xx: temporarily unavailable. */
-#include <psrenew/ca.h>
+#include <psrenew/ca_driver.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +14,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include <psrenew/ca_est.h>
 #include <psrenew/certio.h>
 #include <psrenew/http.h>
 #include <psrenew/signer.h>
@@ -120,8 +119,9 @@ static int certs_from_body(const struct ps_http_resp *r,
 	int rc = -1;
 
 	if (ps_base64_decode(r->body, r->len, &der, &len) == 0 &&
-	    ps_certs_parse(der, len, &certs, NULL) == 0 &&
-	    (b = BIO_new(BIO_s_mem()))) {
+	    ps_certs_parse(der, len, &certs, NULL) == 0)
+		b = BIO_new(BIO_s_mem());
+	if (b) {
 		for (int i = 0; i < sk_X509_num(certs); i++)
 			PEM_write_bio_X509(b, sk_X509_value(certs, i));
 		n = BIO_get_mem_data(b, &data);
@@ -219,8 +219,8 @@ static int est_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 		return ps_err_set(err, PS_EXIT_FAIL, "est", NULL,
 				  "EST needs the current certificate and its "
 				  "key on the token");
-	if (!(b64 = csr_body(req->csr_pem)) ||
-	    asprintf(&url, "%s/simplereenroll", e->base) < 0) {
+	b64 = csr_body(req->csr_pem);
+	if (!b64 || asprintf(&url, "%s/simplereenroll", e->base) < 0) {
 		free(b64);
 		return ps_err_set(err, PS_EXIT_FAIL, "est", NULL,
 				  "cannot encode the certificate request");
@@ -479,29 +479,24 @@ static void poll_group(struct ps_ca *ca, struct est *e,
 	free(url);
 }
 
-int ps_est_poll_many(struct ps_ca *ca, const struct ps_ca_request *reqs,
-		     size_t n, int lanes, struct ps_ca_reply *replies, int *rcs,
-		     struct ps_err *errs, void (*answered)(size_t i, void *ctx),
-		     void *ctx)
+/* The driver's poll_many: the polls of one client certificate together,
+ * over the connections of lanes (ps_ca_poll_many, lib/ca.c). */
+static void est_poll_many(struct ps_ca *ca, const struct ps_ca_request *reqs,
+			  size_t n, int lanes, struct ps_ca_reply *replies,
+			  int *rcs, struct ps_err *errs,
+			  void (*answered)(size_t i, void *ctx), void *ctx)
 {
 	struct est *e = ca->priv;
 	size_t *idx = calloc(n ? n : 1, sizeof(*idx));
 	char *done = calloc(n ? n : 1, 1);
 
-	for (size_t i = 0; i < n; i++) {
-		memset(&replies[i], 0, sizeof(replies[i]));
-		ps_err_clear(&errs[i]);
-		rcs[i] = 0;
+	for (size_t i = 0; i < n && (!idx || !done); i++) {
+		rcs[i] = ps_err_set(&errs[i], PS_EXIT_FAIL, "no-memory", NULL,
+				    "out of memory");
+		if (answered)
+			answered(i, ctx);
 	}
-	if (ca->drv != &ps_ca_est_driver || !idx || !done) {
-		free(idx);
-		free(done);
-		for (size_t i = 0; i < n; i++)
-			rcs[i] = ps_err_set(&errs[i], PS_EXIT_FAIL, "est", NULL,
-					    "not an EST channel");
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; idx && done && i < n; i++) {
 		size_t m = 0;
 
 		if (done[i])
@@ -528,7 +523,6 @@ int ps_est_poll_many(struct ps_ca *ca, const struct ps_ca_request *reqs,
 	}
 	free(idx);
 	free(done);
-	return 0;
 }
 
 static void est_idle(struct ps_ca *ca)
@@ -545,6 +539,7 @@ const struct ps_ca_driver ps_ca_est_driver = {
 	.open = est_open,
 	.submit = est_submit,
 	.poll = est_submit, /* RFC 7030: the same request, sent again */
+	.poll_many = est_poll_many,
 	.close = est_close,
 	.cacerts = est_cacerts,
 };

@@ -7,7 +7,7 @@
  *   exit status: 0 issued (certificate on stdout), 1 wait (cookie on
  *   stdout), 2 rejected, 3 unreachable, 4 under-configured (message on
  *   stdout), 5 wait (delay in seconds, newline, cookie). */
-#include <psrenew/ca.h>
+#include <psrenew/ca_driver.h>
 #include <psrenew/secret.h>
 
 #include <errno.h>

@@ -6,7 +6,7 @@
  *   mail:-                    the message on stdout (for sendmail -t)
  * Nothing can be polled: the request stays pending until the certificate
  * comes back by mail or web and "ps-fetch --cert" installs it. */
-#include <psrenew/ca.h>
+#include <psrenew/ca_driver.h>
 
 #include <stdio.h>
 #include <stdlib.h>

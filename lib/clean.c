@@ -2,19 +2,15 @@
  * is still needed: the safety rules, the copies, the removal. */
 #include <psrenew/clean.h>
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/x509.h>
 
 #include <psrenew/ckr.h>
+#include <psrenew/jipconf.h>
 #include <psrenew/keypair.h>
 #include <psrenew/p11obj.h>
 #include <psrenew/record.h>
@@ -52,98 +48,7 @@ static int nomem(struct ps_err *err)
 			  "out of memory");
 }
 
-/* Files in the state store ------------------------------------------- */
-
-static int safe_dir(int fd)
-{
-	struct stat st;
-
-	return fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) &&
-	       st.st_uid == geteuid() && (st.st_mode & 022) == 0;
-}
-
-/* STATE_DIR/sub, created (0700) when missing; -1 with errno set. */
-static int open_sub(struct ps_state *st, const char *sub)
-{
-	int fd;
-
-	if (mkdirat(st->dirfd, sub, 0700) == 0)
-		fsync(st->dirfd);
-	else if (errno != EEXIST)
-		return -1;
-	fd = openat(st->dirfd, sub,
-		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd >= 0 && !safe_dir(fd)) {
-		close(fd);
-		errno = EPERM;
-		return -1;
-	}
-	return fd;
-}
-
-/* Reads a regular file of at most max bytes, never through a symlink.
- * 1 read, 0 missing, -1 error (errno). */
-static int read_small(int dfd, const char *name, size_t max,
-		      unsigned char **buf, size_t *len)
-{
-	struct stat sb;
-	size_t got = 0;
-	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-
-	*buf = NULL;
-	*len = 0;
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
-	    (size_t)sb.st_size > max || sb.st_uid != geteuid()) {
-		close(fd);
-		errno = EINVAL;
-		return -1;
-	}
-	*buf = malloc((size_t)sb.st_size + 1);
-	while (*buf && got < (size_t)sb.st_size) {
-		ssize_t r = read(fd, *buf + got, (size_t)sb.st_size - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	if (!*buf || got != (size_t)sb.st_size) {
-		errno = *buf ? EIO : ENOMEM;
-		free(*buf);
-		*buf = NULL;
-		return -1;
-	}
-	*len = got;
-	return 1;
-}
-
-/* Writes name in dfd atomically, with the state store's safe writer.
- * -1 with errno set. */
-static int write_atomic(int dfd, const char *name, const unsigned char *data,
-			size_t len)
-{
-	return ps_state_write_at(dfd, name, data, len, 0600);
-}
-
-/* 1 when dfd/name holds exactly der, 0 when it is missing, -1 when it
- * holds something else (or cannot be read). */
-static int same_file(int dfd, const char *name, const unsigned char *der,
-		     size_t len)
-{
-	unsigned char *buf;
-	size_t got;
-	int rc = read_small(dfd, name, DER_MAX, &buf, &got);
-
-	if (rc <= 0)
-		return rc == 0 ? 0 : -1;
-	rc = got == len && memcmp(buf, der, len) == 0 ? 1 : -1;
-	free(buf);
-	return rc;
-}
+/* The copies of removed certificates (blobs of the state store) ------- */
 
 /* Copies a certificate to STATE_DIR/removed/<SERIAL_HEX>.der (or, when a
  * different certificate with that serial is there already, to
@@ -152,125 +57,27 @@ static int keep_copy(struct ps_state *st, const struct ps_cert *c,
 		     const unsigned char *der, size_t len, char **path,
 		     struct ps_err *err)
 {
-	char name[2][200];
-	int dfd = open_sub(st, "removed"), rc = -1;
+	char name[2][200], hint[600];
+	const char *const names[2] = { name[0], name[1] };
+	struct ps_err e;
+	size_t k;
 
 	*path = NULL;
-	if (dfd < 0)
-		return ps_err_set(err, PS_EXIT_FAIL, "state-write",
-				  "the state directory must be yours, mode "
-				  "0700; nothing was removed",
-				  "cannot use %s/removed: %s", st->dir,
-				  strerror(errno));
 	snprintf(name[0], sizeof(name[0]), "%.120s.der", c->serial_hex);
 	snprintf(name[1], sizeof(name[1]), "%.120s.%.16s.der", c->serial_hex,
 		 c->sha256);
-	for (int k = 0; k < 2 && rc < 0; k++) {
-		int same = same_file(dfd, name[k], der, len);
-
-		if (same == 1)
-			rc = k;
-		else if (same == 0)
-			rc = write_atomic(dfd, name[k], der, len) < 0 ? -2 : k;
-		if (rc == -2)
-			break;
+	ps_err_clear(&e);
+	if (ps_state_blob_keep(st, "removed", names, 2, der, len, &k, &e)) {
+		snprintf(hint, sizeof(hint), "%s%snothing was removed", e.hint,
+			 e.hint[0] ? "; " : "");
+		return ps_err_set(err, e.status, e.code, hint,
+				  "cannot keep a copy of certificate %s: %s",
+				  c->serial_hex, e.msg);
 	}
-	if (rc < 0) {
-		int e = errno;
-
-		close(dfd);
-		return ps_err_set(err, PS_EXIT_FAIL, "state-write",
-				  "check the free space and permissions of the "
-				  "state directory; nothing was removed",
-				  "cannot keep a copy of certificate %s in "
-				  "%s/removed: %s",
-				  c->serial_hex, st->dir,
-				  rc == -2 ? strerror(e)
-					   : "other certificates have that "
-					     "name");
-	}
-	close(dfd);
-	if (asprintf(path, "%s/removed/%s", st->dir, name[rc]) < 0) {
+	if (asprintf(path, "%s/removed/%s", st->dir, name[k]) < 0) {
 		*path = NULL;
 		return nomem(err);
 	}
-	return 0;
-}
-
-/* JIP confirmations ------------------------------------------------------ */
-
-static int confirming_result(const char *res)
-{
-	return res && (!strcmp(res, "set") || !strcmp(res, "already-set"));
-}
-
-int ps_jip_record_confirms(const json_t *rec, char **serial_hex,
-			   struct ps_err *err)
-{
-	const char *kind = ps_json_str(rec, "kind");
-	const char *serial = ps_json_str(rec, "serial_hex");
-	const char *res = ps_json_str(rec, "result");
-	const char *type = ps_json_str(rec, "type");
-
-	*serial_hex = NULL;
-	if (!kind || strcmp(kind, "jip") != 0)
-		return ps_err_set(err, PS_EXIT_FAIL, "bad-record", NULL,
-				  "not a jip record");
-	if (!serial)
-		return ps_err_set(err, PS_EXIT_FAIL, "bad-record", NULL,
-				  "a jip record without serial_hex");
-	if (!confirming_result(res))
-		return ps_err_set(err, PS_EXIT_FAIL, "jip-unconfirmed", NULL,
-				  "JIP did not confirm serial %.80s (result "
-				  "%.40s)",
-				  serial, res ? res : "missing");
-	if (type && strcmp(type, "commercial") != 0)
-		return ps_err_set(err, PS_EXIT_FAIL, "jip-unconfirmed", NULL,
-				  "serial %.80s is registered as %.40s, not "
-				  "commercial",
-				  serial, type);
-	return ps_serial_normalise(serial, serial_hex, err);
-}
-
-int ps_jip_confirmation_load(struct ps_state *st, const char *serial_hex,
-			     json_t **rec, struct ps_err *err)
-{
-	struct ps_err e;
-	char *norm = NULL;
-	json_t *r = NULL;
-	const char *when, *type;
-	int ok;
-
-	*rec = NULL;
-	if (!st || !serial_hex || !*serial_hex || strlen(serial_hex) > 64 ||
-	    strspn(serial_hex, "0123456789ABCDEF") != strlen(serial_hex))
-		return 0;
-	ps_err_clear(&e);
-	if (ps_state_get(st, "jip", serial_hex, &r, &e)) {
-		if (!strcmp(e.code, "no-such-request"))
-			return 0; /* no file: not confirmed */
-		if (err)
-			*err = e;
-		return e.status;
-	}
-	when = ps_json_str(r, "confirmed_at");
-	type = ps_json_str(r, "type");
-	ok = ps_json_str(r, "kind") && !strcmp(ps_json_str(r, "kind"), "jip") &&
-	     ps_json_str(r, "serial_hex") &&
-	     !ps_serial_normalise(ps_json_str(r, "serial_hex"), &norm, NULL) &&
-	     !strcmp(norm, serial_hex) && when && ps_time_parse(when) >= 0 &&
-	     type && !strcmp(type, "commercial") &&
-	     (!json_object_get(r, "result") ||
-	      confirming_result(ps_json_str(r, "result")));
-	free(norm);
-	if (!ok) {
-		json_decref(r);
-		return ps_err_set(err, PS_EXIT_FAIL, "state-read", NULL,
-				  "%s/jip/%s.json is not a JIP confirmation "
-				  "of a commercial certificate %s",
-				  st->dir, serial_hex, serial_hex);
-	}
-	*rec = r;
 	return 0;
 }
 
@@ -488,7 +295,8 @@ static int build_items(struct ps_clean_plan *p, const json_t *pending)
 		if (!it->id_hex)
 			goto fail;
 		req = json_string_value(json_object_get(pending, it->id_hex));
-		if (req && !(it->request_id = strdup(req)))
+		it->request_id = req ? strdup(req) : NULL;
+		if (req && !it->request_id)
 			goto fail;
 		if (req && it->cert < 0)
 			it->reason = PS_CLEAN_R_PENDING_KEY;
@@ -502,45 +310,34 @@ fail:
 
 /* Selection and the safety rules --------------------------------------- */
 
+/* ps_state_blob_each's fn for removed_before: 1 when the copy's public
+ * key has the id ctx points to. */
+static int copy_has_key(void *ctx, const char *name, const unsigned char *der,
+			size_t len)
+{
+	const unsigned char *q = der;
+	X509 *x = d2i_X509(NULL, &q, (long)len);
+	unsigned char id[20];
+	int found;
+
+	(void)name;
+	if (!x)
+		return 0;
+	found = ps_pubkey_id(X509_get0_pubkey(x), id) == 0 &&
+		!memcmp(id, ctx, sizeof(id));
+	X509_free(x);
+	return found;
+}
+
 /* 1 when a certificate kept in STATE_DIR/removed has the public key whose
  * id is it's: an earlier removal took the certificate and was stopped
  * (the token failed, the process was killed) before its key pair. */
 static int removed_before(struct ps_state *st, const struct ps_clean_item *it)
 {
-	int dfd, found = 0;
-	DIR *d;
-	struct dirent *e;
-
 	if (!st || it->id_len != 20)
 		return 0;
-	dfd = openat(st->dirfd, "removed",
-		     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0)
-		return 0;
-	if (!safe_dir(dfd) || !(d = fdopendir(dfd))) {
-		close(dfd);
-		return 0;
-	}
-	while (!found && (e = readdir(d))) {
-		unsigned char buf[16384], id[20];
-		const unsigned char *q = buf;
-		ssize_t len;
-		X509 *x;
-		int fd = openat(dirfd(d), e->d_name,
-				O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-
-		if (fd < 0)
-			continue;
-		len = read(fd, buf, sizeof(buf));
-		close(fd);
-		if (len <= 0 || !(x = d2i_X509(NULL, &q, (long)len)))
-			continue;
-		found = ps_pubkey_id(X509_get0_pubkey(x), id) == 0 &&
-			!memcmp(id, it->id, 20);
-		X509_free(x);
-	}
-	closedir(d);
-	return found;
+	return ps_state_blob_each(st, "removed", 16384, copy_has_key,
+				  (void *)it->id) == 1;
 }
 
 static void select_items(struct ps_clean_plan *p, const struct ps_clean_opts *o)
@@ -612,7 +409,8 @@ static int check_jip(struct ps_clean_plan *p, const struct ps_clean_opts *o,
 		how = json_string_value(json_object_get(o->jip, b->serial_hex));
 		ps_err_clear(&e);
 		if (!how &&
-		    ps_jip_confirmation_load(o->st, b->serial_hex, &conf, &e) &&
+		    ps_jipconf_load(o->st, b->serial_hex, PS_CERT_COMMERCIAL,
+				    &conf, &e) &&
 		    !note[0])
 			snprintf(note, sizeof(note), " (%.200s)", e.msg);
 		if (conf)

@@ -11,7 +11,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include <psrenew/ca_est.h>
 #include <psrenew/certio.h>
 #include <psrenew/inventory.h>
 #include <psrenew/keypair.h>
@@ -514,7 +513,7 @@ static void *recorder_run(void *v)
 	}
 }
 
-/* ps_est_poll_many's answered: a "still pending" answer is queued. */
+/* ps_ca_poll_many's answered: a "still pending" answer is queued. */
 static void on_answered(size_t i, void *v)
 {
 	struct recorder *r = v;
@@ -529,7 +528,7 @@ static void on_answered(size_t i, void *v)
 	pthread_mutex_unlock(&r->mu);
 }
 
-/* ps_est_poll_many over reqs[0..m-1] (of the requests ids[]), the still
+/* ps_ca_poll_many over reqs[0..m-1] (of the requests ids[]), the still
  * pending answers recorded on the way by up to POLL_LANES threads
  * (recorded[i] set for those); with no thread, after the polls here. */
 static void poll_and_record(struct ps_fetch *f, struct ps_ca *ca,
@@ -550,15 +549,15 @@ static void poll_and_record(struct ps_fetch *f, struct ps_ca *ca,
 	size_t k = 0;
 
 	if (!(r.jobs = calloc(m, sizeof(*r.jobs)))) {
-		ps_est_poll_many(ca, reqs, m, POLL_LANES, replies, rcs, errs,
-				 NULL, NULL);
+		ps_ca_poll_many(ca, reqs, m, POLL_LANES, replies, rcs, errs,
+				NULL, NULL);
 		return;
 	}
 	while (k + 1 < POLL_LANES && k + 1 < m &&
 	       pthread_create(&t[k], NULL, recorder_run, &r) == 0)
 		k++;
-	ps_est_poll_many(ca, reqs, m, POLL_LANES, replies, rcs, errs,
-			 on_answered, &r);
+	ps_ca_poll_many(ca, reqs, m, POLL_LANES, replies, rcs, errs,
+			on_answered, &r);
 	pthread_mutex_lock(&r.mu);
 	r.closed = 1;
 	pthread_cond_broadcast(&r.more);
@@ -596,8 +595,7 @@ static int load_due(struct ps_fetch *f, const char *id, int force, time_t now,
 	if (s && !strcmp(s, PS_REQ_PENDING) && selected(f, d->rec) &&
 	    (force ||
 	     ps_time_parse(ps_json_str(d->rec, "next_poll_at")) <= now) &&
-	    (d->ca = ca_for(f, d->rec, NULL)) &&
-	    d->ca->drv == &ps_ca_est_driver) {
+	    (d->ca = ca_for(f, d->rec, NULL)) && ps_ca_polls_many(d->ca)) {
 		struct ps_token *tok = token_for(f, d->rec, NULL);
 
 		if (tok) {
@@ -750,6 +748,28 @@ static int ask_ca(struct ps_fetch *f, json_t *rec, struct ps_err *err)
 	return rc;
 }
 
+/* A request installed earlier: the cert record its install printed
+ * (already_installed); none (so its request record) when its token is
+ * not present. */
+static int installed_again(struct ps_fetch *f, const json_t *rec, json_t **out)
+{
+	X509 *leaf = pem_cert(ps_json_str(rec, "cert"));
+	struct ps_token *tok = NULL;
+	unsigned char kid[64];
+	size_t klen;
+	int no_module;
+
+	if (leaf &&
+	    !ps_unhex(ps_json_str(rec, "key_id"), kid, sizeof(kid), &klen))
+		tok = present_token(f, rec, &no_module, NULL);
+	if (tok)
+		*out = installed_record(f, tok, rec, leaf, kid, klen);
+	if (*out)
+		json_object_set_new(*out, "already_installed", json_true());
+	X509_free(leaf);
+	return ps_request_exit(rec);
+}
+
 static int work(struct ps_fetch *f, json_t *rec, int force, json_t **out,
 		time_t *due, struct ps_err *err)
 {
@@ -761,7 +781,9 @@ static int work(struct ps_fetch *f, json_t *rec, int force, json_t **out,
 	if (!s)
 		return ps_err_set(err, PS_EXIT_FAIL, "state-read", NULL,
 				  "request without a state");
-	if (!strcmp(s, PS_REQ_INSTALLED) || !strcmp(s, PS_REQ_REJECTED))
+	if (!strcmp(s, PS_REQ_INSTALLED))
+		return installed_again(f, rec, out);
+	if (!strcmp(s, PS_REQ_REJECTED))
 		return ps_request_exit(rec);
 	if (!strcmp(s, PS_REQ_PENDING)) {
 		next = ps_time_parse(ps_json_str(rec, "next_poll_at"));

@@ -1,4 +1,5 @@
-/* psrenew: the state store: one JSON file per request. */
+/* psrenew: the state store: one JSON file per request, the records and
+ * blobs of its sub-directories, and the safe writer for every file. */
 #include <psrenew/state.h>
 
 #include <dirent.h>
@@ -79,7 +80,9 @@ static int open_sub(int dirfd, const char *name, int create)
 {
 	int fd;
 
-	if (create && mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+	if (create && mkdirat(dirfd, name, 0700) == 0)
+		fsync(dirfd);
+	else if (create && errno != EEXIST)
 		return -1;
 	fd = openat(dirfd, name,
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -543,7 +546,7 @@ int ps_state_del(struct ps_state *st, const char *sub, const char *name,
 	d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
 	if (!d && dup_fd >= 0)
 		close(dup_fd);
-	while (d && (de = readdir(d)))
+	for (de = d ? readdir(d) : NULL; de; de = readdir(d))
 		if (temp_of(de->d_name, name))
 			unlinkat(fd, de->d_name, 0);
 	if (d)
@@ -592,7 +595,7 @@ static int list_in(struct ps_state *st, int dfd, const char *sub, char ***ids,
 				  "cannot list %s/%s: %s", st->dir, sub,
 				  strerror(errno));
 	}
-	while ((de = readdir(d))) {
+	for (de = readdir(d); de; de = readdir(d)) {
 		size_t len = strlen(de->d_name);
 		char *id;
 
@@ -767,4 +770,164 @@ void ps_state_unlock(int fd)
 {
 	if (fd >= 0)
 		close(fd);
+}
+
+/* Blobs ------------------------------------------------------------------ */
+
+/* Reads a regular file of ours of at most max bytes, never through a
+ * symlink. 1 read, 0 missing, -1 error (errno). */
+static int read_small(int dfd, const char *name, size_t max,
+		      unsigned char **buf, size_t *len)
+{
+	struct stat sb;
+	size_t got = 0;
+	int fd =
+	    openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	*buf = NULL;
+	*len = 0;
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+	    (size_t)sb.st_size > max || sb.st_uid != geteuid()) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	*buf = malloc((size_t)sb.st_size + 1);
+	while (*buf && got < (size_t)sb.st_size) {
+		ssize_t r = read(fd, *buf + got, (size_t)sb.st_size - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	if (!*buf || got != (size_t)sb.st_size) {
+		errno = *buf ? EIO : ENOMEM;
+		free(*buf);
+		*buf = NULL;
+		return -1;
+	}
+	*len = got;
+	return 1;
+}
+
+/* 1 when dfd/name holds exactly data, 0 when it is missing, -1 when it
+ * holds something else (or is not a file of ours). */
+static int same_blob(int dfd, const char *name, const void *data, size_t len)
+{
+	unsigned char *buf;
+	size_t got;
+	int rc = read_small(dfd, name, len, &buf, &got);
+
+	if (rc <= 0)
+		return rc == 0 ? 0 : -1;
+	rc = got == len && memcmp(buf, data, len) == 0 ? 1 : -1;
+	free(buf);
+	return rc;
+}
+
+int ps_state_blob_keep(struct ps_state *st, const char *sub,
+		       const char *const *names, size_t n, const void *data,
+		       size_t len, size_t *which, struct ps_err *err)
+{
+	int fd = ps_state_valid_id(sub) ? open_sub(st->dirfd, sub, 1) : -1;
+	int same = -1, e = 0;
+	size_t k;
+
+	if (fd < 0)
+		return ps_err_set(err, PS_EXIT_FAIL, "state-write",
+				  "the state directory must be yours, mode "
+				  "0700",
+				  "cannot use %s/%s: %s", st->dir, sub,
+				  strerror(errno));
+	for (k = 0; k < n && same < 0; k++)
+		same = ps_state_valid_id(names[k])
+			   ? same_blob(fd, names[k], data, len)
+			   : -1;
+	if (same == 0 &&
+	    ps_state_write_at(fd, names[k - 1], data, len, 0600) < 0)
+		e = errno;
+	close(fd);
+	if (same < 0)
+		return ps_err_set(err, PS_EXIT_FAIL, "state-write", NULL,
+				  "cannot keep it in %s/%s: other files have "
+				  "its name",
+				  st->dir, sub);
+	if (e)
+		return ps_err_set(err, PS_EXIT_FAIL, "state-write",
+				  "check the free space and permissions of "
+				  "the state directory",
+				  "cannot write %s/%s/%s: %s", st->dir, sub,
+				  names[k - 1], strerror(e));
+	*which = k - 1;
+	return 0;
+}
+
+int ps_state_blob_get(struct ps_state *st, const char *sub, const char *name,
+		      size_t max, unsigned char **buf, size_t *len)
+{
+	int fd, rc;
+
+	*buf = NULL;
+	*len = 0;
+	if (!ps_state_valid_id(sub) || !ps_state_valid_id(name)) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = open_sub(st->dirfd, sub, 0);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	rc = read_small(fd, name, max, buf, len);
+	close(fd);
+	return rc;
+}
+
+int ps_state_blob_each(struct ps_state *st, const char *sub, size_t max,
+		       ps_state_blob_fn fn, void *ctx)
+{
+	int fd = ps_state_valid_id(sub) ? open_sub(st->dirfd, sub, 0) : -1;
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	for (de = readdir(d); de; de = readdir(d)) {
+		char **v = names;
+
+		if (!ps_state_valid_id(de->d_name))
+			continue; /* ".", "..", temporary files */
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = realloc(names, cap * sizeof(*names));
+		}
+		if (!v)
+			break;
+		names = v;
+		names[n] = strdup(de->d_name);
+		if (names[n])
+			n++;
+	}
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < n && !rc; i++) {
+		unsigned char *buf;
+		size_t len;
+
+		if (read_small(dirfd(d), names[i], max, &buf, &len) == 1)
+			rc = fn(ctx, names[i], buf, len);
+		free(buf);
+	}
+	closedir(d);
+	ps_state_list_free(names, n);
+	return rc;
 }

@@ -2,6 +2,8 @@
 #ifndef PSRENEW_CA_H
 #define PSRENEW_CA_H
 
+#include <stddef.h>
+
 #include <jansson.h>
 #include <openssl/x509.h>
 
@@ -76,34 +78,25 @@ int ps_ca_poll(struct ps_ca *ca, const struct ps_ca_request *req,
 void ps_ca_reply_free(struct ps_ca_reply *reply);
 const char *ps_ca_status_name(int status);
 
-/* Drivers (one file each) -------------------------------------------- */
-struct ps_ca_driver {
-	const char *prefix;   /* "helper:" */
-	int needs_token;      /* submit authenticates with the current key */
-	int poll_needs_token; /* so does a poll */
-	int (*open)(struct ps_ca *ca, const char *rest, struct ps_err *err);
-	int (*submit)(struct ps_ca *ca, const struct ps_ca_request *req,
-		      struct ps_ca_reply *reply, struct ps_err *err);
-	int (*poll)(struct ps_ca *ca, const struct ps_ca_request *req,
-		    struct ps_ca_reply *reply, struct ps_err *err);
-	void (*close)(struct ps_ca *ca);
-	/* Drops what holds token keys (before the tokens close). */
-	void (*idle)(struct ps_ca *ca);
-	/* The CA's certificates as the server publishes them (EST /cacerts),
-	 * PEM; NULL when the protocol has no such thing. */
-	int (*cacerts)(struct ps_ca *ca, char **pem, struct ps_err *err);
-};
-
-struct ps_ca {
-	const struct ps_ca_driver *drv;
-	char *name, *channel;
-	const struct ps_config *cfg;
-	char section[80];      /* "ca.NAME" when named in the configuration */
-	long timeout;	       /* seconds */
-	const char *ca_bundle; /* extra trust for TLS (and CA responses) */
-	int uses_stdout;       /* mail:- writes the message on stdout */
-	void *priv;
-};
+/*
+ * Polls n pending requests of channel ca at once: replies[i], rcs[i] and
+ * errs[i] are what ps_ca_poll gives for reqs[i] (errs[i] set when rcs[i]
+ * is not 0). answered (when not NULL) is called with i and ctx as soon
+ * as they are final, once for every i, maybe while other polls are still
+ * in flight. A channel that can (EST: up to lanes requests in flight, each
+ * over its own TLS connection authenticated by the request's current
+ * certificate) polls them together; any other polls them one after the
+ * other.
+ */
+void ps_ca_poll_many(struct ps_ca *ca, const struct ps_ca_request *reqs,
+		     size_t n, int lanes, struct ps_ca_reply *replies, int *rcs,
+		     struct ps_err *errs, void (*answered)(size_t i, void *ctx),
+		     void *ctx);
+/* 1 when the channel polls many requests together (ps_ca_poll_many is
+ * then worth gathering them for), 0 when it polls one after the other. */
+int ps_ca_polls_many(const struct ps_ca *ca);
+/* 1 when the channel writes on stdout (mail:- prints the message). */
+int ps_ca_uses_stdout(const struct ps_ca *ca);
 
 /* CAs trusted in addition to the system's, for this channel's TLS and
  * response protection (--ca-bundle, or ca-bundle in [ca.NAME]). */
@@ -127,11 +120,6 @@ int ps_ca_interrupted(void);
 /* Does this channel need the current key on a logged-in token to submit
  * (poll == 0) or to poll (poll == 1)? */
 int ps_ca_needs_token(const struct ps_ca *ca, int poll);
-
-extern const struct ps_ca_driver ps_ca_helper_driver;
-extern const struct ps_ca_driver ps_ca_est_driver;
-extern const struct ps_ca_driver ps_ca_mail_driver;
-extern const struct ps_ca_driver ps_ca_cmp_driver;
 
 /*
  * The channel for --ca SPEC with --ca-type TYPE ("cmp", "est" or NULL):

@@ -124,18 +124,10 @@ PS_API const char *ps_clean_reason_name(int reason);
  * A "jip" record confirming that JIP has a certificate: kind "jip",
  * serial_hex, result "set" or "already-set", type (when given)
  * "commercial". *serial_hex (malloc'ed, normalised) names it. Exit 1 with
- * err set when the record confirms nothing.
+ * err set when the record confirms nothing. (lib/jipconf.c, with the
+ * confirmations ps-jip-setserial keeps.)
  */
 PS_API int ps_jip_record_confirms(const json_t *rec, char **serial_hex,
 				  struct ps_err *err);
-
-/*
- * The confirmation ps-jip-setserial keeps in STATE_DIR/jip/<SERIAL_HEX>.json
- * (ps-token-clean(1)): *rec is the record, or NULL when there is none.
- * Returns 0, or an exit status (err says why) when a file is there but is
- * not a confirmation or cannot be read safely.
- */
-int ps_jip_confirmation_load(struct ps_state *st, const char *serial_hex,
-			     json_t **rec, struct ps_err *err);
 
 #endif

@@ -64,10 +64,10 @@ int ps_state_unchanged(struct ps_state *st, const char *id,
 
 /* Other records of the store, in sub-directories created on demand with
  * the same care: "jip" holds the serials confirmed in JIP
- * (jip/SERIAL_HEX.json, written by ps-jip-setserial, read by
- * ps-token-clean); "keygen" the key generations under way (ps-renew's
- * journal, see lib/renew.c); "imports" the PFX imports under way
- * (ps-pfx-import's, see lib/pfx_journal.c). */
+ * (jip/SERIAL_HEX.json, lib/jipconf.c: written by ps-jip-setserial, read
+ * by ps-token-clean and ps-status --unregistered); "keygen" the key generations
+ * under way (ps-renew's journal, see lib/renew.c); "imports" the PFX imports
+ * under way (ps-pfx-import's, see lib/pfx_journal.c). */
 int ps_state_put(struct ps_state *st, const char *sub, const char *name,
 		 const json_t *rec, struct ps_err *err);
 int ps_state_get(struct ps_state *st, const char *sub, const char *name,
@@ -129,6 +129,34 @@ int ps_state_write_at(int dfd, const char *name, const void *data, size_t len,
  * "io", when it fails, the file left as it was. */
 int ps_state_write_file(const char *path, const void *data, size_t len,
 			mode_t mode, struct ps_err *err);
+
+/*
+ * Blobs: files of bytes, not records, in a sub-directory sub of the store
+ * (made and checked as the store's own), such as the copies of the
+ * certificates ps-token-clean removed, "removed/SERIAL_HEX.der". Names
+ * are ids ([A-Za-z0-9._-], not starting with a dot).
+ *
+ * ps_state_blob_keep keeps data under the first of names[0..n-1] that
+ * holds exactly data already or is free (then written with the safe
+ * writer, mode 0600); *which says which. Exit 1, code "state-write", when
+ * sub cannot be used, the write fails, or every name holds something
+ * else; nothing is changed then.
+ */
+int ps_state_blob_keep(struct ps_state *st, const char *sub,
+		       const char *const *names, size_t n, const void *data,
+		       size_t len, size_t *which, struct ps_err *err);
+/* Reads sub/name, a regular file of ours of at most max bytes (never
+ * through a symlink): 1 with *buf (malloc'ed) and *len, 0 when it is
+ * missing, -1 (errno) when it cannot be read. */
+int ps_state_blob_get(struct ps_state *st, const char *sub, const char *name,
+		      size_t max, unsigned char **buf, size_t *len);
+/* Hands every blob of sub that ps_state_blob_get reads (at most max bytes)
+ * to fn, in name order; a non-zero return of fn stops the walk and is
+ * returned. A missing sub holds none. */
+typedef int (*ps_state_blob_fn)(void *ctx, const char *name,
+				const unsigned char *data, size_t len);
+int ps_state_blob_each(struct ps_state *st, const char *sub, size_t max,
+		       ps_state_blob_fn fn, void *ctx);
 
 /*
  * An exclusive lock named name (a request id or "cert-<sha256>"). With

@@ -49,7 +49,8 @@ check_run() {
 		'ps-token-clean --for-room 2 --human' 'ps-token-clean --for-room 2 --yes --human' \
 		'ps-status --expiring 30 | ps-renew --ca postsignum-test --human' \
 		'ps-fetch --pending --human' \
-		'ps-fetch --pending --now | ps-jip-setserial --login cert --password env:JIP_PASSWORD --human' \
+		'ps-fetch --pending --now --human' \
+		'ps-status --unregistered | ps-jip-setserial --login cert --password env:JIP_PASSWORD --human' \
 		'ps-token-clean --superseded --yes --human'; do
 		grep -qxF "\$ $cmd" <<<"$output" || { echo "missing step: $cmd"; false; }
 	done
@@ -68,7 +69,9 @@ check_run() {
 	[[ "$(grep -E '^[0-9]{8}-' <<<"$renew" | head -1)" == *" qualified "* ]]
 	# 5: still pending
 	[[ "$(between "5. " "6. ")" == *"Exit status 3: still pending"* ]]
-	# 6: JIP got both new serials, from a certificate login
+	# 6: cron installed both; ps-status --unregistered gave them to JIP, from a
+	# certificate login
+	[[ "$(between "6. " "7. ")" == *"the 2 certificates psrenew installed that JIP has not confirmed yet"* ]]
 	[ "$(grep -c '^jip: user=jnovak .* result=set' <<<"$(between "6. " "7. ")")" -eq 2 ]
 	[ "$(new_serials | wc -l)" -eq 2 ]
 	for s in $(new_serials); do
