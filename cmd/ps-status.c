@@ -19,6 +19,10 @@ struct args {
 static int login_all(struct ps_cli *cli, struct ps_token **toks, size_t n,
 		     struct ps_err *err)
 {
+	struct ps_err last; /* the latest failure, reported at the end */
+	int worst = 0;
+
+	ps_err_clear(&last);
 	for (size_t i = 0; i < n; i++) {
 		if (ps_token_pin_source(toks[i], cli->pin)) {
 			int rc = ps_token_login(toks[i], cli->pin, err);
@@ -31,10 +35,15 @@ static int login_all(struct ps_cli *cli, struct ps_token **toks, size_t n,
 				    "to it, so its private keys are not "
 				    "shown; name it with --token '%s'",
 				    toks[i]->label, toks[i]->uri);
-				ps_err_clear(err);
 			} else if (rc) {
-				return rc;
+				/* Each token has its own try: the others
+				 * are still logged in to. */
+				if (worst)
+					ps_cli_report(cli, &last);
+				worst = ps_exit_worse(worst, rc);
+				last = *err;
 			}
+			ps_err_clear(err);
 		} else if (toks[i]->info.flags & CKF_LOGIN_REQUIRED) {
 			ps_cli_warn(cli,
 				    "not logged in to token '%s': private keys "
@@ -43,7 +52,9 @@ static int login_all(struct ps_cli *cli, struct ps_token **toks, size_t n,
 				    toks[i]->label);
 		}
 	}
-	return 0;
+	if (worst)
+		*err = last;
+	return worst;
 }
 
 /* --unregistered: what psrenew installed and JIP has not confirmed. */
