@@ -273,8 +273,8 @@ static int http_status(long status, const char *url, struct ps_err *err)
 static int call(struct ps_jipws *w, xmlDocPtr doc, const char *want,
 		xmlDocPtr *ans, struct ps_err *err)
 {
-	const char *hdr[] = { "Content-Type: text/xml; charset=UTF-8",
-			      w->auth, NULL };
+	const char *hdr[] = { "Content-Type: text/xml; charset=UTF-8", w->auth,
+			      NULL };
 	struct ps_http_resp r = { 0 };
 	xmlChar *body = NULL;
 	xmlNodePtr root;
@@ -313,8 +313,7 @@ static int call(struct ps_jipws *w, xmlDocPtr doc, const char *want,
 	return rc;
 }
 
-static int read_certs(xmlNodePtr list, struct ps_jipws_cert **out,
-		      size_t *n)
+static int read_certs(xmlNodePtr list, struct ps_jipws_cert **out, size_t *n)
 {
 	size_t cap = 0;
 
@@ -385,10 +384,10 @@ static int update_user(struct ps_jipws *w, const char *login,
 {
 	xmlDocPtr req, ans;
 	xmlNodePtr root = new_request(w, "UpdateUserRequest", login, &req);
-	xmlNodePtr list = root ? xmlNewChild(root, root->ns,
-					     (const xmlChar *)"clientCertificate",
-					     NULL)
-			       : NULL;
+	xmlNodePtr list =
+	    root ? xmlNewChild(root, root->ns,
+			       (const xmlChar *)"clientCertificate", NULL)
+		 : NULL;
 	int rc;
 
 	for (size_t i = 0; list && i < n; i++) {
@@ -481,8 +480,8 @@ static void type_oid(const char *t, char *out, size_t n)
 	o = OBJ_txt2obj(t, 0);
 	if (!o) {
 		/* OpenSSL knows long and short names; "E" is emailAddress */
-		int nid = !strcasecmp(t, "E") ? NID_pkcs9_emailAddress
-					      : NID_undef;
+		int nid =
+		    !strcasecmp(t, "E") ? NID_pkcs9_emailAddress : NID_undef;
 
 		o = nid != NID_undef ? OBJ_nid2obj(nid) : NULL;
 	}

@@ -7,11 +7,11 @@
  * cannot drop them, since libpsrenew does call them. So libpsrenew is not
  * linked with them: this file defines the few functions of theirs that
  * lib/ calls (http.c and jip.c: libcurl, its easy and multi interfaces; jip.c
- * and jipws.c: libxml2; signer.c: libp11), with their own names and prototypes, hidden (not
- * exported, so a program that links the real libraries is not affected). The
- * first call dlopens the library by its Debian 12 soname and forwards to the
- * real function; without the library the calls fail the way the library
- * reports failure (NULL, CURLE_FAILED_INIT, -1), with one message on
+ * and jipws.c: libxml2; signer.c: libp11), with their own names and prototypes,
+ * hidden (not exported, so a program that links the real libraries is not
+ * affected). The first call dlopens the library by its Debian 12 soname and
+ * forwards to the real function; without the library the calls fail the way the
+ * library reports failure (NULL, CURLE_FAILED_INIT, -1), with one message on
  * stderr naming the library.
  *
  * A new function from these libraries in lib/ needs a forwarder here; the

@@ -18,14 +18,14 @@
 struct ps_jipws;
 
 struct ps_jipws_opts {
-	const char *url; /* the subject's endpoint: JIP's end with '/' */
-	int version;	 /* 10 (HTTP Basic) or 11 (TLS client certificate) */
-	int caais;	 /* 1 CAAIS, 0 JIP, -1: CAAIS when url has no
-			  * trailing '/' (2-komunikace-ws.rst) */
-	const char *user;     /* WS 1.0: the local administrator ... */
-	const char *password; /* ... and the password (copied, wiped) */
-	int serial_dec;	      /* write new numbers in decimal, not hex */
-	int attempts;	      /* read-modify-write rounds (default 3) */
+	const char *url;  /* the subject's endpoint: JIP's end with '/' */
+	int version;	  /* 10 (HTTP Basic) or 11 (TLS client certificate) */
+	int caais;	  /* 1 CAAIS, 0 JIP, -1: CAAIS when url has no
+			   * trailing '/' (2-komunikace-ws.rst) */
+	const char *user; /* WS 1.0: the local administrator ... */
+	const char *password;	  /* ... and the password (copied, wiped) */
+	int serial_dec;		  /* write new numbers in decimal, not hex */
+	int attempts;		  /* read-modify-write rounds (default 3) */
 	struct ps_http_opts http; /* trust; 1.1: client_cert, client_key */
 };
 
