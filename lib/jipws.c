@@ -475,9 +475,17 @@ static void type_oid(const char *t, char *out, size_t n)
 {
 	ASN1_OBJECT *o;
 
+	char up[64];
+	size_t k = 0;
+
 	if (!strncasecmp(t, "OID.", 4))
 		t += 4;
+	for (; t[k] && k + 1 < sizeof(up); k++)
+		up[k] = (char)toupper((unsigned char)t[k]);
+	up[k] = '\0';
 	o = OBJ_txt2obj(t, 0);
+	if (!o) /* short names in any case: "cn", "Cn" */
+		o = OBJ_txt2obj(up, 0);
 	if (!o) {
 		/* OpenSSL knows long and short names; "E" is emailAddress */
 		int nid =
@@ -650,7 +658,8 @@ static char *number_text(const struct ps_jipws *w, const char *serial_hex)
 {
 	BIGNUM *b = parse_bn(serial_hex, 1);
 	char *o = b ? (w->serial_dec ? BN_bn2dec(b) : BN_bn2hex(b)) : NULL;
-	char *s = o ? strdup(o) : NULL;
+	/* BN_bn2hex writes whole bytes: no leading zero, as JIP lists them */
+	char *s = o ? strdup(o[0] == '0' && o[1] ? o + 1 : o) : NULL;
 
 	OPENSSL_free(o);
 	BN_free(b);
