@@ -553,6 +553,8 @@ static char *next_ava(const char **s, int *bad)
 			val[vn++] = (char)tolower((unsigned char)c);
 	}
 	val[vn] = '\0';
+	if (vn + 1 >= sizeof(val))
+		*bad = 1; /* too long to compare */
 	*s = p;
 	type_oid(type, oid, sizeof(oid));
 	out = malloc(strlen(oid) + vn + 2);
@@ -572,7 +574,7 @@ static int dn_avas(const char *dn, struct ava **out, size_t *n)
 
 	*out = NULL;
 	*n = 0;
-	while ((s = next_ava(&dn, &bad)) != NULL) {
+	for (s = next_ava(&dn, &bad); s; s = next_ava(&dn, &bad)) {
 		if (*n == cap) {
 			struct ava *a;
 
