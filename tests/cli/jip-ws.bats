@@ -279,3 +279,26 @@ print(" ,  ".join(reversed(re.split(r"(?<!\\),\s*", sys.argv[1]))).replace("CN="
 }
 
 
+
+@test "the test service: bodies off the schema are refused, CreateUser refuses Q in CAAIS mode" {
+	post() { # post PATH BODY: the HTTP status and the answer
+		curl -s -w '\n%{http_code}' --cacert "$JIPWS_TLS_CA" -u admin:Admin-456 \
+			-H 'Content-Type: text/xml' --data-raw "$2" "$JIPWS_URL$1"
+	}
+	ns=http://userportal.novell.com/ws/WS-LA-1.0
+	out=$(post /spravadat/ws/call/MV/ "<UpdateUserRequest xmlns=\"$ns\" object-id=\"jnovak\"><clientCertificate><item><type>X</type><number>0A</number><issuer>CN=x</issuer></item></clientCertificate></UpdateUserRequest>")
+	[[ "$out" == *CVAL-0010*400 ]]
+	[ "$(jq -r .valid "$WS/log")" = false ]
+	mode '{"caais": true}'
+	out=$(post /spravadat/ws/call/MV "<CreateUserRequest xmlns=\"$ns\" object-id=\"pnova\"><clientCertificate><item><type>Q</type><number>0A</number><issuer>CN=x</issuer></item></clientCertificate></CreateUserRequest>")
+	[[ "$out" == *SREN-3070*200 ]]
+	[ "$(jq -r '.users.pnova' "$WS/data.json")" = null ]
+	out=$(post /spravadat/ws/call/MV "<CreateUserRequest xmlns=\"$ns\" object-id=\"pnova\"><clientCertificate><item><type>V</type><number>0A</number><issuer>CN=x</issuer></item></clientCertificate></CreateUserRequest>")
+	[[ "$out" == *'<CreateUserResponse object-id="pnova"'*200 ]]
+	# the whole set: an update with one certificate leaves one
+	out=$(post /spravadat/ws/call/MV/ "<UpdateUserRequest xmlns=\"$ns\" object-id=\"jnovak\"><clientCertificate><item><type>V</type><number>0B</number><issuer>CN=y</issuer></item></clientCertificate></UpdateUserRequest>")
+	[ "$(certs_of jnovak)" = "V 0B CN=y" ]
+	# WS 1.1 without a client certificate: nginx refuses
+	out=$(post /spravadat/ws-edit/1/call/MV "<GetUserRequest xmlns=\"${ns%1.0}1.1\" object-id=\"jnovak\"/>")
+	[[ "$out" == *403 ]]
+}
