@@ -473,6 +473,10 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	if (!rc && backend && !ws && strcmp(backend, "html"))
 		rc = ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
 				"[jip] backend is html or ws");
+	if (!rc && ws && a->verify)
+		rc = ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				"--verify-login logs in to the web form: not "
+				"with [jip] backend = ws");
 	if (!rc && ws)
 		rc = ws_open(cli, a, user, items, &lc, &pw, &w, err);
 	if (!rc && !ws && strcmp(method, "nia") && !user)
