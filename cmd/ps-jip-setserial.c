@@ -11,6 +11,7 @@
 #include <psrenew/jip.h>
 #include <psrenew/jip_login.h>
 #include <psrenew/jipconf.h>
+#include <psrenew/jipws.h>
 #include <psrenew/secret.h>
 #include <psrenew/state.h>
 
@@ -36,6 +37,7 @@ static json_t *item_from_x509(X509 *x, const struct ps_config *cfg,
 	ps_json_set_str(r, "serial_hex", c.serial_hex);
 	ps_json_set_str(r, "type", ps_cert_type_name(c.type));
 	ps_json_set_str(r, "cn", c.cn);
+	ps_json_set_str(r, "issuer", c.issuer);
 	ps_json_set_str(r, "jip_ca",
 			ps_cert_jip_ca(&c, cfg->jip_ca, cfg->n_jip_ca));
 	ps_cert_free(&c);
@@ -234,6 +236,61 @@ static int verify_login(struct ps_cli *cli, const struct args *a,
 	return rc;
 }
 
+/* [jip] backend = ws: the editing web service (jipws.h, psrenew.conf(5))
+ * instead of the web form; WS 1.0 logs in with user and password, WS 1.1
+ * with a certificate whose key is on the token. */
+static int ws_open(struct ps_cli *cli, const struct args *a, const char *user,
+		   json_t *items, struct ps_jip_login_cert *lc, char **pw,
+		   struct ps_jipws **w, struct ps_err *err)
+{
+	const char *ver = ps_config_get(&cli->cfg, "jip", "ws-version");
+	const char *sys = ps_config_get(&cli->cfg, "jip", "ws-system");
+	const char *num = ps_config_get(&cli->cfg, "jip", "ws-serial");
+	struct ps_jipws_opts o = {
+		.url =
+		    a->url ? a->url : ps_config_get(&cli->cfg, "jip", "ws-url"),
+		.version = !ver || !strcmp(ver, "1.0") ? 10
+			   : !strcmp(ver, "1.1")       ? 11
+						       : 0,
+		.caais = !sys ? -1 : !strcmp(sys, "caais"),
+		.user = user,
+		.serial_dec = num && !strcmp(num, "dec"),
+		.http = { .ca_bundle = a->ca_bundle,
+			  .timeout = jip_timeout(cli) },
+	};
+	int rc = 0;
+
+	if (o.version == 11) {
+		rc = login_cert_open(cli, a->login_cert, items, lc, err);
+		o.http.client_cert = lc->x;
+		o.http.client_key = lc->key;
+	} else if (o.version == 10 && user) {
+		rc = read_secret(a->password, "JIP password: ", pw, err);
+		o.password = *pw;
+	}
+	return rc ? rc : ps_jipws_open(&o, w, err);
+}
+
+/* Registers one certificate over the web service: *already 1 when it was
+ * there, 2 when skipped (a qualified certificate for CAAIS). */
+static int ws_add(struct ps_cli *cli, struct ps_jipws *w, const char *who,
+		  const char *type, const char *issuer, const char *serial,
+		  int *already, struct ps_err *err)
+{
+	enum ps_jipws_result res = PS_JIPWS_SET;
+	int rc = ps_jipws_add(w, who, type, issuer, serial, &res, err);
+
+	*already = res == PS_JIPWS_ALREADY   ? 1
+		   : res == PS_JIPWS_SKIPPED ? 2
+					     : 0;
+	if (!rc && *already == 2)
+		ps_cli_warn(cli,
+			    "certificate %s of %s skipped: CAAIS keeps only "
+			    "commercial certificates for login",
+			    serial, who);
+	return rc;
+}
+
 static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 {
 	const char *method = a->login ? a->login : "password";
@@ -243,6 +300,9 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 				   .timeout = jip_timeout(cli) };
 	struct ps_jip_login_cert lc = { 0 };
 	struct ps_jip *j = NULL;
+	struct ps_jipws *w = NULL;
+	const char *backend = ps_config_get(&cli->cfg, "jip", "backend");
+	int ws = backend && !strcmp(backend, "ws");
 	char *pw = NULL, *otp = NULL;
 	json_t *items = json_array(), *v;
 	struct ps_progress pg = { 0 };
@@ -258,25 +318,34 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 				 "has not confirmed)");
 		goto out;
 	}
-	if (!rc && strcmp(method, "nia") && !user)
+	if (!rc && backend && !ws && strcmp(backend, "html"))
+		rc = ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				"[jip] backend is html or ws");
+	if (!rc && ws && a->verify)
+		rc = ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				"--verify-login logs in to the web form: not "
+				"with [jip] backend = ws");
+	if (!rc && ws)
+		rc = ws_open(cli, a, user, items, &lc, &pw, &w, err);
+	if (!rc && !ws && strcmp(method, "nia") && !user)
 		rc = ps_err_set(err, PS_EXIT_USAGE, "usage",
 				"or user = NAME in [jip] of psrenew.conf",
 				"give the JIP user name with --user");
-	if (!rc && !strcmp(method, "cert")) {
+	if (!rc && !ws && !strcmp(method, "cert")) {
 		rc = login_cert_open(cli, a->login_cert, items, &lc, err);
 		ho.client_cert = lc.x;
 		ho.client_key = lc.key;
 	}
-	if (!rc)
+	if (!rc && !ws)
 		rc = ps_jip_open(
 		    a->profile ? a->profile : default_profile(cli),
 		    a->url ? a->url : ps_config_get(&cli->cfg, "jip", "url"),
 		    &ho, &j, err);
-	if (!rc && strcmp(method, "nia"))
+	if (!rc && !ws && strcmp(method, "nia"))
 		rc = read_secret(a->password, "JIP password: ", &pw, err);
-	if (!rc && !strcmp(method, "otp"))
+	if (!rc && !ws && !strcmp(method, "otp"))
 		rc = read_secret(a->otp, "JIP one-time code: ", &otp, err);
-	if (!rc)
+	if (!rc && !ws)
 		rc = ps_jip_login(j, method, user, pw, otp, err);
 	if (rc)
 		goto out;
@@ -286,7 +355,8 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 				      ? ps_json_str(v, "user")
 				      : a->for_user;
 		const char *type = ps_json_str(v, "type");
-		const char *ca = a->ca ? a->ca : ps_json_str(v, "jip_ca");
+		const char *ca =
+		    a->ca ? a->ca : ps_json_str(v, ws ? "issuer" : "jip_ca");
 		const char *serial = ps_json_str(v, "serial_hex");
 		struct ps_err e;
 		int already = 0, r;
@@ -303,13 +373,18 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 				       serial ? serial : "?",
 				       !ca ? "JIP's name for its CA is unknown"
 					   : "no type or serial");
+		else if (ws)
+			r = ws_add(cli, w, who ? who : user, type, ca, serial,
+				   &already, &e);
 		else
 			r = ps_jip_set_serial(j, who, type, ca, serial,
 					      &already, &e);
 		if (!r) {
 			out =
 			    result_record(v, who ? who : user, type, ca, serial,
-					  already ? "already-set" : "set");
+					  already == 2 ? "skipped"
+					  : already    ? "already-set"
+						       : "set");
 			if (a->verify && !strcmp(type, "commercial")) {
 				int vr = verify_login(
 				    cli, a, v, who ? who : user, pw, otp, &e);
@@ -319,7 +394,8 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 				if (vr)
 					r = vr;
 			}
-			remember(cli, out);
+			if (already != 2)
+				remember(cli, out);
 			ps_cli_emit(cli, out);
 			json_decref(out);
 			if (r) {
@@ -348,6 +424,7 @@ out:
 	ps_secret_free(pw);
 	ps_secret_free(otp);
 	ps_jip_close(j);
+	ps_jipws_close(w);
 	ps_jip_login_cert_free(&lc);
 	json_decref(items);
 	return rc;

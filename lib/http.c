@@ -24,6 +24,7 @@ struct ps_http {
 	 * shared by every connection's SSL_CTX: libcurl would read the
 	 * system's bundle again for each (about 0.8 MiB a connection). */
 	X509_STORE *store;
+	int tls12; /* TLS 1.2 or newer only (ps_http_tls12) */
 };
 
 struct sink {
@@ -154,6 +155,11 @@ int ps_http_new(const struct ps_http_opts *o, struct ps_http **out,
 	return 0;
 }
 
+void ps_http_tls12(struct ps_http *h)
+{
+	h->tls12 = 1;
+}
+
 void ps_http_free(struct ps_http *h)
 {
 	if (!h)
@@ -230,6 +236,9 @@ static void setup(struct ps_http *h, CURL *c, const char *method,
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, sink->r);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "psrenew");
+	if (h->tls12)
+		curl_easy_setopt(c, CURLOPT_SSLVERSION,
+				 (long)CURL_SSLVERSION_TLSv1_2);
 	if (h->o.follow) {
 		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
 		curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);

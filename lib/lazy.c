@@ -6,12 +6,12 @@
  * ssh2, ICU, ...) mapped, relocated and initialised. -Wl,--as-needed
  * cannot drop them, since libpsrenew does call them. So libpsrenew is not
  * linked with them: this file defines the few functions of theirs that
- * lib/ calls (http.c and jip.c: libcurl, its easy and multi interfaces; jip.c:
- * libxml2; signer.c: libp11), with their own names and prototypes, hidden (not
- * exported, so a program that links the real libraries is not affected). The
- * first call dlopens the library by its Debian 12 soname and forwards to the
- * real function; without the library the calls fail the way the library
- * reports failure (NULL, CURLE_FAILED_INIT, -1), with one message on
+ * lib/ calls (http.c and jip.c: libcurl, its easy and multi interfaces; jip.c
+ * and jipws.c: libxml2; signer.c: libp11), with their own names and prototypes,
+ * hidden (not exported, so a program that links the real libraries is not
+ * affected). The first call dlopens the library by its Debian 12 soname and
+ * forwards to the real function; without the library the calls fail the way the
+ * library reports failure (NULL, CURLE_FAILED_INIT, -1), with one message on
  * stderr naming the library.
  *
  * A new function from these libraries in lib/ needs a forwarder here; the
@@ -26,6 +26,7 @@
 #include <curl/curl.h>
 #include <libp11.h>
 #include <libxml/HTMLparser.h>
+#include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/uri.h>
 #include <libxml/xpath.h>
@@ -304,6 +305,80 @@ HIDDEN void xmlXPathFreeObject(xmlXPathObjectPtr obj)
 	REAL_XML(xmlXPathFreeObject);
 	if (real_)
 		real_(obj);
+}
+
+/* jipws.c: the editing web service's XML, built and read as a tree. */
+
+HIDDEN xmlDocPtr xmlReadMemory(const char *buf, int size, const char *url,
+			       const char *encoding, int options)
+{
+	REAL_XML(xmlReadMemory);
+	return real_ ? real_(buf, size, url, encoding, options) : NULL;
+}
+
+HIDDEN xmlDocPtr xmlNewDoc(const xmlChar *version)
+{
+	REAL_XML(xmlNewDoc);
+	return real_ ? real_(version) : NULL;
+}
+
+HIDDEN xmlNodePtr xmlNewNode(xmlNsPtr ns, const xmlChar *name)
+{
+	REAL_XML(xmlNewNode);
+	return real_ ? real_(ns, name) : NULL;
+}
+
+HIDDEN xmlNsPtr xmlNewNs(xmlNodePtr node, const xmlChar *href,
+			 const xmlChar *prefix)
+{
+	REAL_XML(xmlNewNs);
+	return real_ ? real_(node, href, prefix) : NULL;
+}
+
+HIDDEN void xmlSetNs(xmlNodePtr node, xmlNsPtr ns)
+{
+	REAL_XML(xmlSetNs);
+	if (real_)
+		real_(node, ns);
+}
+
+HIDDEN xmlNodePtr xmlDocSetRootElement(xmlDocPtr doc, xmlNodePtr root)
+{
+	REAL_XML(xmlDocSetRootElement);
+	return real_ ? real_(doc, root) : NULL;
+}
+
+HIDDEN xmlAttrPtr xmlNewProp(xmlNodePtr node, const xmlChar *name,
+			     const xmlChar *value)
+{
+	REAL_XML(xmlNewProp);
+	return real_ ? real_(node, name, value) : NULL;
+}
+
+HIDDEN xmlNodePtr xmlNewChild(xmlNodePtr parent, xmlNsPtr ns,
+			      const xmlChar *name, const xmlChar *content)
+{
+	REAL_XML(xmlNewChild);
+	return real_ ? real_(parent, ns, name, content) : NULL;
+}
+
+HIDDEN xmlNodePtr xmlNewTextChild(xmlNodePtr parent, xmlNsPtr ns,
+				  const xmlChar *name, const xmlChar *content)
+{
+	REAL_XML(xmlNewTextChild);
+	return real_ ? real_(parent, ns, name, content) : NULL;
+}
+
+HIDDEN void xmlDocDumpMemoryEnc(xmlDocPtr doc, xmlChar **mem, int *size,
+				const char *encoding)
+{
+	REAL_XML(xmlDocDumpMemoryEnc);
+	if (real_)
+		real_(doc, mem, size, encoding);
+	else {
+		*mem = NULL;
+		*size = 0;
+	}
 }
 
 /* libp11 ----------------------------------------------------------------- */

@@ -36,6 +36,8 @@ struct ps_http;
 int ps_http_new(const struct ps_http_opts *o, struct ps_http **out,
 		struct ps_err *err);
 void ps_http_free(struct ps_http *h);
+/* From now on h speaks TLS 1.2 or newer only (https:// URLs). */
+void ps_http_tls12(struct ps_http *h);
 
 /*
  * One request. headers: NULL-terminated "Name: value" strings (may be
