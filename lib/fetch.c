@@ -782,7 +782,8 @@ static int work(struct ps_fetch *f, json_t *rec, int force, json_t **out,
 		return ps_err_set(err, PS_EXIT_FAIL, "state-read", NULL,
 				  "request without a state");
 	if (!strcmp(s, PS_REQ_INSTALLED))
-		return installed_again(f, rec, out);
+		return f->from_store ? ps_request_exit(rec)
+				     : installed_again(f, rec, out);
 	if (!strcmp(s, PS_REQ_REJECTED))
 		return ps_request_exit(rec);
 	if (!strcmp(s, PS_REQ_PENDING)) {
@@ -946,6 +947,7 @@ int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 	*ids = NULL;
 	*n = 0;
 	f->left_alone = 0;
+	f->from_store = 1;
 	loaded_free(f);
 	json_decref(f->damaged);
 	f->damaged = json_array();

@@ -310,13 +310,17 @@ struct ps_objindex {
 	size_t n, cap;
 };
 
+static void index_free(struct ps_objindex *x)
+{
+	free(x->e);
+	free(x);
+}
+
 void ps_token_index_drop(struct ps_token *t)
 {
-	if (t->index) {
-		free(t->index->e);
-		free(t->index);
-		t->index = NULL;
-	}
+	if (t->index)
+		index_free(t->index);
+	t->index = NULL;
 }
 
 static int index_put(struct ps_objindex *x, CK_OBJECT_CLASS cls,
@@ -376,6 +380,7 @@ int ps_token_index(struct ps_token *t, struct ps_err *err)
 	}
 	free(h);
 	t->index = x;
+	t->index_free = index_free;
 	return 0;
 nomem:
 	free(h);

@@ -9,7 +9,6 @@
 
 #include <psrenew/ckr.h>
 #include <psrenew/config.h>
-#include <psrenew/p11obj.h>
 #include <psrenew/secret.h>
 
 #ifndef PS_P11KIT_PROXY
@@ -227,6 +226,8 @@ const char *ps_module_describe(const struct ps_module *m)
 	return m->desc;
 }
 
+/* Declared in p11obj.h: the object layer is the one user of the function
+ * list outside this file (this file includes nothing of the layer above). */
 CK_FUNCTION_LIST *ps_module_functions(const struct ps_module *m)
 {
 	return m->fl;
@@ -326,11 +327,19 @@ static struct ps_token *token_new(struct ps_module *m, CK_SLOT_ID slot,
 
 static struct login_mark *login_mark(const struct ps_token *t);
 
+/* The object index goes with the session it was read in (see p11obj.h). */
+static void index_drop(struct ps_token *t)
+{
+	if (t->index && t->index_free)
+		t->index_free(t->index);
+	t->index = NULL;
+}
+
 static void token_free(struct ps_token *t)
 {
 	if (!t)
 		return;
-	ps_token_index_drop(t);
+	index_drop(t);
 	if (t->have_session)
 		t->mod->fl->C_CloseSession(t->session);
 	free(t->uri);
@@ -452,7 +461,7 @@ int ps_token_open(struct ps_token *t, int rw, struct ps_err *err)
 
 	if (t->have_session && (t->rw || !rw))
 		return 0;
-	ps_token_index_drop(t);
+	index_drop(t);
 	if (t->have_session) {
 		t->mod->fl->C_CloseSession(t->session);
 		t->have_session = 0;

@@ -12,8 +12,6 @@
 #include <psrenew/secret.h>
 #include <psrenew/version.h>
 
-#include "progress.h"
-
 /* The common options' table, bound to cli (callbacks get cli). */
 #define N_COMMON 12
 
@@ -390,9 +388,24 @@ struct ps_out *ps_cli_out(struct ps_cli *cli)
 	return cli->out;
 }
 
+/* What erases a progress line before a message or a record is written
+ * (progress.c sets it: cli.c knows nothing of progress lines). */
+static void (*line_clear)(void);
+
+void ps_cli_set_line_clear(void (*fn)(void))
+{
+	line_clear = fn;
+}
+
+static void clear_line(void)
+{
+	if (line_clear)
+		line_clear();
+}
+
 int ps_cli_report(struct ps_cli *cli, const struct ps_err *err)
 {
-	ps_progress_clear();
+	clear_line();
 	fprintf(stderr, "%s: %s\n", cli->prog,
 		err->msg[0] ? err->msg : "failed");
 	if (err->hint[0] && !cli->quiet)
@@ -412,7 +425,7 @@ int ps_cli_emit(void *ctx, const json_t *rec)
 	struct ps_cli *cli = ctx;
 	const char *kind = ps_json_str(rec, "kind");
 
-	ps_progress_clear(); /* stdout may be the same terminal */
+	clear_line(); /* stdout may be the same terminal */
 	if (kind && strcmp(kind, "error") == 0) {
 		const char *msg = ps_json_str(rec, "message");
 		const char *hint = ps_json_str(rec, "hint");
@@ -438,7 +451,7 @@ void ps_cli_warn(const struct ps_cli *cli, const char *fmt, ...)
 
 	if (cli->quiet)
 		return;
-	ps_progress_clear();
+	clear_line();
 	fprintf(stderr, "%s: ", cli->prog);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -452,7 +465,7 @@ void ps_cli_info(const struct ps_cli *cli, const char *fmt, ...)
 
 	if (!cli->verbose)
 		return;
-	ps_progress_clear();
+	clear_line();
 	fprintf(stderr, "%s: ", cli->prog);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);

@@ -152,6 +152,9 @@ struct ps_out *ps_cli_out(struct ps_cli *cli);
 /* Prints err for people on stderr ("prog: message" and "prog: hint") and,
  * in JSON mode, as an error record on stdout. Returns err->status. */
 int ps_cli_report(struct ps_cli *cli, const struct ps_err *err);
+/* fn erases whatever a progress line left on the terminal; called before
+ * every message and record (NULL: nothing to erase). */
+void ps_cli_set_line_clear(void (*fn)(void));
 void ps_cli_warn(const struct ps_cli *cli, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void ps_cli_info(const struct ps_cli *cli, const char *fmt, ...)

@@ -81,6 +81,8 @@ void ps_progress_start(struct ps_progress *p, struct ps_cli *cli, size_t total)
 	p->kinds = kinds;
 	p->total = total;
 	p->on = total >= 2 && !cli->quiet && isatty(STDERR_FILENO);
+	if (p->on)
+		ps_cli_set_line_clear(ps_progress_clear);
 }
 
 void ps_progress_item(struct ps_progress *p, const char *fmt, ...)

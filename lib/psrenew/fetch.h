@@ -24,6 +24,9 @@ struct ps_fetch {
 	const char *pin;       /* PIN source for installing */
 	const char *ca_bundle; /* extra trust for the CA TLS */
 	int dry_run;	       /* say what is due, change nothing */
+	/* the ids came from ps_fetch_unfinished (--pending): a request another
+	 * run finished meanwhile is not printed again as a cert record */
+	int from_store;
 	struct ps_pool *toks;
 	json_t *cas;	/* channel spec -> opened ps_ca (as integer) */
 	json_t *polled; /* request id -> CA answer from ps_fetch_poll_due */

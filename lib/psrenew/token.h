@@ -33,8 +33,11 @@ struct ps_token {
 	CK_SESSION_HANDLE session;
 	int have_session, rw, logged_in;
 	struct ps_objindex *index; /* see ps_token_index(); NULL: none */
-	int left_counted;	   /* left_n holds the leftovers counted */
-	size_t left_n[PS_N_LEFT];  /* see "Leftovers" below */
+	/* Frees index: set by the object layer that builds it (p11obj.c), so
+	 * that closing a token needs nothing from the layer above. */
+	void (*index_free)(struct ps_objindex *index);
+	int left_counted;	  /* left_n holds the leftovers counted */
+	size_t left_n[PS_N_LEFT]; /* see "Leftovers" below */
 };
 
 /* An object read from a token. Strings are NUL-terminated copies. */
