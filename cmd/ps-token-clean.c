@@ -1,8 +1,6 @@
 /* ps-token-clean: make room on a full token, safely (the guide's §7, error
  * 621). */
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
