@@ -1,13 +1,11 @@
 /* ps-token-clean: make room on a full token, safely (the guide's §7, error
  * 621). */
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <psrenew/clean.h>
+#include <psrenew/clean_plan.h>
 
 #include "common/cli.h"
 #include "common/progress.h"
@@ -22,39 +20,20 @@ struct args {
 /* Everything a run holds; freed by ctx_free. */
 struct ctx {
 	struct ps_cli *cli;
-	struct ps_clean_opts o;
-	struct ps_state st;
-	int have_st;
-	json_t *jip;
+	struct ps_clean_batch b; /* the options and the plans */
 	struct ps_module *mod;
 	struct ps_token **toks;
 	size_t ntoks;
-	struct ps_clean_plan *plans;
-	int *planned;  /* plans[t] was made */
 	json_t *space; /* the last space record */
 	int worst;
 };
 
 static void ctx_free(struct ctx *c)
 {
-	for (size_t t = 0; c->plans && t < c->ntoks; t++)
-		if (c->planned[t])
-			ps_clean_plan_free(&c->plans[t]);
-	free(c->plans);
-	free(c->planned);
-	for (size_t i = 0; i < c->o.nids; i++)
-		free(c->o.ids[i]);
-	for (size_t i = 0; i < c->o.nserials; i++)
-		free(c->o.serials[i]);
-	free(c->o.ids);
-	free(c->o.serials);
-	free(c->o.hits);
-	json_decref(c->jip);
+	ps_clean_batch_free(&c->b);
 	json_decref(c->space);
 	ps_tokens_free(c->toks, c->ntoks);
 	ps_module_close(c->mod);
-	if (c->have_st)
-		ps_state_close(&c->st);
 }
 
 /* The removals of a token, on a terminal. */
@@ -76,126 +55,14 @@ static int emit(void *ctx, const json_t *rec)
 	return ps_cli_emit(c->cli, rec);
 }
 
-static int emit_error(struct ctx *c, const struct ps_err *err,
-		      const struct ps_token *tok)
+static void info(void *ctx, const char *what)
 {
-	json_t *r = ps_record_error(err);
-
-	if (r && tok) {
-		ps_json_set_str(r, "token", tok->uri);
-		ps_json_set_str(r, "token_label", tok->label);
-	}
-	if (r)
-		emit(c, r);
-	json_decref(r);
-	c->worst = ps_exit_worse(c->worst, err->status);
-	return err->status;
+	ps_cli_info(((struct ctx *)ctx)->cli, "%s", what);
 }
 
-/* --id, --serial and --jip-confirmed, checked and normalised. */
-static int prepare(struct ctx *c, const struct args *a, struct ps_err *err)
+static void warn(void *ctx, const char *what)
 {
-	struct ps_clean_opts *o = &c->o;
-
-	o->ids = calloc(a->ids.n + 1, sizeof(*o->ids));
-	o->serials = calloc(a->serials.n + 1, sizeof(*o->serials));
-	o->hits = calloc(a->ids.n + a->serials.n + 1, 1);
-	c->jip = json_object();
-	if (!o->ids || !o->serials || !o->hits || !c->jip)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
-	for (size_t i = 0; i < a->ids.n; i++) {
-		size_t len = strlen(a->ids.v[i]);
-
-		if (len == 0 || len % 2 || len > 256 ||
-		    strspn(a->ids.v[i], "0123456789abcdefABCDEF") != len)
-			return ps_err_set(err, PS_EXIT_USAGE, "usage",
-					  "see the ids with ps-status --json "
-					  "or pkcs11-tool -O",
-					  "--id wants a CKA_ID in hex, not "
-					  "'%.40s'",
-					  a->ids.v[i]);
-		o->ids[o->nids] = strdup(a->ids.v[i]);
-		if (!o->ids[o->nids++])
-			return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-					  "out of memory");
-	}
-	for (size_t i = 0; i < a->serials.n; i++) {
-		int rc = ps_serial_normalise(a->serials.v[i],
-					     &o->serials[o->nserials], err);
-
-		if (rc)
-			return rc;
-		o->nserials++;
-	}
-	for (size_t i = 0; i < a->jip.n; i++) {
-		char *s;
-		int rc = ps_serial_normalise(a->jip.v[i], &s, err);
-
-		if (rc)
-			return rc;
-		json_object_set_new(c->jip, s, json_string("option"));
-		free(s);
-	}
-	return 0;
-}
-
-/* A jip record of stdin confirms a serial; other records are not used. */
-static int take_jip(struct ps_in_loop *l, json_t *rec)
-{
-	struct ctx *c = l->ctx;
-	const char *kind = ps_json_str(rec, "kind");
-	struct ps_err e;
-	char *serial;
-
-	ps_err_clear(&e);
-	if (strcmp(kind, "jip") != 0) {
-		ps_cli_info(c->cli, "input: a '%s' record is not used", kind);
-	} else if (ps_jip_record_confirms(rec, &serial, &e) == 0) {
-		json_object_set_new(c->jip, serial, json_string("stdin"));
-		free(serial);
-	} else {
-		ps_cli_info(c->cli, "input: %s", e.msg);
-	}
-	return 1;
-}
-
-/* jip records on stdin confirm serials; error records are passed on. */
-static int read_stdin(struct ctx *c, struct ps_err *err)
-{
-	struct ps_in_loop loop = { take_jip, c, emit, c, 0 };
-	int rc = ps_in_each(stdin, &loop, err);
-
-	c->worst = ps_exit_worse(c->worst, loop.worst);
-	return rc;
-}
-
-/* The state store: created when something may be removed (the copies go
- * there); a dry run only reads it, and a missing one is empty. */
-static int open_state(struct ctx *c, int create, struct ps_err *err)
-{
-	struct ps_err e;
-	int rc;
-
-	ps_err_clear(&e);
-	rc = ps_state_open(c->cli->state_dir, &c->cli->cfg, create, &c->st, &e);
-	if (!rc) {
-		c->have_st = 1;
-		c->o.st = &c->st;
-		return 0;
-	}
-	if (create) {
-		*err = e;
-		return rc;
-	}
-	/* Missing: nothing pending, nothing confirmed. ("no-state-dir" once
-	 * ps_state_open tells; until then its errno.) */
-	if (errno != ENOENT && strcmp(e.code, "no-state-dir") != 0)
-		ps_cli_warn(c->cli,
-			    "%s; pending requests and JIP confirmations "
-			    "are not known in this dry run",
-			    e.msg);
-	return 0;
+	ps_cli_warn(((struct ctx *)ctx)->cli, "%s", what);
 }
 
 static int ask(const char *question)
@@ -287,90 +154,44 @@ static void summary(struct ctx *c, const struct ps_token *tok, int dry)
 			    (long long)json_integer_value(ra));
 }
 
-/* Opens, logs in and plans every token; nothing is changed yet. */
-static int plan_all(struct ctx *c, int rw)
-{
-	c->plans = calloc(c->ntoks, sizeof(*c->plans));
-	c->planned = calloc(c->ntoks, sizeof(*c->planned));
-	if (!c->plans || !c->planned)
-		return PS_EXIT_FAIL;
-	for (size_t t = 0; t < c->ntoks; t++) {
-		struct ps_token *tok = c->toks[t];
-		struct ps_err e;
-		int rc;
-
-		ps_err_clear(&e);
-		rc = ps_token_open(tok, rw, &e);
-		if (!rc && (ps_token_pin_source(tok, c->cli->pin) ||
-			    (tok->info.flags & CKF_LOGIN_REQUIRED)))
-			rc = ps_token_login(tok, c->cli->pin, &e);
-		if (!rc)
-			rc = ps_clean_plan_make(tok, &c->o, &c->plans[t], &e);
-		if (rc)
-			emit_error(c, &e, tok);
-		else
-			c->planned[t] = 1;
-	}
-	return 0;
-}
-
-static int missed(struct ctx *c, struct ps_err *err)
-{
-	for (size_t i = 0; i < c->o.nids + c->o.nserials; i++) {
-		int id = i < c->o.nids;
-
-		if (c->o.hits[i])
-			continue;
-		return ps_err_set(err, PS_EXIT_USAGE, "no-such-object",
-				  "see what is on the token with ps-status "
-				  "--pin ... (or pkcs11-tool -O --login)",
-				  "no %s on the selected token(s) has %s %s; "
-				  "nothing was removed",
-				  id ? "object" : "certificate",
-				  id ? "CKA_ID" : "serial number",
-				  id ? c->o.ids[i]
-				     : c->o.serials[i - c->o.nids]);
-	}
-	return 0;
-}
-
 static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 {
 	struct ctx c;
 	int interactive = !a->yes && !a->dry_run && isatty(0) && isatty(1);
 	int may_remove = (a->yes && !a->dry_run) || interactive;
-	int missing_ok = 0, rc;
+	struct ps_clean_opts *o = &c.b.o;
+	struct ps_batch_hooks h = {
+		.emit = emit, .info = info, .warn = warn, .ctx = &c
+	};
+	int rc;
 
 	memset(&c, 0, sizeof(c));
 	c.cli = cli;
-	c.o.select = a->select;
-	c.o.force_valid = a->force_valid;
-	c.o.keep_keys = a->keep_keys;
-	c.o.for_room = a->for_room;
-	c.o.cfg = &cli->cfg;
-	c.o.now = time(NULL);
-	rc = prepare(&c, a, err);
-	c.o.jip = c.jip;
+	o->select = a->select;
+	o->force_valid = a->force_valid;
+	o->keep_keys = a->keep_keys;
+	o->for_room = a->for_room;
+	o->cfg = &cli->cfg;
+	o->now = time(NULL);
+	rc = ps_clean_batch_prepare(&c.b, a->ids.v, a->ids.n, a->serials.v,
+				    a->serials.n, a->jip.v, a->jip.n, err);
 	if (!rc && !isatty(0))
-		rc = read_stdin(&c, err);
+		rc = ps_clean_batch_read(&c.b, stdin, &h, err);
 	if (!rc)
-		rc = open_state(&c, may_remove, err);
+		rc = ps_clean_batch_state(&c.b, cli->state_dir, &cli->cfg,
+					  may_remove, &h, err);
 	if (!rc)
 		rc = ps_cli_tokens(cli, &c.mod, &c.toks, &c.ntoks, err);
 	if (!rc)
-		rc = plan_all(&c, may_remove);
-	/* An id on a token that could not be read is not "missing". */
-	for (size_t t = 0; !rc && t < c.ntoks; t++)
-		if (!c.planned[t])
-			missing_ok = 1;
-	if (!rc && !missing_ok)
-		rc = missed(&c, err);
+		rc = ps_clean_batch_plan(&c.b, c.toks, c.ntoks, cli->pin,
+					 may_remove, emit, &c, err);
+	c.worst = ps_exit_worse(c.worst, c.b.worst);
 	for (size_t t = 0; !rc && t < c.ntoks; t++) {
-		struct ps_clean_plan *p = &c.plans[t];
+		struct ps_clean_plan *p = &c.b.plans[t];
 		size_t valid, objects;
 		int dry = !may_remove;
 
-		if (!c.planned[t])
+		if (!c.b.planned[t])
 			continue;
 		objects = ps_clean_planned(p, &valid);
 		if (interactive && objects > 0 && !p->room_err.status)
@@ -382,8 +203,8 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 				    "per renewal",
 				    p->tok->label);
 		ps_progress_start(&progress, cli, dry ? 0 : objects);
-		c.worst = ps_exit_worse(c.worst,
-					ps_clean_run(p, &c.o, dry, emit, &c));
+		c.worst =
+		    ps_exit_worse(c.worst, ps_clean_run(p, o, dry, emit, &c));
 		ps_progress_end(&progress);
 		summary(&c, p->tok, dry);
 	}
