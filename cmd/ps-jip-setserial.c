@@ -213,12 +213,14 @@ static int verify_login(struct ps_cli *cli, const struct args *a,
 			const json_t *in, const char *user, const char *pw,
 			const char *otp, struct ps_err *err)
 {
-	struct ps_jip_login_cert lc;
+	struct ps_jip_login_cert lc = {
+		.pool = { cli->module, cli->module_from,
+			  cli->token ? &cli->token_uri : NULL, cli->pin },
+	};
 	struct ps_http_opts ho = { .ca_bundle = a->ca_bundle,
 				   .timeout = jip_timeout(cli) };
 	struct ps_jip *j = NULL;
-	const char *id = ps_json_str(in, "id");
-	int rc = login_cert_open(cli, id, NULL, &lc, err);
+	int rc = ps_jip_login_cert_own(&lc, in, a->cert, err);
 
 	(void)otp;
 	if (!rc) {
@@ -389,8 +391,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 				int vr = verify_login(
 				    cli, a, v, who ? who : user, pw, otp, &e);
 
-				json_object_set_new(out, "login_verified",
-						    json_boolean(vr == 0));
+				ps_jipconf_set_verified(out, vr, &e);
 				if (vr)
 					r = vr;
 			}
