@@ -39,9 +39,9 @@ json_t *ps_jipconf_new(const char *user, const char *type, const char *ca,
 void ps_jipconf_set_verified(json_t *rec, int rc, const struct ps_err *e)
 {
 	json_object_set_new(rec, "login_verified",
-			    !rc			      ? json_true()
+			    !rc			    ? json_true()
 			    : rc == PS_EXIT_REFUSED ? json_false()
-						      : json_null());
+						    : json_null());
 	if (rc)
 		ps_json_set_str(rec, "login_verify_reason",
 				e && e->msg[0] ? e->msg : "not verified");

@@ -125,8 +125,8 @@ PS_API const char *ps_clean_reason_name(int reason);
  * serial_hex, result "set" or "already-set", type (when given)
  * "commercial", and login_verified, when there, true. *serial_hex
  * (malloc'ed, normalised) names it. Exit 1 with err set when the record
- * confirms nothing (a failed --verify-login: "jip-login-unverified"). (lib/jipconf.c, with the
- * confirmations ps-jip-setserial keeps.)
+ * confirms nothing (a failed --verify-login: "jip-login-unverified").
+ * (lib/jipconf.c, with the confirmations ps-jip-setserial keeps.)
  */
 PS_API int ps_jip_record_confirms(const json_t *rec, char **serial_hex,
 				  struct ps_err *err);
