@@ -66,6 +66,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 		.ca_bundle = a->ca_bundle,
 		.ca = a->ca,
 		.login_cert = a->login_cert,
+		.cert_file = a->cert,
 		.verify = a->verify,
 		.pool = { .module = cli->module,
 			  .module_from = cli->module_from,

@@ -1,12 +1,15 @@
 /* psrenew: choosing the certificate to log in to JIP with. */
 #include <psrenew/jip_login.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include <psrenew/certio.h>
 #include <psrenew/inventory.h>
+#include <psrenew/keypair.h>
 #include <psrenew/record.h>
 #include <psrenew/signer.h>
 
@@ -85,6 +88,106 @@ int ps_jip_login_cert_open(struct ps_jip_login_cert *lc, const char *id_hex,
 	if (!rc)
 		rc = ps_token_login(m->toks[0], lc->pool.pin, err);
 	return rc ? rc : choose(lc, m->toks[0], id_hex, items, err);
+}
+
+/* The first certificate of the file path, or NULL (err says why). */
+static X509 *cert_from_file(const char *path, struct ps_err *err)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char buf[65536];
+	size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+	STACK_OF(X509) *sk = NULL;
+	X509 *x = NULL;
+
+	if (!f) {
+		ps_err_set(err, PS_EXIT_USAGE, "usage", NULL, "cannot open %s",
+			   path);
+		return NULL;
+	}
+	fclose(f);
+	if (!ps_certs_parse(buf, n, &sk, err)) {
+		x = sk_X509_value(sk, 0);
+		X509_up_ref(x);
+	}
+	sk_X509_pop_free(sk, X509_free);
+	return x;
+}
+
+/* The certificate of item (serial_hex, and sha256 when given) on the
+ * tokens of m, or NULL. */
+static X509 *cert_on_tokens(struct ps_pool_module *m, const json_t *item,
+			    struct ps_err *err)
+{
+	const char *sha = ps_json_str(item, "sha256");
+	char *want = NULL;
+	struct ps_inventory inv;
+	X509 *x = NULL;
+
+	if (ps_serial_normalise(ps_json_str(item, "serial_hex"), &want, err) ||
+	    ps_inventory_load(m->toks, m->n, time(NULL), &inv, err)) {
+		free(want);
+		return NULL;
+	}
+	for (size_t i = 0; !x && i < inv.n; i++)
+		if (!strcmp(inv.c[i].cert.serial_hex, want) &&
+		    (!sha || !strcasecmp(inv.c[i].cert.sha256, sha)))
+			x = ps_cert_x509(&inv.c[i].cert);
+	if (x)
+		X509_up_ref(x);
+	else
+		ps_err_set(err, PS_EXIT_FAIL, "verify-no-cert",
+			   "give the certificate with --cert FILE, or "
+			   "leave out --verify-login",
+			   "certificate %s is on no token: the login that "
+			   "verifies it needs its own key",
+			   want);
+	ps_inventory_free(&inv);
+	free(want);
+	return x;
+}
+
+/* lc->key: the private key of lc->x on one of m's tokens. */
+static int own_key(struct ps_jip_login_cert *lc, struct ps_pool_module *m,
+		   const char *serial, struct ps_err *err)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		struct ps_keypair kp = { 0 };
+		int rc = ps_pool_login(&lc->pool, m->toks[i], 0, err);
+
+		if (!rc)
+			rc = ps_keypair_find_pubkey(
+			    m->toks[i], X509_get0_pubkey(lc->x), &kp, err);
+		if (rc && !strcmp(err->code, "no-such-key")) {
+			ps_err_clear(err);
+			continue;
+		}
+		if (!rc)
+			rc = ps_signer_key(m->toks[i], kp.id, kp.id_len,
+					   &lc->key, err);
+		ps_keypair_free(&kp);
+		return rc;
+	}
+	return ps_err_set(err, PS_EXIT_FAIL, "verify-no-key",
+			  "put the token with the new key in, or leave out "
+			  "--verify-login",
+			  "the key of certificate %s is on no token: the "
+			  "login that verifies it needs its own key",
+			  serial ? serial : "?");
+}
+
+int ps_jip_login_cert_own(struct ps_jip_login_cert *lc, const json_t *item,
+			  const char *cert_file, struct ps_err *err)
+{
+	struct ps_pool_module *m =
+	    ps_pool_module(&lc->pool, lc->pool.module, NULL, NULL, err);
+
+	if (!m)
+		return err->status;
+	lc->x = cert_file ? cert_from_file(cert_file, err)
+			  : cert_on_tokens(m, item, err);
+	if (!lc->x)
+		return err->status;
+	return own_key(lc, m, ps_json_str(item, "serial_hex"), err);
 }
 
 void ps_jip_login_cert_free(struct ps_jip_login_cert *lc)

@@ -211,12 +211,12 @@ static int verify_login(const struct session *s, const json_t *in,
 			const char *user, struct ps_err *err)
 {
 	const struct ps_jip_reg *r = s->r;
-	struct ps_jip_login_cert lc;
+	struct ps_jip_login_cert lc = { .pool = r->pool };
 	struct ps_http_opts ho = { .ca_bundle = r->ca_bundle,
 				   .timeout = jip_timeout(r) };
 	struct ps_jip *j = NULL;
-	const char *id = ps_json_str(in, "id");
-	int rc = login_cert_open(r, id, NULL, &lc, err);
+	/* The new certificate's own key logs in (never another one). */
+	int rc = ps_jip_login_cert_own(&lc, in, r->cert_file, err);
 
 	if (!rc) {
 		ho.client_cert = lc.x;
@@ -370,8 +370,7 @@ static int registered(const struct session *s, const json_t *v, const char *who,
 
 	if (s->r->verify && !strcmp(type, "commercial")) {
 		r = verify_login(s, v, who, e);
-		json_object_set_new(out, "login_verified",
-				    json_boolean(r == 0));
+		ps_jipconf_set_verified(out, r, e);
 	}
 	if (already != 2)
 		remember(s, out);

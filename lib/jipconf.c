@@ -36,6 +36,35 @@ json_t *ps_jipconf_new(const char *user, const char *type, const char *ca,
 	return r;
 }
 
+void ps_jipconf_set_verified(json_t *rec, int rc, const struct ps_err *e)
+{
+	json_object_set_new(rec, "login_verified",
+			    !rc			    ? json_true()
+			    : rc == PS_EXIT_REFUSED ? json_false()
+						    : json_null());
+	if (rc)
+		ps_json_set_str(rec, "login_verify_reason",
+				e && e->msg[0] ? e->msg : "not verified");
+}
+
+/* 0 unless r says its --verify-login failed or could not be done: then
+ * err says so (exit 1, "jip-login-unverified"). */
+static int verified(const json_t *r, const char *serial, struct ps_err *err)
+{
+	const json_t *v = json_object_get(r, "login_verified");
+	const char *why = ps_json_str(r, "login_verify_reason");
+
+	if (!v || json_is_true(v))
+		return 0;
+	return ps_err_set(err, PS_EXIT_FAIL, "jip-login-unverified",
+			  "make the login with the new certificate work, "
+			  "then run ps-jip-setserial --verify-login again",
+			  "JIP has serial %.80s, but the login with it was %s "
+			  "(%.200s)",
+			  serial, json_is_false(v) ? "refused" : "not verified",
+			  why ? why : "no reason given");
+}
+
 int ps_jipconf_keep(const char *state_dir, const struct ps_config *cfg,
 		    const json_t *rec, struct ps_err *err)
 {
@@ -75,6 +104,8 @@ int ps_jip_record_confirms(const json_t *rec, char **serial_hex,
 				  "serial %.80s is registered as %.40s, not "
 				  "commercial",
 				  serial, type);
+	if (verified(rec, serial, err))
+		return PS_EXIT_FAIL;
 	return ps_serial_normalise(serial, serial_hex, err);
 }
 
@@ -116,6 +147,10 @@ int ps_jipconf_load(struct ps_state *st, const char *serial_hex, int type,
 		if (err)
 			*err = e;
 		return e.status;
+	}
+	if (confirms(r, serial_hex, tname) && verified(r, serial_hex, err)) {
+		json_decref(r);
+		return PS_EXIT_FAIL;
 	}
 	if (!confirms(r, serial_hex, tname)) {
 		json_decref(r);

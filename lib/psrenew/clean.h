@@ -123,9 +123,10 @@ PS_API const char *ps_clean_reason_name(int reason);
 /*
  * A "jip" record confirming that JIP has a certificate: kind "jip",
  * serial_hex, result "set" or "already-set", type (when given)
- * "commercial". *serial_hex (malloc'ed, normalised) names it. Exit 1 with
- * err set when the record confirms nothing. (lib/jipconf.c, with the
- * confirmations ps-jip-setserial keeps.)
+ * "commercial", and login_verified, when there, true. *serial_hex
+ * (malloc'ed, normalised) names it. Exit 1 with err set when the record
+ * confirms nothing (a failed --verify-login: "jip-login-unverified").
+ * (lib/jipconf.c, with the confirmations ps-jip-setserial keeps.)
  */
 PS_API int ps_jip_record_confirms(const json_t *rec, char **serial_hex,
 				  struct ps_err *err);

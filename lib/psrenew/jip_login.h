@@ -25,6 +25,17 @@ struct ps_jip_login_cert {
  */
 int ps_jip_login_cert_open(struct ps_jip_login_cert *lc, const char *id_hex,
 			   const json_t *items, struct ps_err *err);
+/*
+ * --verify-login: the certificate being registered and its own key. The
+ * certificate is the first of cert_file, or without it the one on the
+ * tokens lc->pool selects whose serial is item's serial_hex (and SHA-256
+ * its sha256, when given). Its key is found on those tokens (each logged
+ * in) by the certificate's public key, whatever its CKA_ID. Exit 1
+ * "verify-no-cert" when no token has the certificate, "verify-no-key" when
+ * none has its key; a token problem gives its own status.
+ */
+int ps_jip_login_cert_own(struct ps_jip_login_cert *lc, const json_t *item,
+			  const char *cert_file, struct ps_err *err);
 void ps_jip_login_cert_free(struct ps_jip_login_cert *lc);
 
 #endif

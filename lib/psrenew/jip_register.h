@@ -25,6 +25,7 @@ struct ps_jip_reg {
 	const char *ca;		    /* JIP's name for the CA of every item */
 	const char *login_cert;	    /* the CKA_ID to log in with */
 	int verify;		    /* --verify-login */
+	const char *cert_file;	    /* --cert: its key proves the login */
 	struct ps_pool pool;	    /* module, module_from, sel and pin of
 				       the token a login certificate is on */
 	const char *state_dir;	    /* where confirmations are kept */

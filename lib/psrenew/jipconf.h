@@ -20,6 +20,13 @@
 json_t *ps_jipconf_new(const char *user, const char *type, const char *ca,
 		       const char *serial_hex, const char *result);
 
+/*
+ * --verify-login's outcome in the jip record rec: login_verified true (rc
+ * 0), false (rc 5: JIP or its TLS refused the new certificate), else null;
+ * when not true, login_verify_reason is e's message.
+ */
+void ps_jipconf_set_verified(json_t *rec, int rc, const struct ps_err *e);
+
 /* Keeps a jip record as STATE_DIR/jip/<SERIAL_HEX>.json, the state
  * directory opened (made when missing) as ps_state_open does with
  * state_dir and cfg. */
@@ -30,8 +37,9 @@ int ps_jipconf_keep(const char *state_dir, const struct ps_config *cfg,
  * The confirmation kept for serial_hex (upper-case hex), a certificate of
  * type (enum ps_cert_type): *rec is the record, or NULL when there is none.
  * Returns 0, or an exit status (err says why) when a file is there but is
- * not a confirmation of a certificate of that type or cannot be read
- * safely.
+ * not a confirmation of a certificate of that type, or its --verify-login
+ * failed (login_verified false or null: "jip-login-unverified"), or it
+ * cannot be read safely.
  */
 int ps_jipconf_load(struct ps_state *st, const char *serial_hex, int type,
 		    json_t **rec, struct ps_err *err);
