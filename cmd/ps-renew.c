@@ -8,6 +8,7 @@
 #include <psrenew/inventory.h>
 #include <psrenew/renew.h>
 #include <psrenew/renew_batch.h>
+#include <psrenew/codec.h>
 
 #include "common/cli.h"
 #include "common/progress.h"

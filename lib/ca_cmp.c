@@ -36,6 +36,7 @@
 #include <psrenew/http.h>
 #include <psrenew/keypair.h>
 #include <psrenew/signer.h>
+#include <psrenew/codec.h>
 
 /* PKIBody choice numbers of RFC 4210 (OpenSSL 3.0 keeps its names for
  * them internal; OSSL_CMP_KUR is public). */

@@ -17,6 +17,7 @@
 #include <psrenew/certio.h>
 #include <psrenew/http.h>
 #include <psrenew/signer.h>
+#include <psrenew/codec.h>
 
 struct est {
 	char *base; /* https://host:port/.well-known/est[/label] */

@@ -1,5 +1,6 @@
 /* psrenew: certificate facts. */
 #include <psrenew/cert.h>
+#include <psrenew/codec.h>
 
 #include <ctype.h>
 #include <fnmatch.h>
@@ -297,17 +298,6 @@ static int fill(struct ps_cert *c, const ASN1_INTEGER *serial,
 	return 0;
 }
 
-static void hex_sha256(const unsigned char *md, char out[65])
-{
-	static const char hx[] = "0123456789abcdef";
-
-	for (unsigned i = 0; i < 32; i++) {
-		out[2 * i] = hx[md[i] >> 4];
-		out[2 * i + 1] = hx[md[i] & 15];
-	}
-	out[64] = '\0';
-}
-
 int ps_cert_from_x509(X509 *x, struct ps_cert *c, struct ps_err *err)
 {
 	unsigned char md[32];
@@ -334,7 +324,7 @@ int ps_cert_from_x509(X509 *x, struct ps_cert *c, struct ps_err *err)
 		return rc;
 	key_facts(x, c);
 	if (X509_digest(x, EVP_sha256(), md, &mdlen) && mdlen == 32)
-		hex_sha256(md, c->sha256);
+		ps_hex_to(c->sha256, md, sizeof(md));
 	return 0;
 }
 
@@ -373,7 +363,7 @@ int ps_cert_from_der(const unsigned char *der, size_t len, struct ps_cert *c,
 	if (!rc) {
 		key_facts_raw(x->tbs->spki, c);
 		SHA256(der, len, md);
-		hex_sha256(md, c->sha256);
+		ps_hex_to(c->sha256, md, sizeof(md));
 	}
 	ASN1_item_free((ASN1_VALUE *)x, ASN1_ITEM_rptr(PS_X509));
 	return rc;

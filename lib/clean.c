@@ -15,6 +15,7 @@
 #include <psrenew/p11obj.h>
 #include <psrenew/record.h>
 #include <psrenew/request.h>
+#include <psrenew/codec.h>
 
 #define DER_MAX (1 << 20)
 

@@ -18,6 +18,7 @@
 #include <psrenew/record.h>
 #include <psrenew/renew.h>
 #include <psrenew/request.h>
+#include <psrenew/codec.h>
 
 /* The pending records ps_fetch_unfinished has just read, for
  * ps_fetch_poll_due: it takes one as long as its file is unchanged

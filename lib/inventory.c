@@ -7,6 +7,7 @@
 
 #include <psrenew/keypair.h>
 #include <psrenew/record.h>
+#include <psrenew/codec.h>
 
 /* The key objects of one token, for pairing by CKA_ID. */
 struct keyset {

@@ -9,6 +9,7 @@
 #include <psrenew/inventory.h>
 #include <psrenew/record.h>
 #include <psrenew/signer.h>
+#include <psrenew/codec.h>
 
 /* Is the certificate one of the records of items? */
 static int being_registered(const json_t *items, const char *serial_hex)

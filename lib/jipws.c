@@ -1,5 +1,6 @@
 /* psrenew: the JIP/KAAS and CAAIS editing web service client (jipws.h). */
 #include <psrenew/jipws.h>
+#include <psrenew/codec.h>
 
 #include <ctype.h>
 #include <stdio.h>
@@ -535,9 +536,8 @@ static char *next_ava(const char **s, int *bad)
 		if (c == '\\' && p[1]) {
 			if (isxdigit((unsigned char)p[1]) &&
 			    isxdigit((unsigned char)p[2])) {
-				char h[3] = { p[1], p[2], 0 };
-
-				c = (char)strtol(h, NULL, 16);
+				c = (char)(ps_hex_digit(p[1]) << 4 |
+					   ps_hex_digit(p[2]));
 				p += 2;
 			} else {
 				c = *++p;

@@ -12,6 +12,7 @@
 #include <psrenew/keypair.h>
 #include <psrenew/record.h>
 #include <psrenew/request.h>
+#include <psrenew/codec.h>
 
 static const char expired_hint[] =
     "an expired certificate cannot be renewed as a following certificate "

@@ -11,6 +11,7 @@
 #include <psrenew/certio.h>
 #include <psrenew/keypair.h>
 #include <psrenew/record.h>
+#include <psrenew/codec.h>
 
 void ps_json_set_time(json_t *o, const char *key, time_t t)
 {

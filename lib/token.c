@@ -41,49 +41,6 @@ static void trim_copy(char *dst, const CK_UTF8CHAR *src, size_t n)
 		dst[--n] = '\0';
 }
 
-char *ps_hex(const unsigned char *p, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	char *s = malloc(n * 2 + 1);
-
-	if (!s)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		s[2 * i] = hex[p[i] >> 4];
-		s[2 * i + 1] = hex[p[i] & 15];
-	}
-	s[n * 2] = '\0';
-	return s;
-}
-
-static int nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-int ps_unhex(const char *hex, unsigned char *out, size_t cap, size_t *len)
-{
-	size_t n = hex ? strlen(hex) : 0;
-
-	if (n == 0 || n % 2 || n / 2 > cap)
-		return -1;
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	*len = n / 2;
-	return 0;
-}
-
 static const char *pick_module(const char *path, const struct ps_uri *uri,
 			       const char **why)
 {
