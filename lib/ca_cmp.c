@@ -737,8 +737,7 @@ static int cmp_open(struct ps_ca *ca, const char *rest, struct ps_err *err)
 	int rc;
 
 	if (!c)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	/* "//HOST[:PORT]/PATH", "http://..." or "https://..." */
 	if (strncmp(rest, "//", 2) == 0)
 		rc = asprintf(&c->url, "http:%s", rest);

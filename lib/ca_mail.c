@@ -67,8 +67,7 @@ static int mail_open(struct ps_ca *ca, const char *rest, struct ps_err *err)
 	const char *tmpl = opt(ca, "template");
 
 	if (!m)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	if (strcmp(rest, "-") == 0) {
 		ca->uses_stdout = 1;
 	} else if ((!strncmp(rest, "smtp://", 7) ||

@@ -307,8 +307,7 @@ int ps_cert_from_x509(X509 *x, struct ps_cert *c, struct ps_err *err)
 
 	memset(c, 0, sizeof(*c));
 	if (!X509_up_ref(x))
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	c->x509 = x;
 	len = i2d_X509(x, &der);
 	if (len > 0 && (c->der = malloc((size_t)len))) {
@@ -467,8 +466,7 @@ int ps_serial_normalise(const char *in, char **hex, struct ps_err *err)
 		h = BN_bn2hex(bn);
 		BN_free(bn);
 		if (!h)
-			return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-					  "out of memory");
+			return ps_err_nomem(err);
 		*hex = strdup(strcmp(h, "0") ? h : "00");
 		OPENSSL_free(h);
 		return *hex ? 0 : PS_EXIT_FAIL;
@@ -477,8 +475,7 @@ int ps_serial_normalise(const char *in, char **hex, struct ps_err *err)
 		in += 2;
 	out = malloc(n + 2);
 	if (!out)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	for (const char *p = in; *p; p++) {
 		if (*p == ':' || *p == ' ' || *p == '-')
 			continue;

@@ -45,8 +45,7 @@ static int valid_now(const struct ps_cert *c, time_t now)
 
 static int nomem(struct ps_err *err)
 {
-	return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-			  "out of memory");
+	return ps_err_nomem(err);
 }
 
 /* The copies of removed certificates (blobs of the state store) ------- */

@@ -143,8 +143,7 @@ int ps_http_new(const struct ps_http_opts *o, struct ps_http **out,
 	h = calloc(1, sizeof(*h));
 	if (!h || !(h->curl = curl_easy_init())) {
 		free(h);
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
 	h->o = *o;
 	if (h->o.connect_timeout <= 0)
@@ -481,8 +480,7 @@ int ps_http_get(const struct ps_http_opts *o, const char *url, size_t max,
 	if (!rc) {
 		*buf = malloc(r.len + 1);
 		if (!*buf)
-			rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-					"out of memory");
+			rc = ps_err_nomem(err);
 	}
 	if (!rc) {
 		memcpy(*buf, r.body ? r.body : "", r.len);

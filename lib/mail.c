@@ -529,8 +529,7 @@ int ps_mail_build(const struct ps_mail_msg *m, X509 *cert, EVP_PKEY *key,
 	inner_entity(&inner, m);
 	headers(&b, m);
 	if (inner.bad || b.bad) {
-		rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				"out of memory");
+		rc = ps_err_nomem(err);
 		goto out;
 	}
 	data = BIO_new_mem_buf(inner.p, (int)inner.n);
@@ -561,8 +560,7 @@ int ps_mail_build(const struct ps_mail_msg *m, X509 *cert, EVP_PKEY *key,
 	n = BIO_get_mem_data(mem, &p);
 	put_smime(&b, p, n > 0 ? (size_t)n : 0);
 	if (b.bad) {
-		rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				"out of memory");
+		rc = ps_err_nomem(err);
 		goto out;
 	}
 	*out = b.p;

@@ -61,8 +61,7 @@ int ps_pfx_journal_open(struct ps_pfx_journal *j, struct ps_state *st,
 		 tok->serial);
 	if (!EVP_Digest(who, strlen(who), md, &n, EVP_sha256(), NULL)) {
 		ERR_clear_error();
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
 	ps_hex_to(j->name, id, 20);
 	j->name[40] = '-';
@@ -159,8 +158,7 @@ int ps_pfx_journal_begin(struct ps_pfx_journal *j, struct ps_token *tok,
 	if (!r || !hex) {
 		json_decref(r);
 		free(hex);
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
 	ps_json_set_str(r, "kind", "pfx-import");
 	ps_json_set_str(r, "key_id", hex);

@@ -120,8 +120,7 @@ int ps_module_open_from(const char *path_or_null, const char *from,
 		why = from;
 	m = calloc(1, sizeof(*m));
 	if (!m)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	m->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!m->dl) {
 		ps_err_set(err, PS_EXIT_USAGE, "no-module", module_hint,
@@ -257,8 +256,7 @@ static struct ps_token *token_new(struct ps_module *m, CK_SLOT_ID slot,
 	CK_RV rv;
 
 	if (!t) {
-		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-			   "out of memory");
+		ps_err_nomem(err);
 		return NULL;
 	}
 	t->mod = m;
@@ -273,8 +271,7 @@ static struct ps_token *token_new(struct ps_module *m, CK_SLOT_ID slot,
 	t->uri =
 	    ps_uri_format_token(t->model, t->manufacturer, t->serial, t->label);
 	if (!t->uri) {
-		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-			   "out of memory");
+		ps_err_nomem(err);
 		free(t);
 		return NULL;
 	}
@@ -314,8 +311,7 @@ static int list_slots(struct ps_module *m, CK_SLOT_ID **slots, CK_ULONG *n,
 		free(*slots);
 		*slots = calloc(*n ? *n : 1, sizeof(CK_SLOT_ID));
 		if (!*slots)
-			return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-					  "out of memory");
+			return ps_err_nomem(err);
 		rv = m->fl->C_GetSlotList(CK_TRUE, *slots, n);
 		if (rv != CKR_BUFFER_TOO_SMALL)
 			break;
@@ -344,8 +340,7 @@ int ps_tokens_find(struct ps_module *m, const struct ps_uri *sel,
 	toks = calloc(ns ? ns : 1, sizeof(*toks));
 	if (!toks) {
 		free(slots);
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
 	for (CK_ULONG i = 0; i < ns; i++) {
 		struct ps_token *t = token_new(m, slots[i], err);
@@ -531,8 +526,7 @@ static int add_own_pin(const struct ps_config *cfg, const char *section,
 		return err->status;
 	o = realloc(rules.own, (rules.nown + 1) * sizeof(*o));
 	if (!o)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	rules.own = o;
 	o = &o[rules.nown];
 	if (ps_uri_parse(uri, &o->uri, err))
@@ -547,8 +541,7 @@ static int add_own_pin(const struct ps_config *cfg, const char *section,
 	rules.nown++;
 	o->source = strdup(pin);
 	if (!o->source)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	return 0;
 }
 
