@@ -434,15 +434,6 @@ int ps_cert_same_holder(const struct ps_cert *a, const struct ps_cert *b)
 	       X509_NAME_cmp(a->subject_name, b->subject_name) == 0;
 }
 
-void ps_time_iso(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm) ||
-	    !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
-		snprintf(buf, len, "?");
-}
-
 int ps_serial_normalise(const char *in, char **hex, struct ps_err *err)
 {
 	static const char hint[] =

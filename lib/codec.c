@@ -1,9 +1,11 @@
-/* psrenew: byte codecs - hex and base64. */
+/* psrenew: codecs - hex, base64 and ISO 8601 UTC times. */
 #include <psrenew/codec.h>
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/buffer.h>
@@ -122,4 +124,27 @@ char *ps_base64_encode(const unsigned char *in, size_t len)
 	}
 	BIO_free_all(b64);
 	return s;
+}
+
+void ps_time_iso(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) ||
+	    !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, len, "?");
+}
+
+time_t ps_time_parse(const char *s)
+{
+	struct tm tm;
+	char *end;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!s)
+		return -1;
+	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end)
+		return -1;
+	return timegm(&tm);
 }

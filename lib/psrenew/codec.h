@@ -1,8 +1,9 @@
-/* psrenew: byte codecs - hex and base64 (internal). */
+/* psrenew: codecs - hex, base64 and ISO 8601 UTC times (internal). */
 #ifndef PSRENEW_CODEC_H
 #define PSRENEW_CODEC_H
 
 #include <stddef.h>
+#include <time.h>
 
 /* Hex of a byte string, lower case (malloc'ed). */
 char *ps_hex(const unsigned char *p, size_t n);
@@ -19,5 +20,11 @@ int ps_base64_decode(const char *in, size_t len, unsigned char **out,
 		     size_t *outlen);
 /* Bytes to base64 with 64-column lines. */
 char *ps_base64_encode(const unsigned char *in, size_t len);
+
+/* "2026-12-04T10:00:00Z" into buf (at least 21 bytes); "?" when t has no
+ * such form. */
+void ps_time_iso(time_t t, char *buf, size_t len);
+/* Parses an ISO 8601 UTC time written by ps_time_iso; -1 on error. */
+time_t ps_time_parse(const char *s);
 
 #endif
