@@ -8,6 +8,7 @@
 #include <psrenew/inventory.h>
 #include <psrenew/renew.h>
 #include <psrenew/renew_batch.h>
+#include <psrenew/codec.h>
 
 #include "common/cli.h"
 #include "common/progress.h"
@@ -84,8 +85,7 @@ static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 	int worst;
 
 	if (!all)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	if (ps_in_each(stdin, &loop, err)) {
 		json_decref(all);
 		return err->status;

@@ -101,8 +101,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	int rc;
 
 	if (!out)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	rc = ps_cli_tokens(cli, &mod, &toks, &ntoks, err);
 	if (!rc)
 		rc = login_all(cli, toks, ntoks, err);

@@ -49,8 +49,7 @@ struct ca_conf {
 
 static int nomem(struct ps_err *err)
 {
-	return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-			  "out of memory");
+	return ps_err_nomem(err);
 }
 
 static int is_web(const char *s)
@@ -308,8 +307,7 @@ int ps_ca_spec_typed(const char *spec, const char *type, char **out,
 			*out = NULL;
 	}
 	if (!*out)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	return 0;
 }
 

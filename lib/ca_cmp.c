@@ -36,6 +36,7 @@
 #include <psrenew/http.h>
 #include <psrenew/keypair.h>
 #include <psrenew/signer.h>
+#include <psrenew/codec.h>
 
 /* PKIBody choice numbers of RFC 4210 (OpenSSL 3.0 keeps its names for
  * them internal; OSSL_CMP_KUR is public). */
@@ -736,8 +737,7 @@ static int cmp_open(struct ps_ca *ca, const char *rest, struct ps_err *err)
 	int rc;
 
 	if (!c)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	/* "//HOST[:PORT]/PATH", "http://..." or "https://..." */
 	if (strncmp(rest, "//", 2) == 0)
 		rc = asprintf(&c->url, "http:%s", rest);

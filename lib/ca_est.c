@@ -17,6 +17,7 @@
 #include <psrenew/certio.h>
 #include <psrenew/http.h>
 #include <psrenew/signer.h>
+#include <psrenew/codec.h>
 
 struct est {
 	char *base; /* https://host:port/.well-known/est[/label] */
@@ -70,8 +71,7 @@ static int est_open(struct ps_ca *ca, const char *rest, struct ps_err *err)
 
 	/* rest is "//HOST[:PORT][/LABEL]" */
 	if (!e)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	if (strncmp(rest, "//", 2) != 0 || !rest[2] || strchr(rest, '?') ||
 	    strchr(rest, '#') || strchr(rest, ' ')) {
 		free(e);
@@ -314,8 +314,7 @@ static int est_cacerts(struct ps_ca *ca, char **pem, struct ps_err *err)
 	int rc;
 
 	if (asprintf(&url, "%s/cacerts", e->base) < 0)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	/* No client certificate: /cacerts is public (RFC 7030 4.1). */
 	rc = ps_http_new(&o, &h, err);
 	if (!rc)
@@ -336,8 +335,7 @@ static int est_cacerts(struct ps_ca *ca, char **pem, struct ps_err *err)
 	if (!rc)
 		rc = check_cacerts(ca, certs, err);
 	if (!rc && (certs_from_body(&r, &reply) || !reply.certs_pem))
-		rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				"out of memory");
+		rc = ps_err_nomem(err);
 	if (!rc) {
 		*pem = reply.certs_pem;
 		reply.certs_pem = NULL;
@@ -432,9 +430,7 @@ static void poll_group(struct ps_ca *ca, struct est *e,
 	if (!g.jobs || !g.settled ||
 	    asprintf(&url, "%s/simplereenroll", e->base) < 0) {
 		for (size_t k = 0; k < m; k++) {
-			rcs[idx[k]] =
-			    ps_err_set(&errs[idx[k]], PS_EXIT_FAIL, "no-memory",
-				       NULL, "out of memory");
+			rcs[idx[k]] = ps_err_nomem(&errs[idx[k]]);
 			if (answered)
 				answered(idx[k], ctx);
 		}
@@ -465,9 +461,7 @@ static void poll_group(struct ps_ca *ca, struct est *e,
 	}
 	if (!rc && ps_http_parallel(e->h, g.jobs, m, lanes) < 0)
 		for (size_t k = 0; k < m; k++)
-			g.jobs[k].rc =
-			    ps_err_set(&g.jobs[k].err, PS_EXIT_FAIL,
-				       "no-memory", NULL, "out of memory");
+			g.jobs[k].rc = ps_err_nomem(&g.jobs[k].err);
 	for (size_t k = 0; k < m; k++)
 		settle(&g, k); /* those not settled yet (none went out) */
 	if (rc || g.lost)
@@ -491,8 +485,7 @@ static void est_poll_many(struct ps_ca *ca, const struct ps_ca_request *reqs,
 	char *done = calloc(n ? n : 1, 1);
 
 	for (size_t i = 0; i < n && (!idx || !done); i++) {
-		rcs[i] = ps_err_set(&errs[i], PS_EXIT_FAIL, "no-memory", NULL,
-				    "out of memory");
+		rcs[i] = ps_err_nomem(&errs[i]);
 		if (answered)
 			answered(i, ctx);
 	}

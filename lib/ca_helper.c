@@ -164,8 +164,7 @@ static int helper_open(struct ps_ca *ca, const char *rest, struct ps_err *err)
 	int rc;
 
 	if (!h)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	/* Shell-like words, without command substitution. */
 	rc = wordexp(rest, &h->we, WRDE_NOCMD);
 	if (rc != 0 || h->we.we_wordc == 0) {

@@ -22,6 +22,7 @@
 #include <psrenew/mail.h>
 #include <psrenew/secret.h>
 #include <psrenew/signer.h>
+#include <psrenew/codec.h>
 
 #define POSTSIGNUM_REGISTRY "podatelna.postsignum@cpost.cz"
 
@@ -66,8 +67,7 @@ static int mail_open(struct ps_ca *ca, const char *rest, struct ps_err *err)
 	const char *tmpl = opt(ca, "template");
 
 	if (!m)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	if (strcmp(rest, "-") == 0) {
 		ca->uses_stdout = 1;
 	} else if ((!strncmp(rest, "smtp://", 7) ||
@@ -117,16 +117,14 @@ static int csr_der(const char *pem, unsigned char **der, int *len)
 
 static void message_id(char *buf, size_t len)
 {
-	unsigned char r[16];
-	char host[64] = "localhost";
+	unsigned char r[12];
+	char host[64] = "localhost", hex[25];
 
 	RAND_bytes(r, sizeof(r));
 	gethostname(host, sizeof(host) - 1);
 	host[sizeof(host) - 1] = '\0';
-	snprintf(buf, len,
-		 "psrenew.%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x@%s",
-		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-		 r[10], r[11], host);
+	ps_hex_to(hex, r, sizeof(r));
+	snprintf(buf, len, "psrenew.%s@%s", hex, host);
 }
 
 /* The chain of the signer from the CA bundle, when one is given. */

@@ -1,5 +1,6 @@
 /* psrenew: certificate facts. */
 #include <psrenew/cert.h>
+#include <psrenew/codec.h>
 
 #include <ctype.h>
 #include <fnmatch.h>
@@ -297,17 +298,6 @@ static int fill(struct ps_cert *c, const ASN1_INTEGER *serial,
 	return 0;
 }
 
-static void hex_sha256(const unsigned char *md, char out[65])
-{
-	static const char hx[] = "0123456789abcdef";
-
-	for (unsigned i = 0; i < 32; i++) {
-		out[2 * i] = hx[md[i] >> 4];
-		out[2 * i + 1] = hx[md[i] & 15];
-	}
-	out[64] = '\0';
-}
-
 int ps_cert_from_x509(X509 *x, struct ps_cert *c, struct ps_err *err)
 {
 	unsigned char md[32];
@@ -317,8 +307,7 @@ int ps_cert_from_x509(X509 *x, struct ps_cert *c, struct ps_err *err)
 
 	memset(c, 0, sizeof(*c));
 	if (!X509_up_ref(x))
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	c->x509 = x;
 	len = i2d_X509(x, &der);
 	if (len > 0 && (c->der = malloc((size_t)len))) {
@@ -334,7 +323,7 @@ int ps_cert_from_x509(X509 *x, struct ps_cert *c, struct ps_err *err)
 		return rc;
 	key_facts(x, c);
 	if (X509_digest(x, EVP_sha256(), md, &mdlen) && mdlen == 32)
-		hex_sha256(md, c->sha256);
+		ps_hex_to(c->sha256, md, sizeof(md));
 	return 0;
 }
 
@@ -373,7 +362,7 @@ int ps_cert_from_der(const unsigned char *der, size_t len, struct ps_cert *c,
 	if (!rc) {
 		key_facts_raw(x->tbs->spki, c);
 		SHA256(der, len, md);
-		hex_sha256(md, c->sha256);
+		ps_hex_to(c->sha256, md, sizeof(md));
 	}
 	ASN1_item_free((ASN1_VALUE *)x, ASN1_ITEM_rptr(PS_X509));
 	return rc;
@@ -445,15 +434,6 @@ int ps_cert_same_holder(const struct ps_cert *a, const struct ps_cert *b)
 	       X509_NAME_cmp(a->subject_name, b->subject_name) == 0;
 }
 
-void ps_time_iso(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm) ||
-	    !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
-		snprintf(buf, len, "?");
-}
-
 int ps_serial_normalise(const char *in, char **hex, struct ps_err *err)
 {
 	static const char hint[] =
@@ -477,8 +457,7 @@ int ps_serial_normalise(const char *in, char **hex, struct ps_err *err)
 		h = BN_bn2hex(bn);
 		BN_free(bn);
 		if (!h)
-			return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-					  "out of memory");
+			return ps_err_nomem(err);
 		*hex = strdup(strcmp(h, "0") ? h : "00");
 		OPENSSL_free(h);
 		return *hex ? 0 : PS_EXIT_FAIL;
@@ -487,8 +466,7 @@ int ps_serial_normalise(const char *in, char **hex, struct ps_err *err)
 		in += 2;
 	out = malloc(n + 2);
 	if (!out)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	for (const char *p = in; *p; p++) {
 		if (*p == ':' || *p == ' ' || *p == '-')
 			continue;

@@ -87,8 +87,7 @@ int ps_certs_parse(const unsigned char *buf, size_t len, STACK_OF(X509) * *out,
 
 	*out = NULL;
 	if (!sk)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	if (len > IN_MAX) {
 		sk_X509_free(sk);
 		return ps_err_set(err, PS_EXIT_FAIL, "bad-certificate", NULL,

@@ -15,6 +15,7 @@
 #include <psrenew/p11obj.h>
 #include <psrenew/record.h>
 #include <psrenew/request.h>
+#include <psrenew/codec.h>
 
 #define DER_MAX (1 << 20)
 
@@ -44,8 +45,7 @@ static int valid_now(const struct ps_cert *c, time_t now)
 
 static int nomem(struct ps_err *err)
 {
-	return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-			  "out of memory");
+	return ps_err_nomem(err);
 }
 
 /* The copies of removed certificates (blobs of the state store) ------- */

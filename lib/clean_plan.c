@@ -41,8 +41,7 @@ static int prepare(struct ps_clean_batch *b, const char *const *ids,
 	o->hits = calloc(nids + nserials + 1, 1);
 	b->jip = json_object();
 	if (!o->ids || !o->serials || !o->hits || !b->jip)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	for (size_t i = 0; i < nids; i++) {
 		size_t len = strlen(ids[i]);
 
@@ -56,8 +55,7 @@ static int prepare(struct ps_clean_batch *b, const char *const *ids,
 					  ids[i]);
 		o->ids[o->nids] = strdup(ids[i]);
 		if (!o->ids[o->nids++])
-			return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-					  "out of memory");
+			return ps_err_nomem(err);
 	}
 	for (size_t i = 0; i < nserials; i++) {
 		int rc = ps_serial_normalise(serials[i],

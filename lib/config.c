@@ -127,8 +127,7 @@ static int read_text(const char *path, char **text, int *long_line,
 	}
 	fclose(f);
 	if (!*text)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	(*text)[n] = '\0';
 	return 0;
 }

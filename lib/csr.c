@@ -64,8 +64,7 @@ static int finish(X509_REQ *req, EVP_PKEY *pub, char **pem, struct ps_err *err)
 				  "not verify with the new public key");
 	*pem = to_pem(req);
 	if (!*pem)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	return 0;
 }
 

@@ -28,6 +28,12 @@ int ps_err_set(struct ps_err *err, int status, const char *code,
 	return status;
 }
 
+int ps_err_nomem(struct ps_err *err)
+{
+	return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
+			  "out of memory");
+}
+
 void ps_err_add_openssl(struct ps_err *err)
 {
 	unsigned long e = ERR_peek_error();

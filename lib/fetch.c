@@ -18,6 +18,7 @@
 #include <psrenew/record.h>
 #include <psrenew/renew.h>
 #include <psrenew/request.h>
+#include <psrenew/codec.h>
 
 /* The pending records ps_fetch_unfinished has just read, for
  * ps_fetch_poll_due: it takes one as long as its file is unchanged
@@ -90,8 +91,7 @@ static struct ps_pool_module *module_for(struct ps_fetch *f, const char *path,
 	if (!f->toks) {
 		f->toks = calloc(1, sizeof(*f->toks));
 		if (!f->toks) {
-			ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				   "out of memory");
+			ps_err_nomem(err);
 			return NULL;
 		}
 		f->toks->module = f->module;
@@ -959,8 +959,7 @@ int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 	rc = ps_state_each(f->st, NULL, NULL, unfinished_one, &u, err);
 	out = rc ? NULL : calloc(u.n ? u.n : 1, sizeof(*out));
 	if (!rc && !out)
-		rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				"out of memory");
+		rc = ps_err_nomem(err);
 	/* The guide installs the qualified certificate first (error 621). */
 	for (unsigned char c = 1; out && c <= 2; c++)
 		for (size_t i = 0; i < u.n; i++)
@@ -973,8 +972,7 @@ int ps_fetch_unfinished(struct ps_fetch *f, char ***ids, size_t *n,
 	free(u.cls);
 	if (rc) {
 		if (rc == PS_EXIT_FAIL && err && !err->status)
-			ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				   "out of memory");
+			ps_err_nomem(err);
 		return rc;
 	}
 	*ids = out;

@@ -143,8 +143,7 @@ int ps_http_new(const struct ps_http_opts *o, struct ps_http **out,
 	h = calloc(1, sizeof(*h));
 	if (!h || !(h->curl = curl_easy_init())) {
 		free(h);
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
 	h->o = *o;
 	if (h->o.connect_timeout <= 0)
@@ -481,8 +480,7 @@ int ps_http_get(const struct ps_http_opts *o, const char *url, size_t max,
 	if (!rc) {
 		*buf = malloc(r.len + 1);
 		if (!*buf)
-			rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-					"out of memory");
+			rc = ps_err_nomem(err);
 	}
 	if (!rc) {
 		memcpy(*buf, r.body ? r.body : "", r.len);
@@ -560,70 +558,4 @@ int ps_smtp_send(const struct ps_http_opts *o, const char *url,
 		st = curl_failure(h->errbuf, rc, url, err);
 	ps_http_free(h);
 	return st;
-}
-
-int ps_base64_decode(const char *in, size_t len, unsigned char **out,
-		     size_t *outlen)
-{
-	char *clean = malloc(len + 1);
-	size_t k = 0;
-	BIO *b64, *mem;
-	int n;
-
-	*out = NULL;
-	if (!clean)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (isspace((unsigned char)in[i]))
-			continue;
-		if (!isalnum((unsigned char)in[i]) && !strchr("+/=", in[i])) {
-			free(clean);
-			return -1;
-		}
-		clean[k++] = in[i];
-	}
-	*out = malloc(k + 1);
-	mem = BIO_new_mem_buf(clean, (int)k);
-	b64 = BIO_new(BIO_f_base64());
-	if (!*out || !mem || !b64 || k == 0) {
-		BIO_free(mem);
-		BIO_free(b64);
-		free(clean);
-		free(*out);
-		*out = NULL;
-		return -1;
-	}
-	BIO_set_flags(b64, BIO_FLAGS_BASE64_NO_NL);
-	BIO_push(b64, mem);
-	n = BIO_read(b64, *out, (int)k);
-	BIO_free_all(b64);
-	free(clean);
-	if (n <= 0) {
-		free(*out);
-		*out = NULL;
-		return -1;
-	}
-	*outlen = (size_t)n;
-	return 0;
-}
-
-char *ps_base64_encode(const unsigned char *in, size_t len)
-{
-	BIO *b64 = BIO_new(BIO_f_base64()), *mem = BIO_new(BIO_s_mem());
-	BUF_MEM *bm;
-	char *s = NULL;
-
-	if (!b64 || !mem) {
-		BIO_free(b64);
-		BIO_free(mem);
-		return NULL;
-	}
-	BIO_push(b64, mem);
-	if (BIO_write(b64, in, (int)len) == (int)len && BIO_flush(b64) == 1) {
-		BIO_get_mem_ptr(mem, &bm);
-		/* Nothing to encode leaves the BIO without a buffer. */
-		s = bm->length ? strndup(bm->data, bm->length) : strdup("");
-	}
-	BIO_free_all(b64);
-	return s;
 }

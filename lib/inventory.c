@@ -7,6 +7,7 @@
 
 #include <psrenew/keypair.h>
 #include <psrenew/record.h>
+#include <psrenew/codec.h>
 
 /* The key objects of one token, for pairing by CKA_ID. */
 struct keyset {
@@ -103,8 +104,7 @@ static int load_token(struct ps_token *tok, struct ps_inventory *inv,
 	if (!grown) {
 		ps_tobjs_free(certs, ncerts);
 		keyset_free(&ks);
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
 	inv->c = grown;
 	for (size_t i = 0; i < ncerts; i++) {
@@ -313,8 +313,7 @@ int ps_inventory_select(const struct ps_inventory *inv,
 	*idx = NULL;
 	*n = 0;
 	if (!v)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	if (sel->serial &&
 	    (rc = ps_serial_normalise(sel->serial, &serial, err))) {
 		free(v);

@@ -313,8 +313,7 @@ int ps_jip_open(const char *profile_path, const char *base_url,
 
 	*out = NULL;
 	if (!j)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	j->path = strdup(profile_path);
 	j->p = json_load_file(profile_path, JSON_REJECT_DUPLICATES, &je);
 	if (!j->p || !json_is_object(j->p)) {
@@ -408,8 +407,7 @@ static int login_once(struct ps_jip *j, struct ps_err *err)
 		form_add(&f, fo, j->otp);
 	action = form_action(&pg, form);
 	rc = action && f.s ? fetch(j, action, f.s, &res, err)
-			   : ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-					"out of memory");
+			   : ps_err_nomem(err);
 	if (f.s)
 		OPENSSL_cleanse(f.s, strlen(f.s));
 	if (rc)

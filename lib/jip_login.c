@@ -12,6 +12,7 @@
 #include <psrenew/keypair.h>
 #include <psrenew/record.h>
 #include <psrenew/signer.h>
+#include <psrenew/codec.h>
 
 /* Is the certificate one of the records of items? */
 static int being_registered(const json_t *items, const char *serial_hex)

@@ -1,5 +1,6 @@
 /* psrenew: the JIP/KAAS and CAAIS editing web service client (jipws.h). */
 #include <psrenew/jipws.h>
+#include <psrenew/codec.h>
 
 #include <ctype.h>
 #include <stdio.h>
@@ -85,8 +86,7 @@ int ps_jipws_open(const struct ps_jipws_opts *o, struct ps_jipws **out,
 				  "WS 1.1 needs a TLS client certificate");
 	w = calloc(1, sizeof(*w));
 	if (!w)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	ul = strlen(o->url);
 	w->url = strdup(o->url);
 	w->ns = o->version == 10 ? NS10 : NS11;
@@ -97,8 +97,7 @@ int ps_jipws_open(const struct ps_jipws_opts *o, struct ps_jipws **out,
 		w->auth = basic_header(o->user, o->password);
 	if (!w->url || (o->version == 10 && !w->auth)) {
 		ps_jipws_close(w);
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
 	rc = ps_http_new(&o->http, &w->h, err);
 	if (rc) {
@@ -355,8 +354,7 @@ int ps_jipws_get_user(struct ps_jipws *w, const char *login,
 	if (changed)
 		*changed = NULL;
 	if (!new_request(w, "GetUserRequest", login, &req))
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	rc = call(w, req, "GetUserResponse", &ans, err);
 	xmlFreeDoc(req);
 	if (rc)
@@ -406,8 +404,7 @@ static int update_user(struct ps_jipws *w, const char *login,
 	if (!list) {
 		if (req)
 			xmlFreeDoc(req);
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
 	rc = call(w, req, "UpdateUserResponse", &ans, err);
 	xmlFreeDoc(req);
@@ -535,9 +532,8 @@ static char *next_ava(const char **s, int *bad)
 		if (c == '\\' && p[1]) {
 			if (isxdigit((unsigned char)p[1]) &&
 			    isxdigit((unsigned char)p[2])) {
-				char h[3] = { p[1], p[2], 0 };
-
-				c = (char)strtol(h, NULL, 16);
+				c = (char)(ps_hex_digit(p[1]) << 4 |
+					   ps_hex_digit(p[2]));
 				p += 2;
 			} else {
 				c = *++p;
@@ -722,8 +718,7 @@ static int round_once(struct ps_jipws *w, const char *login, const char *t,
 		goto out;
 	}
 	if (!rc && with_new(w, c, n, t, issuer, serial_hex, &l))
-		rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				"out of memory");
+		rc = ps_err_nomem(err);
 	/* The service has no conditional update: read again right before
 	 * writing, and start again when casPosledniZmeny moved. */
 	if (!rc)

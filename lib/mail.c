@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include <psrenew/http.h>
+#include <psrenew/codec.h>
 
 const char ps_mail_default_template[] =
     "Dobrý den,\n"
@@ -350,12 +351,11 @@ static void put_param_line(struct buf *b, const char *s, size_t n)
 static void random_boundary(char *out, size_t len)
 {
 	unsigned char r[12];
+	char hex[25];
 
 	RAND_bytes(r, sizeof(r));
-	snprintf(out, len,
-		 "psrenew-%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x",
-		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-		 r[10], r[11]);
+	ps_hex_to(hex, r, sizeof(r));
+	snprintf(out, len, "psrenew-%s", hex);
 }
 
 /* The text canonicalised to CRLF line ends, then base64. */
@@ -529,8 +529,7 @@ int ps_mail_build(const struct ps_mail_msg *m, X509 *cert, EVP_PKEY *key,
 	inner_entity(&inner, m);
 	headers(&b, m);
 	if (inner.bad || b.bad) {
-		rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				"out of memory");
+		rc = ps_err_nomem(err);
 		goto out;
 	}
 	data = BIO_new_mem_buf(inner.p, (int)inner.n);
@@ -561,8 +560,7 @@ int ps_mail_build(const struct ps_mail_msg *m, X509 *cert, EVP_PKEY *key,
 	n = BIO_get_mem_data(mem, &p);
 	put_smime(&b, p, n > 0 ? (size_t)n : 0);
 	if (b.bad) {
-		rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				"out of memory");
+		rc = ps_err_nomem(err);
 		goto out;
 	}
 	*out = b.p;

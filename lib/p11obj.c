@@ -160,8 +160,7 @@ static int find_handles(struct ps_token *t, CK_OBJECT_CLASS cls,
 	    t, &tmpl, cls == CK_UNAVAILABLE_INFORMATION ? 0 : 1, out, n);
 
 	if (rv == CKR_HOST_MEMORY)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	if (rv != CKR_OK)
 		return ps_ckr_err(err, rv, t, "searching the token");
 	return 0;
@@ -262,8 +261,7 @@ int ps_token_objects(struct ps_token *t, CK_OBJECT_CLASS cls,
 		free(o);
 		free(h);
 		free(scratch);
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
 	size_t k = 0;
 
@@ -387,8 +385,7 @@ nomem:
 	if (x)
 		free(x->e);
 	free(x);
-	return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-			  "out of memory");
+	return ps_err_nomem(err);
 }
 
 long ps_token_index_find(const struct ps_token *t, CK_OBJECT_CLASS cls,
@@ -533,8 +530,7 @@ int ps_token_leftovers(struct ps_token *tok, struct ps_leftovers *l,
 		return 0;
 	ps_leftovers_free(l);
 	if (rv == CKR_HOST_MEMORY)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	return ps_ckr_err(err, rv, tok, "looking for half-written objects");
 }
 

@@ -58,8 +58,7 @@ int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
 	if (!w || !missing) {
 		free(w);
 		free(missing);
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
 	if (ps_pubkey_id(pfx->key, res->id) < 0) {
 		free(w);

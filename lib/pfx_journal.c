@@ -12,6 +12,7 @@
 
 #include <psrenew/record.h>
 #include <psrenew/request.h>
+#include <psrenew/codec.h>
 
 void ps_pfx_journal_close(struct ps_pfx_journal *j)
 {
@@ -34,8 +35,7 @@ static void cert_sha256(X509 *x, char out[65])
 
 	out[0] = '\0';
 	if (X509_digest(x, EVP_sha256(), md, &n) && n == sizeof(md))
-		for (unsigned int i = 0; i < n; i++)
-			snprintf(out + 2 * i, 3, "%02x", md[i]);
+		ps_hex_to(out, md, n);
 	ERR_clear_error();
 }
 
@@ -61,13 +61,11 @@ int ps_pfx_journal_open(struct ps_pfx_journal *j, struct ps_state *st,
 		 tok->serial);
 	if (!EVP_Digest(who, strlen(who), md, &n, EVP_sha256(), NULL)) {
 		ERR_clear_error();
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
-	for (int i = 0; i < 20; i++)
-		snprintf(j->name + 2 * i, 3, "%02x", id[i]);
-	snprintf(j->name + 40, sizeof(j->name) - 40, "-%02x%02x%02x%02x", md[0],
-		 md[1], md[2], md[3]);
+	ps_hex_to(j->name, id, 20);
+	j->name[40] = '-';
+	ps_hex_to(j->name + 41, md, 4);
 	snprintf(lock, sizeof(lock), "import-%s", j->name);
 	rc = ps_state_lock(st, lock, 0, &j->lock, err);
 	if (rc) {
@@ -160,8 +158,7 @@ int ps_pfx_journal_begin(struct ps_pfx_journal *j, struct ps_token *tok,
 	if (!r || !hex) {
 		json_decref(r);
 		free(hex);
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
 	ps_json_set_str(r, "kind", "pfx-import");
 	ps_json_set_str(r, "key_id", hex);

@@ -44,8 +44,7 @@ int ps_pfx_read_file(const char *path, unsigned char **der, size_t *len,
 				  "cannot open %s: %s", path, strerror(errno));
 	buf = malloc(PS_PFX_MAX_SIZE + 1);
 	if (!buf)
-		rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				"out of memory");
+		rc = ps_err_nomem(err);
 	while (!rc && n <= PS_PFX_MAX_SIZE) {
 		ssize_t r = read(fd, buf + n, PS_PFX_MAX_SIZE + 1 - n);
 
@@ -390,8 +389,7 @@ static int take_cert(struct bags *b, PKCS12_SAFEBAG *bag, struct ps_err *err)
 	    !sk_X509_push(b->certs, x)) {
 		OPENSSL_free(name);
 		X509_free(x);
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
 	OPENSSL_free(name);
 	return 0;

@@ -16,6 +16,7 @@
 #include <psrenew/install.h>
 #include <psrenew/keypair.h>
 #include <psrenew/p11obj.h>
+#include <psrenew/codec.h>
 
 static const char full_hint[] =
     "this is the guide's error 621: remove an expired or superseded "

@@ -40,8 +40,7 @@ struct ps_pool_module *ps_pool_module(struct ps_pool *p, const char *path,
 		return NULL;
 	m = realloc(p->m, (p->n + 1) * sizeof(*m));
 	if (!m) {
-		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-			   "out of memory");
+		ps_err_nomem(err);
 		return NULL;
 	}
 	p->m = m;
@@ -54,8 +53,7 @@ struct ps_pool_module *ps_pool_module(struct ps_pool *p, const char *path,
 	if (!m->path) {
 		ps_tokens_free(m->toks, m->n);
 		ps_module_close(m->mod);
-		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-			   "out of memory");
+		ps_err_nomem(err);
 		return NULL;
 	}
 	p->n++;

@@ -407,8 +407,7 @@ int ps_in_each(FILE *f, struct ps_in_loop *l, struct ps_err *err)
 	json_t *rec = in ? ps_in_next(in, err) : NULL;
 
 	if (!in)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	for (; rec; rec = ps_in_next(in, err)) {
 		if (!strcmp(ps_json_str(rec, "kind"), "error")) {
 			l->emit(l->emit_ctx, rec);

@@ -12,6 +12,7 @@
 #include <psrenew/keypair.h>
 #include <psrenew/record.h>
 #include <psrenew/request.h>
+#include <psrenew/codec.h>
 
 static const char expired_hint[] =
     "an expired certificate cannot be renewed as a following certificate "
@@ -75,8 +76,7 @@ int ps_renew_load_active(struct ps_renew *r, struct ps_err *err)
 	r->damaged = json_array();
 	r->damaged_for = json_object();
 	if (!r->active || !r->seen || !r->damaged || !r->damaged_for)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	if (!r->st)
 		return 0;
 	rc = refresh_active(r, err);
@@ -347,8 +347,7 @@ static int generate_journaled(struct ps_renew *r, struct ps_token *tok,
 	if (!j || !hex) {
 		json_decref(j);
 		free(hex);
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
 	ps_json_set_str(j, "token", tok->uri);
 	ps_json_set_str(j, "tmp_id", hex);
@@ -612,8 +611,7 @@ static int renew_locked(struct ps_renew *r, struct ps_token *tok,
 		rec = ps_request_new(id, inv, i, r->cfg, kp.id, kp.id_len,
 				     ksname, label, csr, r->ca, now);
 		if (!rec)
-			rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-					"out of memory");
+			rc = ps_err_nomem(err);
 		else
 			json_object_set_new(rec, "key_generated",
 					    json_boolean(generated));

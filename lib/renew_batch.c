@@ -99,8 +99,7 @@ static int renew_token(struct ps_renew_batch *b, struct group *g,
 			sub[k++] = idx[j];
 		}
 	if (!sub || !subin)
-		rc = ps_err_set(&err, PS_EXIT_FAIL, "no-memory", NULL,
-				"out of memory");
+		rc = ps_err_nomem(&err);
 	if (!rc && k > 0 && b->h.item) {
 		char what[160];
 
@@ -181,8 +180,7 @@ int ps_renew_batch_select(struct ps_renew_batch *b,
 			if (ps_inventory_expiring(&g.inv, i, all_expiring))
 				idx[(*n)++] = i;
 		if (!idx)
-			rc = ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-					"out of memory");
+			rc = ps_err_nomem(err);
 	} else if (!rc) {
 		rc = select_one(&g, sel, &idx, n, err);
 	}

@@ -11,6 +11,7 @@
 #include <psrenew/certio.h>
 #include <psrenew/keypair.h>
 #include <psrenew/record.h>
+#include <psrenew/codec.h>
 
 void ps_json_set_time(json_t *o, const char *key, time_t t)
 {
@@ -18,20 +19,6 @@ void ps_json_set_time(json_t *o, const char *key, time_t t)
 
 	ps_time_iso(t, buf, sizeof(buf));
 	ps_json_set_str(o, key, buf);
-}
-
-time_t ps_time_parse(const char *s)
-{
-	struct tm tm;
-	char *end;
-
-	memset(&tm, 0, sizeof(tm));
-	if (!s)
-		return -1;
-	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (!end || *end)
-		return -1;
-	return timegm(&tm);
 }
 
 void ps_request_set_state(json_t *rec, const char *state, time_t now)

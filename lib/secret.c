@@ -273,8 +273,7 @@ int ps_secret_read(const char *source, const char *prompt_text, char **out,
 		return rc;
 	s = secret_alloc();
 	if (!s)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	if (!source || strcmp(source, "prompt") == 0) {
 		rc = read_prompt(prompt_text ? prompt_text : "PIN: ", s, err);
 	} else if (strncmp(source, "env:", 4) == 0) {

@@ -42,8 +42,7 @@ static struct p11 *p11_get(struct ps_module *mod, struct ps_err *err)
 	p = calloc(1, sizeof(*p));
 	if (!p || !(p->ctx = PKCS11_CTX_new())) {
 		free(p);
-		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-			   "out of memory");
+		ps_err_nomem(err);
 		return NULL;
 	}
 	/* Same path, same loaded module: libp11 shares our login. */
@@ -187,8 +186,7 @@ int ps_signer_sign(struct ps_token *tok, CK_OBJECT_HANDLE priv, int pkey_type,
 	}
 	*sig = OPENSSL_memdup(out, out_len);
 	if (!*sig)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	*sig_len = out_len;
 	return 0;
 }

@@ -251,8 +251,7 @@ int ps_state_write_file(const char *path, const void *data, size_t len,
 	int dfd, rc, e;
 
 	if (!path || (slash && !dir))
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	dfd = open(!slash	   ? "."
 		   : slash == path ? "/"
 				   : dir,
@@ -281,14 +280,12 @@ static int save_in(struct ps_state *st, int dfd, const char *sub,
 		return bad_id(err, id);
 	text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!text)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	snprintf(name, sizeof(name), "%s.json", id);
 	line = asprintf(&line, "%s\n", text) < 0 ? NULL : line;
 	free(text);
 	if (!line)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	rc = write_at(dfd, name, id, line, strlen(line), 0600);
 	e = errno;
 	free(line);
@@ -403,8 +400,7 @@ static int load_raw(struct ps_state *st, int dfd, const char *sub,
 	}
 	close(fd);
 	if (!buf)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	*rec = json_loadb(buf, (size_t)got, 0, &je);
 	free(buf);
 	if (!*rec || !json_is_object(*rec))

@@ -40,49 +40,6 @@ static void trim_copy(char *dst, const CK_UTF8CHAR *src, size_t n)
 		dst[--n] = '\0';
 }
 
-char *ps_hex(const unsigned char *p, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	char *s = malloc(n * 2 + 1);
-
-	if (!s)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		s[2 * i] = hex[p[i] >> 4];
-		s[2 * i + 1] = hex[p[i] & 15];
-	}
-	s[n * 2] = '\0';
-	return s;
-}
-
-static int nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-int ps_unhex(const char *hex, unsigned char *out, size_t cap, size_t *len)
-{
-	size_t n = hex ? strlen(hex) : 0;
-
-	if (n == 0 || n % 2 || n / 2 > cap)
-		return -1;
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	*len = n / 2;
-	return 0;
-}
-
 static const char *pick_module(const char *path, const struct ps_uri *uri,
 			       const char **why)
 {
@@ -162,8 +119,7 @@ int ps_module_open_from(const char *path_or_null, const char *from,
 		why = from;
 	m = calloc(1, sizeof(*m));
 	if (!m)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	m->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!m->dl) {
 		ps_err_set(err, PS_EXIT_USAGE, "no-module", module_hint,
@@ -301,8 +257,7 @@ static struct ps_token *token_new(struct ps_module *m, CK_SLOT_ID slot,
 	CK_RV rv;
 
 	if (!t) {
-		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-			   "out of memory");
+		ps_err_nomem(err);
 		return NULL;
 	}
 	t->mod = m;
@@ -317,8 +272,7 @@ static struct ps_token *token_new(struct ps_module *m, CK_SLOT_ID slot,
 	t->uri =
 	    ps_uri_format_token(t->model, t->manufacturer, t->serial, t->label);
 	if (!t->uri) {
-		ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-			   "out of memory");
+		ps_err_nomem(err);
 		free(t);
 		return NULL;
 	}
@@ -366,8 +320,7 @@ static int list_slots(struct ps_module *m, CK_SLOT_ID **slots, CK_ULONG *n,
 		free(*slots);
 		*slots = calloc(*n ? *n : 1, sizeof(CK_SLOT_ID));
 		if (!*slots)
-			return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-					  "out of memory");
+			return ps_err_nomem(err);
 		rv = m->fl->C_GetSlotList(CK_TRUE, *slots, n);
 		if (rv != CKR_BUFFER_TOO_SMALL)
 			break;
@@ -396,8 +349,7 @@ int ps_tokens_find(struct ps_module *m, const struct ps_uri *sel,
 	toks = calloc(ns ? ns : 1, sizeof(*toks));
 	if (!toks) {
 		free(slots);
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	}
 	for (CK_ULONG i = 0; i < ns; i++) {
 		struct ps_token *t = token_new(m, slots[i], err);
@@ -583,8 +535,7 @@ static int add_own_pin(const struct ps_config *cfg, const char *section,
 		return err->status;
 	o = realloc(rules.own, (rules.nown + 1) * sizeof(*o));
 	if (!o)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	rules.own = o;
 	o = &o[rules.nown];
 	if (ps_uri_parse(uri, &o->uri, err))
@@ -599,8 +550,7 @@ static int add_own_pin(const struct ps_config *cfg, const char *section,
 	rules.nown++;
 	o->source = strdup(pin);
 	if (!o->source)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 /* psrenew: RFC 7512 "pkcs11:" URI parsing and formatting. */
 #include <psrenew/uri.h>
+#include <psrenew/codec.h>
 
 #include <errno.h>
 #include <stdint.h>
@@ -53,17 +54,6 @@ int ps_uri_has_token_attrs(const struct ps_uri *u)
 	       u->slot_description || u->slot_manufacturer || u->slot_id >= 0;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes n bytes of s into a new buffer (NUL-terminated); -1 on a bad
  * escape. */
 static int pct_decode(const char *s, size_t n, unsigned char **out,
@@ -82,8 +72,8 @@ static int pct_decode(const char *s, size_t n, unsigned char **out,
 				free(d);
 				return -1;
 			}
-			hi = hexval((unsigned char)s[i + 1]);
-			lo = hexval((unsigned char)s[i + 2]);
+			hi = ps_hex_digit((unsigned char)s[i + 1]);
+			lo = ps_hex_digit((unsigned char)s[i + 2]);
 			if (hi < 0 || lo < 0) {
 				free(d);
 				return -1;

@@ -297,9 +297,7 @@ static int parse_opts(struct ps_cli *cli, int argc, char **argv,
 	char shorts[16];
 	struct option *lo = build_longopts(all, n, shorts, sizeof(shorts));
 	int c = lo ? getopt_long(argc, argv, shorts, lo, NULL) : -1;
-	int rc = lo ? 0
-		    : ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				 "out of memory");
+	int rc = lo ? 0 : ps_err_nomem(err);
 
 	for (; !rc && !cli->done && c != -1;
 	     c = getopt_long(argc, argv, shorts, lo, NULL)) {
@@ -334,8 +332,7 @@ int ps_cli_parse(struct ps_cli *cli, int argc, char **argv,
 	cli->opts = opts;
 	all = all_opts(cli, opts, &n);
 	if (!all)
-		return ps_err_set(err, PS_EXIT_FAIL, "no-memory", NULL,
-				  "out of memory");
+		return ps_err_nomem(err);
 	opterr = 0;
 	optind = 1;
 	rc = parse_opts(cli, argc, argv, all, n, err);

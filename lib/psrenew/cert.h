@@ -72,9 +72,6 @@ PS_API long ps_cert_days_left(const struct ps_cert *c, time_t now);
 /* Same subject (DER) and type. */
 int ps_cert_same_holder(const struct ps_cert *a, const struct ps_cert *b);
 
-/* "2026-12-04T10:00:00Z" into buf (at least 21 bytes). */
-void ps_time_iso(time_t t, char *buf, size_t len);
-
 /*
  * Normalises a serial number as people type it ("0a:1b 2c", "0x0A1B2C",
  * "0A1B2C") into upper-case hex without separators or leading "0x".

@@ -37,6 +37,10 @@ PS_API int ps_err_set(struct ps_err *err, int status, const char *code,
 		      const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* The one out-of-memory error: status 1, code "no-memory", message "out of
+ * memory"; returns PS_EXIT_FAIL. */
+int ps_err_nomem(struct ps_err *err);
+
 /* Appends the first OpenSSL error on the queue (if any) to err->msg and
  * clears the queue. */
 void ps_err_add_openssl(struct ps_err *err);

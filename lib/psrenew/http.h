@@ -99,10 +99,4 @@ int ps_smtp_send(const struct ps_http_opts *o, const char *url,
 		 size_t len, const char *user, const char *pass,
 		 int tls_required, struct ps_err *err);
 
-/* Base64 (any line breaks) to bytes; -1 on bad input. */
-int ps_base64_decode(const char *in, size_t len, unsigned char **out,
-		     size_t *outlen);
-/* Bytes to base64 with 64-column lines. */
-char *ps_base64_encode(const unsigned char *in, size_t len);
-
 #endif

@@ -9,6 +9,7 @@
 
 #include <psrenew/ca.h>
 #include <psrenew/inventory.h>
+#include <psrenew/codec.h> /* ps_time_iso, ps_time_parse */
 
 /*
  * Request states:
@@ -84,7 +85,5 @@ int ps_request_exit(const json_t *rec);
 /* Sets "state" and "updated_at". */
 void ps_request_set_state(json_t *rec, const char *state, time_t now);
 void ps_json_set_time(json_t *o, const char *key, time_t t);
-/* Parses an ISO 8601 UTC time written by ps_time_iso; -1 on error. */
-time_t ps_time_parse(const char *s);
 
 #endif

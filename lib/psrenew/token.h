@@ -169,12 +169,6 @@ void ps_token_index_add(struct ps_token *tok, CK_OBJECT_CLASS cls,
 			CK_OBJECT_HANDLE h);
 void ps_token_index_forget(struct ps_token *tok, CK_OBJECT_HANDLE h);
 
-/* Hex of a byte string, lower case (malloc'ed). */
-char *ps_hex(const unsigned char *p, size_t n);
-/* The bytes of a hex string (either case, no separators) into out (cap
- * bytes); -1 when it is empty, odd, too long or not hex. */
-int ps_unhex(const char *hex, unsigned char *out, size_t cap, size_t *len);
-
 /*
  * Leftovers: what a C_CreateObject or C_GenerateKeyPair that never returned
  * (the process killed, the power cut) can leave on a token. SoftHSM's file

@@ -13,6 +13,7 @@
 
 #include <psrenew/cert.h>
 #include <psrenew/certio.h>
+#include <psrenew/codec.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include <psrenew/cert.h>
+#include <psrenew/codec.h>
 
 #define T_NB ((time_t)1700000000) /* 2023-11-14T22:13:20Z */
 #define T_NA ((time_t)1731536000) /* 2024-11-13T22:13:20Z */

@@ -20,6 +20,7 @@
 #include <psrenew/keypair.h>
 #include <psrenew/p11obj.h>
 #include <psrenew/state.h>
+#include <psrenew/codec.h>
 
 #include "softhsm.h"
 
