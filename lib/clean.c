@@ -149,6 +149,8 @@ struct pending_ctx {
 	const struct ps_token *tok;
 	json_t *pending;
 	struct ps_err *err;
+	json_t *damaged; /* the unreadable files after the first */
+	int seen;	 /* an unreadable file was met */
 };
 
 static int pending_one(void *v, const struct ps_state_file *f)
@@ -158,12 +160,23 @@ static int pending_one(void *v, const struct ps_state_file *f)
 	char *lower;
 
 	if (!f->rec) {
+		/* Each one is reported: the first as the error, the others as
+		 * records; the walk goes on so that none is left unsaid. */
+		if (c->seen) {
+			json_t *e = ps_state_damaged_record(f);
+
+			if (e && c->damaged)
+				json_array_append(c->damaged, e);
+			json_decref(e);
+			return 0;
+		}
+		c->seen = 1;
 		*c->err = f->err;
 		snprintf(c->err->hint, sizeof(c->err->hint),
 			 "ps-token-clean removes nothing while it cannot tell "
 			 "which keys requests wait on: repair or move away "
 			 "the file");
-		return f->err.status;
+		return 0;
 	}
 	s = ps_json_str(f->rec, "state");
 	key = ps_json_str(f->rec, "key_id");
@@ -192,13 +205,15 @@ static int pending_one(void *v, const struct ps_state_file *f)
  * not the request's own (the normal rules keep it). A damaged request file
  * stops it (exit 1): it might name any key. */
 static int load_pending(struct ps_state *st, const struct ps_token *tok,
-			json_t *pending, struct ps_err *err)
+			json_t *pending, json_t *damaged, struct ps_err *err)
 {
-	struct pending_ctx c = { tok, pending, err };
+	struct pending_ctx c = { tok, pending, err, damaged, 0 };
+	int rc;
 
 	if (!st)
 		return 0;
-	return ps_state_each(st, NULL, NULL, pending_one, &c, err);
+	rc = ps_state_each(st, NULL, NULL, pending_one, &c, err);
+	return rc ? rc : c.seen ? err->status : 0;
 }
 
 /* Grouping ------------------------------------------------------------- */
@@ -679,7 +694,7 @@ int ps_clean_plan_make(struct ps_token *tok, const struct ps_clean_opts *o,
 	if (!rc)
 		rc = count_objects(tok, &p->nobjects, err);
 	if (!rc)
-		rc = load_pending(o->st, tok, pending, err);
+		rc = load_pending(o->st, tok, pending, o->damaged, err);
 	if (!rc && build_items(p, pending) < 0)
 		rc = nomem(err);
 	json_decref(pending);

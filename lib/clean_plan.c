@@ -24,6 +24,7 @@ void ps_clean_batch_free(struct ps_clean_batch *b)
 	free(o->ids);
 	free(o->serials);
 	free(o->hits);
+	json_decref(o->damaged);
 	json_decref(b->jip);
 	if (b->have_st)
 		ps_state_close(&b->st);
@@ -189,7 +190,9 @@ static int plan_all(struct ps_clean_batch *b, struct ps_token **toks,
 {
 	b->plans = calloc(b->ntoks, sizeof(*b->plans));
 	b->planned = calloc(b->ntoks, sizeof(*b->planned));
-	if (!b->plans || !b->planned)
+	if (!b->o.damaged)
+		b->o.damaged = json_array();
+	if (!b->plans || !b->planned || !b->o.damaged)
 		return PS_EXIT_FAIL;
 	for (size_t t = 0; t < b->ntoks; t++) {
 		struct ps_token *tok = toks[t];
@@ -201,8 +204,14 @@ static int plan_all(struct ps_clean_batch *b, struct ps_token **toks,
 		if (!rc && (ps_token_pin_source(tok, pin) ||
 			    (tok->info.flags & CKF_LOGIN_REQUIRED)))
 			rc = ps_token_login(tok, pin, &e);
-		if (!rc)
+		if (!rc) {
+			json_array_clear(b->o.damaged);
 			rc = ps_clean_plan_make(tok, &b->o, &b->plans[t], &e);
+		}
+		/* Every unreadable request file is named, not the first only.
+		 */
+		for (size_t k = 0; rc && k < json_array_size(b->o.damaged); k++)
+			emit(ctx, json_array_get(b->o.damaged, k));
 		if (rc)
 			emit_error(b, &e, tok, emit, ctx);
 		else

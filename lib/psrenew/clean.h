@@ -57,6 +57,9 @@ struct ps_clean_opts {
 				("stdin", "option"); may be NULL */
 	const struct ps_config *cfg;
 	time_t now;
+	json_t *damaged; /* when not NULL: ps_clean_plan_make appends the error
+			    records of the unreadable request files after the
+			    first one (which is its error) */
 };
 
 /* One group: a certificate and its key pair, or a key pair alone. */

@@ -158,10 +158,14 @@ damage_store() {
 
 @test "ps-token-clean removes nothing while a request file is damaged" {
 	damage_store
-	run --separate-stderr ps-token-clean "${P11[@]}" --yes
+	run --separate-stderr ps-token-clean "${P11[@]}" --yes --json
 	[ "$status" -eq 1 ]
-	[ "$(jfield code <<<"$output")" = state-damaged ]
+	[ "$(jfield code <<<"$output" | sort -u)" = state-damaged ]
 	[ "$(token_objects cert)" -eq 4 ]
+	# each unreadable file is named, not the first one only
+	for d in $DAMAGED; do
+		[[ $stderr == *"$REQS/20990101-000000-$d.json"* ]]
+	done
 }
 
 # ------------------------------------------ one certificate, one request (11)
