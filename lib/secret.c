@@ -129,12 +129,18 @@ static int read_prompt(const char *text, char *s, struct ps_err *err)
 	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
 	int rc;
 
-	if (fd < 0)
+	if (fd < 0 && strncmp(text, "PIN", 3) == 0)
 		return ps_err_set(err, PS_EXIT_USAGE, "no-terminal",
 				  "give it with --pin env:VAR, file:PATH or "
 				  "fd:N",
 				  "a PIN is needed but there is no terminal to "
 				  "ask on");
+	if (fd < 0) /* not a PIN: say which secret, from its prompt */
+		return ps_err_set(err, PS_EXIT_USAGE, "no-terminal",
+				  "give it as env:VAR, file:PATH or fd:N",
+				  "a secret is needed (%.*s) but there is no "
+				  "terminal to ask on",
+				  (int)strcspn(text, ":"), text);
 	if (tcgetattr(fd, &old) == 0) {
 		noecho = old;
 		noecho.c_lflag &= (tcflag_t)~ECHO;

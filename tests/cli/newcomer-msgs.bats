@@ -1,0 +1,26 @@
+#!/usr/bin/env bats
+# Messages a newcomer meets first: each says what is wrong and what to do.
+
+bats_require_minimum_version 1.5.0
+load ../lib/psrenew
+
+setup() {
+	psrenew_setup
+}
+
+@test "ps-pfx-import without --pass and without a terminal asks for the PFX password, not the PIN" {
+	softhsm_token
+	local d=$BATS_TEST_TMPDIR
+	_fx_genpkey rsa "$d/k.pem"
+	openssl req -new -x509 -key "$d/k.pem" -subj /CN=x -days 2 -out "$d/c.pem"
+	PW=secret openssl pkcs12 -export -inkey "$d/k.pem" -in "$d/c.pem" \
+		-passout env:PW -out "$d/x.p12"
+	run --separate-stderr setsid -w ps-pfx-import --module "$PKCS11_MODULE" \
+		--token "$TOKEN_URI" --pin "file:$PIN_FILE" "$d/x.p12" </dev/null
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"a secret is needed (Password for $d/x.p12)"* ]]
+	[[ $stderr == *"--pass env:VAR"* ]]
+	[[ $stderr != *"PIN is needed"* ]]
+	[[ $stderr != *"--pin"* ]]
+	[ "$(token_objects privkey)" -eq 0 ]
+}
