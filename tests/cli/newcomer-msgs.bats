@@ -24,3 +24,24 @@ setup() {
 	[[ $stderr != *"--pin"* ]]
 	[ "$(token_objects privkey)" -eq 0 ]
 }
+
+@test "ps-jip-setserial run from the build tree finds its default profile" {
+	printf 'pw\n' >"$BATS_TEST_TMPDIR/pw"
+	chmod 600 "$BATS_TEST_TMPDIR/pw"
+	run --separate-stderr "$PSRENEW_BUILD/bin/ps-jip-setserial" --jip-url "https://127.0.0.1:1" \
+		--user jnovak --password "file:$BATS_TEST_TMPDIR/pw" --serial 0A0B --type commercial --ca PostSignum
+	[[ $stderr != *jip-czechpoint.json* ]]
+	[[ $stderr != *jip-profile* ]]
+	[ "$status" -eq 4 ]
+}
+
+@test "an unreadable JIP profile is exit 2 and the hint names the file looked for" {
+	printf 'pw\n' >"$BATS_TEST_TMPDIR/pw"
+	chmod 600 "$BATS_TEST_TMPDIR/pw"
+	printf '[jip]\nprofile = %s\n' "$BATS_TEST_TMPDIR/nope.json" >"$BATS_TEST_TMPDIR/conf"
+	run --separate-stderr ps-jip-setserial --config "$BATS_TEST_TMPDIR/conf" --jip-url "https://127.0.0.1:1" \
+		--user jnovak --password "file:$BATS_TEST_TMPDIR/pw" --serial 0A0B --type commercial --ca PostSignum
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"looked for in $BATS_TEST_TMPDIR/nope.json"* ]]
+	[[ $stderr != *"the portal changed"* ]]
+}
