@@ -248,6 +248,20 @@ int ps_opt_cert_type(const struct ps_opt *o, const char *arg,
 	return 0;
 }
 
+/* A mistyped key or section is ignored by the reader: say so. */
+static void warn_unknown(const struct ps_cli *cli)
+{
+	const struct ps_config *c = &cli->cfg;
+
+	for (size_t i = 0; i < c->n; i++)
+		if (!ps_config_known(c->e[i].section, c->e[i].key))
+			ps_cli_warn(cli,
+				    "%s, line %d: unknown key '%s' in [%s], "
+				    "ignored (see psrenew.conf(5))",
+				    c->path, c->e[i].line, c->e[i].key,
+				    c->e[i].section);
+}
+
 static int apply_defaults(struct ps_cli *cli, struct ps_err *err)
 {
 	const struct ps_config *c = &cli->cfg;
@@ -341,6 +355,8 @@ int ps_cli_parse(struct ps_cli *cli, int argc, char **argv,
 	if (rc || cli->done)
 		return rc;
 	rc = ps_config_load(cli->config, &cli->cfg, err);
+	if (!rc)
+		warn_unknown(cli);
 	if (!rc)
 		rc = apply_defaults(cli, err);
 	return rc;

@@ -45,3 +45,49 @@ setup() {
 	[[ $stderr == *"looked for in $BATS_TEST_TMPDIR/nope.json"* ]]
 	[[ $stderr != *"the portal changed"* ]]
 }
+
+# conf TEXT: a psrenew.conf of ours, mode 0600.
+conf() {
+	printf '%s\n' "$@" >"$BATS_TEST_TMPDIR/psrenew.conf"
+	chmod 600 "$BATS_TEST_TMPDIR/psrenew.conf"
+	CONF=$BATS_TEST_TMPDIR/psrenew.conf
+}
+
+@test "unknown sections and keys of the configuration are warned about with file and line" {
+	conf '# mine' '[defaults]' 'modul = /x.so' 'state-dir = /tmp/s' '' '[Defaults]' 'token = pkcs11:token=x' \
+		'[ca.mine]' 'channel = est://h/' 'tsl = required' '[jip-ca]' 'Foo* = FOO'
+	run --separate-stderr ps-status --config "$CONF" --module /nonexistent.so
+	[[ $stderr == *"$CONF, line 3: unknown key 'modul' in [defaults]"* ]]
+	[[ $stderr == *"$CONF, line 7: unknown key 'token' in [Defaults]"* ]]
+	[[ $stderr == *"$CONF, line 10: unknown key 'tsl' in [ca.mine]"* ]]
+	[[ $stderr != *"state-dir"* && $stderr != *"channel"* && $stderr != *"Foo"* ]]
+}
+
+@test "a bad secret source in the configuration names the file, line and key" {
+	conf '[defaults]' '' 'pin = 1234'
+	run --separate-stderr ps-status --config "$CONF"
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"$CONF, line 3, [defaults] pin: "* ]]
+	[[ $stderr != *1234* ]]
+	conf '[token.me]' 'uri = pkcs11:token=x' 'pin = env:' 'pin = pass:1234'
+	run --separate-stderr ps-status --config "$CONF"
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"$CONF, line 4, [token.me] pin: "* ]]
+	[[ $stderr != *1234* ]]
+}
+
+@test "a literal smtp-pass without smtp-user is refused, naming the line" {
+	conf '[ca.mail]' 'channel = mail:-' 'smtp-pass = hunter2'
+	run --separate-stderr ps-status --config "$CONF"
+	[ "$status" -eq 2 ]
+	[ "$(jfield code <<<"$output")" = bad-secret-source ] || [[ $stderr == *bad-secret-source* ]]
+	[[ $stderr == *"$CONF, line 3, [ca.mail] smtp-pass: "* ]]
+	[[ $stderr != *hunter2* ]]
+}
+
+@test "an empty state-dir in the configuration names the file and line" {
+	conf '[defaults]' 'state-dir ='
+	run --separate-stderr ps-status --config "$CONF"
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"$CONF, line 2, [defaults] state-dir: empty"* ]]
+}
