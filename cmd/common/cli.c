@@ -380,8 +380,19 @@ int ps_cli_main(struct ps_cli *cli, int argc, char **argv,
 		rc = run(cli, args, argv + first, argc - first, &err);
 	if (rc && err.status)
 		ps_cli_report(cli, &err);
-	if (ps_out_finish(cli->out) < 0 && !rc)
-		rc = PS_EXIT_FAIL;
+	errno = 0;
+	if (ps_out_finish(cli->out) < 0) {
+		int e = errno;
+
+		cli->out = NULL; /* no record: stdout is what failed */
+		ps_err_set(&err, PS_EXIT_FAIL, "io",
+			   "check the disk or the command reading the output",
+			   "cannot write the output to stdout: %s",
+			   e ? strerror(e) : "a write failed");
+		ps_cli_report(cli, &err);
+		if (!rc)
+			rc = PS_EXIT_FAIL;
+	}
 	cli->out = NULL;
 	ps_cli_free(cli);
 	return rc;

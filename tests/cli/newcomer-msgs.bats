@@ -91,3 +91,25 @@ conf() {
 	[ "$status" -eq 2 ]
 	[[ $stderr == *"$CONF, line 2, [defaults] state-dir: empty"* ]]
 }
+
+@test "output that cannot be written is said, not a silent exit 1" {
+	softhsm_token
+	token_cert qualified -1d +300d >/dev/null
+	run bash -c 'ps-status --human --module "$1" --token "$2" >/dev/full' _ \
+		"$PKCS11_MODULE" "$TOKEN_URI"
+	[ "$status" -eq 1 ]
+	[[ $output == *"cannot write the output to stdout: No space left on device"* ]]
+}
+
+@test "ps-fetch --pending --dry-run into a full disk says the output could not be written" {
+	demo_token
+	mkdir -p "$BATS_TEST_TMPDIR/sh"
+	echo pending >"$BATS_TEST_TMPDIR/sh/answers"
+	run --separate-stderr ps-renew --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \
+		--token "$TOKEN_URI" --id "$QUAL_ID" --ca "helper:$SCRIPTED_HELPER $BATS_TEST_TMPDIR/sh"
+	[ "$status" -eq 3 ]
+	run bash -c 'ps-fetch --module "$1" --pin "file:$2" --pending --dry-run >/dev/full' _ \
+		"$PKCS11_MODULE" "$PIN_FILE"
+	[ "$status" -ne 0 ]
+	[[ $output == *"cannot write the output to stdout: No space left on device"* ]]
+}
