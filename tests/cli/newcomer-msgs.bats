@@ -113,3 +113,33 @@ conf() {
 	[ "$status" -ne 0 ]
 	[[ $output == *"cannot write the output to stdout: No space left on device"* ]]
 }
+
+# error_codes: every code string the sources pass to ps_err_set (literals,
+# also both sides of a ?:) or assign to a variable named code, and
+# ps_err_nomem's, one a line.
+error_codes() {
+	perl -0777 -ne '
+		while (/ps_err_set\s*\(\s*[^,]+,\s*[^,]+,\s*([^,]*),/g) {
+			my $a = $1; print "$1\n" while $a =~ /"([a-z0-9-]+)"/g }
+		while (/\bcode\s*=\s*([^;]*);/g) {
+			my $a = $1; print "$1\n" while $a =~ /"([a-z0-9-]+)"/g }' \
+		"$FIXTURE_ROOT"/lib/*.c "$FIXTURE_ROOT"/cmd/*.c "$FIXTURE_ROOT"/cmd/common/*.c
+	# the CKR_* table of lib/ckr.c (CKR_OK is no error)
+	perl -ne 'print "$1\n" if /^\s*E\(CKR_\w+,\s*[1-9],\s*"([a-z0-9-]+)"/' \
+		"$FIXTURE_ROOT/lib/ckr.c"
+	echo no-memory
+}
+
+@test "every error code the tools can emit is in psrenew(7)" {
+	local page codes c missing=
+	page=$(sed 's/\\-/-/g' "$FIXTURE_ROOT/man/psrenew.7")
+	codes=$(error_codes | sort -u)
+	[ "$(wc -l <<<"$codes")" -ge 100 ]
+	grep -qx pin-incorrect <<<"$codes" # a ?: side
+	grep -qx secret-unsafe <<<"$codes" # a code variable
+	grep -qx token-session-lost <<<"$codes" # the CKR_* table
+	for c in $codes; do
+		grep -qE -- "(^|[^a-z0-9-])$c([^a-z0-9-]|\$)" <<<"$page" || missing+=" $c"
+	done
+	[ -z "$missing" ] || { echo "not in psrenew(7):$missing"; false; }
+}
