@@ -143,3 +143,26 @@ error_codes() {
 	done
 	[ -z "$missing" ] || { echo "not in psrenew(7):$missing"; false; }
 }
+
+@test "--help lists the short options -q -v -h -V" {
+	for p in ps-status ps-renew ps-fetch ps-token-clean ps-jip-setserial ps-pfx-import; do
+		run --separate-stderr "$p" --help
+		[ "$status" -eq 0 ]
+		for o in "-q, --quiet" "-v, --verbose" "-h, --help" "-V, --version"; do
+			[[ $output == *"  $o "* ]] || { echo "$p: no '$o'"; false; }
+		done
+	done
+	run --separate-stderr ps-renew -h
+	[[ $output == "Usage: ps-renew --ca CHANNEL [[--token URI] (--id HEX"* ]]
+}
+
+@test "a missing option argument is told apart from an unknown option" {
+	run --separate-stderr ps-status --module
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"--module needs an argument: --module PATH"* ]]
+	run --separate-stderr ps-status --modulx x
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"unknown option: --modulx"* && $stderr != *argument* ]]
+	run --separate-stderr ps-status -x
+	[[ $stderr == *"unknown option: -x"* ]]
+}
