@@ -375,6 +375,16 @@ json_t *ps_in_next(struct ps_in *in, struct ps_err *err)
 		}
 		if (strspn(in->line, " \t\r") == len)
 			continue;
+		if (memchr(in->line, '\0', len)) {
+			ps_err_set(
+			    err, PS_EXIT_FAIL, "bad-record",
+			    "the input must be records of another "
+			    "psrenew tool (JSON Lines, see psrenew(7))",
+			    "input line %lu has a NUL byte: binary data, "
+			    "not a record",
+			    in->lineno);
+			return NULL;
+		}
 		rec = json_loadb(in->line, len, JSON_REJECT_DUPLICATES, &je);
 		if (!rec || !json_is_object(rec) ||
 		    !json_is_string(json_object_get(rec, "kind"))) {

@@ -73,6 +73,14 @@ void ps_secret_free(char *secret)
 
 int ps_secret_check_source(const char *source, struct ps_err *err)
 {
+	if (source && (!strcmp(source, "env:") || !strcmp(source, "file:") ||
+		       !strcmp(source, "fd:")))
+		return ps_err_set(err, PS_EXIT_USAGE, "bad-secret-source",
+				  source_hint, "'%s' names nothing: give %s%s",
+				  source, source,
+				  source[0] == 'e'   ? "VAR"
+				  : source[1] == 'i' ? "PATH"
+						     : "N");
 	if (!source || strcmp(source, "prompt") == 0 ||
 	    strncmp(source, "env:", 4) == 0 ||
 	    strncmp(source, "file:", 5) == 0 || strncmp(source, "fd:", 3) == 0)
@@ -83,6 +91,12 @@ int ps_secret_check_source(const char *source, struct ps_err *err)
 				  "'pass:' is refused: a secret on the command "
 				  "line is visible to every user");
 	/* Never echo it: it may be the secret itself, typed in by mistake. */
+	if (!strchr(source, ':'))
+		return ps_err_set(err, PS_EXIT_USAGE, "bad-secret-source",
+				  source_hint,
+				  "a PIN or password is never given as such "
+				  "(on the command line or in a file): use "
+				  "prompt, env:, file: or fd:");
 	return ps_err_set(err, PS_EXIT_USAGE, "bad-secret-source", source_hint,
 			  "unknown secret source (not prompt, env:, file: "
 			  "or fd:)");

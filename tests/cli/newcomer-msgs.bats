@@ -69,7 +69,7 @@ conf() {
 	[ "$status" -eq 2 ]
 	[[ $stderr == *"$CONF, line 3, [defaults] pin: "* ]]
 	[[ $stderr != *1234* ]]
-	conf '[token.me]' 'uri = pkcs11:token=x' 'pin = env:' 'pin = pass:1234'
+	conf '[token.me]' 'uri = pkcs11:token=x' 'pin = env:PIN' 'pin = pass:1234'
 	run --separate-stderr ps-status --config "$CONF"
 	[ "$status" -eq 2 ]
 	[[ $stderr == *"$CONF, line 4, [token.me] pin: "* ]]
@@ -165,4 +165,39 @@ error_codes() {
 	[[ $stderr == *"unknown option: --modulx"* && $stderr != *argument* ]]
 	run --separate-stderr ps-status -x
 	[[ $stderr == *"unknown option: -x"* ]]
+}
+
+@test "bad secret sources are told plainly: a bare PIN, env: without a name" {
+	run --separate-stderr ps-status --pin 1234
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"a PIN or password is never given as such"*"use prompt, env:, file: or fd:"* ]]
+	[[ $stderr != *1234* ]]
+	run --separate-stderr ps-status --pin env:
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"'env:' names nothing: give env:VAR"* ]]
+}
+
+@test "a NUL byte in the input is called binary data" {
+	run --separate-stderr bash -c 'printf "{\"kind\":\"cert\"}\0\n" |
+		ps-renew --ca "helper:/bin/false" --state-dir "$1"' _ "$BATS_TEST_TMPDIR/st"
+	[ "$status" -ne 0 ]
+	[[ $stderr == *"input line 1 has a NUL byte: binary data, not a record"* ]]
+}
+
+@test "a key pair that could not be removed after a failed id is said to be left for the next run" {
+	softhsm_token
+	local id
+	id=$(token_cert qualified -300d +10d)
+	run --separate-stderr env P11FAULT_MODULE="$PKCS11_MODULE" \
+		P11FAULT_FAIL=C_SetAttributeValue:*:CKR_DEVICE_ERROR,C_DestroyObject:*:CKR_DEVICE_ERROR \
+		ps-renew --module "$P11FAULT" --token "$TOKEN_URI" --pin "file:$PIN_FILE" \
+		--id "$id" --ca "helper:/bin/false"
+	[ "$status" -ne 0 ]
+	[[ $stderr == *"could not be removed now: the next ps-renew removes it"* ]]
+	[[ $stderr != *"the key pair was removed"* ]]
+	[ "$(token_objects privkey)" -eq 2 ]
+	# and so it does
+	run --separate-stderr ps-renew --module "$PKCS11_MODULE" --token "$TOKEN_URI" \
+		--pin "file:$PIN_FILE" --id "$id" --ca "helper:/bin/false"
+	[[ $stderr == *"removed 2 key object(s) that an interrupted run had generated"* ]]
 }
