@@ -73,14 +73,6 @@ void ps_secret_free(char *secret)
 
 int ps_secret_check_source(const char *source, struct ps_err *err)
 {
-	if (source && (!strcmp(source, "env:") || !strcmp(source, "file:") ||
-		       !strcmp(source, "fd:")))
-		return ps_err_set(err, PS_EXIT_USAGE, "bad-secret-source",
-				  source_hint, "'%s' names nothing: give %s%s",
-				  source, source,
-				  source[0] == 'e'   ? "VAR"
-				  : source[1] == 'i' ? "PATH"
-						     : "N");
 	if (!source || strcmp(source, "prompt") == 0 ||
 	    strncmp(source, "env:", 4) == 0 ||
 	    strncmp(source, "file:", 5) == 0 || strncmp(source, "fd:", 3) == 0)
@@ -301,7 +293,12 @@ int ps_secret_read(const char *source, const char *prompt_text, char **out,
 
 		note_env(source + 4);
 
-		if (!v)
+		if (!source[4])
+			rc = ps_err_set(err, PS_EXIT_USAGE, "secret-unset",
+					source_hint,
+					"'env:' names no variable: give "
+					"env:VAR");
+		else if (!v)
 			rc = ps_err_set(
 			    err, PS_EXIT_USAGE, "secret-unset", source_hint,
 			    "environment variable %.100s is not set",
@@ -318,6 +315,10 @@ int ps_secret_read(const char *source, const char *prompt_text, char **out,
 			OPENSSL_cleanse((char *)v, strlen(v));
 			unsetenv(source + 4);
 		}
+	} else if (!strcmp(source, "file:")) {
+		rc = ps_err_set(err, PS_EXIT_USAGE, "secret-unreadable",
+				source_hint,
+				"'file:' names no file: give file:PATH");
 	} else if (strncmp(source, "file:", 5) == 0) {
 		rc = read_file(source + 5, s, err);
 	} else {

@@ -172,9 +172,10 @@ error_codes() {
 	[ "$status" -eq 2 ]
 	[[ $stderr == *"a PIN or password is never given as such"*"use prompt, env:, file: or fd:"* ]]
 	[[ $stderr != *1234* ]]
-	run --separate-stderr ps-status --pin env:
+	softhsm_token
+	run --separate-stderr ps-status --module "$PKCS11_MODULE" --token "$TOKEN_URI" --pin env:
 	[ "$status" -eq 2 ]
-	[[ $stderr == *"'env:' names nothing: give env:VAR"* ]]
+	[[ $stderr == *"'env:' names no variable: give env:VAR"* ]]
 }
 
 @test "a NUL byte in the input is called binary data" {
