@@ -76,7 +76,13 @@ TEST_TOOLS := $(B)/tests/p11fault.so $(B)/tests/cmp-ca
 .PHONY: all lib bins tests check demo install uninstall lint clean format \
 	help print-pub-hdr
 
-all: lib bins
+all: lib bins $(B)/share/psrenew/jip-czechpoint.json
+
+# The data files beside the binaries, as installed (BINDIR/../share/psrenew):
+# the binaries find them when they run from the build tree.
+$(B)/share/psrenew/%: data/%
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 lib: $(SOLIB) $(B)/lib/$(SONAME) $(B)/lib/libpsrenew.so $(ALIB) $(INT_ALIB) \
 	$(PCFILE)

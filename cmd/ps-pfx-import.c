@@ -45,6 +45,10 @@ static int open_pfx(struct ps_cli *cli, const struct args *a, const char *path,
 	if (!rc && !ps_pfx_password_empty(pfx)) {
 		snprintf(prompt, sizeof(prompt), "Password for %.120s: ", path);
 		rc = ps_secret_read(a->pass, prompt, &pass, err);
+		if (rc && !strcmp(err->code, "no-terminal"))
+			snprintf(err->hint, sizeof(err->hint),
+				 "give the PFX password with --pass env:VAR, "
+				 "file:PATH or fd:N");
 	}
 	if (!rc) {
 		rc = ps_pfx_unlock(pfx, pass, err);

@@ -140,8 +140,9 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 		return ps_err_set(err, PS_EXIT_USAGE, "usage",
 				  "for example: ps-status --expiring 30 | "
 				  "ps-renew --ca NAME",
-				  "say which certificate to renew: --token URI "
-				  "with --id, --serial or --type, "
+				  "say which certificate to renew: --id, "
+				  "--serial or --type (--token URI picks "
+				  "the token), "
 				  "--all-expiring DAYS, or cert records on "
 				  "stdin");
 	if (a->key) {
@@ -221,7 +222,7 @@ int main(int argc, char **argv)
 	struct ps_cli cli = {
 		.prog = "ps-renew",
 		.synopsis =
-		    "--ca CHANNEL [--token URI (--id HEX | --serial S | "
+		    "--ca CHANNEL [[--token URI] (--id HEX | --serial S | "
 		    "--type T) | --all-expiring DAYS] [OPTION]...",
 		.summary =
 		    "Request following certificates: a new key pair on "

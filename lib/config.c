@@ -10,8 +10,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* inih does not say on which line a key is: the parse follows the text. */
+struct parse {
+	struct ps_config *cfg;
+	const char *text, *pos; /* pos: the start of the next line to look at */
+	int line;		/* the line at pos */
+};
+
 static int add_entry(struct ps_config *cfg, const char *section,
-		     const char *key, const char *value)
+		     const char *key, const char *value, int line)
 {
 	struct ps_config_entry *e;
 
@@ -34,14 +41,156 @@ static int add_entry(struct ps_config *cfg, const char *section,
 		free(e->value);
 		return -1;
 	}
+	e->line = line;
 	cfg->n++;
+	return 0;
+}
+
+/* 1 when the line at p holds name's value: "name =", "name:", or an
+ * indented line continuing name (same_key). */
+static int line_has(const char *p, const char *name, int same_key)
+{
+	size_t n = strlen(name);
+	const char *q = p + strspn(p, " \t");
+
+	if (q != p && same_key && *q && *q != '\n' && *q != ';' && *q != '#')
+		return 1;
+	if (strncmp(q, name, n) != 0)
+		return 0;
+	q += n;
+	q += strspn(q, " \t");
+	return *q == '=' || *q == ':';
+}
+
+/* The line of the next entry named name, from ps->pos on. */
+static int next_line(struct parse *ps, const char *name)
+{
+	const struct ps_config *cfg = ps->cfg;
+	int same = cfg->n && !strcmp(cfg->e[cfg->n - 1].key, name);
+
+	while (*ps->pos) {
+		const char *p = ps->pos, *nl = strchr(p, '\n');
+		int line = ps->line;
+
+		ps->pos = nl ? nl + 1 : p + strlen(p);
+		ps->line++;
+		if (line_has(p, name, same))
+			return line;
+	}
 	return 0;
 }
 
 static int on_entry(void *user, const char *section, const char *name,
 		    const char *value)
 {
-	return add_entry(user, section, name, value ? value : "") == 0;
+	struct parse *ps = user;
+	int line = next_line(ps, name);
+
+	return add_entry(ps->cfg, section, name, value ? value : "", line) == 0;
+}
+
+/* The keys of psrenew.conf(5); "*" ends a section's name that takes any
+ * name after it, and a NULL list takes any key. */
+static const char *const defaults_keys[] = { "module", "token", "pin",
+					     "state-dir", NULL };
+static const char *const token_keys[] = { "uri", "pin", NULL };
+static const char *const ca_keys[] = { "channel",   "type",	 "timeout",
+				       "ca-bundle", "profile",	 "to",
+				       "from",	    "from-name", "subject",
+				       "template",  "smtp-user", "smtp-pass",
+				       "tls",	    NULL };
+static const char *const jip_keys[] = { "user",	     "profile",	   "url",
+					"timeout",   "ca-bundle",  "backend",
+					"ws-url",    "ws-version", "ws-system",
+					"ws-serial", NULL };
+
+static const struct {
+	const char *section;
+	const char *const *keys;
+} known[] = { { "defaults", defaults_keys },
+	      { "token.*", token_keys },
+	      { "ca.*", ca_keys },
+	      { "jip", jip_keys },
+	      { "jip-ca", NULL } };
+
+static int section_is(const char *pattern, const char *section)
+{
+	size_t n = strlen(pattern);
+
+	if (pattern[n - 1] == '*')
+		return !strncmp(pattern, section, n - 1) && section[n - 1];
+	return !strcmp(pattern, section);
+}
+
+int ps_config_known(const char *section, const char *key)
+{
+	for (size_t i = 0; i < sizeof(known) / sizeof(*known); i++) {
+		if (!section_is(known[i].section, section))
+			continue;
+		if (!known[i].keys)
+			return 1;
+		for (const char *const *k = known[i].keys; *k; k++)
+			if (!strcmp(*k, key))
+				return 1;
+		return 0;
+	}
+	return 0;
+}
+
+int ps_config_line(const struct ps_config *cfg, const char *section,
+		   const char *key)
+{
+	int line = 0;
+
+	for (size_t i = 0; i < cfg->n; i++)
+		if (strcmp(cfg->e[i].section, section) == 0 &&
+		    strcmp(cfg->e[i].key, key) == 0)
+			line = cfg->e[i].line;
+	return line;
+}
+
+/* A key that takes a secret holds a source, never the secret: checked
+ * here, so that every one is, used or not (smtp-pass without smtp-user). */
+static int check_secrets(const struct ps_config *cfg, struct ps_err *err)
+{
+	for (size_t i = 0; i < cfg->n; i++) {
+		const struct ps_config_entry *e = &cfg->e[i];
+		int pin = !strcmp(e->key, "pin") &&
+			  (!strcmp(e->section, "defaults") ||
+			   section_is("token.*", e->section));
+		int pass = !strcmp(e->key, "smtp-pass") &&
+			   section_is("ca.*", e->section);
+		char msg[sizeof(err->msg)];
+
+		if (!pin && !pass)
+			continue;
+		if (pin && !strcmp(e->value, "pinpad"))
+			continue;
+		/* prompt is the default: an empty value is a mistake */
+		if (!ps_secret_check_source(e->value[0] ? e->value : "-", err))
+			continue;
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		snprintf(err->msg, sizeof(err->msg),
+			 "%.200s, line %d, [%.60s] %.30s: %.200s", cfg->path,
+			 e->line, e->section, e->key, msg);
+		return err->status;
+	}
+	return 0;
+}
+
+/* Values that cannot be empty. */
+static int check_values(const struct ps_config *cfg, struct ps_err *err)
+{
+	const char *v = ps_config_get(cfg, "defaults", "state-dir");
+
+	if (v && !v[0])
+		return ps_err_set(err, PS_EXIT_USAGE, "bad-config",
+				  "give a directory or remove the line "
+				  "(psrenew.conf(5))",
+				  "%s, line %d, [defaults] state-dir: empty",
+				  cfg->path,
+				  ps_config_line(cfg, "defaults", "state-dir"));
+	return check_secrets(cfg, err);
 }
 
 static int build_jip_ca(struct ps_config *cfg)
@@ -134,6 +283,7 @@ static int read_text(const char *path, char **text, int *long_line,
 
 int ps_config_load(const char *path, struct ps_config *cfg, struct ps_err *err)
 {
+	struct parse ps_parse;
 	char *text;
 	int line, long_line, rc;
 
@@ -154,7 +304,8 @@ int ps_config_load(const char *path, struct ps_config *cfg, struct ps_err *err)
 		ps_config_free(cfg);
 		return PS_EXIT_USAGE;
 	}
-	line = ini_parse_string(text, on_entry, cfg);
+	ps_parse = (struct parse){ cfg, text, text, 1 };
+	line = ini_parse_string(text, on_entry, &ps_parse);
 	free(text);
 	if (line != 0 || build_jip_ca(cfg) != 0) {
 		ps_err_set(err, PS_EXIT_USAGE, "bad-config",
@@ -165,7 +316,10 @@ int ps_config_load(const char *path, struct ps_config *cfg, struct ps_err *err)
 		ps_config_free(cfg);
 		return PS_EXIT_USAGE;
 	}
-	return 0;
+	rc = check_values(cfg, err);
+	if (rc)
+		ps_config_free(cfg);
+	return rc;
 }
 
 void ps_config_free(struct ps_config *cfg)

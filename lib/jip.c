@@ -317,7 +317,14 @@ int ps_jip_open(const char *profile_path, const char *base_url,
 	j->path = strdup(profile_path);
 	j->p = json_load_file(profile_path, JSON_REJECT_DUPLICATES, &je);
 	if (!j->p || !json_is_object(j->p)) {
-		ps_err_set(err, PS_EXIT_USAGE, "jip-profile", profile_hint,
+		char hint[600];
+
+		snprintf(hint, sizeof(hint),
+			 "the profile was looked for in %.300s: give another "
+			 "with --profile or [jip] profile (psrenew.conf(5)), "
+			 "or install the data files (make install)",
+			 profile_path);
+		ps_err_set(err, PS_EXIT_USAGE, "jip-profile", hint,
 			   "cannot read the JIP profile %s: %s", profile_path,
 			   j->p ? "not a JSON object" : je.text);
 		ps_jip_close(j);

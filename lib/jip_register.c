@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <psrenew/certio.h>
 #include <psrenew/inventory.h>
@@ -172,11 +173,27 @@ static void remember(const struct session *s, const json_t *rec)
 	s->h->warn(s->h->ctx, why);
 }
 
+/* The profile of the configuration, else the one beside the binary
+ * (BINDIR/../share/psrenew: a build tree, or an installation moved
+ * elsewhere), else the installed one. */
 static const char *default_profile(const struct ps_jip_reg *r)
 {
+	static const char rel[] = "/../share/psrenew/jip-czechpoint.json";
+	static char beside[4096];
 	const char *p = ps_config_get(r->cfg, "jip", "profile");
+	ssize_t n;
+	char *slash;
 
-	return p ? p : PSRENEW_DATADIR "/jip-czechpoint.json";
+	if (p)
+		return p;
+	n = readlink("/proc/self/exe", beside, sizeof(beside) - sizeof(rel));
+	slash = n > 0 ? memrchr(beside, '/', (size_t)n) : NULL;
+	if (slash) {
+		memcpy(slash, rel, sizeof(rel));
+		if (access(beside, R_OK) == 0)
+			return beside;
+	}
+	return PSRENEW_DATADIR "/jip-czechpoint.json";
 }
 
 static json_t *result_record(const json_t *in, const char *user,

@@ -295,25 +295,38 @@ int ps_keypair_generate_begin(struct ps_token *t, const struct ps_keyspec *ks,
 	return 0;
 }
 
+/* Removes a half-made key pair; what became of it, for the message. */
+static const char *remove_new(struct ps_token *t, struct ps_keypair *kp)
+{
+	if (ps_keypair_destroy(t, kp, NULL) == 0)
+		return "the key pair was removed";
+	return "the key pair could not be removed now: the next ps-renew "
+	       "removes it (the key generation journal names it)";
+}
+
 int ps_keypair_generate_finish(struct ps_token *t, struct ps_keypair *kp,
 			       struct ps_err *err)
 {
+	const char *left;
+
 	CK_RV rv = set_id(t, kp->pub, kp->id, kp->id_len);
 
 	if (rv == CKR_OK)
 		rv = set_id(t, kp->priv, kp->id, kp->id_len);
 	if (rv != CKR_OK) {
-		ps_keypair_destroy(t, kp, NULL);
+		char what[160];
+
+		left = remove_new(t, kp);
+		snprintf(what, sizeof(what),
+			 "setting the new key pair's id (%s)", left);
 		if (rv != CKR_ATTRIBUTE_READ_ONLY &&
 		    rv != CKR_ATTRIBUTE_TYPE_INVALID &&
 		    rv != CKR_ATTRIBUTE_VALUE_INVALID)
-			return ps_ckr_err(err, rv, t,
-					  "setting the new key pair's id "
-					  "(the key pair was removed)");
+			return ps_ckr_err(err, rv, t, what);
 		return ps_err_set(err, PS_EXIT_TOKEN, "token-error", NULL,
 				  "token '%s' does not let its key id be set; "
-				  "the key pair was removed",
-				  t->label);
+				  "%s",
+				  t->label, left);
 	}
 	ps_token_index_add(t, CKO_PUBLIC_KEY, kp->id, kp->id_len, kp->pub);
 	ps_token_index_add(t, CKO_PRIVATE_KEY, kp->id, kp->id_len, kp->priv);

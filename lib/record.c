@@ -1,6 +1,7 @@
 /* psrenew: JSON Lines records (jansson) and the human table. */
 #include <psrenew/record.h>
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -81,8 +82,8 @@ struct table {
 struct ps_out {
 	FILE *f;
 	int json;
-	int none; /* stdout belongs to something else (mail:-) */
-	int failed;
+	int none;   /* stdout belongs to something else (mail:-) */
+	int failed; /* 0, or the errno of the first failed write */
 	struct table *tables;
 	size_t ntables;
 };
@@ -214,7 +215,7 @@ int ps_out_emit(struct ps_out *o, const json_t *rec)
 	if (o->json) {
 		if (json_dumpf(rec, o->f, JSON_COMPACT) < 0 ||
 		    fputc('\n', o->f) == EOF || fflush(o->f) == EOF)
-			o->failed = 1;
+			o->failed = o->failed ? o->failed : errno ? errno : EIO;
 		return o->failed ? -1 : 0;
 	}
 	if (kind && strcmp(kind, "error") == 0)
@@ -273,9 +274,10 @@ int ps_out_finish(struct ps_out *o)
 		free(t->rows);
 	}
 	free(o->tables);
-	if (fflush(o->f) == EOF || ferror(o->f))
-		o->failed = 1;
+	if ((fflush(o->f) == EOF || ferror(o->f)) && !o->failed)
+		o->failed = errno ? errno : EIO;
 	rc = o->failed ? -1 : 0;
+	errno = o->failed; /* why, for the message */
 	free(o);
 	return rc;
 }
@@ -373,6 +375,16 @@ json_t *ps_in_next(struct ps_in *in, struct ps_err *err)
 		}
 		if (strspn(in->line, " \t\r") == len)
 			continue;
+		if (memchr(in->line, '\0', len)) {
+			ps_err_set(
+			    err, PS_EXIT_FAIL, "bad-record",
+			    "the input must be records of another "
+			    "psrenew tool (JSON Lines, see psrenew(7))",
+			    "input line %lu has a NUL byte: binary data, "
+			    "not a record",
+			    in->lineno);
+			return NULL;
+		}
 		rec = json_loadb(in->line, len, JSON_REJECT_DUPLICATES, &je);
 		if (!rec || !json_is_object(rec) ||
 		    !json_is_string(json_object_get(rec, "kind"))) {

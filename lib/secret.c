@@ -83,6 +83,12 @@ int ps_secret_check_source(const char *source, struct ps_err *err)
 				  "'pass:' is refused: a secret on the command "
 				  "line is visible to every user");
 	/* Never echo it: it may be the secret itself, typed in by mistake. */
+	if (!strchr(source, ':'))
+		return ps_err_set(err, PS_EXIT_USAGE, "bad-secret-source",
+				  source_hint,
+				  "a PIN or password is never given as such "
+				  "(on the command line or in a file): use "
+				  "prompt, env:, file: or fd:");
 	return ps_err_set(err, PS_EXIT_USAGE, "bad-secret-source", source_hint,
 			  "unknown secret source (not prompt, env:, file: "
 			  "or fd:)");
@@ -129,12 +135,18 @@ static int read_prompt(const char *text, char *s, struct ps_err *err)
 	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
 	int rc;
 
-	if (fd < 0)
+	if (fd < 0 && strncmp(text, "PIN", 3) == 0)
 		return ps_err_set(err, PS_EXIT_USAGE, "no-terminal",
 				  "give it with --pin env:VAR, file:PATH or "
 				  "fd:N",
 				  "a PIN is needed but there is no terminal to "
 				  "ask on");
+	if (fd < 0) /* not a PIN: say which secret, from its prompt */
+		return ps_err_set(err, PS_EXIT_USAGE, "no-terminal",
+				  "give it as env:VAR, file:PATH or fd:N",
+				  "a secret is needed (%.*s) but there is no "
+				  "terminal to ask on",
+				  (int)strcspn(text, ":"), text);
 	if (tcgetattr(fd, &old) == 0) {
 		noecho = old;
 		noecho.c_lflag &= (tcflag_t)~ECHO;
@@ -281,7 +293,12 @@ int ps_secret_read(const char *source, const char *prompt_text, char **out,
 
 		note_env(source + 4);
 
-		if (!v)
+		if (!source[4])
+			rc = ps_err_set(err, PS_EXIT_USAGE, "secret-unset",
+					source_hint,
+					"'env:' names no variable: give "
+					"env:VAR");
+		else if (!v)
 			rc = ps_err_set(
 			    err, PS_EXIT_USAGE, "secret-unset", source_hint,
 			    "environment variable %.100s is not set",
@@ -298,6 +315,10 @@ int ps_secret_read(const char *source, const char *prompt_text, char **out,
 			OPENSSL_cleanse((char *)v, strlen(v));
 			unsetenv(source + 4);
 		}
+	} else if (!strcmp(source, "file:")) {
+		rc = ps_err_set(err, PS_EXIT_USAGE, "secret-unreadable",
+				source_hint,
+				"'file:' names no file: give file:PATH");
 	} else if (strncmp(source, "file:", 5) == 0) {
 		rc = read_file(source + 5, s, err);
 	} else {

@@ -44,16 +44,20 @@ static void print_opts(FILE *f, const struct ps_opt *o)
 	for (; o && o->kind != PS_OPT_END; o++) {
 		char left[64];
 
+		char sn[8] = "    ";
+
 		if (!o->help)
 			continue;
+		if (o->short_name)
+			snprintf(sn, sizeof(sn), "-%c, ", (char)o->short_name);
 		if (o->arg && o->optional)
-			snprintf(left, sizeof(left), "--%s[=%s]", o->name,
+			snprintf(left, sizeof(left), "%s--%s[=%s]", sn, o->name,
 				 o->arg);
 		else if (o->arg)
-			snprintf(left, sizeof(left), "--%s %s", o->name,
+			snprintf(left, sizeof(left), "%s--%s %s", sn, o->name,
 				 o->arg);
 		else
-			snprintf(left, sizeof(left), "--%s", o->name);
+			snprintf(left, sizeof(left), "%s--%s", sn, o->name);
 		fprintf(f, "  %-26s %s\n", left, o->help);
 	}
 }
@@ -248,6 +252,20 @@ int ps_opt_cert_type(const struct ps_opt *o, const char *arg,
 	return 0;
 }
 
+/* A mistyped key or section is ignored by the reader: say so. */
+static void warn_unknown(const struct ps_cli *cli)
+{
+	const struct ps_config *c = &cli->cfg;
+
+	for (size_t i = 0; i < c->n; i++)
+		if (!ps_config_known(c->e[i].section, c->e[i].key))
+			ps_cli_warn(cli,
+				    "%s, line %d: unknown key '%s' in [%s], "
+				    "ignored (see psrenew.conf(5))",
+				    c->path, c->e[i].line, c->e[i].key,
+				    c->e[i].section);
+}
+
 static int apply_defaults(struct ps_cli *cli, struct ps_err *err)
 {
 	const struct ps_config *c = &cli->cfg;
@@ -291,11 +309,33 @@ static struct ps_opt *all_opts(struct ps_cli *cli, const struct ps_opt *opts,
 	return all;
 }
 
+/* getopt_long said ':': the option (optopt: its val, or its letter)
+ * has no argument. */
+static int missing_arg(const struct ps_cli *cli, const struct ps_opt *all,
+		       size_t n, const char *word, struct ps_err *err)
+{
+	const struct ps_opt *o = NULL;
+
+	if (optopt >= 256 && (size_t)(optopt - 256) < n)
+		o = &all[optopt - 256];
+	for (size_t i = 0; !o && i < n; i++)
+		if (all[i].short_name && all[i].short_name == optopt)
+			o = &all[i];
+	if (!o || !o->arg)
+		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				  "%s needs an argument (see %s --help)", word,
+				  cli->prog);
+	return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+			  "--%s needs an argument: --%s %s (see %s --help)",
+			  o->name, o->name, o->arg, cli->prog);
+}
+
 static int parse_opts(struct ps_cli *cli, int argc, char **argv,
 		      const struct ps_opt *all, size_t n, struct ps_err *err)
 {
-	char shorts[16];
-	struct option *lo = build_longopts(all, n, shorts, sizeof(shorts));
+	char shorts[16] = ":"; /* ':' first: a missing argument is ':' */
+	struct option *lo =
+	    build_longopts(all, n, shorts + 1, sizeof(shorts) - 1);
 	int c = lo ? getopt_long(argc, argv, shorts, lo, NULL) : -1;
 	int rc = lo ? 0 : ps_err_nomem(err);
 
@@ -308,10 +348,11 @@ static int parse_opts(struct ps_cli *cli, int argc, char **argv,
 		for (size_t i = 0; k == n && c > 0 && c < 256 && i < n; i++)
 			if (all[i].short_name == c)
 				k = i;
-		if (k == n)
+		if (c == ':')
+			rc = missing_arg(cli, all, n, argv[optind - 1], err);
+		else if (k == n)
 			rc = ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
-					"unknown option or missing "
-					"argument: %s (see %s --help)",
+					"unknown option: %s (see %s --help)",
 					argv[optind - 1], cli->prog);
 		else
 			rc = apply(&all[k], optarg, err);
@@ -342,6 +383,8 @@ int ps_cli_parse(struct ps_cli *cli, int argc, char **argv,
 		return rc;
 	rc = ps_config_load(cli->config, &cli->cfg, err);
 	if (!rc)
+		warn_unknown(cli);
+	if (!rc)
 		rc = apply_defaults(cli, err);
 	return rc;
 }
@@ -364,8 +407,19 @@ int ps_cli_main(struct ps_cli *cli, int argc, char **argv,
 		rc = run(cli, args, argv + first, argc - first, &err);
 	if (rc && err.status)
 		ps_cli_report(cli, &err);
-	if (ps_out_finish(cli->out) < 0 && !rc)
-		rc = PS_EXIT_FAIL;
+	errno = 0;
+	if (ps_out_finish(cli->out) < 0) {
+		int e = errno;
+
+		cli->out = NULL; /* no record: stdout is what failed */
+		ps_err_set(&err, PS_EXIT_FAIL, "io",
+			   "check the disk or the command reading the output",
+			   "cannot write the output to stdout: %s",
+			   e ? strerror(e) : "a write failed");
+		ps_cli_report(cli, &err);
+		if (!rc)
+			rc = PS_EXIT_FAIL;
+	}
 	cli->out = NULL;
 	ps_cli_free(cli);
 	return rc;

@@ -10,6 +10,7 @@
 
 struct ps_config_entry {
 	char *section, *key, *value;
+	int line; /* where it is in the file */
 };
 
 struct ps_config {
@@ -29,6 +30,14 @@ struct ps_config {
 PS_API int ps_config_load(const char *path, struct ps_config *cfg,
 			  struct ps_err *err);
 PS_API void ps_config_free(struct ps_config *cfg);
+/* 1 when psrenew.conf(5) documents key in section, else 0 (the front ends
+ * warn about the others, naming the line). */
+int ps_config_known(const char *section, const char *key);
+
+/* The line of the last value of key in section, or 0. */
+int ps_config_line(const struct ps_config *cfg, const char *section,
+		   const char *key);
+
 /* The last value of key in section, or NULL. */
 PS_API const char *ps_config_get(const struct ps_config *cfg,
 				 const char *section, const char *key);

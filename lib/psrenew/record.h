@@ -20,7 +20,8 @@ PS_API int ps_out_is_json(const struct ps_out *o);
  * once; table rows are kept until ps_out_finish(). Returns 0 or -1 when the
  * output cannot be written. */
 PS_API int ps_out_emit(struct ps_out *o, const json_t *rec);
-/* Prints the table (human mode) and frees o. Returns -1 on a write error. */
+/* Prints the table (human mode) and frees o. Returns -1 on a write error
+ * (errno: the first one). */
 PS_API int ps_out_finish(struct ps_out *o);
 
 /* {"kind":"error","code":...,"status":N,"message":...,"hint":...} */

@@ -59,7 +59,8 @@ load ../lib/psrenew
 		for opt in $table; do
 			grep -q -- "$opt" <<<"$text" || { echo "$name: $opt not in $page"; false; }
 		done
-		help=$("$b" --help | grep -oE -- '^  --[a-z][a-z-]*' | sed 's/^  //' | sort)
+		help=$("$b" --help | grep -oE -- '^  (-[a-zA-Z], |    )--[a-z][a-z-]*' |
+			grep -oE -- '--[a-z-]+' | sort)
 		[ "$help" = "$table" ] || { echo "$name:"; diff <(echo "$table") <(echo "$help"); false; }
 	done
 	grep -q -- '--completion-helper' <<<"$(MANWIDTH=200 man -l "$FIXTURE_ROOT/man/psrenew.7" 2>/dev/null)"
