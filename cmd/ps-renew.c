@@ -121,6 +121,21 @@ static int write_cacerts(struct ps_cli *cli, struct ps_ca *ca, const char *file,
 	return rc;
 }
 
+/* The state store; a dry run only reads it (a missing one: nothing
+ * pending, st->dirfd stays -1). */
+static int open_state(struct ps_cli *cli, int dry_run, struct ps_state *st,
+		      struct ps_err *err)
+{
+	int rc = ps_state_open(cli->state_dir, &cli->cfg,
+			       dry_run ? PS_STATE_READ_ONLY : 1, st, err);
+
+	if (rc && dry_run && !strcmp(err->code, "no-state-dir")) {
+		ps_err_clear(err);
+		rc = 0;
+	}
+	return rc;
+}
+
 static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 {
 	struct ps_renew r = { .key_type = a->key_type,
@@ -178,10 +193,10 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 				 "requests are in the state store (ps-fetch "
 				 "--pending --dry-run lists them)");
 	}
-	if (!rc && !a->dry_run)
-		rc = ps_state_open(cli->state_dir, &cli->cfg, 1, &st, err);
+	if (!rc)
+		rc = open_state(cli, a->dry_run, &st, err);
 	if (!rc) {
-		r.st = a->dry_run ? NULL : &st;
+		r.st = st.dirfd >= 0 ? &st : NULL;
 		rc = ps_renew_load_active(&r, err);
 	}
 	/* Every unreadable file of the store, reported (exit 1 at the end);

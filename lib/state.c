@@ -513,7 +513,13 @@ static int sub_fd(struct ps_state *st, const char *sub, struct ps_err *err)
 		bad_id(err, sub);
 		return -1;
 	}
-	fd = open_sub(st->dirfd, sub, 1);
+	fd = open_sub(st->dirfd, sub, !st->read_only);
+	if (fd < 0 && st->read_only && errno == ENOENT) {
+		/* Read-only: a sub-directory not made yet holds nothing. */
+		ps_err_set(err, PS_EXIT_FAIL, "no-such-request", NULL,
+			   "no %s/%s", st->dir, sub);
+		return -2;
+	}
 	if (fd < 0)
 		ps_err_set(err, PS_EXIT_USAGE, "bad-state-dir", dir_hint,
 			   "refusing %s/%s: %s", st->dir, sub, strerror(errno));
@@ -679,6 +685,10 @@ int ps_state_list_sub(struct ps_state *st, const char *sub, char ***ids,
 
 	*ids = NULL;
 	*n = 0;
+	if (fd == -2) {
+		ps_err_clear(err);
+		return 0;
+	}
 	if (fd < 0)
 		return err ? err->status : PS_EXIT_USAGE;
 	rc = list_in(st, fd, sub, ids, n, err);
@@ -698,6 +708,10 @@ int ps_state_each(struct ps_state *st, const char *sub, const json_t *skip,
 		rc = list_in(st, st->reqfd, sub, &names, &n, err);
 	} else {
 		dfd = sub_fd(st, sub, err);
+		if (dfd == -2) {
+			ps_err_clear(err);
+			return 0;
+		}
 		if (dfd < 0)
 			return err ? err->status : PS_EXIT_USAGE;
 		rc = list_in(st, dfd, sub, &names, &n, err);

@@ -118,3 +118,39 @@ need_ro() {
 	[[ $stderr != *"Not a directory"* ]]
 	[ -z "$(find "$BATS_TEST_TMPDIR/real" -mindepth 1)" ]
 }
+
+# ------------------------------------------------------------------ item 4
+
+@test "ps-renew --dry-run refuses a certificate that already has a pending request, as the real run does" {
+	token
+	pending "$QUAL_ID"
+	before=$(tree "$PSRENEW_STATE_DIR")
+	run --separate-stderr ps-renew "${P11[@]}" --token "$TOKEN_URI" \
+		--id "$QUAL_ID" --dry-run
+	[ "$status" -eq 5 ]
+	[ "$(jfield code <<<"$output")" = already-pending ]
+	[[ $(jfield message <<<"$output") == *"already has request $REQ (pending)"* ]]
+	[ "$(tree "$PSRENEW_STATE_DIR")" = "$before" ]
+	# the real run says the same
+	run --separate-stderr ps-renew "${P11[@]}" --token "$TOKEN_URI" \
+		--id "$QUAL_ID" --ca "$SH_CA"
+	[ "$status" -eq 5 ]
+	[ "$(jfield code <<<"$output")" = already-pending ]
+}
+
+@test "ps-renew --dry-run plans a record given twice once, and refuses the second as the real run does" {
+	token
+	run --separate-stderr ps-status "${P11[@]}" --token "$TOKEN_URI" --json
+	rec=$(jq -c --arg id "$QUAL_ID" 'select(.kind == "cert" and .id == $id)' <<<"$output")
+	[ -n "$rec" ]
+	run --separate-stderr ps-renew "${P11[@]}" --dry-run <<<"$rec"$'\n'"$rec"
+	[ "$status" -eq 5 ]
+	[ "$(jfield state <<<"$output" | grep -c planned)" -eq 1 ]
+	[ "$(jfield code <<<"$output" | grep -c already-pending)" -eq 1 ]
+	[ ! -e "$PSRENEW_STATE_DIR" ]
+	printf '%s\n' pending >"$SH_DIR/answers"
+	run --separate-stderr ps-renew "${P11[@]}" --ca "$SH_CA" <<<"$rec"$'\n'"$rec"
+	[ "$status" -eq 5 ]
+	[ "$(jfield state <<<"$output" | grep -c pending)" -eq 1 ]
+	[ "$(jfield code <<<"$output" | grep -c already-pending)" -eq 1 ]
+}
