@@ -154,3 +154,27 @@ need_ro() {
 	[ "$(jfield state <<<"$output" | grep -c pending)" -eq 1 ]
 	[ "$(jfield code <<<"$output" | grep -c already-pending)" -eq 1 ]
 }
+
+# ----------------------------------------------------------------- item 11
+
+@test "ps-renew --all-expiring says \"1 day\" and that the records on stdin were not read" {
+	token
+	run --separate-stderr ps-status "${P11[@]}" --token "$TOKEN_URI" --json
+	rec=$(jq -c --arg id "$QUAL_ID" 'select(.kind == "cert" and .id == $id)' <<<"$output")
+	[ -n "$rec" ]
+	run --separate-stderr ps-renew "${P11[@]}" --all-expiring 1 --dry-run <<<"$rec"
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"nothing expires within 1 day"* ]]
+	[[ $stderr != *"1 days"* ]]
+	[[ $stderr == *"the records on stdin were not read"* ]]
+	[ -z "$output" ]
+	# from a pipe too, once its records are there
+	run --separate-stderr bash -c 'printf "%s\n" "$1" |
+		{ while ! read -r -t 0; do :; done; exec "${@:2}"; }' _ "$rec" \
+		ps-renew "${P11[@]}" --all-expiring 1 --dry-run
+	[[ $stderr == *"the records on stdin were not read"* ]]
+	# nothing on stdin: no word about it
+	run --separate-stderr ps-renew "${P11[@]}" --all-expiring 1 --dry-run </dev/null
+	[ "$status" -eq 0 ]
+	[[ $stderr != *"stdin"* ]]
+}
