@@ -178,3 +178,35 @@ need_ro() {
 	[ "$status" -eq 0 ]
 	[[ $stderr != *"stdin"* ]]
 }
+
+# ----------------------------------------------------------------- item 12
+
+@test "ps-token-clean --orphans leaves the key of a request waiting on the CA alone, exit 0, every run" {
+	token
+	pending "$QUAL_ID"
+	key=$(jq -r .key_id "$PSRENEW_STATE_DIR/requests/$REQ.json")
+	for i in 1 2; do
+		run --separate-stderr ps-token-clean "${P11[@]}" --token "$TOKEN_URI" --orphans --yes
+		[ "$status" -eq 0 ]
+		[ -z "$(jq -c 'select(.kind == "error")' <<<"$output")" ]
+	done
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$TOKEN_LABEL" \
+		--login --pin "$PIN" -O 2>/dev/null | grep -qi "ID: *$key"
+	# named with --id it is refused, with a hint for a pending request
+	run --separate-stderr ps-token-clean "${P11[@]}" --token "$TOKEN_URI" --id "$key" --yes
+	[ "$status" -eq 5 ]
+	[[ $(jq -r 'select(.kind == "error") | .hint' <<<"$output") == *"has not issued its certificate yet"* ]]
+}
+
+@test "ps-token-clean: the hint for an issued request's key says it is issued and how to install it" {
+	token
+	pending "$QUAL_ID"
+	# as a CA answer psrenew did not install leaves it
+	jq '.state = "issued"' "$PSRENEW_STATE_DIR/requests/$REQ.json" >"$BATS_TEST_TMPDIR/r"
+	cp "$BATS_TEST_TMPDIR/r" "$PSRENEW_STATE_DIR/requests/$REQ.json"
+	run --separate-stderr ps-token-clean "${P11[@]}" --token "$TOKEN_URI" --orphans --yes
+	[ "$status" -eq 5 ]
+	hint=$(jq -r 'select(.kind == "error") | .hint' <<<"$output")
+	[[ $hint == *"issued its certificate, which is not installed yet: ps-fetch $REQ installs it"* ]]
+	[[ $hint != *"has not issued"* ]]
+}
