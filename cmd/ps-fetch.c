@@ -134,7 +134,8 @@ static int run(struct ps_cli *cli, void *args, char **operands, int n,
 	f.ca_bundle = a->ca_bundle;
 	f.inst.lenient_subject = a->lenient;
 	f.inst.accept_type = a->accept_type;
-	rc = ps_state_open(cli->state_dir, &cli->cfg, 1, &st, err);
+	rc = ps_state_open(cli->state_dir, &cli->cfg,
+			   a->dry_run ? PS_STATE_READ_ONLY : 1, &st, err);
 	if (rc) {
 		json_decref(ids);
 		ps_fetch_free(&f);

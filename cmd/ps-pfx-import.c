@@ -73,7 +73,7 @@ static int run(struct ps_cli *cli, const struct args *a, const char *path,
 	struct ps_token **toks = NULL;
 	struct ps_pfx_import_opts o = { a->label, a->with_chain };
 	struct ps_pfx_import_result res;
-	struct ps_state st = { NULL, -1, -1, -1 };
+	struct ps_state st = { NULL, -1, -1, -1, 0 };
 	size_t ntoks = 0;
 	json_t *rec = NULL;
 	int rc;

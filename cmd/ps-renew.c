@@ -1,7 +1,9 @@
 /* ps-renew: request following certificates (the guide's §2, "Obnovit"). */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,10 +51,29 @@ static int from_options(struct ps_cli *cli, struct ps_renew *r,
 	batch_init(&b, cli, r);
 	rc = ps_renew_batch_select(&b, &sel, a->all_expiring, &n, err);
 	if (!rc && n == 0)
-		ps_cli_warn(cli, "nothing expires within %ld days",
-			    a->all_expiring);
+		ps_cli_warn(cli, "nothing expires within %ld day%s",
+			    a->all_expiring, a->all_expiring == 1 ? "" : "s");
 	ps_pool_free(&b.pool);
 	return rc;
+}
+
+/* 1 when input waits on stdin (a file not read to its end, or a pipe or
+ * socket with data now): records that the options made this run ignore.
+ * Never blocks: a pipe nobody writes to is left alone. */
+static int stdin_unread(void)
+{
+	struct pollfd p = { .fd = 0, .events = POLLIN };
+	struct stat sb;
+	char c;
+
+	if (isatty(0) || fstat(0, &sb) < 0)
+		return 0;
+	if (S_ISREG(sb.st_mode))
+		return sb.st_size > lseek(0, 0, SEEK_CUR);
+	if (!S_ISFIFO(sb.st_mode) && !S_ISSOCK(sb.st_mode))
+		return 0;
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN) &&
+	       read(0, &c, 1) == 1;
 }
 
 /* A record of stdin: a cert record is kept for renewal; any other kind is
@@ -121,6 +142,21 @@ static int write_cacerts(struct ps_cli *cli, struct ps_ca *ca, const char *file,
 	return rc;
 }
 
+/* The state store; a dry run only reads it (a missing one: nothing
+ * pending, st->dirfd stays -1). */
+static int open_state(struct ps_cli *cli, int dry_run, struct ps_state *st,
+		      struct ps_err *err)
+{
+	int rc = ps_state_open(cli->state_dir, &cli->cfg,
+			       dry_run ? PS_STATE_READ_ONLY : 1, st, err);
+
+	if (rc && dry_run && !strcmp(err->code, "no-state-dir")) {
+		ps_err_clear(err);
+		rc = 0;
+	}
+	return rc;
+}
+
 static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 {
 	struct ps_renew r = { .key_type = a->key_type,
@@ -179,10 +215,10 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 				 "requests are in the state store (ps-fetch "
 				 "--pending --dry-run lists them)");
 	}
-	if (!rc && !a->dry_run)
-		rc = ps_state_open(cli->state_dir, &cli->cfg, 1, &st, err);
+	if (!rc)
+		rc = open_state(cli, a->dry_run, &st, err);
 	if (!rc) {
-		r.st = a->dry_run ? NULL : &st;
+		r.st = st.dirfd >= 0 ? &st : NULL;
 		rc = ps_renew_load_active(&r, err);
 	}
 	/* Every unreadable file of the store, reported (exit 1 at the end);
@@ -194,6 +230,11 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	if (!rc)
 		rc = by_opts ? from_options(cli, &r, a, err)
 			     : from_stdin(cli, &r, err);
+	if (by_opts && stdin_unread())
+		ps_cli_warn(cli, "the records on stdin were not read: "
+				 "--all-expiring, --id, --serial and --type "
+				 "choose the certificates; pipe records "
+				 "without them");
 	if (!err->status)
 		rc = ps_exit_worse(rc, damaged);
 	ps_progress_end(&progress);

@@ -355,6 +355,31 @@ static int removed_before(struct ps_state *st, const struct ps_clean_item *it)
 				  (void *)it->id) == 1;
 }
 
+/* The state of request id (a copy), or NULL when it cannot be read. */
+static char *request_state(const struct ps_clean_opts *o, const char *id)
+{
+	json_t *rec = NULL;
+	const char *s = NULL;
+	char *copy;
+
+	if (o->st && !ps_state_load(o->st, id, &rec, NULL))
+		s = ps_json_str(rec, "state");
+	copy = s ? strdup(s) : NULL;
+	json_decref(rec);
+	return copy;
+}
+
+/* 1 when request id waits on the CA (unsubmitted or pending). */
+static int awaiting_ca(const struct ps_clean_opts *o, const char *id)
+{
+	char *s = request_state(o, id);
+	int r =
+	    s && (!strcmp(s, PS_REQ_PENDING) || !strcmp(s, PS_REQ_UNSUBMITTED));
+
+	free(s);
+	return r;
+}
+
 static void select_items(struct ps_clean_plan *p, const struct ps_clean_opts *o)
 {
 	unsigned sel = o->select;
@@ -371,8 +396,12 @@ static void select_items(struct ps_clean_plan *p, const struct ps_clean_opts *o)
 		    (r == PS_CLEAN_R_EXPIRED && (sel & PS_CLEAN_EXPIRED)) ||
 		    (r == PS_CLEAN_R_SUPERSEDED &&
 		     (sel & PS_CLEAN_SUPERSEDED)) ||
+		    /* The key pair of a request the CA has not answered yet
+		     * is no orphan: --orphans leaves it alone (--id names
+		     * it); an issued or rejected one's waits on a person. */
 		    ((r == PS_CLEAN_R_ORPHAN_KEY ||
-		      r == PS_CLEAN_R_PENDING_KEY) &&
+		      (r == PS_CLEAN_R_PENDING_KEY &&
+		       !awaiting_ca(o, it->request_id))) &&
 		     (sel & PS_CLEAN_ORPHANS)) ||
 		    (r == PS_CLEAN_R_ORPHAN_KEY &&
 		     (sel & (PS_CLEAN_EXPIRED | PS_CLEAN_SUPERSEDED)) &&
@@ -487,6 +516,30 @@ static void judge_cert(struct ps_clean_plan *p, const struct ps_clean_opts *o,
 	it->action = PS_CLEAN_REMOVE;
 }
 
+/* What to do about request id's key pair, by the request's state. */
+static void pending_hint(const struct ps_clean_opts *o, const char *id,
+			 char *buf, size_t len)
+{
+	char *s = request_state(o, id);
+
+	if (s && !strcmp(s, PS_REQ_ISSUED))
+		snprintf(buf, len,
+			 "the CA issued its certificate, which is not "
+			 "installed yet: ps-fetch %s installs it beside the "
+			 "key",
+			 id);
+	else if (s && !strcmp(s, PS_REQ_REJECTED))
+		snprintf(buf, len,
+			 "the request was rejected: see ps-fetch(1) before "
+			 "removing its key pair");
+	else
+		snprintf(buf, len,
+			 "the CA has not issued its certificate yet: "
+			 "ps-fetch --pending installs it beside the key "
+			 "once issued");
+	free(s);
+}
+
 static void apply_rules(struct ps_clean_plan *p, const struct ps_clean_opts *o)
 {
 	for (size_t i = 0; i < p->n; i++) {
@@ -497,13 +550,12 @@ static void apply_rules(struct ps_clean_plan *p, const struct ps_clean_opts *o)
 		} else if (it->cert >= 0) {
 			judge_cert(p, o, it);
 		} else if (it->reason == PS_CLEAN_R_PENDING_KEY) {
+			char hint[256];
+
 			it->action = PS_CLEAN_REFUSE;
+			pending_hint(o, it->request_id, hint, sizeof(hint));
 			ps_err_set(&it->why, PS_EXIT_REFUSED,
-				   "refused-pending-key",
-				   "its certificate is not installed yet: "
-				   "ps-fetch installs it beside the key (see "
-				   "ps-fetch(1) for a request the CA rejected "
-				   "or a certificate it refused)",
+				   "refused-pending-key", hint,
 				   "keeping key pair %s: request %s waits on "
 				   "it",
 				   it->id_hex, it->request_id);

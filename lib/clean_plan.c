@@ -149,7 +149,8 @@ int ps_clean_batch_state(struct ps_clean_batch *b, const char *state_dir,
 	int rc;
 
 	ps_err_clear(&e);
-	rc = ps_state_open(state_dir, cfg, create, &b->st, &e);
+	rc = ps_state_open(state_dir, cfg, create ? 1 : PS_STATE_READ_ONLY,
+			   &b->st, &e);
 	if (!rc) {
 		b->have_st = 1;
 		b->o.st = &b->st;

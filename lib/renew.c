@@ -182,6 +182,15 @@ static int precheck(struct ps_renew *r, const struct ps_inventory *inv,
 		    "damaged and might be for it",
 		    c->serial_hex, bad);
 	active = json_string_value(json_object_get(r->active, c->sha256));
+	if (active && !*active && !r->force)
+		/* Planned earlier in this dry run: the real run would have
+		 * its request by now. */
+		return ps_err_set(err, PS_EXIT_REFUSED, "already-pending",
+				  "each certificate is requested once: drop "
+				  "the repeated record",
+				  "certificate %s would already have the "
+				  "request planned above",
+				  c->serial_hex);
 	if (active && !r->force) {
 		json_t *rec = NULL;
 		const char *s = NULL;
@@ -588,6 +597,8 @@ static int renew_locked(struct ps_renew *r, struct ps_token *tok,
 		if (rec) {
 			ps_request_set_state(rec, PS_REQ_PLANNED, now);
 			json_object_del(rec, "request_id");
+			json_object_set_new(r->active, c->sha256,
+					    json_string(""));
 		}
 		*out = rec;
 		return rec ? 0 : PS_EXIT_FAIL;

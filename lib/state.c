@@ -94,11 +94,60 @@ static int open_sub(int dirfd, const char *name, int create)
 	return fd;
 }
 
+/* Why dirfd/name cannot be a state directory, for a message ("is a
+ * symlink", "has mode 0775, wants 0700", ...); e: the errno of opening it. */
+static void why_not_dir(int dirfd, const char *name, int e, char *buf,
+			size_t len)
+{
+	struct stat sb;
+
+	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		snprintf(buf, len, "%s", strerror(errno));
+	else if (S_ISLNK(sb.st_mode))
+		snprintf(buf, len, "it is a symlink, not a directory");
+	else if (!S_ISDIR(sb.st_mode))
+		snprintf(buf, len, "it is not a directory");
+	else if (sb.st_uid != geteuid())
+		snprintf(buf, len, "it is owned by uid %ld, not by you",
+			 (long)sb.st_uid);
+	else if (sb.st_mode & 022)
+		snprintf(buf, len,
+			 "it has mode %04o, wants 0700 (not writable by "
+			 "group or others)",
+			 (unsigned)(sb.st_mode & 07777));
+	else
+		snprintf(buf, len, "%s", strerror(e));
+}
+
+/* requests/ and locks/: made when missing, unless the store is read-only
+ * (then a missing one stays -1: nothing in it). */
+static int open_subs(struct ps_state *st, struct ps_err *err)
+{
+	static const char *const names[] = { "requests", "locks" };
+	int *fds[] = { &st->reqfd, &st->lockfd };
+	char why[128];
+
+	for (size_t i = 0; i < 2; i++) {
+		*fds[i] = open_sub(st->dirfd, names[i], !st->read_only);
+		if (*fds[i] >= 0 || (st->read_only && errno == ENOENT))
+			continue;
+		why_not_dir(st->dirfd, names[i], errno, why, sizeof(why));
+		return ps_err_set(err, PS_EXIT_USAGE, "bad-state-dir", dir_hint,
+				  "refusing %s/%s: %s", st->dir, names[i], why);
+	}
+	return 0;
+}
+
 int ps_state_open(const char *dir_opt, const struct ps_config *cfg, int create,
 		  struct ps_state *st, struct ps_err *err)
 {
+	char why[128];
+
 	memset(st, 0, sizeof(*st));
 	st->dirfd = st->reqfd = st->lockfd = -1;
+	st->read_only = create == PS_STATE_READ_ONLY;
+	if (st->read_only)
+		create = 0;
 	st->dir = dir_opt ? strdup(dir_opt) : default_dir(cfg);
 	if (!st->dir)
 		return ps_err_set(err, PS_EXIT_USAGE, "bad-state-dir", dir_hint,
@@ -114,25 +163,17 @@ int ps_state_open(const char *dir_opt, const struct ps_config *cfg, int create,
 	    open(st->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (st->dirfd < 0 && errno == ENOENT && !create) {
 		ps_err_set(err, PS_EXIT_USAGE, "no-state-dir", dir_hint,
-			   "there is no state directory %s", st->dir);
+			   "the state directory %s does not exist", st->dir);
 		goto fail;
 	}
 	if (st->dirfd < 0 || !safe_dir(st->dirfd)) {
+		why_not_dir(AT_FDCWD, st->dir, errno, why, sizeof(why));
 		ps_err_set(err, PS_EXIT_USAGE, "bad-state-dir", dir_hint,
-			   "refusing the state directory %s: %s", st->dir,
-			   st->dirfd < 0 ? strerror(errno)
-					 : "not owned by you or writable by "
-					   "others");
+			   "refusing the state directory %s: %s", st->dir, why);
 		goto fail;
 	}
-	st->reqfd = open_sub(st->dirfd, "requests", 1);
-	st->lockfd = open_sub(st->dirfd, "locks", 1);
-	if (st->reqfd < 0 || st->lockfd < 0) {
-		ps_err_set(err, PS_EXIT_USAGE, "bad-state-dir", dir_hint,
-			   "refusing %s/requests or %s/locks: %s", st->dir,
-			   st->dir, strerror(errno));
+	if (open_subs(st, err))
 		goto fail;
-	}
 	return 0;
 fail:
 	ps_state_close(st);
@@ -359,8 +400,10 @@ static int load_raw(struct ps_state *st, int dfd, const char *sub,
 		return bad_id(err, id);
 	snprintf(name, sizeof(name), "%s.json", id);
 	/* O_NONBLOCK: a FIFO planted there must not hang the reader. */
-	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT)
+	fd = dfd < 0 ? -1
+		     : openat(dfd, name,
+			      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && (errno == ENOENT || dfd < 0))
 		return ps_err_set(err, PS_EXIT_FAIL, "no-such-request",
 				  "list the pending requests with "
 				  "ps-fetch --pending --dry-run",
@@ -470,7 +513,13 @@ static int sub_fd(struct ps_state *st, const char *sub, struct ps_err *err)
 		bad_id(err, sub);
 		return -1;
 	}
-	fd = open_sub(st->dirfd, sub, 1);
+	fd = open_sub(st->dirfd, sub, !st->read_only);
+	if (fd < 0 && st->read_only && errno == ENOENT) {
+		/* Read-only: a sub-directory not made yet holds nothing. */
+		ps_err_set(err, PS_EXIT_FAIL, "no-such-request", NULL,
+			   "no %s/%s", st->dir, sub);
+		return -2;
+	}
 	if (fd < 0)
 		ps_err_set(err, PS_EXIT_USAGE, "bad-state-dir", dir_hint,
 			   "refusing %s/%s: %s", st->dir, sub, strerror(errno));
@@ -584,6 +633,8 @@ static int list_in(struct ps_state *st, int dfd, const char *sub, char ***ids,
 
 	*ids = NULL;
 	*n = 0;
+	if (dfd < 0 && st->read_only)
+		return 0; /* not made yet: empty */
 	if (!d) {
 		if (fd >= 0)
 			close(fd);
@@ -634,6 +685,10 @@ int ps_state_list_sub(struct ps_state *st, const char *sub, char ***ids,
 
 	*ids = NULL;
 	*n = 0;
+	if (fd == -2) {
+		ps_err_clear(err);
+		return 0;
+	}
 	if (fd < 0)
 		return err ? err->status : PS_EXIT_USAGE;
 	rc = list_in(st, fd, sub, ids, n, err);
@@ -653,6 +708,10 @@ int ps_state_each(struct ps_state *st, const char *sub, const json_t *skip,
 		rc = list_in(st, st->reqfd, sub, &names, &n, err);
 	} else {
 		dfd = sub_fd(st, sub, err);
+		if (dfd == -2) {
+			ps_err_clear(err);
+			return 0;
+		}
 		if (dfd < 0)
 			return err ? err->status : PS_EXIT_USAGE;
 		rc = list_in(st, dfd, sub, &names, &n, err);
@@ -726,6 +785,8 @@ int ps_state_lock(struct ps_state *st, const char *name, int wait, int *fd,
 	*fd = -1;
 	if (!ps_state_valid_id(name))
 		return bad_id(err, name);
+	if (st->read_only)
+		return 0; /* it only reads: what it reads is saved whole */
 	snprintf(file, sizeof(file), "%s.lock", name);
 	*fd = openat(st->lockfd, file,
 		     O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);

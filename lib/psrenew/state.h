@@ -15,14 +15,19 @@
 struct ps_state {
 	char *dir;
 	int dirfd, reqfd, lockfd;
+	int read_only; /* opened with PS_STATE_READ_ONLY */
 };
+
+/* ps_state_open's create for a dry run: an existing directory, nothing
+ * made in it (missing sub-directories read as empty), no lock taken. */
+#define PS_STATE_READ_ONLY (-1)
 
 /*
  * Opens (creating with mode 0700 when create is set) the state directory:
  * dir_opt, else the config's [defaults] state-dir, else $PSRENEW_STATE_DIR,
  * else $XDG_STATE_HOME/psrenew, else ~/.local/state/psrenew (root:
  * /var/lib/psrenew). A directory that is a symlink, not ours, or writable by
- * others is refused (exit 2).
+ * others is refused (exit 2); a missing one without create is "no-state-dir".
  */
 PS_API int ps_state_open(const char *dir_opt, const struct ps_config *cfg,
 			 int create, struct ps_state *st, struct ps_err *err);

@@ -281,16 +281,17 @@ sel() {
 	pending_request "$QUAL_ID"
 	before=$(counts)
 	[ "$before" = "4 5 5" ]
+	# waiting on the CA: no orphan, left alone without an error
 	clean --orphans --yes
+	[ "$status" -eq 0 ]
+	[ -z "$(sel '.kind == "error"')" ]
+	[ "$(counts)" = "$before" ]
+	clean --id "$KEY_ID" --yes --force-valid
 	[ "$status" -eq 5 ]
 	[ "$(sel '.kind == "error"' | jfield code)" = refused-pending-key ]
 	[ "$(sel '.kind == "error"' | jfield reason)" = pending-key ]
 	[ "$(sel '.kind == "error"' | jfield id)" = "$KEY_ID" ]
 	[ "$(sel '.kind == "error"' | jfield request_id)" != null ]
-	[ "$(counts)" = "$before" ]
-	clean --id "$KEY_ID" --yes --force-valid
-	[ "$status" -eq 5 ]
-	[ "$(sel '.kind == "error"' | jfield code)" = refused-pending-key ]
 	[ "$(counts)" = "$before" ]
 	on_token privkey "$KEY_ID" && on_token pubkey "$KEY_ID"
 }
