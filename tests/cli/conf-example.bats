@@ -19,6 +19,8 @@ config_keys() {
 
 # check_parses FILE: a binary reads FILE and does its (harmless) job.
 check_parses() {
+	# a dry run reads the state directory and makes none (ps-fetch(1))
+	mkdir -p -m 700 "$BATS_TEST_TMPDIR/state"
 	run --separate-stderr ps-fetch --config "$1" --state-dir "$BATS_TEST_TMPDIR/state" \
 		--pending --dry-run
 	[ "$status" -eq 0 ] || { echo "$1: status $status: $stderr"; false; }
