@@ -1,9 +1,7 @@
 /* ps-renew: request following certificates (the guide's §2, "Obnovit"). */
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,51 +55,13 @@ static int from_options(struct ps_cli *cli, struct ps_renew *r,
 	return rc;
 }
 
-/* 1 when input waits on stdin (a file not read to its end, or a pipe or
- * socket with data now): records that the options made this run ignore.
- * Never blocks: a pipe nobody writes to is left alone. */
-static int stdin_unread(void)
-{
-	struct pollfd p = { .fd = 0, .events = POLLIN };
-	struct stat sb;
-	char c;
-
-	if (isatty(0) || fstat(0, &sb) < 0)
-		return 0;
-	if (S_ISREG(sb.st_mode))
-		return sb.st_size > lseek(0, 0, SEEK_CUR);
-	if (!S_ISFIFO(sb.st_mode) && !S_ISSOCK(sb.st_mode))
-		return 0;
-	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN) &&
-	       read(0, &c, 1) == 1;
-}
-
-/* A record of stdin: a cert record is kept for renewal; any other kind is
- * an error record of its own. */
-static int take_cert(struct ps_in_loop *l, json_t *rec)
-{
-	const char *kind = ps_json_str(rec, "kind");
-	struct ps_err e;
-	json_t *er;
-
-	if (!strcmp(kind, "cert"))
-		return json_array_append(l->ctx, rec) == 0;
-	ps_err_set(&e, PS_EXIT_FAIL, "bad-record",
-		   "ps-renew reads cert records (ps-status --json)",
-		   "a '%s' record cannot be renewed", kind);
-	er = ps_target_error(&e, rec, NULL, -1);
-	l->emit(l->emit_ctx, er);
-	json_decref(er);
-	l->worst = ps_exit_worse(l->worst, PS_EXIT_FAIL);
-	return 1;
-}
-
 /* cert records on stdin, grouped by module. */
 static int from_stdin(struct ps_cli *cli, struct ps_renew *r,
 		      struct ps_err *err)
 {
 	json_t *all = json_array();
-	struct ps_in_loop loop = { take_cert, all, ps_cli_emit, cli, 0 };
+	struct ps_in_loop loop = { ps_renew_take_cert, all, ps_cli_emit, cli,
+				   0 };
 	struct ps_renew_batch b;
 	int worst;
 
@@ -230,7 +190,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	if (!rc)
 		rc = by_opts ? from_options(cli, &r, a, err)
 			     : from_stdin(cli, &r, err);
-	if (by_opts && stdin_unread())
+	if (by_opts && ps_in_unread(0))
 		ps_cli_warn(cli, "the records on stdin were not read: "
 				 "--all-expiring, --id, --serial and --type "
 				 "choose the certificates; pipe records "

@@ -2,8 +2,10 @@
 #include <psrenew/record.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LINE_MAX_BYTES (1 << 20)
@@ -562,4 +564,20 @@ int ps_json_set_str(json_t *o, const char *key, const char *value)
 const char *ps_json_str(const json_t *o, const char *key)
 {
 	return json_string_value(json_object_get(o, key));
+}
+
+int ps_in_unread(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct stat sb;
+	char c;
+
+	if (isatty(fd) || fstat(fd, &sb) < 0)
+		return 0;
+	if (S_ISREG(sb.st_mode))
+		return sb.st_size > lseek(fd, 0, SEEK_CUR);
+	if (!S_ISFIFO(sb.st_mode) && !S_ISSOCK(sb.st_mode))
+		return 0;
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN) &&
+	       read(fd, &c, 1) == 1;
 }

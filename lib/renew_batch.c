@@ -300,3 +300,23 @@ int ps_renew_batch_records(struct ps_renew_batch *b, json_t *recs)
 	json_decref(all);
 	return worst;
 }
+
+/* A record of stdin: a cert record is kept for renewal; any other kind is
+ * an error record of its own. */
+int ps_renew_take_cert(struct ps_in_loop *l, json_t *rec)
+{
+	const char *kind = ps_json_str(rec, "kind");
+	struct ps_err e;
+	json_t *er;
+
+	if (!strcmp(kind, "cert"))
+		return json_array_append(l->ctx, rec) == 0;
+	ps_err_set(&e, PS_EXIT_FAIL, "bad-record",
+		   "ps-renew reads cert records (ps-status --json)",
+		   "a '%s' record cannot be renewed", kind);
+	er = ps_target_error(&e, rec, NULL, -1);
+	l->emit(l->emit_ctx, er);
+	json_decref(er);
+	l->worst = ps_exit_worse(l->worst, PS_EXIT_FAIL);
+	return 1;
+}

@@ -58,6 +58,10 @@ struct ps_in_loop {
 /* Reads every record of f through l. Returns 0, or the status of bad input
  * (err names the line; the records before it were handled). */
 int ps_in_each(FILE *f, struct ps_in_loop *l, struct ps_err *err);
+/* 1 when input waits on fd (a file not read to its end, or a pipe or socket
+ * with data now): records that the options made a run ignore. Never
+ * blocks: a pipe nobody writes to is left alone. */
+int ps_in_unread(int fd);
 
 /* Copies into dst every field of src that psrenew does not define and dst
  * lacks (a "user" or "office" field an administrator added, say). */

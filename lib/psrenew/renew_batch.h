@@ -35,4 +35,9 @@ int ps_renew_batch_select(struct ps_renew_batch *b,
  * passed_on). Returns the worst status. */
 int ps_renew_batch_records(struct ps_renew_batch *b, json_t *recs);
 
+/* ps_in_each's handler for ps-renew: a cert record of stdin goes into the
+ * array l->ctx for renewal; any other kind is an error record of its own
+ * (bad-record). */
+int ps_renew_take_cert(struct ps_in_loop *l, json_t *rec);
+
 #endif
