@@ -88,6 +88,12 @@ struct ps_opt_list {
 		.kind = PS_OPT_CALLBACK, .name = (n), .value = (var),          \
 		.arg = (a), .help = (h), .cb = (fn)                            \
 	}
+/* A flag with a short name too (-q, -v, -h, -V) whose callback acts. */
+#define PS_OPT_FLAG_CB(n, c, var, fn, h)                                       \
+	{                                                                      \
+		.kind = PS_OPT_CALLBACK, .name = (n), .short_name = (c),       \
+		.value = (var), .help = (h), .cb = (fn)                        \
+	}
 /* A secret source (prompt, env:VAR, file:PATH, fd:N), checked. */
 #define PS_OPT_SECRET(n, var, h)                                               \
 	PS_OPT_CALLBACK(n, var, ps_opt_secret, "SOURCE", h)
