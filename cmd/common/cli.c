@@ -396,6 +396,7 @@ int ps_cli_main(struct ps_cli *cli, int argc, char **argv,
 		int e = errno;
 
 		cli->out = NULL; /* no record: stdout is what failed */
+		cli->out_failed = 1;
 		ps_err_set(&err, PS_EXIT_FAIL, "io",
 			   "check the disk or the command reading the output",
 			   "cannot write the output to stdout: %s",
@@ -445,7 +446,7 @@ int ps_cli_report(struct ps_cli *cli, const struct ps_err *err)
 		err->msg[0] ? err->msg : "failed");
 	if (err->hint[0] && !cli->quiet)
 		fprintf(stderr, "%s: hint: %s\n", cli->prog, err->hint);
-	if (ps_cli_out(cli) && ps_out_is_json(cli->out)) {
+	if (!cli->out_failed && ps_cli_out(cli) && ps_out_is_json(cli->out)) {
 		json_t *r = ps_record_error(err);
 
 		if (r)

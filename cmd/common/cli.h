@@ -119,7 +119,8 @@ struct ps_cli {
 	struct ps_config cfg;
 	struct ps_uri token_uri;
 	struct ps_out *out;
-	int pin_given; /* --pin was on the command line */
+	int out_failed; /* stdout could not be written: no more records */
+	int pin_given;	/* --pin was on the command line */
 	/* Where module came from, for messages (NULL: --module). */
 	const char *module_from;
 	const struct ps_opt *opts; /* the binary's own options */
