@@ -355,6 +355,51 @@ field() { sed -n "s/^$1=//p" <<<"$output"; }
     [ "$status" -eq 0 ]
 }
 
+@test "DELAY: a listed call sleeps as long as asked, others do not" {
+    command -v strace >/dev/null || skip "strace not installed"
+    P11FAULT_DELAY='C_GetSlotList:1500' run strace -f -e trace=clock_nanosleep,nanosleep \
+        pkcs11-tool --module "$SHIM" -L
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"token label        : t"* ]]
+    # pkcs11-tool -L calls C_GetSlotList twice (count, then list): two sleeps
+    [ "$(grep -c 'tv_sec=1, tv_nsec=500000000' <<<"$output")" -eq 2 ]
+
+    P11FAULT_DELAY='*:7' run strace -f -e trace=clock_nanosleep,nanosleep \
+        pkcs11-tool --module "$SHIM" -T
+    [ "$status" -eq 0 ]
+    [ "$(grep -c 'tv_sec=0, tv_nsec=7000000' <<<"$output")" -ge 2 ]
+
+    run strace -f -e trace=clock_nanosleep,nanosleep pkcs11-tool --module "$SHIM" -T
+    [ "$status" -eq 0 ]
+    [[ "$output" != *"tv_nsec=7000000"* ]]
+
+    P11FAULT_DELAY='C_Nothing:5' run shim -L
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"p11fault: P11FAULT_DELAY"* ]]
+    P11FAULT_DELAY='C_Login:fast' run shim -L
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"bad delay in milliseconds"* ]]
+}
+
+@test "RSA_MAX_BITS: a 2048-only device reports and enforces its limit" {
+    run shim -M
+    [[ "$output" =~ RSA-PKCS-KEY-PAIR-GEN,\ keySize=\{[0-9]+,(4096|[1-9][0-9]{4,})\} ]]
+
+    export P11FAULT_RSA_MAX_BITS=2048
+    run shim -M
+    [ "$status" -eq 0 ]
+    [[ "$output" =~ RSA-PKCS-KEY-PAIR-GEN,\ keySize=\{[0-9]+,2048\} ]]
+
+    run shim --login --pin "$PIN" --keypairgen --key-type rsa:4096 --id 07
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"CKR_KEY_SIZE_RANGE"* ]]
+    [ "$(object_count)" -eq 0 ]
+
+    run shim --login --pin "$PIN" --keypairgen --key-type rsa:1024 --id 08
+    [ "$status" -eq 0 ]
+    [ "$(object_count)" -eq 2 ]
+}
+
 @test "TOKEN_FLAGS: flags are reported and a PIN-locked token refuses login" {
     export P11FAULT_TOKEN_FLAGS=CKF_USER_PIN_COUNT_LOW,CKF_USER_PIN_FINAL_TRY,CKF_USER_PIN_LOCKED,CKF_PROTECTED_AUTHENTICATION_PATH
     run shim -L

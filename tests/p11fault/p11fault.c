@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
@@ -181,6 +182,10 @@ static struct config {
     int label_set;
     CK_UTF8CHAR label[32];
     int verbose;
+    unsigned long delay_ms[FN_COUNT]; /* per function, milliseconds */
+    unsigned long delay_all_ms;       /* every counted call */
+    int rsa_max_set;
+    CK_ULONG rsa_max_bits;
 } cfg;
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -343,6 +348,28 @@ static int flag_item(const char *var, char *tok)
     return 0;
 }
 
+/* FUNCTION:MS or *:MS */
+static int delay_item(const char *var, char *tok)
+{
+    char *c = strchr(tok, ':');
+    enum fn_id fn;
+    unsigned long ms;
+
+    if (c == NULL)
+        return bad(var, "expected FUNCTION:MS, got", tok);
+    *c = '\0';
+    if (parse_ulong(trim(c + 1), 10, &ms) != 0 || ms > 3600000UL)
+        return bad(var, "bad delay in milliseconds", c + 1);
+    if (strcmp(trim(tok), "*") == 0) {
+        cfg.delay_all_ms = ms;
+        return 0;
+    }
+    if (parse_function(trim(tok), &fn) != 0)
+        return bad(var, "unknown function", tok);
+    cfg.delay_ms[fn] = ms;
+    return 0;
+}
+
 static int parse_fail_any(void)
 {
     const char *var = "P11FAULT_FAIL_ANY", *val = getenv(var);
@@ -436,6 +463,9 @@ static int load_config(void)
         parse_number_var("P11FAULT_REMOVE_AFTER", &cfg.remove_after_set,
                          &cfg.remove_after) != 0 ||
         for_each_item("P11FAULT_HIDE_MECHS", mech_item) != 0 ||
+        for_each_item("P11FAULT_DELAY", delay_item) != 0 ||
+        parse_number_var("P11FAULT_RSA_MAX_BITS", &cfg.rsa_max_set,
+                         &cfg.rsa_max_bits) != 0 ||
         parse_flags_and_switches() != 0 || parse_label() != 0)
         return -1;
     return 0;
@@ -472,6 +502,22 @@ static CK_RV inject(enum fn_id fn, unsigned long n, CK_RV rv)
     return rv;
 }
 
+/* A slow token: each call waits as a round trip to a USB token would. */
+static void delay(enum fn_id fn, enum kind kind)
+{
+    unsigned long ms = cfg.delay_ms[fn];
+    struct timespec ts;
+
+    if (ms == 0 && kind != K_GLOBAL)
+        ms = cfg.delay_all_ms;
+    if (ms == 0)
+        return;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
 /*
  * Called first by every entry point: counts the call and returns the fault
  * to inject, or CKR_OK to go on.
@@ -485,6 +531,7 @@ static CK_RV enter(enum fn_id fn, enum kind kind)
     if (kind != K_GLOBAL)
         t = ++total_calls;
     pthread_mutex_unlock(&count_lock);
+    delay(fn, kind);
 
     for (size_t i = 0; i < cfg.nrules; i++) {
         const struct rule *r = &cfg.rules[i];
@@ -943,7 +990,28 @@ static CK_RV fw_C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
 
     if (rv == CKR_OK && mech_hidden(type))
         rv = CKR_MECHANISM_INVALID;
-    return rv != CKR_OK ? rv : real->C_GetMechanismInfo(slotID, type, pInfo);
+    if (rv == CKR_OK)
+        rv = real->C_GetMechanismInfo(slotID, type, pInfo);
+    if (rv == CKR_OK && cfg.rsa_max_set && type == CKM_RSA_PKCS_KEY_PAIR_GEN &&
+        pInfo != NULL && pInfo->ulMaxKeySize > cfg.rsa_max_bits)
+        pInfo->ulMaxKeySize = cfg.rsa_max_bits;
+    return rv;
+}
+
+/* A key pair larger than P11FAULT_RSA_MAX_BITS: the template's value is
+ * outside what the "device" supports (PKCS#11 2.40, CKR_KEY_SIZE_RANGE). */
+static CK_RV check_rsa_bits(CK_MECHANISM_PTR mech, CK_ATTRIBUTE_PTR tmpl,
+                            CK_ULONG count)
+{
+    if (!cfg.rsa_max_set || mech == NULL ||
+        mech->mechanism != CKM_RSA_PKCS_KEY_PAIR_GEN)
+        return CKR_OK;
+    for (CK_ULONG i = 0; i < count; i++)
+        if (tmpl[i].type == CKA_MODULUS_BITS &&
+            tmpl[i].ulValueLen == sizeof(CK_ULONG) && tmpl[i].pValue &&
+            *(CK_ULONG *)tmpl[i].pValue > cfg.rsa_max_bits)
+            return inject(FN_C_GenerateKeyPair, 0, CKR_KEY_SIZE_RANGE);
+    return CKR_OK;
 }
 
 /* The real label of the session's token, trimmed, spaces and '%' as %XX;
@@ -1058,6 +1126,9 @@ static CK_RV fw_C_GenerateKeyPair(
 
     if (rv == CKR_OK)
         rv = check_mechanism(pMechanism);
+    if (rv == CKR_OK)
+        rv = check_rsa_bits(pMechanism, pPublicKeyTemplate,
+                            ulPublicKeyAttributeCount);
     if (rv == CKR_OK)
         rv = check_capacity(
             hSession,
