@@ -1,6 +1,7 @@
 /* ps-jip-setserial: register new certificates' serial numbers in JIP
  * (the guide's §5; §6 login methods; the local administrator's bulk). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -91,7 +92,8 @@ static int list(struct ps_cli *cli, const struct ps_jip_reg *r,
 	size_t ntoks = 0;
 	int rc;
 
-	if (cli->module && ps_cli_tokens(cli, &mod, &toks, &ntoks, err)) {
+	if ((cli->module || cli->token || getenv("PKCS11_MODULE")) &&
+	    ps_cli_tokens(cli, &mod, &toks, &ntoks, err)) {
 		ps_cli_warn(cli,
 			    "%s: the entries are marked from the state "
 			    "store only",
@@ -145,6 +147,12 @@ static int run(struct ps_cli *cli, const struct args *a, char **more, int nmore,
 		logins[n++] = a->for_users.v[i];
 	for (int i = 0; i < nmore; i++)
 		logins[n++] = more[i];
+	if (a->ws_url && a->backend && !strcmp(a->backend, "html")) {
+		json_decref(items);
+		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				  "--jip-ws is the web service: not with "
+				  "--backend html");
+	}
 	if (a->list) {
 		json_decref(items);
 		if (!n)
