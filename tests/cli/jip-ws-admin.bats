@@ -179,6 +179,14 @@ client_files() {
 	[ "$status" -eq 0 ]
 	[ "$(jq -r .auth "$WS/log" | sort -u)" = "cert:$serial" ]
 	certs_of jnovak | grep -Fqx "V A $ISSUER"
+	# the same from psrenew.conf alone
+	printf 'backend = ws\nws-url = %s\nws-version = 1.1\nws-client-cert = %s\nws-client-key = %s\nws-client-key-password = file:%s\n' \
+		"$WS11" "$BATS_TEST_TMPDIR/sys/cert.pem" "$BATS_TEST_TMPDIR/sys/enc.pem" "$BATS_TEST_TMPDIR/sys/pp" >>"$PSRENEW_CONFIG"
+	setserial --for jnovak --serial 0B --type commercial --ca "$ISSUER"
+	[ "$status" -eq 0 ]
+	[ "$(jfield result <<<"$output")" = set ]
+	[[ "$stderr" != *unknown* ]]
+	certs_of jnovak | grep -Fqx "V B $ISSUER"
 }
 
 @test "--remove-superseded: the old entries go in the UpdateUser that adds the new ones; others stay" {
