@@ -1,6 +1,8 @@
 /* ps-jip-setserial: register new certificates' serial numbers in JIP
  * (the guide's §5; §6 login methods; the local administrator's bulk). */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <psrenew/jip_register.h>
@@ -9,9 +11,12 @@
 #include "common/progress.h"
 
 struct args {
-	const char *login, *user, *password, *otp, *for_user, *profile, *url;
+	const char *login, *user, *password, *otp, *profile, *url;
 	const char *ca_bundle, *cert, *serial, *ca, *id, *login_cert;
-	int type, verify;
+	const char *backend, *ws_url, *ws_version, *client_cert, *client_key;
+	const char *client_key_pw;
+	struct ps_opt_list for_users;
+	int type, verify, remove_superseded, list;
 };
 
 /* --id: the certificates with this CKA_ID on the tokens of --token. */
@@ -53,14 +58,63 @@ static int items_from_args(struct ps_cli *cli, const struct args *a,
 			  "say which certificate to register");
 }
 
-static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
+/* --backend html|ws */
+static int opt_backend(const struct ps_opt *o, const char *arg,
+		       struct ps_err *err)
+{
+	if (strcmp(arg, "html") && strcmp(arg, "ws"))
+		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				  "--backend is html (the web form) or ws "
+				  "(the editing web service), not %.40s",
+				  arg);
+	*(const char **)o->value = arg;
+	return 0;
+}
+
+/* --ws-version 1.0|1.1 */
+static int opt_ws_version(const struct ps_opt *o, const char *arg,
+			  struct ps_err *err)
+{
+	if (strcmp(arg, "1.0") && strcmp(arg, "1.1"))
+		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				  "--ws-version is 1.0 or 1.1, not %.40s", arg);
+	*(const char **)o->value = arg;
+	return 0;
+}
+
+/* --list: the tokens, when a module is known, mark the entries. */
+static int list(struct ps_cli *cli, const struct ps_jip_reg *r,
+		const char *const *logins, size_t n,
+		const struct ps_batch_hooks *h, struct ps_err *err)
+{
+	struct ps_module *mod = NULL;
+	struct ps_token **toks = NULL;
+	size_t ntoks = 0;
+	int rc;
+
+	if ((cli->module || cli->token || getenv("PKCS11_MODULE")) &&
+	    ps_cli_tokens(cli, &mod, &toks, &ntoks, err)) {
+		ps_cli_warn(cli,
+			    "%s: the entries are marked from the state "
+			    "store only",
+			    err->msg);
+		ps_err_clear(err);
+	}
+	rc = ps_jip_list_users(r, logins, n, toks, ntoks, h, err);
+	ps_tokens_free(toks, ntoks);
+	ps_module_close(mod);
+	return rc;
+}
+
+static int run(struct ps_cli *cli, const struct args *a, char **more, int nmore,
+	       struct ps_err *err)
 {
 	struct ps_jip_reg r = {
 		.login = a->login,
 		.user = a->user,
 		.password = a->password,
 		.otp = a->otp,
-		.for_user = a->for_user,
+		.for_user = a->for_users.n ? a->for_users.v[0] : NULL,
 		.profile = a->profile,
 		.url = a->url,
 		.ca_bundle = a->ca_bundle,
@@ -68,6 +122,13 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 		.login_cert = a->login_cert,
 		.cert_file = a->cert,
 		.verify = a->verify,
+		.backend = a->ws_url ? "ws" : a->backend,
+		.ws_url = a->ws_url,
+		.ws_version = a->ws_version,
+		.client_cert = a->client_cert,
+		.client_key = a->client_key,
+		.client_key_pw = a->client_key_pw,
+		.remove_superseded = a->remove_superseded,
 		.pool = { .module = cli->module,
 			  .module_from = cli->module_from,
 			  .sel = cli->token ? &cli->token_uri : NULL,
@@ -78,9 +139,34 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	struct ps_progress pg = { 0 };
 	struct ps_batch_hooks h = ps_progress_hooks(&pg, cli);
 	json_t *items = json_array();
+	const char *logins[PS_OPT_LIST_MAX + 256];
+	size_t n = 0;
 	int rc, upstream = 0;
 
-	rc = items_from_args(cli, a, items, &upstream, err);
+	for (size_t i = 0; i < a->for_users.n; i++)
+		logins[n++] = a->for_users.v[i];
+	for (int i = 0; i < nmore; i++)
+		logins[n++] = more[i];
+	if (a->ws_url && a->backend && !strcmp(a->backend, "html")) {
+		json_decref(items);
+		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				  "--jip-ws is the web service: not with "
+				  "--backend html");
+	}
+	if (a->list) {
+		json_decref(items);
+		if (!n)
+			return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+					  "--list needs --for LOGIN");
+		return list(cli, &r, logins, n, &h, err);
+	}
+	rc = nmore > 0 || n > 1
+		 ? ps_err_set(err, PS_EXIT_USAGE, "usage",
+			      "give each record a \"user\" field instead",
+			      "one --for and no operand without --list")
+		 : 0;
+	if (!rc)
+		rc = items_from_args(cli, a, items, &upstream, err);
 	if (!rc && json_array_size(items) == 0)
 		ps_cli_warn(cli, "nothing to register: the input held no cert "
 				 "record (ps-fetch prints one only for a "
@@ -98,11 +184,13 @@ static int start(struct ps_cli *cli, void *args, char **operands, int n,
 {
 	struct args *a = args;
 
-	(void)operands;
-	(void)n;
 	if (!a->ca_bundle)
 		a->ca_bundle = ps_config_get(&cli->cfg, "jip", "ca-bundle");
-	return run(cli, args, err);
+	if (n > 256)
+		return ps_err_set(err, PS_EXIT_USAGE, "usage",
+				  "split the users over several runs",
+				  "at most 256 more logins after --for");
+	return run(cli, args, operands, n, err);
 }
 
 int main(int argc, char **argv)
@@ -111,7 +199,9 @@ int main(int argc, char **argv)
 		.prog = "ps-jip-setserial",
 		.synopsis = "[--login METHOD] --user NAME [--for USER] "
 			    "[--cert FILE | --serial S --type T --ca CA] "
-			    "[OPTION]...",
+			    "[OPTION]...\n"
+			    "       ps-jip-setserial --list --for USER "
+			    "[USER]... [OPTION]...",
 		.summary = "Register certificates' serial numbers in the JIP "
 			   "account (Czech POINT, \"Správa\ndat\"): type, CA "
 			   "and serial taken from the certificate.",
@@ -127,9 +217,31 @@ int main(int argc, char **argv)
 			      "the JIP password: prompt, env:VAR, file:PATH or "
 			      "fd:N"),
 		PS_OPT_SECRET("otp", &a.otp, "the one-time code (--login otp)"),
-		PS_OPT_STRING("for", &a.for_user, "USER",
-			      "set the serial on USER's account (local "
-			      "administrator)"),
+		PS_OPT_LIST("for", &a.for_users, "USER",
+			    "set the serial on USER's account (local "
+			    "administrator); with --list, repeatable"),
+		PS_OPT_BOOL("list", &a.list,
+			    "list the certificates JIP has for the users of "
+			    "--for (and the operands), marked"),
+		PS_OPT_CALLBACK("backend", &a.backend, opt_backend, "html|ws",
+				"the web form or the editing web service "
+				"(or backend in [jip])"),
+		PS_OPT_STRING("jip-ws", &a.ws_url, "URL",
+			      "the editing web service of the subject "
+			      "(implies --backend ws)"),
+		PS_OPT_CALLBACK("ws-version", &a.ws_version, opt_ws_version,
+				"1.0|1.1",
+				"1.0: name and password; 1.1: a TLS client "
+				"certificate"),
+		PS_OPT_STRING("client-cert", &a.client_cert, "FILE",
+			      "WS 1.1: the system certificate in a file"),
+		PS_OPT_STRING("client-key", &a.client_key, "FILE",
+			      "WS 1.1: its private key (mode 600)"),
+		PS_OPT_SECRET("client-key-password", &a.client_key_pw,
+			      "the passphrase of an encrypted --client-key"),
+		PS_OPT_BOOL("remove-superseded", &a.remove_superseded,
+			    "ws: drop the entries of the certificates the "
+			    "new ones superseded"),
 		PS_OPT_STRING("profile", &a.profile, "FILE",
 			      "the JIP portal profile (JSON)"),
 		PS_OPT_STRING("jip-url", &a.url, "URL", "the portal's address"),
@@ -155,5 +267,5 @@ int main(int argc, char **argv)
 		PS_OPT_END(),
 	};
 
-	return ps_cli_main(&cli, argc, argv, opts, &a, 0, start);
+	return ps_cli_main(&cli, argc, argv, opts, &a, -1, start);
 }

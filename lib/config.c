@@ -99,10 +99,20 @@ static const char *const ca_keys[] = { "channel",   "type",	 "timeout",
 				       "from",	    "from-name", "subject",
 				       "template",  "smtp-user", "smtp-pass",
 				       "tls",	    NULL };
-static const char *const jip_keys[] = { "user",	     "profile",	   "url",
-					"timeout",   "ca-bundle",  "backend",
-					"ws-url",    "ws-version", "ws-system",
-					"ws-serial", NULL };
+static const char *const jip_keys[] = { "user",
+					"profile",
+					"url",
+					"timeout",
+					"ca-bundle",
+					"backend",
+					"ws-url",
+					"ws-version",
+					"ws-system",
+					"ws-serial",
+					"ws-client-cert",
+					"ws-client-key",
+					"ws-client-key-password",
+					NULL };
 
 static const struct {
 	const char *section;

@@ -13,6 +13,13 @@
 #include <psrenew/record.h>
 #include <psrenew/signer.h>
 #include <psrenew/codec.h>
+#include <psrenew/secret.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
 
 /* Is the certificate one of the records of items? */
 static int being_registered(const json_t *items, const char *serial_hex)
@@ -189,6 +196,93 @@ int ps_jip_login_cert_own(struct ps_jip_login_cert *lc, const json_t *item,
 	if (!lc->x)
 		return err->status;
 	return own_key(lc, m, ps_json_str(item, "serial_hex"), err);
+}
+
+/* The passphrase of an encrypted key, read once from its source. */
+struct key_pw {
+	const char *source;
+	struct ps_err *err;
+	int failed;
+};
+
+static int key_pw_cb(char *buf, int size, int rwflag, void *u)
+{
+	struct key_pw *p = u;
+	char *pw = NULL;
+	size_t n;
+
+	(void)rwflag;
+	if (p->failed ||
+	    ps_secret_read(p->source ? p->source : "prompt",
+			   "passphrase of the client key: ", &pw, p->err)) {
+		p->failed = 1;
+		return -1;
+	}
+	n = strlen(pw);
+	if (n > (size_t)size)
+		n = (size_t)size;
+	memcpy(buf, pw, n);
+	ps_secret_free(pw);
+	return (int)n;
+}
+
+static EVP_PKEY *key_from_file(const char *path, const char *pw_source,
+			       struct ps_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	unsigned char buf[16384];
+	struct key_pw pw = { pw_source, err, 0 };
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf));
+	EVP_PKEY *k = NULL;
+	BIO *b;
+
+	if (fd >= 0 && ps_file_check_safe(fd, path, 1, err)) {
+		close(fd);
+		return NULL;
+	}
+	if (fd >= 0)
+		close(fd);
+	b = n > 0 ? BIO_new_mem_buf(buf, (int)n) : NULL;
+	if (b)
+		k = PEM_read_bio_PrivateKey(b, NULL, key_pw_cb, &pw);
+	if (b && !k && !pw.failed) {
+		BIO_reset(b);
+		k = d2i_PrivateKey_bio(b, NULL);
+	}
+	BIO_free(b);
+	ERR_clear_error();
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (!k && !pw.failed)
+		ps_err_set(err, PS_EXIT_USAGE, "client-key",
+			   "give the private key of --client-cert (PEM or "
+			   "DER), and its passphrase with "
+			   "--client-key-password",
+			   "cannot read the client key %s", path);
+	return k;
+}
+
+int ps_jip_login_cert_files(struct ps_jip_login_cert *lc, const char *cert_path,
+			    const char *key_path, const char *pw_source,
+			    struct ps_err *err)
+{
+	memset(lc, 0, sizeof(*lc));
+	if (!cert_path || !key_path)
+		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				  "--client-cert and --client-key go "
+				  "together");
+	lc->x = cert_from_file(cert_path, err);
+	if (!lc->x)
+		return err->status;
+	lc->key = key_from_file(key_path, pw_source, err);
+	if (!lc->key)
+		return err->status;
+	if (X509_check_private_key(lc->x, lc->key) != 1)
+		return ps_err_set(err, PS_EXIT_USAGE, "client-key",
+				  "give the key that belongs to the "
+				  "certificate",
+				  "the client key %s is not the key of %s",
+				  key_path, cert_path);
+	return 0;
 }
 
 void ps_jip_login_cert_free(struct ps_jip_login_cert *lc)

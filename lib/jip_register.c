@@ -11,11 +11,13 @@
 #include <psrenew/certio.h>
 #include <psrenew/inventory.h>
 #include <psrenew/jip.h>
+#include <psrenew/jip_list.h>
 #include <psrenew/jip_login.h>
 #include <psrenew/jipconf.h>
 #include <psrenew/jipws.h>
 #include <psrenew/record.h>
 #include <psrenew/secret.h>
+#include <psrenew/state.h>
 
 /* A login and what it holds; freed by session_close. */
 struct session {
@@ -214,6 +216,13 @@ static json_t *result_record(const json_t *in, const char *user,
 	return r;
 }
 
+/* An option, else its key in [jip]. */
+static const char *opt(const struct ps_jip_reg *r, const char *v,
+		       const char *key)
+{
+	return v ? v : ps_config_get(r->cfg, "jip", key);
+}
+
 /* [jip] timeout: seconds a request to the portal may take (0: http.c's
  * default, 120). */
 static long jip_timeout(const struct ps_jip_reg *r)
@@ -256,11 +265,13 @@ static int verify_login(const struct session *s, const json_t *in,
 static int ws_open(struct session *s, const json_t *items, struct ps_err *err)
 {
 	const struct ps_jip_reg *r = s->r;
-	const char *ver = ps_config_get(r->cfg, "jip", "ws-version");
+	const char *ver = opt(r, r->ws_version, "ws-version");
 	const char *sys = ps_config_get(r->cfg, "jip", "ws-system");
 	const char *num = ps_config_get(r->cfg, "jip", "ws-serial");
+	const char *cert = opt(r, r->client_cert, "ws-client-cert");
+	const char *key = opt(r, r->client_key, "ws-client-key");
 	struct ps_jipws_opts o = {
-		.url = r->url ? r->url : ps_config_get(r->cfg, "jip", "ws-url"),
+		.url = r->ws_url ? r->ws_url : opt(r, r->url, "ws-url"),
 		.version = !ver || !strcmp(ver, "1.0") ? 10
 			   : !strcmp(ver, "1.1")       ? 11
 						       : 0,
@@ -272,27 +283,63 @@ static int ws_open(struct session *s, const json_t *items, struct ps_err *err)
 	};
 	int rc = 0;
 
-	if (o.version == 11) {
+	if (o.version == 11 && (cert || key))
+		rc = ps_jip_login_cert_files(
+		    &s->lc, cert, key,
+		    opt(r, r->client_key_pw, "ws-client-key-password"), err);
+	else if (o.version == 11)
 		rc = login_cert_open(r, r->login_cert, items, &s->lc, err);
-		o.http.client_cert = s->lc.x;
-		o.http.client_key = s->lc.key;
-	} else if (o.version == 10 && s->user) {
+	else if (o.version == 10 && s->user)
 		rc = read_secret(r->password, "JIP password: ", &s->pw, err);
-		o.password = s->pw;
-	}
+	o.http.client_cert = s->lc.x;
+	o.http.client_key = s->lc.key;
+	o.password = s->pw;
 	return rc ? rc : ps_jipws_open(&o, &s->w, err);
 }
 
+/* The issuer of the certificate v superseded: the renewal's request in
+ * the state store knows it; else the new one's (the same CA). */
+static char *old_issuer(const struct session *s, const json_t *v)
+{
+	const char *id = ps_json_str(v, "request_id");
+	struct ps_state st;
+	struct ps_err e;
+	json_t *q = NULL;
+	char *dn = NULL;
+
+	if (id && ps_state_valid_id(id) &&
+	    !ps_state_open(s->r->state_dir, s->r->cfg, PS_STATE_READ_ONLY, &st,
+			   &e)) {
+		if (!ps_state_load(&st, id, &q, &e) &&
+		    ps_json_str(q, "old_issuer"))
+			dn = strdup(ps_json_str(q, "old_issuer"));
+		json_decref(q);
+		ps_state_close(&st);
+	}
+	if (!dn && ps_json_str(v, "issuer"))
+		dn = strdup(ps_json_str(v, "issuer"));
+	return dn;
+}
+
 /* Registers one certificate over the web service: *already 1 when it was
- * there, 2 when skipped (a qualified certificate for CAAIS). */
-static int ws_add(const struct session *s, const char *who, const char *type,
-		  const char *issuer, const char *serial, int *already,
-		  struct ps_err *err)
+ * there, 2 when skipped (a qualified certificate for CAAIS); *removed: the
+ * superseded certificate's entries that went (--remove-superseded). */
+static int ws_add(const struct session *s, const json_t *v, const char *who,
+		  const char *type, const char *issuer, const char *serial,
+		  int *already, int *removed, struct ps_err *err)
 {
 	enum ps_jipws_result res = PS_JIPWS_SET;
-	int rc = ps_jipws_add(s->w, who, type, issuer, serial, &res, err);
+	struct ps_jipws_item it = { type, issuer, serial, NULL, NULL };
+	char *drop_issuer = NULL;
 	char why[512];
+	int rc;
 
+	if (s->r->remove_superseded && ps_json_str(v, "replaces_serial_hex")) {
+		it.drop_hex = ps_json_str(v, "replaces_serial_hex");
+		it.drop_issuer = drop_issuer = old_issuer(s, v);
+	}
+	rc = ps_jipws_add(s->w, who, &it, &res, removed, err);
+	free(drop_issuer);
 	*already = res == PS_JIPWS_ALREADY   ? 1
 		   : res == PS_JIPWS_SKIPPED ? 2
 					     : 0;
@@ -312,7 +359,7 @@ static int session_open(struct session *s, const json_t *items,
 {
 	const struct ps_jip_reg *r = s->r;
 	const char *method = r->login ? r->login : "password";
-	const char *backend = ps_config_get(r->cfg, "jip", "backend");
+	const char *backend = opt(r, r->backend, "backend");
 	struct ps_http_opts ho = { .ca_bundle = r->ca_bundle,
 				   .timeout = jip_timeout(r) };
 	int ws = backend && !strcmp(backend, "ws"), rc = 0;
@@ -320,7 +367,12 @@ static int session_open(struct session *s, const json_t *items,
 	s->ws = ws;
 	if (backend && !ws && strcmp(backend, "html"))
 		rc = ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
-				"[jip] backend is html or ws");
+				"the JIP backend is html or ws, not %.40s",
+				backend);
+	if (!rc && !ws && r->remove_superseded)
+		rc = ps_err_set(err, PS_EXIT_USAGE, "usage",
+				"use the editing web service (--backend ws)",
+				"--remove-superseded: not with the web form");
 	if (!rc && ws && r->verify)
 		rc = ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
 				"--verify-login logs in to the web form: not "
@@ -373,17 +425,22 @@ static void emit_error(const struct ps_batch_hooks *h, const struct ps_err *e,
 	json_decref(er);
 }
 
-/* A serial set: its jip record (kept unless skipped), checked with a login
- * when --verify-login asks. */
+/* A serial set: its jip record (kept unless skipped; removed: the
+ * superseded certificate's entries went too), checked with a login when
+ * --verify-login asks. */
 static int registered(const struct session *s, const json_t *v, const char *who,
 		      const char *type, const char *ca, const char *serial,
-		      int already, struct ps_err *e)
+		      int already, int removed, struct ps_err *e)
 {
 	json_t *out = result_record(v, who, type, ca, serial,
 				    already == 2 ? "skipped"
 				    : already	 ? "already-set"
 						 : "set");
 	int r = 0;
+
+	if (removed > 0)
+		ps_json_set_str(out, "removed_serial_hex",
+				ps_json_str(v, "replaces_serial_hex"));
 
 	if (s->r->verify && !strcmp(type, "commercial")) {
 		r = verify_login(s, v, who, e);
@@ -410,7 +467,7 @@ static int register_one(const struct session *s, const json_t *v)
 	const char *serial = ps_json_str(v, "serial_hex");
 	const char *as = who ? who : s->user;
 	struct ps_err e;
-	int already = 0, rc;
+	int already = 0, removed = 0, rc;
 
 	ps_err_clear(&e);
 	if (!type || !serial || !ca)
@@ -421,12 +478,13 @@ static int register_one(const struct session *s, const json_t *v)
 				!ca ? "JIP's name for its CA is unknown"
 				    : "no type or serial");
 	else if (s->ws)
-		rc = ws_add(s, as, type, ca, serial, &already, &e);
+		rc = ws_add(s, v, as, type, ca, serial, &already, &removed, &e);
 	else
 		rc = ps_jip_set_serial(s->j, who, type, ca, serial, &already,
 				       &e);
 	if (!rc)
-		rc = registered(s, v, as, type, ca, serial, already, &e);
+		rc = registered(s, v, as, type, ca, serial, already, removed,
+				&e);
 	else
 		emit_error(s->h, &e, 1, serial, as);
 	return rc;
@@ -484,4 +542,78 @@ int ps_jip_register(const struct ps_jip_reg *r, const json_t *items,
 	ps_err_clear(err);
 	session_close(&s);
 	return worst;
+}
+
+/* What the progress line shows of a user listed. */
+static void list_step(const struct ps_batch_hooks *h, const char *login, int rc)
+{
+	json_t *st = json_object();
+
+	ps_json_set_str(st, "kind", "jip");
+	ps_json_set_str(st, "user", login);
+	ps_json_set_str(st, "result", rc ? "failed" : "listed");
+	if (h->step)
+		h->step(h->ctx, st);
+	json_decref(st);
+}
+
+/* --list: what JIP has for one user, each entry marked. */
+static int list_one(const struct session *s, const struct ps_jip_marks *m,
+		    const char *login, struct ps_err *err)
+{
+	struct ps_jipws_cert *c = NULL;
+	struct ps_jip_entry *e = NULL;
+	size_t n = 0;
+	int rc = s->ws ? ps_jipws_get_user(s->w, login, &c, &n, NULL, err)
+		       : ps_jip_list(s->j, login, &e, &n, err);
+
+	for (size_t i = 0; !rc && i < n; i++) {
+		json_t *rec =
+		    s->ws ? ps_jip_entry_record(m, login, c[i].type,
+						c[i].number, c[i].issuer, 1)
+			  : ps_jip_entry_record(m, login, e[i].type,
+						e[i].serial, e[i].ca, 0);
+
+		s->h->emit(s->h->ctx, rec);
+		json_decref(rec);
+	}
+	if (s->ws)
+		ps_jipws_certs_free(c, n);
+	else
+		ps_jip_entries_free(e, n);
+	return rc;
+}
+
+int ps_jip_list_users(const struct ps_jip_reg *r, const char *const *logins,
+		      size_t n, struct ps_token **toks, size_t ntoks,
+		      const struct ps_batch_hooks *h, struct ps_err *err)
+{
+	struct session s = { .r = r, .h = h };
+	struct ps_jip_marks *m = NULL;
+	int rc, worst = 0;
+
+	s.user = opt(r, r->user, "user");
+	rc = ps_jip_marks_load(toks, ntoks, r->state_dir, r->cfg, &m, err);
+	if (!rc)
+		rc = session_open(&s, NULL, err);
+	if (!rc && h->start)
+		h->start(h->ctx, n);
+	for (size_t i = 0; !rc && i < n; i++) {
+		struct ps_err e;
+		int one;
+
+		ps_err_clear(&e);
+		if (h->item)
+			h->item(h->ctx, logins[i]);
+		one = list_one(&s, m, logins[i], &e);
+		if (one)
+			emit_error(h, &e, 1, NULL, logins[i]);
+		worst = ps_exit_worse(worst, one);
+		list_step(h, logins[i], one);
+	}
+	if (!rc && h->end)
+		h->end(h->ctx);
+	ps_jip_marks_free(m);
+	session_close(&s);
+	return rc ? rc : worst;
 }

@@ -633,6 +633,24 @@ static int has_cert(const struct ps_jipws_cert *c, size_t n, const char *t,
 	return 0;
 }
 
+int ps_jipws_cert_is(const struct ps_jipws_cert *c, const char *type,
+		     const char *issuer, const char *serial_hex)
+{
+	const char *t = type ? ws_type(type) : NULL;
+
+	return t && issuer && serial_hex &&
+	       has_cert(c, 1, t, issuer, serial_hex);
+}
+
+/* An entry of the superseded certificate: to leave out. */
+static int dropped(const struct ps_jipws_cert *c, const char *t,
+		   const struct ps_jipws_item *it)
+{
+	return it->drop_hex && it->drop_issuer &&
+	       has_cert(c, 1, t, it->drop_issuer, it->drop_hex) &&
+	       !has_cert(c, 1, t, it->issuer, it->serial_hex);
+}
+
 /* The issuer as the documentation's examples write it: RFC 4514's order
  * with ", " between the attributes ("CN=..., O=..., C=CZ"). */
 static char *issuer_text(const char *dn)
@@ -664,29 +682,48 @@ static char *number_text(const struct ps_jipws *w, const char *serial_hex)
 	return s;
 }
 
-/* The list read plus the new entry (the list is set as a whole:
- * 3-metody-edit-1.rst, "Aktualizace údajů"). */
+/* The list read, without the superseded certificate's entries, plus
+ * the new entry unless it is there (the list is set as a whole:
+ * 3-metody-edit-1.rst, "Aktualizace údajů"). *nl: its length. */
 static int with_new(const struct ps_jipws *w, const struct ps_jipws_cert *c,
-		    size_t n, const char *t, const char *issuer,
-		    const char *serial_hex, struct ps_jipws_cert **out)
+		    size_t n, const char *t, const struct ps_jipws_item *it,
+		    struct ps_jipws_cert **out, size_t *nl)
 {
 	struct ps_jipws_cert *l = calloc(n + 1, sizeof(*l));
 	int bad = !l;
+	size_t k = 0;
 
-	for (size_t i = 0; !bad && i < n; i++) {
-		l[i].type = strdup(c[i].type);
-		l[i].number = strdup(c[i].number);
-		l[i].issuer = strdup(c[i].issuer);
-		bad = !l[i].type || !l[i].number || !l[i].issuer;
+	for (size_t i = 0; !bad && i < n; i++, k++) {
+		if (dropped(&c[i], t, it)) {
+			k--;
+			continue;
+		}
+		l[k].type = strdup(c[i].type);
+		l[k].number = strdup(c[i].number);
+		l[k].issuer = strdup(c[i].issuer);
+		bad = !l[k].type || !l[k].number || !l[k].issuer;
 	}
-	if (!bad) {
-		l[n].type = strdup(t);
-		l[n].number = number_text(w, serial_hex);
-		l[n].issuer = issuer_text(issuer);
-		bad = !l[n].type || !l[n].number || !l[n].issuer;
+	if (!bad && !has_cert(c, n, t, it->issuer, it->serial_hex)) {
+		l[k].type = strdup(t);
+		l[k].number = number_text(w, it->serial_hex);
+		l[k].issuer = issuer_text(it->issuer);
+		bad = !l[k].type || !l[k].number || !l[k].issuer;
+		k++;
 	}
 	*out = l;
+	*nl = l ? k : 0;
 	return bad ? -1 : 0;
+}
+
+/* How many entries of c are the superseded certificate's. */
+static int n_dropped(const struct ps_jipws_cert *c, size_t n, const char *t,
+		     const struct ps_jipws_item *it)
+{
+	int k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += dropped(&c[i], t, it);
+	return k;
 }
 
 static int same_list(const struct ps_jipws_cert *a, size_t na,
@@ -702,22 +739,43 @@ static int same_list(const struct ps_jipws_cert *a, size_t na,
 	return 1;
 }
 
+/* After the update: the new entry there, the superseded ones gone. */
+static int check_back(struct ps_jipws *w, const char *login, const char *t,
+		      const struct ps_jipws_item *it, struct ps_err *err)
+{
+	struct ps_jipws_cert *c = NULL;
+	size_t n = 0;
+	int rc = ps_jipws_get_user(w, login, &c, &n, NULL, err);
+
+	if (!rc && (!has_cert(c, n, t, it->issuer, it->serial_hex) ||
+		    n_dropped(c, n, t, it) > 0))
+		rc = ps_err_set(err, PS_EXIT_FAIL, "jip-ws-not-visible",
+				"check the user's certificates in the web "
+				"form; running the command again is safe",
+				"the editing web service accepted the "
+				"certificates of %s but does not show the "
+				"change",
+				login);
+	ps_jipws_certs_free(c, n);
+	return rc;
+}
+
 /* One round: read, read again (same casPosledniZmeny), write, read back.
- * 1: the user changed between the reads (start again). */
+ * -1: the user changed between the reads (start again). */
 static int round_once(struct ps_jipws *w, const char *login, const char *t,
-		      const char *issuer, const char *serial_hex,
-		      enum ps_jipws_result *res, struct ps_err *err)
+		      const struct ps_jipws_item *it, enum ps_jipws_result *res,
+		      int *removed, struct ps_err *err)
 {
 	struct ps_jipws_cert *c = NULL, *c2 = NULL, *l = NULL;
-	size_t n = 0, n2 = 0;
+	size_t n = 0, n2 = 0, nl = 0;
 	char *when = NULL, *when2 = NULL;
 	int rc = ps_jipws_get_user(w, login, &c, &n, &when, err);
+	int there = !rc && has_cert(c, n, t, it->issuer, it->serial_hex);
 
-	if (!rc && has_cert(c, n, t, issuer, serial_hex)) {
-		*res = PS_JIPWS_ALREADY;
+	*res = there ? PS_JIPWS_ALREADY : PS_JIPWS_SET;
+	if (rc || (there && n_dropped(c, n, t, it) == 0))
 		goto out;
-	}
-	if (!rc && with_new(w, c, n, t, issuer, serial_hex, &l))
+	if (with_new(w, c, n, t, it, &l, &nl))
 		rc = ps_err_nomem(err);
 	/* The service has no conditional update: read again right before
 	 * writing, and start again when casPosledniZmeny moved. */
@@ -729,21 +787,11 @@ static int round_once(struct ps_jipws *w, const char *login, const char *t,
 		goto out;
 	}
 	if (!rc)
-		rc = update_user(w, login, l, n + 1, err);
-	ps_jipws_certs_free(c2, n2);
-	c2 = NULL;
-	n2 = 0;
+		rc = update_user(w, login, l, nl, err);
 	if (!rc)
-		rc = ps_jipws_get_user(w, login, &c2, &n2, NULL, err);
-	if (!rc && !has_cert(c2, n2, t, issuer, serial_hex))
-		rc = ps_err_set(err, PS_EXIT_FAIL, "jip-ws-not-visible",
-				"check the user's certificates in the web "
-				"form; running the command again is safe",
-				"the editing web service accepted the new "
-				"certificate of %s but does not show it",
-				login);
+		rc = check_back(w, login, t, it, err);
 	if (!rc)
-		*res = PS_JIPWS_SET;
+		*removed = n_dropped(c, n, t, it);
 out:
 	ps_jipws_certs_free(c, n);
 	ps_jipws_certs_free(c2, n2);
@@ -753,20 +801,21 @@ out:
 	return rc;
 }
 
-int ps_jipws_add(struct ps_jipws *w, const char *login, const char *type,
-		 const char *issuer, const char *serial_hex,
-		 enum ps_jipws_result *res, struct ps_err *err)
+int ps_jipws_add(struct ps_jipws *w, const char *login,
+		 const struct ps_jipws_item *it, enum ps_jipws_result *res,
+		 int *removed, struct ps_err *err)
 {
-	const char *t = type ? ws_type(type) : NULL;
+	const char *t = it->type ? ws_type(it->type) : NULL;
 	int rc = -1;
 
-	if (!t || !issuer || !serial_hex || !login)
+	*removed = 0;
+	if (!t || !it->issuer || !it->serial_hex || !login)
 		return ps_err_set(err, PS_EXIT_FAIL, "jip-ws-input",
 				  "ps-fetch's cert records carry type, "
 				  "issuer and serial",
 				  "certificate %s: no type, issuer, serial or "
 				  "user to register",
-				  serial_hex ? serial_hex : "?");
+				  it->serial_hex ? it->serial_hex : "?");
 	if (w->caais && !strcmp(t, "Q")) {
 		/* CAAIS keeps commercial certificates only (the
 		 * clientCertificate of CreateUser, 3-metody-edit-1.rst). */
@@ -774,7 +823,7 @@ int ps_jipws_add(struct ps_jipws *w, const char *login, const char *type,
 		return 0;
 	}
 	for (int i = 0; i < w->attempts && rc < 0; i++)
-		rc = round_once(w, login, t, issuer, serial_hex, res, err);
+		rc = round_once(w, login, t, it, res, removed, err);
 	if (rc < 0)
 		rc = ps_err_set(err, PS_EXIT_TEMP, "jip-ws-conflict",
 				"someone else edits the user now: run the "

@@ -60,13 +60,37 @@ static const struct column space_cols[] = {
 	{ "ROOM AFTER", "room_after" }, { NULL, NULL },
 };
 
+/* ps-jip-setserial: a serial registered, and (--list) what JIP has. */
+static const struct column jip_cols[] = {
+	{ "USER", "user" },
+	{ "TYPE", "type" },
+	{ "SERIAL", "serial_hex" },
+	{ "RESULT", "result" },
+	{ "REMOVED", "removed_serial_hex" },
+	{ "LOGIN", "login_verified" },
+	{ "CA", "ca" },
+	{ NULL, NULL },
+};
+
+static const struct column jip_entry_cols[] = {
+	{ "USER", "user" },
+	{ "TYPE", "type" },
+	{ "NUMBER", "number" },
+	{ "MARK", "mark" },
+	{ "NOT AFTER", "not_after" },
+	{ "TOKEN", "token_label" },
+	{ "CA", "ca" },
+	{ NULL, NULL },
+};
+
 static const struct {
 	const char *kind;
 	const struct column *cols;
 } layouts[] = {
-	{ "cert", cert_cols },	     { "request", request_cols },
-	{ "removed", removed_cols }, { "removable", removed_cols },
-	{ "space", space_cols },
+	{ "cert", cert_cols },		 { "request", request_cols },
+	{ "removed", removed_cols },	 { "removable", removed_cols },
+	{ "space", space_cols },	 { "jip", jip_cols },
+	{ "jip-entry", jip_entry_cols },
 };
 
 struct row {
@@ -515,6 +539,9 @@ static const char *const suite_fields[] = {
 	"room_after",
 	"estimated",
 	"for_room",
+	"removed_serial_hex",
+	"number",
+	"mark",
 };
 
 static int suite_field(const char *key)

@@ -22,7 +22,9 @@ _psrenew_opts() {
 		--accept-type --now --dry-run' ;;
 	ps-jip-setserial) echo '--login --user --password --otp --for --profile
 		--jip-url --ca-bundle --cert --serial --type --ca --id
-		--login-cert --verify-login' ;;
+		--login-cert --verify-login --list --backend --jip-ws --ws-version
+		--client-cert --client-key --client-key-password
+		--remove-superseded' ;;
 	ps-token-clean) echo '--yes --dry-run --expired --superseded --orphans
 		--id --serial --force-valid --keep-keys --for-room
 		--jip-confirmed' ;;
@@ -169,15 +171,17 @@ _psrenew() {
 		_psrenew_lines _psrenew_module_words "$cur"
 		return ;;
 	--pin) _psrenew_secret "$cur" pinpad; return ;;
-	--password | --otp | --pass) _psrenew_secret "$cur" ''; return ;;
+	--password | --otp | --pass | --client-key-password) _psrenew_secret "$cur" ''; return ;;
 	--state-dir)
 		compopt -o filenames 2>/dev/null
 		_psrenew_lines compgen -d -- "$cur"
 		return ;;
-	--config | --cert | --ca-bundle | --profile | --cacerts) _psrenew_files "$cur"; return ;;
+	--config | --cert | --ca-bundle | --profile | --cacerts | --client-cert | --client-key) _psrenew_files "$cur"; return ;;
 	--type) COMPREPLY=($(compgen -W 'qualified commercial' -- "$cur")); return ;;
 	--ca-type) COMPREPLY=($(compgen -W 'cmp est' -- "$cur")); return ;;
 	--login) COMPREPLY=($(compgen -W 'password cert otp nia' -- "$cur")); return ;;
+	--backend) COMPREPLY=($(compgen -W 'html ws' -- "$cur")); return ;;
+	--ws-version) COMPREPLY=($(compgen -W '1.0 1.1' -- "$cur")); return ;;
 	--key-type)
 		COMPREPLY=($(compgen -W 'rsa:2048 rsa:3072 rsa:4096 ec:prime256v1 ec:secp384r1' -- "$cur"))
 		return ;;
@@ -191,7 +195,7 @@ helper: cmp:// est:// https:// mail:smtp:// mail:smtps:// mail:-" -- "$cur"))
 		fi
 		return ;;
 	--expiring | --all-expiring | --for-room | --wait | --id | --serial | --key | \
-		--user | --for | --jip-url | --login-cert | --jip-confirmed | --label)
+		--user | --for | --jip-url | --jip-ws | --login-cert | --jip-confirmed | --label)
 		return ;;
 	esac
 	if [[ $cur == -* ]]; then

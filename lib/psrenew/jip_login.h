@@ -36,6 +36,17 @@ int ps_jip_login_cert_open(struct ps_jip_login_cert *lc, const char *id_hex,
  */
 int ps_jip_login_cert_own(struct ps_jip_login_cert *lc, const json_t *item,
 			  const char *cert_file, struct ps_err *err);
+/*
+ * A certificate and its private key in files (PEM or DER; the first
+ * certificate of cert_path): the administrator's system certificate for
+ * WS 1.1. The key file is refused as other secret files are (exit 2
+ * "secret-unsafe": another owner, or group or others may read it); an
+ * encrypted key's passphrase comes from pw_source (NULL: prompt). Exit 2
+ * "client-key" when the key cannot be read or is not the certificate's.
+ */
+int ps_jip_login_cert_files(struct ps_jip_login_cert *lc, const char *cert_path,
+			    const char *key_path, const char *pw_source,
+			    struct ps_err *err);
 void ps_jip_login_cert_free(struct ps_jip_login_cert *lc);
 
 #endif

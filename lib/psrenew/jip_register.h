@@ -25,6 +25,13 @@ struct ps_jip_reg {
 	const char *ca;		    /* JIP's name for the CA of every item */
 	const char *login_cert;	    /* the CKA_ID to log in with */
 	int verify;		    /* --verify-login */
+	const char *backend;	    /* html or ws, else [jip] backend */
+	const char *ws_url;	    /* --jip-ws, else --jip-url or ws-url */
+	const char *ws_version;	    /* 1.0 or 1.1, else [jip] ws-version */
+	const char *client_cert;    /* WS 1.1: a certificate file ... */
+	const char *client_key;	    /* ... and its key file ... */
+	const char *client_key_pw;  /* ... and its passphrase's source */
+	int remove_superseded;	    /* --remove-superseded (ws) */
 	const char *cert_file;	    /* --cert: its key proves the login */
 	struct ps_pool pool;	    /* module, module_from, sel and pin of
 				       the token a login certificate is on */
@@ -61,5 +68,15 @@ int ps_jip_items_read(FILE *in, json_t *items, ps_emit_fn emit, void *ctx,
  */
 int ps_jip_register(const struct ps_jip_reg *r, const json_t *items,
 		    const struct ps_batch_hooks *h, struct ps_err *err);
+
+/*
+ * --list: logs in as ps_jip_register does and emits, through h, a
+ * jip-entry record (psrenew(7)) per certificate JIP has for each of the
+ * n logins, marked from toks (may be NULL) and the state store; an error
+ * record for a user that failed. Returns the worst status.
+ */
+int ps_jip_list_users(const struct ps_jip_reg *r, const char *const *logins,
+		      size_t n, struct ps_token **toks, size_t ntoks,
+		      const struct ps_batch_hooks *h, struct ps_err *err);
 
 #endif

@@ -55,20 +55,37 @@ int ps_jipws_get_user(struct ps_jipws *w, const char *login,
 		      struct ps_err *err);
 void ps_jipws_certs_free(struct ps_jipws_cert *c, size_t n);
 
+/* A certificate to add, and the one it superseded (drop_hex NULL: none). */
+struct ps_jipws_item {
+	const char *type;	 /* "qualified" or "commercial" */
+	const char *issuer;	 /* the issuer's DN */
+	const char *serial_hex;	 /* upper-case hex */
+	const char *drop_hex;	 /* the superseded certificate's serial ... */
+	const char *drop_issuer; /* ... and issuer: its entries go */
+};
+
 /*
- * Adds a certificate (type "qualified"/"commercial", issuer DN, serial
- * as upper-case hex) to login's clientCertificate list: GetUser, unless an
+ * Adds a certificate to login's clientCertificate list: GetUser, unless an
  * equal entry is there (numbers compared as integers, issuers as DNs) a
  * second GetUser that must show the same casPosledniZmeny (else the round
  * starts again, at most attempts times: exit 4), UpdateUser with the
  * whole list, GetUser that must show the entry (else exit 1,
- * "jip-ws-not-visible"). Errors: ErrorResponse with any HTTP status (its
- * code in the message; exit 5 for rights, 4 for the service's own
- * trouble, else 1), HTTP 401 exit 5 "jip-login", service down exit 4.
+ * "jip-ws-not-visible"). With drop_hex, the same UpdateUser leaves out the
+ * entries of the superseded certificate (same type), and only one that
+ * also carries the new entry: *removed is how many went (an equal new
+ * entry already there with such entries still makes the update). Errors:
+ * ErrorResponse with any HTTP status (its code in the message; exit 5 for
+ * rights, 4 for the service's own trouble, else 1), HTTP 401 exit 5
+ * "jip-login", service down exit 4.
  */
-int ps_jipws_add(struct ps_jipws *w, const char *login, const char *type,
-		 const char *issuer, const char *serial_hex,
-		 enum ps_jipws_result *res, struct ps_err *err);
+int ps_jipws_add(struct ps_jipws *w, const char *login,
+		 const struct ps_jipws_item *it, enum ps_jipws_result *res,
+		 int *removed, struct ps_err *err);
+
+/* 1 when entry c is the certificate of type ("qualified"/"commercial"),
+ * issuer DN and serial serial_hex. */
+int ps_jipws_cert_is(const struct ps_jipws_cert *c, const char *type,
+		     const char *issuer, const char *serial_hex);
 
 /* 1 when two DN strings name the same issuer (attribute types by OID,
  * values without case and extra spaces, in any order), else 0. */

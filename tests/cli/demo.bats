@@ -72,7 +72,7 @@ check_run() {
 	# 6: cron installed both; ps-status --unregistered gave them to JIP, from a
 	# certificate login
 	[[ "$(between "6. " "7. ")" == *"the 2 certificates psrenew installed that JIP has not confirmed yet"* ]]
-	[ "$(grep -c '^jip: user=jnovak .* result=set' <<<"$(between "6. " "7. ")")" -eq 2 ]
+	[ "$(grep -cE '^jnovak +(qualified|commercial) +[0-9A-F]+ +set ' <<<"$(between "6. " "7. ")")" -eq 2 ]
 	[ "$(new_serials | wc -l)" -eq 2 ]
 	for s in $(new_serials); do
 		jq -e --arg s "$s" '.users[] | select(.name == "jnovak") | .certificates[] | select(.serial == $s)' \
