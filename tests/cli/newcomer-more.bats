@@ -32,3 +32,52 @@ conf() {
 		[[ $stderr == *"does not say which certificate to renew"* ]]
 	done
 }
+
+@test "a bad value in the configuration names the file, line and key, whichever command reads it" {
+	local c
+	for c in "[ca.x]|channel = https://h/|timeout = 5s|timeout|a number of seconds" \
+		"[ca.x]|channel = https://h/|type = cmq|type|one of the values" \
+		"[jip]|user = jnovak|backend = wss|backend|one of the values" \
+		"[jip]||ws-version = 2|ws-version|one of the values"; do
+		IFS='|' read -r sec l2 l3 key what <<<"$c"
+		conf "$sec" "$l2" "$l3"
+		run --separate-stderr ps-status --json --config "$CONF" --module /nonexistent.so
+		[ "$status" -eq 2 ]
+		[ "$(jfield code <<<"$output")" = bad-config ]
+		[[ $stderr == *"$CONF, line 3, $sec $key: '${l3#* = }' is not $what"* ]]
+	done
+}
+
+@test "a [token.NAME] without uri, or with a bad uri, names the file and line" {
+	conf '[token.me]' '' 'pin = env:X'
+	run --separate-stderr ps-status --config "$CONF" --module /nonexistent.so
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"$CONF, line 3, [token.me]: no uri (the section needs both uri and pin)"* ]]
+	conf '[token.me]' '' 'uri = foo:bar' 'pin = env:X'
+	run --separate-stderr ps-status --config "$CONF" --module /nonexistent.so
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"$CONF, line 3, [token.me] uri: invalid PKCS#11 URI 'foo:bar'"* ]]
+	conf '[token.me]' 'uri = pkcs11:object=x' 'pin = env:X'
+	run --separate-stderr ps-status --config "$CONF" --module /nonexistent.so
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"$CONF, line 2, [token.me] uri: names no token"* ]]
+}
+
+@test "a [ca.NAME] channel that does not work names the file, line and key" {
+	conf '[ca.x]' '' 'channel = https://h/x'
+	run --separate-stderr ps-renew --config "$CONF" --ca x --token pkcs11:token=x --id 00 \
+		--module /nonexistent.so </dev/null
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"$CONF, line 3, [ca.x] channel: https://h/x does not say which protocol to speak"* ]]
+	[[ $stderr == *"hint: add type = cmp or type = est"* && $stderr != *--ca-type* ]]
+	conf '[ca.x]' 'type = est' 'channel = https://h/x'
+	run --separate-stderr ps-renew --config "$CONF" --ca x --token pkcs11:token=x --id 00 \
+		--module /nonexistent.so </dev/null
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"$CONF, line 3, [ca.x] channel: an EST URL's path is"* ]]
+	conf '[ca.x]' 'channel = ftp:h'
+	run --separate-stderr ps-renew --config "$CONF" --ca x --token pkcs11:token=x --id 00 \
+		--module /nonexistent.so </dev/null
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"$CONF, line 2, [ca.x] channel: unknown CA channel 'ftp:h'"* ]]
+}
