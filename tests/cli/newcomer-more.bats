@@ -81,3 +81,42 @@ conf() {
 	[ "$status" -eq 2 ]
 	[[ $stderr == *"$CONF, line 2, [ca.x] channel: unknown CA channel 'ftp:h'"* ]]
 }
+
+@test "ps-status --human: two tokens with the same label are told apart by their serial" {
+	local out slot s1 s2
+	softhsm_token TokenME
+	token_cert qualified -1d +300d >/dev/null
+	softhsm_token other
+	out=$(softhsm2-util --init-token --free --label TokenME --so-pin "$SO_PIN" --pin "$PIN")
+	slot=${out##* slot }
+	pkcs11-tool --module "$SOFTHSM_MODULE" --slot "$slot" --login --pin "$PIN" \
+		--write-object "$(ls "$BATS_TEST_TMPDIR"/certs/*.pem)" --type cert --id 01 >/dev/null
+	token_cert commercial -1d +300d >/dev/null
+	run --separate-stderr ps-status --human --module "$PKCS11_MODULE"
+	[ "$status" -eq 0 ]
+	s1=$(grep -o 'TokenME (serial [^)]*)' <<<"$output" | sort -u | sed -n 1p)
+	s2=$(grep -o 'TokenME (serial [^)]*)' <<<"$output" | sort -u | sed -n 2p)
+	[ -n "$s1" ]
+	[ -n "$s2" ]
+	[ "$s1" != "$s2" ]
+	# a label no other token has stays as it is; records are unchanged
+	grep -q '^other  ' <<<"$output"
+	run --separate-stderr ps-status --json --module "$PKCS11_MODULE"
+	[ "$(jfield token_label <<<"$output" | grep -cx TokenME)" -eq 2 ]
+	[ "$(jfield token_label <<<"$output" | grep -cx other)" -eq 1 ]
+}
+
+@test "DAYS counts whole days, rounded down, as ps-status(1) says" {
+	softhsm_token
+	token_cert qualified -1d +9d23h >/dev/null
+	run --separate-stderr ps-status --json --module "$PKCS11_MODULE" --token "$TOKEN_URI"
+	[ "$(jfield days_left <<<"$output")" = 9 ]
+	run --separate-stderr ps-status --human --module "$PKCS11_MODULE" --token "$TOKEN_URI"
+	[[ $(sed -n 2p <<<"$output") =~ Z\ +9\ +- ]]
+	# --expiring 10 takes it (10 times 24 hours), --expiring 9 does not
+	run ps-status --expiring 10 --json --module "$PKCS11_MODULE" --token "$TOKEN_URI"
+	[ "$status" -eq 3 ]
+	run ps-status --expiring 9 --json --module "$PKCS11_MODULE" --token "$TOKEN_URI"
+	[ "$status" -eq 0 ]
+	grep -q 'expires in 9 days and 23 hours shows 9' "$FIXTURE_ROOT/man/ps-status.1"
+}
