@@ -45,7 +45,7 @@ static int login_all(struct ps_cli *cli, struct ps_token **toks, size_t n,
 			}
 			ps_err_clear(err);
 		} else if (toks[i]->info.flags & CKF_LOGIN_REQUIRED) {
-			ps_cli_warn(cli,
+			ps_cli_note(cli,
 				    "not logged in to token '%s': private keys "
 				    "are not shown (KEY is '-'); log in with "
 				    "--pin to see them",

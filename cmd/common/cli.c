@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <psrenew/cert.h>
 #include <psrenew/secret.h>
@@ -500,6 +501,20 @@ void ps_cli_info(const struct ps_cli *cli, const char *fmt, ...)
 	va_list ap;
 
 	if (!cli->verbose)
+		return;
+	clear_line();
+	fprintf(stderr, "%s: ", cli->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void ps_cli_note(const struct ps_cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (cli->quiet || (!cli->verbose && !isatty(STDOUT_FILENO)))
 		return;
 	clear_line();
 	fprintf(stderr, "%s: ", cli->prog);

@@ -120,3 +120,27 @@ conf() {
 	[ "$status" -eq 0 ]
 	grep -q 'expires in 9 days and 23 hours shows 9' "$FIXTURE_ROOT/man/ps-status.1"
 }
+
+@test "from cron (stdout a file) the \"not logged in\" note stays off stderr; on a terminal and with --verbose it is there" {
+	softhsm_token
+	token_cert qualified -1d +300d >/dev/null
+	# cron: stdout into a file, stderr mailed
+	run bash -c 'ps-status --json --module "$1" --token "$2" >"$3/out"' _ \
+		"$PKCS11_MODULE" "$TOKEN_URI" "$BATS_TEST_TMPDIR"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	[ "$(jfield has_key <"$BATS_TEST_TMPDIR/out")" = null ]
+	run bash -c 'ps-status --json --verbose --module "$1" --token "$2" >/dev/null' _ \
+		"$PKCS11_MODULE" "$TOKEN_URI"
+	[[ $output == *"not logged in to token '$TOKEN_LABEL'"* ]]
+	# a person at a terminal
+	run script -qec "ps-status --module '$PKCS11_MODULE' --token '$TOKEN_URI'" /dev/null </dev/null
+	[ "$status" -eq 0 ]
+	[[ $output == *"not logged in to token '$TOKEN_LABEL': private keys are not shown"* ]]
+	# a PIN source that was not used is a warning, from cron too
+	softhsm_token second
+	token_cert qualified -1d +300d >/dev/null
+	run bash -c 'ps-status --json --pin "file:$2" --module "$1" >/dev/null' _ \
+		"$PKCS11_MODULE" "$PIN_FILE"
+	[[ $output == *"the PIN source is not known to belong to it"* ]]
+}
