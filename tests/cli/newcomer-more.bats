@@ -144,3 +144,39 @@ conf() {
 		"$PKCS11_MODULE" "$PIN_FILE"
 	[[ $output == *"the PIN source is not known to belong to it"* ]]
 }
+
+# on_tty CMDLINE: runs CMDLINE (bash) on a pty (script(1)); what the
+# terminal got goes to $TTY_LOG, the exit status to $status.
+on_tty() {
+	TTY_LOG=$BATS_TEST_TMPDIR/tty.log
+	run timeout 300 script -qec "stty cols 100 2>/dev/null; $1" "$TTY_LOG" </dev/null
+	sed -i -e '1{/^Script started/d}' -e '${/^Script done/d}' "$TTY_LOG"
+}
+
+# renew_setup: a demo token and a CA helper that issues at once.
+renew_setup() {
+	demo_token
+	mkdir -p "$BATS_TEST_TMPDIR/ca"
+	ln -sfn "$(pki_dir)" "$BATS_TEST_TMPDIR/ca/pki"
+	echo pki >"$BATS_TEST_TMPDIR/ca/answers"
+	CA="helper:$SCRIPTED_HELPER $BATS_TEST_TMPDIR/ca"
+}
+
+@test "progress: while another tool of the pipeline draws on the terminal, ps-renew draws nothing and ends that line before its messages" {
+	renew_setup
+	# the other tool: holds the terminal's lock and has a line on the screen
+	on_tty "flock -n \$(tty) -c \"printf 'ps-other: [1/9] busy'; ps-renew --verbose \
+		--module '$PKCS11_MODULE' --pin file:$PIN_FILE --all-expiring 30 --ca '$CA' --json \
+		>'$BATS_TEST_TMPDIR/out'\""
+	[ "$status" -eq 0 ]
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/out")" -eq 2 ]
+	! grep -q 'ps-renew: \[[0-9]/2\]' "$TTY_LOG" || { cat -A "$TTY_LOG"; false; }
+	# its first message does not go on after "busy": the line was erased
+	grep -q "busy"$'\r'" \{99\}"$'\r'"ps-renew: " "$TTY_LOG" || { cat -A "$TTY_LOG"; false; }
+	! grep -q 'busyps-renew' "$TTY_LOG"
+	# and with the terminal to itself, it draws
+	on_tty "ps-renew --force --module '$PKCS11_MODULE' --pin file:$PIN_FILE --all-expiring 30 \
+		--ca '$CA' --json >'$BATS_TEST_TMPDIR/out'"
+	[ "$status" -eq 0 ]
+	grep -q 'ps-renew: \[2/2\]' "$TTY_LOG"
+}
