@@ -180,3 +180,32 @@ renew_setup() {
 	[ "$status" -eq 0 ]
 	grep -q 'ps-renew: \[2/2\]' "$TTY_LOG"
 }
+
+# codes_through_variables: the codes a source hands to ps_err_set through a
+# variable (not a literal, not a "code" one, which newcomer-msgs.bats
+# reads): every string literal assigned to that variable in the same file
+# ("*rc = \"jip-ws-refused\"").
+codes_through_variables() {
+	local f v
+	for f in "$FIXTURE_ROOT"/lib/*.c "$FIXTURE_ROOT"/cmd/*.c "$FIXTURE_ROOT"/cmd/common/*.c; do
+		for v in $(perl -0777 -ne 'while (/ps_err_set\s*\(\s*[^,]+,\s*[^,]+,\s*([a-z_]\w*)\s*,/g) {
+			print "$1\n" unless $1 eq "code" }' "$f" | sort -u); do
+			perl -0777 -ne 'while (/\*?\b'"$v"'\s*=\s*([^;]*);/g) {
+				my $a = $1; print "$1\n" while $a =~ /"([a-z0-9-]+)"/g }' "$f"
+		done
+	done
+}
+
+@test "psrenew(7) has the codes the existing check does not read: through other variables, the CA channels' names, the default" {
+	local page codes c missing=
+	page=$(sed 's/\\-/-/g' "$FIXTURE_ROOT/man/psrenew.7")
+	codes=$(codes_through_variables | sort -u)
+	grep -qx jip-ws-refused <<<"$codes" # *rc = "..." in lib/jipws.c
+	# lib/request.c: an issued answer that is no certificate has the
+	# channel's name as its code; lib/record.c: "error" when none is set
+	codes+=$'\n'"helper"$'\n'"est"$'\n'"cmp"$'\n'"mail"$'\n'"error"
+	for c in $codes; do
+		grep -qE -- "^\.BR? $c( ,)?\$" <<<"$page" || missing+=" $c"
+	done
+	[ -z "$missing" ] || { echo "not in psrenew(7)'s list:$missing"; false; }
+}
