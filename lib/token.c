@@ -530,8 +530,8 @@ static int add_own_pin(const struct ps_config *cfg, const char *section,
 		return ps_err_set(
 		    err, PS_EXIT_USAGE, "bad-config",
 		    "see psrenew.conf(5), [token.NAME]",
-		    "%s, line %d, [%s]: no %s (the section "
-		    "needs both uri and pin)",
+		    "%s, line %d, [%s] needs both uri and pin: "
+		    "it has no %s",
 		    cfg->path,
 		    ps_config_line(cfg, section, uri ? "uri" : "pin"), section,
 		    uri ? "pin" : "uri");

@@ -52,7 +52,7 @@ conf() {
 	conf '[token.me]' '' 'pin = env:X'
 	run --separate-stderr ps-status --config "$CONF" --module /nonexistent.so
 	[ "$status" -eq 2 ]
-	[[ $stderr == *"$CONF, line 3, [token.me]: no uri (the section needs both uri and pin)"* ]]
+	[[ $stderr == *"$CONF, line 3, [token.me] needs both uri and pin: it has no uri"* ]]
 	conf '[token.me]' '' 'uri = foo:bar' 'pin = env:X'
 	run --separate-stderr ps-status --config "$CONF" --module /nonexistent.so
 	[ "$status" -eq 2 ]
