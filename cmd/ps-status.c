@@ -45,7 +45,7 @@ static int login_all(struct ps_cli *cli, struct ps_token **toks, size_t n,
 			}
 			ps_err_clear(err);
 		} else if (toks[i]->info.flags & CKF_LOGIN_REQUIRED) {
-			ps_cli_warn(cli,
+			ps_cli_note(cli,
 				    "not logged in to token '%s': private keys "
 				    "are not shown (KEY is '-'); log in with "
 				    "--pin to see them",
@@ -91,6 +91,26 @@ static int unregistered(struct ps_cli *cli, const struct ps_inventory *inv,
 	return rc;
 }
 
+/* The table only: a label two tokens share gets the token's serial, so
+ * that their rows are told apart ("TokenME (serial 0123)"). */
+static void label_serial(const struct ps_cli *cli, struct ps_token **toks,
+			 size_t n, json_t *r)
+{
+	const char *uri = ps_json_str(r, "token");
+	const struct ps_token *t = NULL;
+	size_t same = 0;
+
+	for (size_t i = 0; uri && i < n; i++)
+		if (!strcmp(toks[i]->uri, uri))
+			t = toks[i];
+	for (size_t i = 0; t && i < n; i++)
+		same += !strcmp(toks[i]->label, t->label);
+	if (same > 1 && !ps_out_is_json(cli->out))
+		json_object_set_new(
+		    r, "token_label",
+		    json_sprintf("%s (serial %s)", t->label, t->serial));
+}
+
 static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 {
 	struct ps_module *mod = NULL;
@@ -118,6 +138,8 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 		    !ps_inventory_expiring(&inv, i, a->expiring))
 			continue;
 		r = ps_inventory_record(&inv, i, &cli->cfg);
+		if (r)
+			label_serial(cli, toks, ntoks, r);
 		if (!r || ps_out_emit(out, r) < 0)
 			rc = ps_err_set(err, PS_EXIT_FAIL, "output", NULL,
 					"cannot write the records");

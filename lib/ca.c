@@ -88,10 +88,20 @@ static int conf_resolve(const char *spec, const struct ps_config *cfg,
 		c->timeout = strtol(v, NULL, 10);
 	c->ca_bundle = ps_config_get(cfg, c->section, "ca-bundle");
 	/* [ca.NAME] channel = https://..., type = cmp|est */
+	if (is_web(chan) && !ps_config_get(cfg, c->section, "type"))
+		return ps_err_set(
+		    err, PS_EXIT_USAGE, "usage",
+		    "add type = cmp or type = est to the section",
+		    "%s, line %d, [%s] channel: %.80s does not say "
+		    "which protocol to speak",
+		    cfg->path, ps_config_line(cfg, c->section, "channel"),
+		    c->section, chan);
+	if (is_web(chan) &&
+	    ps_ca_spec_typed(chan, ps_config_get(cfg, c->section, "type"),
+			     &c->chan, err))
+		return ps_config_blame(cfg, c->section, "channel", err);
 	if (is_web(chan))
-		return ps_ca_spec_typed(chan,
-					ps_config_get(cfg, c->section, "type"),
-					&c->chan, err);
+		return 0;
 	c->chan = strdup(chan);
 	return c->chan ? 0 : nomem(err);
 }
@@ -117,9 +127,11 @@ int ps_ca_open(const char *spec, const struct ps_config *cfg,
 	*out = NULL;
 	rc = conf_resolve(spec, cfg, &c, err);
 	drv = rc ? NULL : driver_find(c.chan);
-	if (!rc && !drv)
-		rc = ps_err_set(err, PS_EXIT_USAGE, "no-ca", ca_hint,
-				"unknown CA channel '%.60s'", c.chan);
+	if (!rc && !drv) {
+		ps_err_set(err, PS_EXIT_USAGE, "no-ca", ca_hint,
+			   "unknown CA channel '%.60s'", c.chan);
+		rc = ps_config_blame(cfg, c.section, "channel", err);
+	}
 	ca = rc ? NULL : calloc(1, sizeof(*ca));
 	if (!rc && ca)
 		ca->name = strdup(spec);

@@ -2,6 +2,7 @@
 #include <psrenew/config.h>
 #include <psrenew/secret.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdio.h>
@@ -159,6 +160,71 @@ int ps_config_line(const struct ps_config *cfg, const char *section,
 	return line;
 }
 
+int ps_config_blame(const struct ps_config *cfg, const char *section,
+		    const char *key, struct ps_err *err)
+{
+	char msg[sizeof(err->msg)];
+
+	if (!cfg || !cfg->path || !ps_config_line(cfg, section, key))
+		return err->status;
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	snprintf(err->msg, sizeof(err->msg),
+		 "%.200s, line %d, [%.60s] %.30s: %.200s", cfg->path,
+		 ps_config_line(cfg, section, key), section, key, msg);
+	return err->status;
+}
+
+/* The keys with a fixed set of values ("" for a positive number of
+ * seconds), checked when the file is read: a typo is not a default. */
+static const struct {
+	const char *section, *key, *values, *hint;
+} choices[] = {
+	{ "ca.*", "type", "cmp|est", "type = cmp or type = est" },
+	{ "ca.*", "timeout", "", "seconds, for example timeout = 300" },
+	{ "ca.*", "tls", "required", "tls = required, or no tls line" },
+	{ "jip", "timeout", "", "seconds, for example timeout = 120" },
+	{ "jip", "backend", "html|ws", "backend = html or backend = ws" },
+	{ "jip", "ws-version", "1.0|1.1", "ws-version = 1.0 or 1.1" },
+	{ "jip", "ws-system", "jip|caais", "ws-system = jip or caais" },
+	{ "jip", "ws-serial", "hex|dec", "ws-serial = hex or dec" },
+};
+
+static int value_ok(const char *values, const char *v)
+{
+	char all[48], one[48];
+	char *end;
+
+	if (!values[0])
+		return isdigit((unsigned char)v[0]) &&
+		       strtol(v, &end, 10) > 0 && !*end;
+	snprintf(all, sizeof(all), "|%s|", values);
+	snprintf(one, sizeof(one), "|%.40s|", v);
+	return strstr(all, one) != NULL;
+}
+
+static int check_choices(const struct ps_config *cfg, struct ps_err *err)
+{
+	for (size_t i = 0; i < cfg->n; i++)
+		for (size_t c = 0; c < sizeof(choices) / sizeof(*choices);
+		     c++) {
+			const struct ps_config_entry *e = &cfg->e[i];
+
+			if (strcmp(e->key, choices[c].key) ||
+			    !section_is(choices[c].section, e->section) ||
+			    value_ok(choices[c].values, e->value))
+				continue;
+			return ps_err_set(
+			    err, PS_EXIT_USAGE, "bad-config", choices[c].hint,
+			    "%.200s, line %d, [%.60s] %s: '%.40s' "
+			    "is not %s",
+			    cfg->path, e->line, e->section, e->key, e->value,
+			    choices[c].values[0] ? "one of the values "
+						   "psrenew.conf(5) lists"
+						 : "a number of seconds");
+		}
+	return 0;
+}
+
 /* A key that takes a secret holds a source, never the secret: checked
  * here, so that every one is, used or not (smtp-pass without smtp-user). */
 static int check_secrets(const struct ps_config *cfg, struct ps_err *err)
@@ -200,7 +266,7 @@ static int check_values(const struct ps_config *cfg, struct ps_err *err)
 				  "%s, line %d, [defaults] state-dir: empty",
 				  cfg->path,
 				  ps_config_line(cfg, "defaults", "state-dir"));
-	return check_secrets(cfg, err);
+	return check_choices(cfg, err) ? err->status : check_secrets(cfg, err);
 }
 
 static int build_jip_ca(struct ps_config *cfg)

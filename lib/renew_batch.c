@@ -230,6 +230,8 @@ static int not_there(struct ps_renew_batch *b, const json_t *x)
 	const char *label = ps_json_str(x, "token_label");
 	struct ps_err e;
 
+	if (!label)
+		label = ps_json_str(x, "token");
 	ps_err_set(&e, PS_EXIT_FAIL, "no-such-cert",
 		   "run ps-status again: the token changed",
 		   "certificate %s is not on token %s", serial ? serial : "?",
@@ -306,14 +308,25 @@ int ps_renew_batch_records(struct ps_renew_batch *b, json_t *recs)
 int ps_renew_take_cert(struct ps_in_loop *l, json_t *rec)
 {
 	const char *kind = ps_json_str(rec, "kind");
+	int tok = ps_json_str(rec, "token") != NULL;
+	int ser = ps_json_str(rec, "serial_hex") != NULL;
 	struct ps_err e;
 	json_t *er;
 
-	if (!strcmp(kind, "cert"))
+	if (!strcmp(kind, "cert") && tok && ser)
 		return json_array_append(l->ctx, rec) == 0;
-	ps_err_set(&e, PS_EXIT_FAIL, "bad-record",
-		   "ps-renew reads cert records (ps-status --json)",
-		   "a '%s' record cannot be renewed", kind);
+	if (!strcmp(kind, "cert")) /* say which field, never "?" */
+		ps_err_set(&e, PS_EXIT_FAIL, "bad-record",
+			   "a cert record of ps-status --json carries both",
+			   "the cert record has no %s%s%s: it does not say "
+			   "which certificate to renew",
+			   tok ? "" : "\"token\" (the token's URI)",
+			   tok || ser ? "" : " and no ",
+			   ser ? "" : "\"serial_hex\"");
+	else
+		ps_err_set(&e, PS_EXIT_FAIL, "bad-record",
+			   "ps-renew reads cert records (ps-status --json)",
+			   "a '%s' record cannot be renewed", kind);
 	er = ps_target_error(&e, rec, NULL, -1);
 	l->emit(l->emit_ctx, er);
 	json_decref(er);

@@ -129,6 +129,15 @@ static int read_line(int fd, char *s, const char *what, struct ps_err *err)
 	return 0;
 }
 
+/* What ends a line drawn on the terminal before a prompt (a front end's
+ * progress line): the prompt starts a line of its own. */
+static void (*before_prompt)(void);
+
+void ps_secret_set_before_prompt(void (*fn)(void))
+{
+	before_prompt = fn;
+}
+
 static int read_prompt(const char *text, char *s, struct ps_err *err)
 {
 	struct termios old, noecho;
@@ -147,6 +156,8 @@ static int read_prompt(const char *text, char *s, struct ps_err *err)
 				  "a secret is needed (%.*s) but there is no "
 				  "terminal to ask on",
 				  (int)strcspn(text, ":"), text);
+	if (before_prompt)
+		before_prompt();
 	if (tcgetattr(fd, &old) == 0) {
 		noecho = old;
 		noecho.c_lflag &= (tcflag_t)~ECHO;

@@ -527,25 +527,29 @@ static int add_own_pin(const struct ps_config *cfg, const char *section,
 	struct own_pin *o;
 
 	if (!uri || !pin)
-		return ps_err_set(err, PS_EXIT_USAGE, "bad-config",
-				  "see psrenew.conf(5), [token.NAME]",
-				  "%s: [%s] needs both uri and pin", cfg->path,
-				  section);
+		return ps_err_set(
+		    err, PS_EXIT_USAGE, "bad-config",
+		    "see psrenew.conf(5), [token.NAME]",
+		    "%s, line %d, [%s] needs both uri and pin: "
+		    "it has no %s",
+		    cfg->path,
+		    ps_config_line(cfg, section, uri ? "uri" : "pin"), section,
+		    uri ? "pin" : "uri");
 	if (strcmp(pin, "pinpad") && ps_secret_check_source(pin, err))
-		return err->status;
+		return ps_config_blame(cfg, section, "pin", err);
 	o = realloc(rules.own, (rules.nown + 1) * sizeof(*o));
 	if (!o)
 		return ps_err_nomem(err);
 	rules.own = o;
 	o = &o[rules.nown];
 	if (ps_uri_parse(uri, &o->uri, err))
-		return err->status;
+		return ps_config_blame(cfg, section, "uri", err);
 	if (!ps_uri_has_token_attrs(&o->uri)) {
 		ps_uri_free(&o->uri);
-		return ps_err_set(err, PS_EXIT_USAGE, "bad-config",
-				  "for example uri = pkcs11:token=TokenME",
-				  "%s: the uri of [%s] names no token",
-				  cfg->path, section);
+		ps_err_set(err, PS_EXIT_USAGE, "bad-config",
+			   "for example uri = pkcs11:token=TokenME",
+			   "names no token");
+		return ps_config_blame(cfg, section, "uri", err);
 	}
 	rules.nown++;
 	o->source = strdup(pin);

@@ -1,5 +1,6 @@
 /* psrenew: common options and messages of every binary. */
 #include "cli.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <psrenew/cert.h>
 #include <psrenew/secret.h>
@@ -373,6 +375,8 @@ int ps_cli_parse(struct ps_cli *cli, int argc, char **argv,
 	return rc;
 }
 
+static void clear_line(void);
+
 int ps_cli_main(struct ps_cli *cli, int argc, char **argv,
 		const struct ps_opt *opts, void *args, int max_operands,
 		ps_cli_run run)
@@ -381,6 +385,7 @@ int ps_cli_main(struct ps_cli *cli, int argc, char **argv,
 	int first = argc, rc;
 
 	ps_err_clear(&err);
+	ps_progress_init();
 	rc = ps_cli_parse(cli, argc, argv, opts, &first, &err);
 	if (!rc && !cli->done && max_operands >= 0 &&
 	    argc - first > max_operands)
@@ -392,6 +397,7 @@ int ps_cli_main(struct ps_cli *cli, int argc, char **argv,
 	if (rc && err.status)
 		ps_cli_report(cli, &err);
 	errno = 0;
+	clear_line(); /* the table may go to the terminal */
 	if (ps_out_finish(cli->out) < 0) {
 		int e = errno;
 
@@ -425,7 +431,7 @@ struct ps_out *ps_cli_out(struct ps_cli *cli)
 }
 
 /* What erases a progress line before a message or a record is written
- * (progress.c sets it: cli.c knows nothing of progress lines). */
+ * (ps_progress_init sets it: cli.c knows nothing of progress lines). */
 static void (*line_clear)(void);
 
 void ps_cli_set_line_clear(void (*fn)(void))
@@ -461,7 +467,8 @@ int ps_cli_emit(void *ctx, const json_t *rec)
 	struct ps_cli *cli = ctx;
 	const char *kind = ps_json_str(rec, "kind");
 
-	clear_line(); /* stdout may be the same terminal */
+	if ((kind && !strcmp(kind, "error")) || isatty(STDOUT_FILENO))
+		clear_line(); /* stderr, or stdout the same terminal */
 	if (kind && strcmp(kind, "error") == 0) {
 		const char *msg = ps_json_str(rec, "message");
 		const char *hint = ps_json_str(rec, "hint");
@@ -500,6 +507,20 @@ void ps_cli_info(const struct ps_cli *cli, const char *fmt, ...)
 	va_list ap;
 
 	if (!cli->verbose)
+		return;
+	clear_line();
+	fprintf(stderr, "%s: ", cli->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void ps_cli_note(const struct ps_cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (cli->quiet || (!cli->verbose && !isatty(STDOUT_FILENO)))
 		return;
 	clear_line();
 	fprintf(stderr, "%s: ", cli->prog);

@@ -166,6 +166,12 @@ void ps_cli_warn(const struct ps_cli *cli, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void ps_cli_info(const struct ps_cli *cli, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A note about the output for the person reading it (no fault: "not logged
+ * in, KEY is '-'"): on stderr when stdout is a terminal or with --verbose,
+ * never with --quiet; cron, whose output goes to a file or a mail, gets
+ * none (psrenew(7), DESCRIPTION). */
+void ps_cli_note(const struct ps_cli *cli, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Writes a record; an error record is also told on stderr. Returns 0. */
 int ps_cli_emit(void *cli, const json_t *rec);

@@ -1,17 +1,71 @@
 /* psrenew: the progress of a batch on a terminal. */
 #include "progress.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+
+#include <psrenew/secret.h>
 
 #include "cli.h"
 
 /* The batch whose line is on the screen, for ps_progress_clear. */
 static struct ps_progress *active;
+
+/* The terminal of stderr opened anew (an open file of our own: flock(2)
+ * locks held through the descriptor a pipeline's tools inherit would be
+ * shared by all of them); -2: not opened yet, -1: none. */
+static int tty_fd = -2;
+static int drawing; /* this process holds the terminal's lock */
+
+static int tty_lock_fd(void)
+{
+	const char *name;
+
+	if (tty_fd == -2) {
+		name = isatty(STDERR_FILENO) ? ttyname(STDERR_FILENO) : NULL;
+		tty_fd =
+		    name ? open(name, O_RDONLY | O_NOCTTY | O_CLOEXEC) : -1;
+	}
+	return tty_fd;
+}
+
+/* May this process draw now: no other tool of the pipeline is drawing on
+ * the terminal (a terminal that cannot be locked: as before, yes). */
+static int may_draw(void)
+{
+	int fd = tty_lock_fd();
+
+	if (!drawing)
+		drawing = fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0;
+	return drawing;
+}
+
+static void stop_drawing(void)
+{
+	if (drawing && tty_fd >= 0)
+		flock(tty_fd, LOCK_UN);
+	drawing = 0;
+}
+
+/* Is another tool of the pipeline drawing on the terminal now? */
+static int other_draws(void)
+{
+	int fd = tty_lock_fd();
+
+	if (drawing || fd < 0)
+		return 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		flock(fd, LOCK_UN);
+		return 0;
+	}
+	return 1;
+}
 
 static size_t columns(void)
 {
@@ -57,6 +111,8 @@ draw(struct ps_progress *p, size_t n, const char *fmt, va_list ap)
 	char line[512], what[384];
 	size_t len, width = columns();
 
+	if (!may_draw())
+		return; /* another tool's line is there */
 	vsnprintf(what, sizeof(what), fmt, ap);
 	for (char *c = what; *c; c++)
 		if ((unsigned char)*c < 0x20)
@@ -81,8 +137,6 @@ void ps_progress_start(struct ps_progress *p, struct ps_cli *cli, size_t total)
 	p->kinds = kinds;
 	p->total = total;
 	p->on = total >= 2 && !cli->quiet && isatty(STDERR_FILENO);
-	if (p->on)
-		ps_cli_set_line_clear(ps_progress_clear);
 }
 
 void ps_progress_item(struct ps_progress *p, const char *fmt, ...)
@@ -119,12 +173,21 @@ void ps_progress_end(struct ps_progress *p)
 	p->on = 0;
 	if (active == p)
 		active = NULL;
+	stop_drawing();
 }
 
 void ps_progress_clear(void)
 {
-	if (active)
+	if (active && active->shown)
 		erase(active);
+	else if (other_draws()) /* its line: whole width, as draw() cuts */
+		fprintf(stderr, "\r%*s\r", (int)columns() - 1, "");
+}
+
+void ps_progress_init(void)
+{
+	ps_cli_set_line_clear(ps_progress_clear);
+	ps_secret_set_before_prompt(ps_progress_clear);
 }
 
 static int is_item(const char *kinds, const char *kind)

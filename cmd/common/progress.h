@@ -1,6 +1,9 @@
 /* psrenew: the progress of a batch, for people at a terminal: one line on
  * standard error, redrawn in place ("\r"); nothing at all when standard
- * error is not a terminal, with --quiet, or for a single item. */
+ * error is not a terminal, with --quiet, or for a single item. Of the
+ * tools of a pipeline sharing the terminal, one draws at a time: the one
+ * holding an advisory lock (flock(2)) on the terminal; before a message or
+ * a prompt, the line on the screen is ended, whoever drew it. */
 #ifndef PSRENEW_PROGRESS_H
 #define PSRENEW_PROGRESS_H
 
@@ -39,8 +42,13 @@ void ps_progress_step(struct ps_progress *p, const char *fmt, ...)
 void ps_progress_end(struct ps_progress *p);
 
 /* Clears the line of the batch under way, if any, before another message
- * goes to standard error; the next item draws it again. */
+ * goes to standard error; the next item draws it again. When another tool
+ * of the pipeline is drawing on the terminal, clears its line. */
 void ps_progress_clear(void);
+
+/* Makes every message (ps_cli_*) and PIN prompt clear the line first:
+ * called once by ps_cli_main. */
+void ps_progress_init(void);
 
 /*
  * An emit callback (ps_emit_fn) with ctx a struct ps_progress: passes rec

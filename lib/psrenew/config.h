@@ -38,6 +38,11 @@ int ps_config_known(const char *section, const char *key);
 int ps_config_line(const struct ps_config *cfg, const char *section,
 		   const char *key);
 
+/* Puts "FILE, line N, [SECTION] KEY: " before err's message when key is in
+ * the file (a value of the file that did not work); returns err->status. */
+int ps_config_blame(const struct ps_config *cfg, const char *section,
+		    const char *key, struct ps_err *err);
+
 /* The last value of key in section, or NULL. */
 PS_API const char *ps_config_get(const struct ps_config *cfg,
 				 const char *section, const char *key);

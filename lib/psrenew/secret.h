@@ -23,6 +23,10 @@ int ps_secret_read(const char *source, const char *prompt_text, char **out,
 /* Wipes and frees a secret (NULL is fine). */
 void ps_secret_free(char *secret);
 
+/* fn is called before a prompt is written to the terminal (a front end
+ * erases its progress line there); NULL: nothing. */
+void ps_secret_set_before_prompt(void (*fn)(void));
+
 /* 1 when ENTRY ("NAME=value", from environ) is a variable a secret was
  * read from (env:NAME): programs we start do not get it. */
 int ps_secret_env_entry(const char *entry);

@@ -80,7 +80,7 @@ setup() {
 }
 
 @test "without a PIN keys are unknown and stderr says a login shows more" {
-	run --separate-stderr ps-status --module "$PKCS11_MODULE" --json
+	run --separate-stderr ps-status --module "$PKCS11_MODULE" --json --verbose
 	[ "$status" -eq 0 ]
 	[ "$(jfield has_key <<<"$output" | sort -u)" = null ]
 	[[ "$stderr" == *"log in with --pin"* ]]
