@@ -114,7 +114,8 @@ promtool_clean() {
 	metrics=$output
 	promtool_clean
 	# nothing private was needed: no login
-	[ -s "$count" ] && ! grep -q '^C_Login' "$count"
+	[ -s "$count" ]
+	run ! grep -q '^C_Login' "$count"
 	[ "$(mval psrenew_token_logged_in "token_serial=\"$TOKEN_SERIAL\"")" = 0 ]
 	# five certificates: the four of the demo token and the new commercial one
 	[ "$(msamples psrenew_certificate_not_after_timestamp_seconds)" -eq 5 ]
@@ -187,8 +188,9 @@ promtool_clean() {
 		ps-status --config "$BATS_TEST_TMPDIR/pin.conf" --module "$P11FAULT" \
 		--token "$TOKEN_URI" --metrics
 	[ "$status" -eq 0 ]
-	[ -s "$count" ] && ! grep -q '^C_Login' "$count"
 	metrics=$output
+	[ -s "$count" ]
+	run ! grep -q '^C_Login' "$count"
 	[ "$(mval psrenew_token_logged_in)" = 0 ]
 	run --separate-stderr env P11FAULT_COUNT_FILE="$count" \
 		ps-status --module "$P11FAULT" --token "$TOKEN_URI" --pin "file:$PIN_FILE" --metrics
@@ -219,7 +221,7 @@ promtool_clean() {
 	metrics=$output
 	[ "$(msamples psrenew_token_free_memory_bytes)" -eq 0 ]
 	[ "$(msamples psrenew_token_room_renewals)" -eq 0 ]
-	! grep -q 'psrenew_token_room_renewals' <<<"$metrics"
+	run ! grep -q 'psrenew_token_room_renewals' <<<"$metrics"
 }
 
 @test "ps-status --metrics: label values are escaped (quote, backslash) and kept valid UTF-8" {
@@ -246,7 +248,8 @@ promtool_clean() {
 		--token '$TOKEN_URI' --metrics-file '$dir/psrenew.prom'"
 	[ "$status" -eq 0 ] || { echo "$stderr"; false; }
 	[ -z "$output" ] # nothing on stdout
-	[ -f "$dir/psrenew.prom" ] && [ ! -L "$dir/psrenew.prom" ]
+	[ -f "$dir/psrenew.prom" ]
+	[ ! -L "$dir/psrenew.prom" ]
 	[ "$(stat -c %a "$dir/psrenew.prom")" = 644 ]
 	[ "$(cat "$BATS_TEST_TMPDIR/target")" = 'old target' ]
 	[ "$(ls -A "$dir")" = psrenew.prom ] # no temporary file left
@@ -358,7 +361,7 @@ promtool_clean() {
 		'/and psrenew_certificate_jip_confirmed == 0/d' \
 		's/> 3 \* 86400/> 1 * 86400/'; do
 		sed "$broken" "$rules" >"$t/data/prometheus/psrenew-rules.yml"
-		! cmp -s "$rules" "$t/data/prometheus/psrenew-rules.yml"
+		run ! cmp -s "$rules" "$t/data/prometheus/psrenew-rules.yml"
 		run promtool test rules "$t/tests/prometheus/psrenew-rules.test.yml"
 		[ "$status" -ne 0 ] || { echo "passes although broken: $broken"; false; }
 	done
