@@ -335,8 +335,10 @@ promtool_clean() {
 @test "ps-status --metrics goes with neither --expiring nor --unregistered" {
 	run --separate-stderr ps-status "${P11[@]}" --metrics --expiring 30
 	[ "$status" -eq 2 ]
+	grep -q 'go with neither --expiring nor --unregistered' <<<"$stderr"
 	run --separate-stderr ps-status "${P11[@]}" --metrics-file "$BATS_TEST_TMPDIR/m.prom" --unregistered
 	[ "$status" -eq 2 ]
+	grep -q 'go with neither --expiring nor --unregistered' <<<"$stderr"
 	[ ! -e "$BATS_TEST_TMPDIR/m.prom" ]
 }
 
@@ -376,7 +378,8 @@ promtool_clean() {
 
 @test "the metrics unit, its timer and the crontab line write node_exporter's file with the installed ps-status" {
 	prefix=$BATS_TEST_TMPDIR/prefix
-	make -C "$FIXTURE_ROOT" -s install B="$PSRENEW_BUILD" PREFIX="$prefix" >/dev/null
+	# -o all: the build is used as it is, never remade (it may be another tree's)
+	make -C "$FIXTURE_ROOT" -s -o all install B="$PSRENEW_BUILD" PREFIX="$prefix" >/dev/null
 	units=$prefix/share/psrenew/systemd
 	prom=/var/lib/prometheus/node-exporter/psrenew.prom
 	[ "$(sed -n 's/^ExecStart=//p' "$units/psrenew-metrics.service")" = \

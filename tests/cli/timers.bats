@@ -10,7 +10,8 @@ load ../lib/psrenew
 setup() {
 	psrenew_setup
 	prefix=$BATS_TEST_TMPDIR/prefix
-	make -C "$FIXTURE_ROOT" -s install B="$PSRENEW_BUILD" PREFIX="$prefix" >/dev/null
+	# -o all: the build is used as it is, never remade (it may be another tree's)
+	make -C "$FIXTURE_ROOT" -s -o all install B="$PSRENEW_BUILD" PREFIX="$prefix" >/dev/null
 	units=$prefix/share/psrenew/systemd
 	crontab=$prefix/share/psrenew/cron/psrenew.crontab
 }
