@@ -65,7 +65,8 @@ LD ?= ld
 OBJCOPY ?= objcopy
 PCFILE := $(B)/lib/pkgconfig/psrenew.pc
 MANS := $(wildcard man/*.[157])
-# systemd units and crontab lines for ps-fetch and ps-status (@BINDIR@ set)
+# systemd units and crontab lines for ps-fetch and ps-status (@BINDIR@ set);
+# the Prometheus alert rules go beside them (data/prometheus)
 DATA_TIMERS := $(patsubst data/%,%,$(wildcard data/systemd/psrenew-* \
 	data/cron/psrenew.*))
 
@@ -226,6 +227,9 @@ install: all
 	for f in $(DATA_TIMERS); do \
 		sed 's|@BINDIR@|$(BINDIR)|g' data/$$f >$(DESTDIR)$(DATADIR)/$$f; \
 		chmod 0644 $(DESTDIR)$(DATADIR)/$$f; done
+	install -d $(DESTDIR)$(DATADIR)/prometheus
+	install -m 0644 data/prometheus/psrenew-rules.yml \
+		$(DESTDIR)$(DATADIR)/prometheus/
 
 uninstall:
 	rm -f $(BINS:$(B)/bin/%=$(DESTDIR)$(BINDIR)/%)
@@ -236,9 +240,10 @@ uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/psrenew
 	rm -f $(DESTDIR)$(DATADIR)/jip-czechpoint.json \
 		$(DESTDIR)$(DATADIR)/psrenew.conf.example \
-		$(DATA_TIMERS:%=$(DESTDIR)$(DATADIR)/%)
+		$(DATA_TIMERS:%=$(DESTDIR)$(DATADIR)/%) \
+		$(DESTDIR)$(DATADIR)/prometheus/psrenew-rules.yml
 	-rmdir $(DESTDIR)$(DATADIR)/systemd $(DESTDIR)$(DATADIR)/cron \
-		2>/dev/null
+		$(DESTDIR)$(DATADIR)/prometheus 2>/dev/null
 	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
 	rm -f $(BINS:$(B)/bin/%=$(DESTDIR)$(BASHCOMPDIR)/%) \
 		$(DESTDIR)$(ZSHCOMPDIR)/_psrenew

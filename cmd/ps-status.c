@@ -6,12 +6,15 @@
 
 #include <psrenew/inventory.h>
 #include <psrenew/jipconf.h>
+#include <psrenew/metrics.h>
 
 #include "common/cli.h"
 
 struct args {
 	long expiring; /* -1: all */
 	int unregistered;
+	int metrics;		  /* --metrics: on stdout */
+	const char *metrics_file; /* --metrics-file */
 };
 
 /* Logs in where a PIN source was given; notes where a login shows more.
@@ -162,6 +165,79 @@ out:
 	return rc;
 }
 
+/* The first error stays in err for the end; a later one is told now. */
+static int merge(struct ps_cli *cli, int rc, int rc2, struct ps_err *err,
+		 const struct ps_err *e2)
+{
+	if (!rc2)
+		return rc;
+	if (!rc) {
+		*err = *e2;
+		return rc2;
+	}
+	ps_cli_report(cli, e2);
+	return ps_exit_worse(rc, rc2);
+}
+
+/* The metrics text where --metrics and --metrics-file say. */
+static int metrics_out(const struct args *a, const char *text, size_t len,
+		       struct ps_err *err)
+{
+	if (a->metrics &&
+	    (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0))
+		return ps_err_set(err, PS_EXIT_FAIL, "io",
+				  "check the disk or the command reading the "
+				  "output",
+				  "cannot write the metrics to stdout");
+	if (a->metrics_file)
+		return ps_metrics_write_file(a->metrics_file, text, len, err);
+	return 0;
+}
+
+/* --metrics, --metrics-file: what the listing shows, the state store's
+ * requests and confirmations, as Prometheus metrics. A run that fails
+ * still writes them (psrenew_run_success 0). No login without --pin: a
+ * timer must not spend PIN tries, and nothing else needs one. */
+static int metrics(struct ps_cli *cli, const struct args *a, struct ps_err *err)
+{
+	struct ps_module *mod = NULL;
+	struct ps_inventory inv;
+	struct ps_state st;
+	struct ps_metrics_in in = { .cfg = &cli->cfg, .now = time(NULL) };
+	struct ps_err e;
+	char *text = NULL;
+	size_t len = 0;
+	int rc, rc2;
+
+	memset(&inv, 0, sizeof(inv));
+	cli->out_mode = PS_OUT_NONE; /* stdout carries the metrics */
+	rc = ps_cli_tokens(cli, &mod, &in.toks, &in.ntoks, err);
+	if (!rc && cli->pin_given)
+		rc = login_all(cli, in.toks, in.ntoks, err);
+	if (in.toks) {
+		rc2 = ps_inventory_load(in.toks, in.ntoks, in.now, &inv, &e);
+		in.inv = rc2 ? NULL : &inv;
+		rc = merge(cli, rc, rc2, err, &e);
+	}
+	rc2 = ps_state_open(cli->state_dir, &cli->cfg, PS_STATE_READ_ONLY, &st,
+			    &e);
+	in.st = rc2 ? NULL : &st;
+	if (rc2 && !strcmp(e.code, "no-state-dir"))
+		rc2 = 0; /* nothing renewed yet */
+	rc = merge(cli, rc, rc2, err, &e);
+	in.success = !rc;
+	rc = merge(cli, rc, ps_metrics_text(&in, &text, &len, &e), err, &e);
+	if (text)
+		rc = merge(cli, rc, metrics_out(a, text, len, &e), err, &e);
+	free(text);
+	if (in.st)
+		ps_state_close(&st);
+	ps_inventory_free(&inv);
+	ps_tokens_free(in.toks, in.ntoks);
+	ps_module_close(mod);
+	return rc;
+}
+
 static int start(struct ps_cli *cli, void *args, char **operands, int n,
 		 struct ps_err *err)
 {
@@ -173,6 +249,14 @@ static int start(struct ps_cli *cli, void *args, char **operands, int n,
 		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
 				  "--unregistered and --expiring do not go "
 				  "together");
+	if ((a->metrics || a->metrics_file) &&
+	    (a->unregistered || a->expiring >= 0))
+		return ps_err_set(
+		    err, PS_EXIT_USAGE, "usage", NULL,
+		    "--metrics and --metrics-file go with neither "
+		    "--expiring nor --unregistered");
+	if (a->metrics || a->metrics_file)
+		return metrics(cli, a, err);
 	return run(cli, args, err);
 }
 
@@ -192,6 +276,12 @@ int main(int argc, char **argv)
 		PS_OPT_BOOL("unregistered", &a.unregistered,
 			    "only certificates psrenew installed that JIP has "
 			    "not confirmed yet (for ps-jip-setserial)"),
+		PS_OPT_BOOL("metrics", &a.metrics,
+			    "Prometheus metrics on stdout (no login without "
+			    "--pin)"),
+		PS_OPT_STRING("metrics-file", &a.metrics_file, "PATH",
+			      "write the metrics into PATH atomically, mode "
+			      "0644 (node_exporter's textfile collector)"),
 		PS_OPT_END(),
 	};
 

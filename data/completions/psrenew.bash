@@ -15,7 +15,7 @@ _psrenew_common_opts='--module --token --pin --json --human --quiet --verbose
 
 _psrenew_opts() {
 	case $1 in
-	ps-status) echo '--expiring --unregistered' ;;
+	ps-status) echo '--expiring --unregistered --metrics --metrics-file' ;;
 	ps-renew) echo '--ca --ca-type --cacerts --id --serial --type
 		--all-expiring --key-type --key --dry-run --ca-bundle --force' ;;
 	ps-fetch) echo '--pending --wait --cert --ca-bundle --lenient-subject
@@ -176,7 +176,8 @@ _psrenew() {
 		compopt -o filenames 2>/dev/null
 		_psrenew_lines compgen -d -- "$cur"
 		return ;;
-	--config | --cert | --ca-bundle | --profile | --cacerts | --client-cert | --client-key) _psrenew_files "$cur"; return ;;
+	--config | --cert | --ca-bundle | --profile | --cacerts | --client-cert | --client-key | --metrics-file)
+		_psrenew_files "$cur"; return ;;
 	--type) COMPREPLY=($(compgen -W 'qualified commercial' -- "$cur")); return ;;
 	--ca-type) COMPREPLY=($(compgen -W 'cmp est' -- "$cur")); return ;;
 	--login) COMPREPLY=($(compgen -W 'password cert otp nia' -- "$cur")); return ;;

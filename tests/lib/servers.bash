@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# The test servers (tests/est, tests/cmp, tests/jip, tests/smtp), started and
+# The test servers (tests/est, tests/cmp, tests/jip, tests/smtp,
+# tests/prometheus), started and
 # stopped the same way by every test file (load ../lib/fixture first; the
 # psrenew helpers load it):
 #
@@ -23,6 +24,8 @@
 #                                (port: JIP_START_PORT)
 #   start_smtp DIR [OPTIONS...]  SMTP_PORT SMTP_URL SMTP_TLS_CA SMTP_MAILDIR
 #                                SMTP_STATE
+#   start_prometheus DIR TEXTDIR NODE_EXPORTER_URL NODE_EXPORTER_PORT
+#                                (node_exporter's textfile collector)
 # PKI defaults to the test PKI (pki_dir).
 
 # The registry of the current scope: one "KIND DIR" line per server.
@@ -127,3 +130,12 @@ stop_servers() {
 	rm -f "$list"
 	return "$rc"
 }
+
+# start_prometheus DIR TEXTFILE_DIR: node_exporter's textfile collector over
+# TEXTFILE_DIR (tests/prometheus/prometheus-start): NODE_EXPORTER_URL
+# NODE_EXPORTER_PORT. stop_prometheus DIR.
+start_prometheus() {
+	_srv_start prometheus "$1" "NODE_EXPORTER_URL NODE_EXPORTER_PORT" "$1" "$2"
+}
+
+stop_prometheus() { _srv_stop prometheus "$1"; }
