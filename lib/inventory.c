@@ -271,6 +271,9 @@ json_t *ps_cert_record(const struct ps_token *tok, const unsigned char *id,
 	ps_json_set_str(r, "serial_hex", c->serial_hex);
 	ps_json_set_str(r, "serial_dec", c->serial_dec);
 	ps_json_set_str(r, "type", ps_cert_type_name(c->type));
+	ps_json_set_str(r, "qc_type", ps_cert_qc_type_name(c->qc_type));
+	json_object_set_new(r, "can_login", json_boolean(c->can_login));
+	ps_json_set_str(r, "holder_id", c->holder_id);
 	ps_json_set_str(r, "jip_ca",
 			ps_cert_jip_ca(c, cfg ? cfg->jip_ca : NULL,
 				       cfg ? cfg->n_jip_ca : 0));
