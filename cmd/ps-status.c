@@ -10,7 +10,8 @@
 #include "common/cli.h"
 
 struct args {
-	long expiring; /* -1: all */
+	const char *expiring_arg;
+	struct ps_expiring expiring; /* max -1: all */
 	int unregistered;
 };
 
@@ -112,12 +113,19 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	if (a->unregistered)
 		rc = unregistered(cli, &inv, &shown, err);
 	for (size_t i = 0; i < inv.n && !rc && !a->unregistered; i++) {
+		int fresh;
+		long t = ps_inventory_threshold(&inv, i, &a->expiring, &fresh);
 		json_t *r;
 
-		if (a->expiring >= 0 &&
-		    !ps_inventory_expiring(&inv, i, a->expiring))
+		if (a->expiring.max >= 0 && t < 0)
 			continue;
 		r = ps_inventory_record(&inv, i, &cli->cfg);
+		if (r && t >= 0) {
+			json_object_set_new(r, "threshold_days",
+					    json_integer(t));
+			json_object_set_new(r, "threshold_new",
+					    json_boolean(fresh));
+		}
 		if (!r || ps_out_emit(out, r) < 0)
 			rc = ps_err_set(err, PS_EXIT_FAIL, "output", NULL,
 					"cannot write the records");
@@ -132,7 +140,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	ps_cli_info(cli, "%zu certificate(s) on %zu token(s), %zu shown", inv.n,
 		    ntoks, shown);
 	ps_inventory_free(&inv);
-	if (!rc && a->expiring >= 0 && shown > 0)
+	if (!rc && a->expiring.max >= 0 && shown > 0)
 		rc = PS_EXIT_PENDING;
 out:
 	ps_tokens_free(toks, ntoks);
@@ -143,11 +151,14 @@ out:
 static int start(struct ps_cli *cli, void *args, char **operands, int n,
 		 struct ps_err *err)
 {
-	const struct args *a = args;
+	struct args *a = args;
 
 	(void)operands;
 	(void)n;
-	if (a->unregistered && a->expiring >= 0)
+	if (a->expiring_arg &&
+	    ps_expiring_parse(a->expiring_arg, &a->expiring, err))
+		return err->status;
+	if (a->unregistered && a->expiring.max >= 0)
 		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
 				  "--unregistered and --expiring do not go "
 				  "together");
@@ -162,11 +173,12 @@ int main(int argc, char **argv)
 		.summary = "List every certificate on the selected PKCS#11 "
 			   "tokens: type, serial, validity, key, successor.",
 	};
-	struct args a = { .expiring = -1 };
+	struct args a = { .expiring.max = -1 };
 	const struct ps_opt opts[] = {
-		PS_OPT_INT("expiring", &a.expiring, 36500, "DAYS",
-			   "only valid, not yet renewed certificates expiring "
-			   "within DAYS; exit 3 if any"),
+		PS_OPT_STRING("expiring", &a.expiring_arg, "DAYS[,DAYS...]",
+			      "only valid, not yet renewed certificates "
+			      "expiring within DAYS (the largest); each says "
+			      "which threshold it crossed; exit 3 if any"),
 		PS_OPT_BOOL("unregistered", &a.unregistered,
 			    "only certificates psrenew installed that JIP has "
 			    "not confirmed yet (for ps-jip-setserial)"),

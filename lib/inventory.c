@@ -232,6 +232,48 @@ int ps_inventory_expiring(const struct ps_inventory *inv, size_t i, long days)
 	       difftime(c->not_after, inv->now) <= (double)days * 86400.0;
 }
 
+int ps_expiring_parse(const char *s, struct ps_expiring *e, struct ps_err *err)
+{
+	const char *p = s ? s : "";
+
+	memset(e, 0, sizeof(*e));
+	e->max = -1;
+	while (*p) {
+		char *end;
+		long d = strtol(p, &end, 10);
+
+		if (end == p || d < 0 || d > 36500 || (*end && *end != ',') ||
+		    (*end == ',' && !end[1]) ||
+		    e->n == sizeof(e->days) / sizeof(*e->days))
+			return ps_err_set(
+			    err, PS_EXIT_USAGE, "usage",
+			    "for example --expiring 30 or --expiring 30,21,7",
+			    "--expiring takes up to 8 numbers of days "
+			    "(0 to 36500), comma-separated, not '%.40s'",
+			    s);
+		e->days[e->n++] = d;
+		e->max = d > e->max ? d : e->max;
+		p = *end ? end + 1 : end;
+	}
+	if (!e->n)
+		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				  "--expiring needs a number of days");
+	return 0;
+}
+
+long ps_inventory_threshold(const struct ps_inventory *inv, size_t i,
+			    const struct ps_expiring *e, int *fresh)
+{
+	long t = -1;
+
+	for (size_t k = 0; k < e->n; k++)
+		if ((t < 0 || e->days[k] < t) &&
+		    ps_inventory_expiring(inv, i, e->days[k]))
+			t = e->days[k];
+	*fresh = t >= 0 && !ps_inventory_expiring(inv, i, t - 1);
+	return t;
+}
+
 static json_t *has_key_json(int has_key)
 {
 	return has_key < 0 ? json_null() : json_boolean(has_key);

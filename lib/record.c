@@ -544,6 +544,8 @@ static const char *const suite_fields[] = {
 	"key_bits",
 	"key_choice",
 	"token_rsa_max_bits",
+	"threshold_days",
+	"threshold_new",
 };
 
 static int suite_field(const char *key)

@@ -11,14 +11,15 @@ bats_require_minimum_version 1.5.0
 load ../lib/psrenew
 
 # shape NAME SUBJECT EXTENSIONS: a certificate from the file's own CA,
-# with a software key, in $SHAPES/NAME.pem and .der
+# with a software key, in $SHAPES/NAME.pem and .der, valid from now for
+# $SHAPE_DAYS days (385, PostSignum's, by default)
 shape() {
 	local name=$1 subj=$2 ext=$3
 	openssl req -utf8 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 		-keyout "$SHAPES/$name.key" -subj "$subj" -out "$SHAPES/$name.csr" 2>/dev/null
 	printf '%s\n' "[ext]" "$ext" "$QC_SECTIONS" >"$SHAPES/$name.ext"
 	openssl x509 -req -in "$SHAPES/$name.csr" -CA "$SHAPES/ca.pem" -CAkey "$SHAPES/ca.key" \
-		-set_serial "0x$(openssl rand -hex 8)" -days 385 -extfile "$SHAPES/$name.ext" \
+		-set_serial "0x$(openssl rand -hex 8)" -days "${SHAPE_DAYS:-385}" -extfile "$SHAPES/$name.ext" \
 		-extensions ext -out "$SHAPES/$name.pem" 2>/dev/null
 	openssl x509 -in "$SHAPES/$name.pem" -outform DER -out "$SHAPES/$name.der"
 }
@@ -155,4 +156,36 @@ of() { # of LABEL FIELD: FIELD of the cert record labelled LABEL
 	[[ $(jfield message <<<"$output") == *"cannot log in"*clientAuth* ]]
 	! jq -r .method "$WS/log" | grep -q UpdateUser
 	[ "$(jq -c '.users.jnovak.certs' "$WS/data.json")" = '[]' ]
+}
+
+@test "ps-status --expiring 30,21,7: each certificate says the threshold it crossed, and whether it did so today" {
+	softhsm_token reminders
+	local d i=1
+	for d in 40 25 21 5; do
+		SHAPE_DAYS=$d shape "left$d" "/CN=Jan Novák $d/serialNumber=P564839" "extendedKeyUsage = clientAuth"
+		pkcs11-tool --module "$PKCS11_MODULE" --token-label "$TOKEN_LABEL" --login --pin "$PIN" \
+			--write-object "$SHAPES/left$d.der" --type cert --id "1$i" --label "left$d" >/dev/null 2>&1
+		i=$((i + 1))
+	done
+	run --separate-stderr ps-status --module "$PKCS11_MODULE" --token "$TOKEN_URI" --json --expiring 30,21,7
+	[ "$status" -eq 3 ]
+	[ "$(wc -l <<<"$output")" -eq 3 ]
+	[ -z "$(of left40 label)" ]
+	[ "$(of left25 threshold_days)" = 30 ]
+	[ "$(of left25 threshold_new)" = false ]
+	[ "$(of left21 threshold_days)" = 21 ]
+	[ "$(of left21 threshold_new)" = true ] # 21 days less the seconds since
+	[ "$(of left5 threshold_days)" = 7 ]
+	[ "$(of left5 threshold_new)" = false ]
+	# in any order; one threshold is still one
+	run --separate-stderr ps-status --module "$PKCS11_MODULE" --token "$TOKEN_URI" --json --expiring 7,30
+	[ "$(of left21 threshold_days)" = 30 ]
+	run --separate-stderr ps-status --module "$PKCS11_MODULE" --token "$TOKEN_URI" --json --expiring 10
+	[ "$status" -eq 3 ]
+	[ "$(of left5 threshold_days)" = 10 ]
+	[ "$(wc -l <<<"$output")" -eq 1 ]
+	for bad in 30,,7 30,x 30, -1 36501 1,2,3,4,5,6,7,8,9; do
+		run --separate-stderr ps-status --module "$PKCS11_MODULE" --token "$TOKEN_URI" --expiring "$bad"
+		[ "$status" -eq 2 ] || { echo "$bad: $status"; false; }
+	done
 }
