@@ -6,13 +6,14 @@
 
 #include <psrenew/inventory.h>
 #include <psrenew/jipconf.h>
+#include <psrenew/modsearch.h>
 
 #include "common/cli.h"
 
 struct args {
 	const char *expiring_arg;
 	struct ps_expiring expiring; /* max -1: all */
-	int unregistered;
+	int unregistered, modules;
 };
 
 /* Logs in where a PIN source was given; notes where a login shows more.
@@ -148,6 +149,28 @@ out:
 	return rc;
 }
 
+/* --modules: the token modules found, which one a run uses, and whether
+ * a record may name each (nothing is loaded). */
+static int list_modules(struct ps_cli *cli, struct ps_err *err)
+{
+	json_t *all = ps_modules_report(&cli->cfg, cli->module), *r;
+	size_t i;
+	int rc = all ? 0 : ps_err_nomem(err);
+
+	json_array_foreach (all, i, r)
+		if (!rc && ps_cli_emit(cli, r) < 0)
+			rc = ps_err_set(err, PS_EXIT_FAIL, "output", NULL,
+					"cannot write the records");
+	ps_cli_info(cli, "%zu module(s) found; used: %s (%s)",
+		    json_array_size(all),
+		    cli->module ? cli->module
+				: "the module PKCS11_MODULE "
+				  "names, else p11-kit's proxy",
+		    cli->module_from ? cli->module_from : "--module");
+	json_decref(all);
+	return rc;
+}
+
 static int start(struct ps_cli *cli, void *args, char **operands, int n,
 		 struct ps_err *err)
 {
@@ -158,6 +181,8 @@ static int start(struct ps_cli *cli, void *args, char **operands, int n,
 	if (a->expiring_arg &&
 	    ps_expiring_parse(a->expiring_arg, &a->expiring, err))
 		return err->status;
+	if (a->modules)
+		return list_modules(cli, err);
 	if (a->unregistered && a->expiring.max >= 0)
 		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
 				  "--unregistered and --expiring do not go "
@@ -182,6 +207,10 @@ int main(int argc, char **argv)
 		PS_OPT_BOOL("unregistered", &a.unregistered,
 			    "only certificates psrenew installed that JIP has "
 			    "not confirmed yet (for ps-jip-setserial)"),
+		PS_OPT_BOOL("modules", &a.modules,
+			    "list the token modules found (Bit4id's, "
+			    "OpenSC's), which one is used, and whether a "
+			    "record may name it"),
 		PS_OPT_END(),
 	};
 

@@ -38,6 +38,12 @@ static const struct column seal_cols[] = {
 	{ "ID", "holder_id" },	    { NULL, NULL },
 };
 
+/* ps-status --modules */
+static const struct column module_cols[] = {
+	{ "MODULE", "name" },	  { "VENDOR", "vendor" }, { "USED", "used" },
+	{ "ALLOWED", "allowed" }, { "PATH", "path" },	  { NULL, NULL },
+};
+
 static const struct column request_cols[] = {
 	{ "REQUEST", "request_id" },
 	{ "STATE", "state" },
@@ -74,9 +80,10 @@ static const struct {
 	const char *kind;
 	const struct column *cols;
 } layouts[] = {
-	{ "cert", cert_cols },	       { "seal", seal_cols },
-	{ "request", request_cols },   { "removed", removed_cols },
-	{ "removable", removed_cols }, { "space", space_cols },
+	{ "cert", cert_cols },	     { "seal", seal_cols },
+	{ "request", request_cols }, { "module", module_cols },
+	{ "removed", removed_cols }, { "removable", removed_cols },
+	{ "space", space_cols },
 };
 
 struct row {
