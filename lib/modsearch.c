@@ -62,10 +62,10 @@ void ps_module_search(const struct ps_config *cfg, struct ps_module_found *out,
 static int registered_in(const char *dir)
 {
 	DIR *d = opendir(dir);
-	struct dirent *e;
+	struct dirent *e = d ? readdir(d) : NULL;
 	int found = 0;
 
-	while (d && !found && (e = readdir(d)) != NULL) {
+	for (; e && !found; e = readdir(d)) {
 		size_t len = strlen(e->d_name);
 
 		found = len > 7 && !strcmp(e->d_name + len - 7, ".module") &&
