@@ -7,12 +7,14 @@
 #include <psrenew/inventory.h>
 #include <psrenew/jipconf.h>
 #include <psrenew/metrics.h>
+#include <psrenew/modsearch.h>
 
 #include "common/cli.h"
 
 struct args {
-	long expiring; /* -1: all */
-	int unregistered;
+	const char *expiring_arg;
+	struct ps_expiring expiring; /* max -1: all */
+	int unregistered, modules;
 	int metrics;		  /* --metrics: on stdout */
 	const char *metrics_file; /* --metrics-file */
 };
@@ -94,26 +96,6 @@ static int unregistered(struct ps_cli *cli, const struct ps_inventory *inv,
 	return rc;
 }
 
-/* The table only: a label two tokens share gets the token's serial, so
- * that their rows are told apart ("TokenME (serial 0123)"). */
-static void label_serial(const struct ps_cli *cli, struct ps_token **toks,
-			 size_t n, json_t *r)
-{
-	const char *uri = ps_json_str(r, "token");
-	const struct ps_token *t = NULL;
-	size_t same = 0;
-
-	for (size_t i = 0; uri && i < n; i++)
-		if (!strcmp(toks[i]->uri, uri))
-			t = toks[i];
-	for (size_t i = 0; t && i < n; i++)
-		same += !strcmp(toks[i]->label, t->label);
-	if (same > 1 && !ps_out_is_json(cli->out))
-		json_object_set_new(
-		    r, "token_label",
-		    json_sprintf("%s (serial %s)", t->label, t->serial));
-}
-
 static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 {
 	struct ps_module *mod = NULL;
@@ -135,14 +117,21 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	if (a->unregistered)
 		rc = unregistered(cli, &inv, &shown, err);
 	for (size_t i = 0; i < inv.n && !rc && !a->unregistered; i++) {
+		int fresh;
+		long t = ps_inventory_threshold(&inv, i, &a->expiring, &fresh);
 		json_t *r;
 
-		if (a->expiring >= 0 &&
-		    !ps_inventory_expiring(&inv, i, a->expiring))
+		if (a->expiring.max >= 0 && t < 0)
 			continue;
 		r = ps_inventory_record(&inv, i, &cli->cfg);
-		if (r)
-			label_serial(cli, toks, ntoks, r);
+		if (r && t >= 0) {
+			json_object_set_new(r, "threshold_days",
+					    json_integer(t));
+			json_object_set_new(r, "threshold_new",
+					    json_boolean(fresh));
+		}
+		if (r && !ps_out_is_json(cli->out))
+			ps_inventory_label_serial(toks, ntoks, r);
 		if (!r || ps_out_emit(out, r) < 0)
 			rc = ps_err_set(err, PS_EXIT_FAIL, "output", NULL,
 					"cannot write the records");
@@ -157,7 +146,7 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	ps_cli_info(cli, "%zu certificate(s) on %zu token(s), %zu shown", inv.n,
 		    ntoks, shown);
 	ps_inventory_free(&inv);
-	if (!rc && a->expiring >= 0 && shown > 0)
+	if (!rc && a->expiring.max >= 0 && shown > 0)
 		rc = PS_EXIT_PENDING;
 out:
 	ps_tokens_free(toks, ntoks);
@@ -177,21 +166,6 @@ static int merge(struct ps_cli *cli, int rc, int rc2, struct ps_err *err,
 	}
 	ps_cli_report(cli, e2);
 	return ps_exit_worse(rc, rc2);
-}
-
-/* The metrics text where --metrics and --metrics-file say. */
-static int metrics_out(const struct args *a, const char *text, size_t len,
-		       struct ps_err *err)
-{
-	if (a->metrics &&
-	    (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0))
-		return ps_err_set(err, PS_EXIT_FAIL, "io",
-				  "check the disk or the command reading the "
-				  "output",
-				  "cannot write the metrics to stdout");
-	if (a->metrics_file)
-		return ps_metrics_write_file(a->metrics_file, text, len, err);
-	return 0;
 }
 
 /* --metrics, --metrics-file: what the listing shows, the state store's
@@ -228,7 +202,10 @@ static int metrics(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	in.success = !rc;
 	rc = merge(cli, rc, ps_metrics_text(&in, &text, &len, &e), err, &e);
 	if (text)
-		rc = merge(cli, rc, metrics_out(a, text, len, &e), err, &e);
+		rc = merge(
+		    cli, rc,
+		    ps_metrics_emit(text, len, a->metrics, a->metrics_file, &e),
+		    err, &e);
 	free(text);
 	if (in.st)
 		ps_state_close(&st);
@@ -238,19 +215,46 @@ static int metrics(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	return rc;
 }
 
+/* --modules: the token modules found, which one a run uses, and whether
+ * a record may name each (nothing is loaded). */
+static int list_modules(struct ps_cli *cli, struct ps_err *err)
+{
+	json_t *all = ps_modules_report(&cli->cfg, cli->module), *r;
+	size_t i;
+	int rc = all ? 0 : ps_err_nomem(err);
+
+	json_array_foreach (all, i, r)
+		if (!rc && ps_cli_emit(cli, r) < 0)
+			rc = ps_err_set(err, PS_EXIT_FAIL, "output", NULL,
+					"cannot write the records");
+	ps_cli_info(cli, "%zu module(s) found; used: %s (%s)",
+		    json_array_size(all),
+		    cli->module ? cli->module
+				: "the module PKCS11_MODULE "
+				  "names, else p11-kit's proxy",
+		    cli->module_from ? cli->module_from : "--module");
+	json_decref(all);
+	return rc;
+}
+
 static int start(struct ps_cli *cli, void *args, char **operands, int n,
 		 struct ps_err *err)
 {
-	const struct args *a = args;
+	struct args *a = args;
 
 	(void)operands;
 	(void)n;
-	if (a->unregistered && a->expiring >= 0)
+	if (a->expiring_arg &&
+	    ps_expiring_parse(a->expiring_arg, &a->expiring, err))
+		return err->status;
+	if (a->modules)
+		return list_modules(cli, err);
+	if (a->unregistered && a->expiring.max >= 0)
 		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
 				  "--unregistered and --expiring do not go "
 				  "together");
 	if ((a->metrics || a->metrics_file) &&
-	    (a->unregistered || a->expiring >= 0))
+	    (a->unregistered || a->expiring.max >= 0))
 		return ps_err_set(
 		    err, PS_EXIT_USAGE, "usage", NULL,
 		    "--metrics and --metrics-file go with neither "
@@ -268,11 +272,12 @@ int main(int argc, char **argv)
 		.summary = "List every certificate on the selected PKCS#11 "
 			   "tokens: type, serial, validity, key, successor.",
 	};
-	struct args a = { .expiring = -1 };
+	struct args a = { .expiring.max = -1 };
 	const struct ps_opt opts[] = {
-		PS_OPT_INT("expiring", &a.expiring, 36500, "DAYS",
-			   "only valid, not yet renewed certificates expiring "
-			   "within DAYS; exit 3 if any"),
+		PS_OPT_STRING("expiring", &a.expiring_arg, "DAYS[,DAYS...]",
+			      "only valid, not yet renewed certificates "
+			      "expiring within DAYS (the largest); each says "
+			      "which threshold it crossed; exit 3 if any"),
 		PS_OPT_BOOL("unregistered", &a.unregistered,
 			    "only certificates psrenew installed that JIP has "
 			    "not confirmed yet (for ps-jip-setserial)"),
@@ -282,6 +287,10 @@ int main(int argc, char **argv)
 		PS_OPT_STRING("metrics-file", &a.metrics_file, "PATH",
 			      "write the metrics into PATH atomically, mode "
 			      "0644 (node_exporter's textfile collector)"),
+		PS_OPT_BOOL("modules", &a.modules,
+			    "list the token modules found (Bit4id's, "
+			    "OpenSC's), which one is used, and whether a "
+			    "record may name it"),
 		PS_OPT_END(),
 	};
 

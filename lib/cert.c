@@ -17,8 +17,29 @@
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
-/* id-etsi-qcs-QcCompliance (ETSI EN 319 412-5) */
+/* id-etsi-qcs-QcCompliance and id-etsi-qcs-QcType, and the QcType values
+ * id-etsi-qct-esign, -eseal and -web (ETSI EN 319 412-5, 4.2.1, 4.2.3) */
 #define OID_QC_COMPLIANCE "0.4.0.1862.1.1"
+#define OID_QC_TYPE	  "0.4.0.1862.1.6"
+static const char *const qct_oid[] = { "0.4.0.1862.1.6.1", "0.4.0.1862.1.6.2",
+				       "0.4.0.1862.1.6.3" };
+static const char *const qct_name[] = { "esign", "eseal", "web" };
+
+/* QCStatement ::= SEQUENCE { statementId OBJECT IDENTIFIER,
+ *     statementInfo ANY DEFINED BY statementId OPTIONAL }
+ * QCStatements ::= SEQUENCE OF QCStatement (RFC 3739, 3.2.6): read as
+ * OpenSSL's SEQUENCE OF ANY, each element with the template below
+ * (QcType ::= SEQUENCE OF OBJECT IDENTIFIER, ETSI EN 319 412-5, has the
+ * shape of ExtKeyUsageSyntax: read with OpenSSL's EXTENDED_KEY_USAGE) */
+typedef struct {
+	ASN1_OBJECT *id;
+	ASN1_TYPE *info;
+} PS_QCSTMT;
+
+ASN1_SEQUENCE(PS_QCSTMT) = {
+	ASN1_SIMPLE(PS_QCSTMT, id, ASN1_OBJECT),
+	ASN1_OPT(PS_QCSTMT, info, ASN1_ANY),
+} static_ASN1_SEQUENCE_END(PS_QCSTMT)
 
 /* Built-in issuer -> JIP CA names; the config's [jip-ca] comes first. */
 static const struct ps_jip_ca_map default_jip_ca[] = {
@@ -84,42 +105,103 @@ static char *first_email(const STACK_OF(X509_EXTENSION) * exts,
 	return s;
 }
 
-static int qualified(const STACK_OF(X509_EXTENSION) * exts)
+static int oid_is(const ASN1_OBJECT *o, const char *txt)
+{
+	ASN1_OBJECT *t = OBJ_txt2obj(txt, 1);
+	int same = t && o && OBJ_cmp(o, t) == 0;
+
+	ASN1_OBJECT_free(t);
+	return same;
+}
+
+/* The first QcType value that names esign, eseal or web. */
+static int qc_type_of(const ASN1_TYPE *info)
+{
+	const unsigned char *p;
+	EXTENDED_KEY_USAGE *oids;
+	int type = PS_QC_NONE;
+
+	if (!info || info->type != V_ASN1_SEQUENCE)
+		return PS_QC_NONE;
+	p = ASN1_STRING_get0_data(info->value.sequence);
+	oids = d2i_EXTENDED_KEY_USAGE(NULL, &p,
+				      ASN1_STRING_length(info->value.sequence));
+	for (int i = 0; oids && i < sk_ASN1_OBJECT_num(oids) && !type; i++)
+		for (int k = 0; k < 3 && !type; k++)
+			if (oid_is(sk_ASN1_OBJECT_value(oids, i), qct_oid[k]))
+				type = PS_QC_ESIGN + k;
+	EXTENDED_KEY_USAGE_free(oids);
+	return type;
+}
+
+/* QcCompliance present (the return) and the QcType (*qc_type). */
+static int qc_statements(const STACK_OF(X509_EXTENSION) * exts, int *qc_type)
 {
 	int idx = X509v3_get_ext_by_NID(exts, NID_qcStatements, -1);
 	const ASN1_OCTET_STRING *os;
 	const unsigned char *p;
-	STACK_OF(ASN1_TYPE) * stmts;
-	ASN1_OBJECT *qcc;
+	STACK_OF(ASN1_TYPE) * st;
 	int found = 0;
 
+	*qc_type = PS_QC_NONE;
 	if (idx < 0)
 		return 0;
 	os = X509_EXTENSION_get_data(X509v3_get_ext(exts, idx));
 	p = ASN1_STRING_get0_data(os);
-	stmts = d2i_ASN1_SEQUENCE_ANY(NULL, &p, ASN1_STRING_length(os));
-	qcc = OBJ_txt2obj(OID_QC_COMPLIANCE, 1);
-	for (int i = 0; stmts && qcc && i < sk_ASN1_TYPE_num(stmts) && !found;
-	     i++) {
-		const ASN1_TYPE *t = sk_ASN1_TYPE_value(stmts, i);
-		STACK_OF(ASN1_TYPE) * st;
-		const ASN1_TYPE *id;
+	st = d2i_ASN1_SEQUENCE_ANY(NULL, &p, ASN1_STRING_length(os));
+	for (int i = 0; st && i < sk_ASN1_TYPE_num(st); i++) {
+		const ASN1_TYPE *t = sk_ASN1_TYPE_value(st, i);
+		PS_QCSTMT *s = NULL;
 
-		if (t->type != V_ASN1_SEQUENCE)
-			continue;
-		p = ASN1_STRING_get0_data(t->value.sequence);
-		st = d2i_ASN1_SEQUENCE_ANY(
-		    NULL, &p, ASN1_STRING_length(t->value.sequence));
-		id = st && sk_ASN1_TYPE_num(st) > 0 ? sk_ASN1_TYPE_value(st, 0)
-						    : NULL;
-		if (id && id->type == V_ASN1_OBJECT &&
-		    OBJ_cmp(id->value.object, qcc) == 0)
+		if (t->type == V_ASN1_SEQUENCE) {
+			/* a SEQUENCE keeps its whole DER, tag included */
+			const unsigned char *q =
+			    ASN1_STRING_get0_data(t->value.sequence);
+
+			s = (PS_QCSTMT *)ASN1_item_d2i(
+			    NULL, &q, ASN1_STRING_length(t->value.sequence),
+			    ASN1_ITEM_rptr(PS_QCSTMT));
+		}
+		if (s && oid_is(s->id, OID_QC_COMPLIANCE))
 			found = 1;
-		sk_ASN1_TYPE_pop_free(st, ASN1_TYPE_free);
+		else if (s && oid_is(s->id, OID_QC_TYPE) && !*qc_type)
+			*qc_type = qc_type_of(s->info);
+		ASN1_item_free((ASN1_VALUE *)s, ASN1_ITEM_rptr(PS_QCSTMT));
 	}
-	sk_ASN1_TYPE_pop_free(stmts, ASN1_TYPE_free);
-	ASN1_OBJECT_free(qcc);
+	sk_ASN1_TYPE_pop_free(st, ASN1_TYPE_free);
 	return found;
+}
+
+static int qualified(const STACK_OF(X509_EXTENSION) * exts)
+{
+	int qc_type;
+
+	return qc_statements(exts, &qc_type);
+}
+
+/* Can it log in (TLS client authentication): clientAuth in its extended
+ * key usage, or no extended key usage at all (RFC 5280, 4.2.1.12). */
+static int login_capable(const STACK_OF(X509_EXTENSION) * exts)
+{
+	int crit = 0;
+	EXTENDED_KEY_USAGE *eku =
+	    X509V3_get_d2i(exts, NID_ext_key_usage, &crit, NULL);
+	int ok = 0;
+
+	if (!eku)
+		return crit == -1; /* -1: absent; else unreadable or twice */
+	for (int i = 0; i < sk_ASN1_OBJECT_num(eku) && !ok; i++)
+		ok = OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, i)) ==
+		     NID_client_auth;
+	EXTENDED_KEY_USAGE_free(eku);
+	return ok;
+}
+
+const char *ps_cert_qc_type_name(int qc_type)
+{
+	return qc_type >= PS_QC_ESIGN && qc_type <= PS_QC_WEB
+		   ? qct_name[qc_type - PS_QC_ESIGN]
+		   : NULL;
 }
 
 int ps_cert_is_qualified(const X509 *x509)
@@ -286,7 +368,10 @@ static int fill(struct ps_cert *c, const ASN1_INTEGER *serial,
 	c->cn = name_entry_utf8(subject, NID_commonName);
 	c->issuer_cn = name_entry_utf8(issuer, NID_commonName);
 	c->email = first_email(exts, subject);
-	c->type = qualified(exts) ? PS_CERT_QUALIFIED : PS_CERT_COMMERCIAL;
+	c->type = qc_statements(exts, &c->qc_type) ? PS_CERT_QUALIFIED
+						   : PS_CERT_COMMERCIAL;
+	c->can_login = login_capable(exts);
+	c->holder_id = name_entry_utf8(subject, NID_serialNumber);
 	if (!c->serial_hex || !c->serial_dec || !c->subject || !c->issuer ||
 	    !c->subject_name || !c->der || asn1_time(nb, &c->not_before) ||
 	    asn1_time(na, &c->not_after)) {
@@ -403,6 +488,7 @@ void ps_cert_free(struct ps_cert *c)
 	free(c->cn);
 	free(c->issuer_cn);
 	free(c->email);
+	free(c->holder_id);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -92,8 +92,10 @@ static int on_entry(void *user, const char *section, const char *name,
 
 /* The keys of psrenew.conf(5); "*" ends a section's name that takes any
  * name after it, and a NULL list takes any key. */
-static const char *const defaults_keys[] = { "module", "token", "pin",
-					     "state-dir", NULL };
+static const char *const defaults_keys[] = { "module",	 "token",
+					     "pin",	 "state-dir",
+					     "key-type", "module-search-path",
+					     NULL };
 static const char *const token_keys[] = { "uri", "pin", NULL };
 static const char *const ca_keys[] = { "channel",   "type",	 "timeout",
 				       "ca-bundle", "profile",	 "to",

@@ -232,6 +232,48 @@ int ps_inventory_expiring(const struct ps_inventory *inv, size_t i, long days)
 	       difftime(c->not_after, inv->now) <= (double)days * 86400.0;
 }
 
+int ps_expiring_parse(const char *s, struct ps_expiring *e, struct ps_err *err)
+{
+	const char *p = s ? s : "";
+
+	memset(e, 0, sizeof(*e));
+	e->max = -1;
+	while (*p) {
+		char *end;
+		long d = strtol(p, &end, 10);
+
+		if (end == p || d < 0 || d > 36500 || (*end && *end != ',') ||
+		    (*end == ',' && !end[1]) ||
+		    e->n == sizeof(e->days) / sizeof(*e->days))
+			return ps_err_set(
+			    err, PS_EXIT_USAGE, "usage",
+			    "for example --expiring 30 or --expiring 30,21,7",
+			    "--expiring takes up to 8 numbers of days "
+			    "(0 to 36500), comma-separated, not '%.40s'",
+			    s);
+		e->days[e->n++] = d;
+		e->max = d > e->max ? d : e->max;
+		p = *end ? end + 1 : end;
+	}
+	if (!e->n)
+		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				  "--expiring needs a number of days");
+	return 0;
+}
+
+long ps_inventory_threshold(const struct ps_inventory *inv, size_t i,
+			    const struct ps_expiring *e, int *fresh)
+{
+	long t = -1;
+
+	for (size_t k = 0; k < e->n; k++)
+		if ((t < 0 || e->days[k] < t) &&
+		    ps_inventory_expiring(inv, i, e->days[k]))
+			t = e->days[k];
+	*fresh = t >= 0 && !ps_inventory_expiring(inv, i, t - 1);
+	return t;
+}
+
 static json_t *has_key_json(int has_key)
 {
 	return has_key < 0 ? json_null() : json_boolean(has_key);
@@ -271,6 +313,9 @@ json_t *ps_cert_record(const struct ps_token *tok, const unsigned char *id,
 	ps_json_set_str(r, "serial_hex", c->serial_hex);
 	ps_json_set_str(r, "serial_dec", c->serial_dec);
 	ps_json_set_str(r, "type", ps_cert_type_name(c->type));
+	ps_json_set_str(r, "qc_type", ps_cert_qc_type_name(c->qc_type));
+	json_object_set_new(r, "can_login", json_boolean(c->can_login));
+	ps_json_set_str(r, "holder_id", c->holder_id);
 	ps_json_set_str(r, "jip_ca",
 			ps_cert_jip_ca(c, cfg ? cfg->jip_ca : NULL,
 				       cfg ? cfg->n_jip_ca : 0));
@@ -363,4 +408,21 @@ long ps_inventory_find_record(const struct ps_inventory *inv, const json_t *rec)
 			return (long)i;
 	}
 	return -1;
+}
+
+void ps_inventory_label_serial(struct ps_token **toks, size_t n, json_t *r)
+{
+	const char *uri = ps_json_str(r, "token");
+	const struct ps_token *t = NULL;
+	size_t same = 0;
+
+	for (size_t i = 0; uri && i < n; i++)
+		if (!strcmp(toks[i]->uri, uri))
+			t = toks[i];
+	for (size_t i = 0; t && i < n; i++)
+		same += !strcmp(toks[i]->label, t->label);
+	if (same > 1)
+		json_object_set_new(
+		    r, "token_label",
+		    json_sprintf("%s (serial %s)", t->label, t->serial));
 }

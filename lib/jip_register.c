@@ -45,6 +45,7 @@ static json_t *item_from_x509(X509 *x, const struct ps_config *cfg,
 	ps_json_set_str(r, "type", ps_cert_type_name(c.type));
 	ps_json_set_str(r, "cn", c.cn);
 	ps_json_set_str(r, "issuer", c.issuer);
+	json_object_set_new(r, "can_login", json_boolean(c.can_login));
 	ps_json_set_str(r, "jip_ca",
 			ps_cert_jip_ca(&c, cfg->jip_ca, cfg->n_jip_ca));
 	ps_cert_free(&c);
@@ -455,6 +456,36 @@ static int registered(const struct session *s, const json_t *v, const char *who,
 	return r;
 }
 
+int ps_jip_login_only_refuses(const json_t *item, int login_only,
+			      struct ps_err *err)
+{
+	const char *type = ps_json_str(item, "type");
+	const char *serial = ps_json_str(item, "serial_hex");
+
+	if (!login_only || !type || strcmp(type, "commercial") ||
+	    !json_is_false(json_object_get(item, "can_login")))
+		return 0;
+	return ps_err_set(
+	    err, PS_EXIT_REFUSED, "cannot-login",
+	    "register the holder's certificate that has clientAuth (a "
+	    "commercial PostSignum certificate), or register this one in "
+	    "JIP, which takes it",
+	    "certificate %s cannot log in (its extended key usage has no "
+	    "clientAuth) and CAAIS takes only certificates that log in: not "
+	    "registered",
+	    serial ? serial : "?");
+}
+
+/* CAAIS ([jip] ws-system = caais, a URL without the trailing slash, or WS
+ * 1.1, which only CAAIS speaks) keeps only certificates that log in. */
+static int login_only(const struct session *s)
+{
+	const char *ver = ps_config_get(s->r->cfg, "jip", "ws-version");
+
+	return s->ws &&
+	       (ps_jipws_is_caais(s->w) || (ver && !strcmp(ver, "1.1")));
+}
+
 /* One item: its serial set in JIP; the progress line says how it went. */
 static int register_one(const struct session *s, const json_t *v)
 {
@@ -477,6 +508,8 @@ static int register_one(const struct session *s, const json_t *v)
 				"certificate %s: %s", serial ? serial : "?",
 				!ca ? "JIP's name for its CA is unknown"
 				    : "no type or serial");
+	else if (ps_jip_login_only_refuses(v, login_only(s), &e))
+		rc = e.status;
 	else if (s->ws)
 		rc = ws_add(s, v, as, type, ca, serial, &already, &removed, &e);
 	else

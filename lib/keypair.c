@@ -72,6 +72,40 @@ void ps_keyspec_name(const struct ps_keyspec *ks, char *buf, size_t len)
 		snprintf(buf, len, "rsa:%lu", ks->bits);
 }
 
+/* The largest RSA key the token generates (ulMaxKeySize of
+ * CKM_RSA_PKCS_KEY_PAIR_GEN); 0 when it does not say or cannot. */
+static unsigned long rsa_max_bits(struct ps_token *t)
+{
+	CK_MECHANISM_INFO mi;
+
+	if (ps_p11_mechanism(t, CKM_RSA_PKCS_KEY_PAIR_GEN, &mi) != CKR_OK ||
+	    !(mi.flags & CKF_GENERATE_KEY_PAIR))
+		return 0;
+	return mi.ulMaxKeySize;
+}
+
+const char *ps_keyspec_default(struct ps_token *t, const char *current,
+			       struct ps_keyspec *ks, unsigned long *max_bits)
+{
+	struct ps_keyspec cur;
+	int have_cur = current && !ps_keyspec_parse(current, &cur, NULL);
+
+	memset(ks, 0, sizeof(*ks));
+	if (have_cur && cur.type == CKK_EC) {
+		*ks = cur; /* an EC holder keeps a curve: no RSA size fits */
+		*max_bits = 0;
+		return "current-key";
+	}
+	*max_bits = rsa_max_bits(t);
+	ks->type = CKK_RSA;
+	ks->bits = *max_bits >= 4096 ? 4096 : 2048;
+	if (have_cur && cur.bits > ks->bits) {
+		ks->bits = cur.bits; /* never smaller than the current key */
+		return "current-key";
+	}
+	return ks->bits == 4096 ? "token-4096" : "token-2048";
+}
+
 int ps_pubkey_id(EVP_PKEY *pk, unsigned char id[20])
 {
 	X509_PUBKEY *xpk = NULL;

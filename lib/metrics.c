@@ -757,6 +757,20 @@ int ps_metrics_text(const struct ps_metrics_in *in, char **text, size_t *len,
 	return rc;
 }
 
+int ps_metrics_emit(const char *text, size_t len, int to_stdout,
+		    const char *path, struct ps_err *err)
+{
+	if (to_stdout &&
+	    (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0))
+		return ps_err_set(err, PS_EXIT_FAIL, "io",
+				  "check the disk or the command reading the "
+				  "output",
+				  "cannot write the metrics to stdout");
+	if (path)
+		return ps_metrics_write_file(path, text, len, err);
+	return 0;
+}
+
 int ps_metrics_write_file(const char *path, const char *text, size_t len,
 			  struct ps_err *err)
 {

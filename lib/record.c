@@ -28,6 +28,22 @@ static const struct column cert_cols[] = {
 	{ NULL, NULL },
 };
 
+/* Cert records of seals (QcType eseal): an organisation's, not a
+ * person's; shown in a table of their own, after the personal ones. */
+static const struct column seal_cols[] = {
+	{ "TOKEN", "token_label" }, { "TYPE", "type" },
+	{ "SERIAL", "serial_hex" }, { "NOT AFTER", "not_after" },
+	{ "DAYS", "days_left" },    { "KEY", "has_key" },
+	{ "STATE", "state" },	    { "SEAL", "cn" },
+	{ "ID", "holder_id" },	    { NULL, NULL },
+};
+
+/* ps-status --modules */
+static const struct column module_cols[] = {
+	{ "MODULE", "name" },	  { "VENDOR", "vendor" }, { "USED", "used" },
+	{ "ALLOWED", "allowed" }, { "PATH", "path" },	  { NULL, NULL },
+};
+
 static const struct column request_cols[] = {
 	{ "REQUEST", "request_id" },
 	{ "STATE", "state" },
@@ -87,7 +103,8 @@ static const struct {
 	const char *kind;
 	const struct column *cols;
 } layouts[] = {
-	{ "cert", cert_cols },		 { "request", request_cols },
+	{ "cert", cert_cols },		 { "seal", seal_cols },
+	{ "request", request_cols },	 { "module", module_cols },
 	{ "removed", removed_cols },	 { "removable", removed_cols },
 	{ "space", space_cols },	 { "jip", jip_cols },
 	{ "jip-entry", jip_entry_cols },
@@ -246,6 +263,11 @@ int ps_out_emit(struct ps_out *o, const json_t *rec)
 	}
 	if (kind && strcmp(kind, "error") == 0)
 		return 0; /* errors go to stderr in human mode */
+	if (kind && !strcmp(kind, "cert") &&
+	    !strcmp(ps_json_str(rec, "qc_type") ? ps_json_str(rec, "qc_type")
+						: "",
+		    "eseal"))
+		kind = "seal";
 	t = kind ? table_for(o, kind) : NULL;
 	if (!t)
 		return print_plain(o->f, rec);
@@ -287,11 +309,19 @@ int ps_out_finish(struct ps_out *o)
 
 	if (!o)
 		return 0;
+	/* seals after everything else, a blank line between */
+	for (size_t i = 0; i < o->ntables && !o->json; i++)
+		if (strcmp(o->tables[i].kind, "seal"))
+			print_table(o->f, &o->tables[i]);
+	for (size_t i = 0; i < o->ntables && !o->json; i++)
+		if (!strcmp(o->tables[i].kind, "seal")) {
+			if (o->ntables > 1)
+				fputc('\n', o->f);
+			print_table(o->f, &o->tables[i]);
+		}
 	for (size_t i = 0; i < o->ntables; i++) {
 		struct table *t = &o->tables[i];
 
-		if (!o->json)
-			print_table(o->f, t);
 		for (size_t r = 0; r < t->nrows; r++) {
 			for (size_t c = 0; c < t->ncols; c++)
 				free(t->rows[r].cells[c]);

@@ -8,6 +8,8 @@
 
 #include <openssl/rand.h>
 
+#include <psrenew/batch.h>
+#include <psrenew/config.h>
 #include <psrenew/csr.h>
 #include <psrenew/keypair.h>
 #include <psrenew/record.h>
@@ -531,6 +533,105 @@ static int resume(struct ps_renew *r, struct ps_token *tok,
 	return rc;
 }
 
+/* The key of a renewal and why (key_choice of psrenew(7)). */
+struct key_choice {
+	struct ps_keyspec ks;
+	const char *why;
+	unsigned long max_bits; /* the token's RSA ulMaxKeySize, 0: unknown */
+};
+
+static int choose_key(const struct ps_renew *r, struct ps_token *tok,
+		      const struct ps_cert *c, struct key_choice *k,
+		      struct ps_err *err)
+{
+	const char *env = getenv("PSRENEW_KEY_TYPE");
+	const char *conf = ps_config_get(r->cfg, "defaults", "key-type");
+
+	k->max_bits = 0;
+	if (r->key_id || r->key_type) {
+		k->why = r->key_id ? "existing-key" : "option";
+		return ps_keyspec_parse(r->key_id ? c->key_type : r->key_type,
+					&k->ks, err);
+	}
+	if ((env && *env) || (conf && *conf)) {
+		k->why = env && *env ? "environment" : "config";
+		return ps_keyspec_parse(env && *env ? env : conf, &k->ks, err);
+	}
+	k->why = ps_keyspec_default(tok, c->key_type, &k->ks, &k->max_bits);
+	return 0;
+}
+
+/* The choice in the record. */
+static void key_choice_record(const struct key_choice *k, json_t *rec)
+{
+	json_object_set_new(rec, "key_bits",
+			    json_integer((json_int_t)k->ks.bits));
+	ps_json_set_str(rec, "key_choice", k->why);
+	if (k->max_bits)
+		json_object_set_new(rec, "token_rsa_max_bits",
+				    json_integer((json_int_t)k->max_bits));
+}
+
+/* The choice and its reason, for --verbose. */
+static void key_choice_say(const struct ps_renew *r, const struct ps_cert *c,
+			   const struct key_choice *k)
+{
+	static const char *const why[][2] = {
+		{ "option", "--key-type" },
+		{ "environment", "PSRENEW_KEY_TYPE" },
+		{ "config", "key-type in psrenew.conf" },
+		{ "existing-key", "--key: the existing key pair" },
+		{ "current-key", "never smaller than the current key" },
+		{ "token-4096", "the token makes RSA keys of up to" },
+		{ "token-2048", "the token makes RSA keys of up to" },
+	};
+	char line[300], ksname[32];
+	const char *text = k->why;
+
+	if (!r->hooks || !r->hooks->info)
+		return;
+	for (size_t i = 0; i < sizeof(why) / sizeof(*why); i++)
+		if (!strcmp(why[i][0], k->why))
+			text = why[i][1];
+	ps_keyspec_name(&k->ks, ksname, sizeof(ksname));
+	if (!strncmp(k->why, "token-", 6) && k->max_bits)
+		snprintf(line, sizeof(line),
+			 "certificate %s: a %s key (%s: %s %lu bits, "
+			 "CKM_RSA_PKCS_KEY_PAIR_GEN)",
+			 c->serial_hex, ksname, k->why, text, k->max_bits);
+	else if (!strncmp(k->why, "token-", 6))
+		snprintf(line, sizeof(line),
+			 "certificate %s: a %s key (%s: the token does not "
+			 "say how large its RSA keys can be)",
+			 c->serial_hex, ksname, k->why);
+	else
+		snprintf(line, sizeof(line),
+			 "certificate %s: a %s key (%s: %s)", c->serial_hex,
+			 ksname, k->why, text);
+	r->hooks->info(r->hooks->ctx, line);
+}
+
+/* The front end's wait line around a key generation (NULL: it ends). */
+static void keygen_wait(const struct ps_renew *r, const struct ps_token *tok,
+			const struct ps_keyspec *ks)
+{
+	char what[200];
+
+	if (!r->hooks || !r->hooks->wait)
+		return;
+	if (!ks) {
+		r->hooks->wait(r->hooks->ctx, NULL);
+		return;
+	}
+	if (ks->type == CKK_EC)
+		snprintf(what, sizeof(what), "generating an EC %s key on %s",
+			 ks->curve, tok->label);
+	else
+		snprintf(what, sizeof(what), "generating a %lu-bit key on %s",
+			 ks->bits, tok->label);
+	r->hooks->wait(r->hooks->ctx, what);
+}
+
 /*
  * Renews inv->c[i]. *clock is the certificate's lock (see renew_one):
  * released here once the request is saved, so that another run waits only
@@ -542,6 +643,7 @@ static int renew_locked(struct ps_renew *r, struct ps_token *tok,
 {
 	const struct ps_cert *c = &inv->c[i].cert;
 	struct ps_keyspec ks;
+	struct key_choice kc;
 	struct ps_keypair kp;
 	char ksname[32], label[128], id[40], *csr = NULL;
 	const char *resume_id;
@@ -582,8 +684,10 @@ static int renew_locked(struct ps_renew *r, struct ps_token *tok,
 			    c->serial_hex);
 		ps_keypair_free(&cur);
 	}
-	rc =
-	    ps_keyspec_parse(r->key_type ? r->key_type : c->key_type, &ks, err);
+	rc = choose_key(r, tok, c, &kc, err);
+	ks = kc.ks;
+	if (!rc)
+		key_choice_say(r, c, &kc);
 	if (!rc && !r->key_id)
 		rc = ps_token_check_mechanisms(tok, &ks, err);
 	if (rc)
@@ -596,6 +700,7 @@ static int renew_locked(struct ps_renew *r, struct ps_token *tok,
 				     label, NULL, r->ca, now);
 		if (rec) {
 			ps_request_set_state(rec, PS_REQ_PLANNED, now);
+			key_choice_record(&kc, rec);
 			json_object_del(rec, "request_id");
 			json_object_set_new(r->active, c->sha256,
 					    json_string(""));
@@ -606,9 +711,13 @@ static int renew_locked(struct ps_renew *r, struct ps_token *tok,
 	ps_state_new_id(id, sizeof(id));
 	if (r->key_id)
 		rc = ps_keypair_find(tok, r->key_id, r->key_id_len, &kp, err);
-	else if (!(rc = generate_journaled(r, tok, c, id, &ks, label, &kp, &jfd,
-					   err)))
-		generated = 1;
+	else {
+		keygen_wait(r, tok, &ks);
+		rc = generate_journaled(r, tok, c, id, &ks, label, &kp, &jfd,
+					err);
+		keygen_wait(r, tok, NULL);
+		generated = !rc;
+	}
 	if (rc) {
 		journal_end(r, id, jfd, 0, &kp);
 		ps_keypair_free(&kp);
@@ -626,6 +735,8 @@ static int renew_locked(struct ps_renew *r, struct ps_token *tok,
 		else
 			json_object_set_new(rec, "key_generated",
 					    json_boolean(generated));
+		if (rec)
+			key_choice_record(&kc, rec);
 	}
 	ps_cert_x509_release(c); /* decoded for the CSR and the record */
 	/* Held until the CA's answer is recorded: ps-fetch --pending, which

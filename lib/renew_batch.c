@@ -110,9 +110,12 @@ static int renew_token(struct ps_renew_batch *b, struct group *g,
 		rc = ps_pool_login(&b->pool, tok, 1, &err);
 	if (rc)
 		token_failed(b, g, &err, sub, subin, k);
-	else if (k > 0)
+	else if (k > 0) {
+		b->r->hooks = &b->h;
 		rc = ps_renew_token(b->r, tok, &g->inv, sub, subin, k,
 				    b->h.emit, b->h.ctx);
+		b->r->hooks = NULL;
+	}
 	free(sub);
 	free(subin);
 	return rc;

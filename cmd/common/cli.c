@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <psrenew/cert.h>
+#include <psrenew/modsearch.h>
 #include <psrenew/secret.h>
 #include <psrenew/version.h>
 
@@ -252,6 +253,21 @@ static void warn_unknown(const struct ps_cli *cli)
 				    c->e[i].section);
 }
 
+/* No module named (--module, the URI, PKCS11_MODULE, the configuration):
+ * the known token modules, found (lib/modsearch.c). */
+static void search_module(struct ps_cli *cli)
+{
+	static struct ps_module_found found;
+	const char *env = getenv("PKCS11_MODULE");
+
+	if (cli->module || (env && *env) ||
+	    (cli->token && cli->token_uri.module_path))
+		return;
+	cli->module = ps_module_default(&cli->cfg, &found, &cli->module_from);
+	if (!cli->module)
+		cli->module_from = NULL;
+}
+
 static int apply_defaults(struct ps_cli *cli, struct ps_err *err)
 {
 	const struct ps_config *c = &cli->cfg;
@@ -274,6 +290,7 @@ static int apply_defaults(struct ps_cli *cli, struct ps_err *err)
 		return err->status;
 	if (cli->token && ps_uri_parse(cli->token, &cli->token_uri, err))
 		return err->status;
+	search_module(cli);
 	return ps_token_pin_rules(c, cli->token ? &cli->token_uri : NULL,
 				  cli->pin_given, err);
 }
@@ -539,7 +556,9 @@ int ps_cli_tokens(struct ps_cli *cli, struct ps_module **mod,
 
 	if (rc)
 		return rc;
-	ps_cli_info(cli, "module: %s", ps_module_describe(*mod));
+	ps_cli_info(cli, "module: %s%s%s", ps_module_describe(*mod),
+		    cli->module_from ? ", from " : "",
+		    cli->module_from ? cli->module_from : "");
 	rc = ps_tokens_find(*mod, sel, toks, n, err);
 	if (rc) {
 		ps_module_close(*mod);

@@ -2,12 +2,14 @@
 #include "progress.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <psrenew/secret.h>
@@ -288,6 +290,114 @@ static void hook_warn(void *ctx, const char *what)
 	ps_cli_warn(p->cli, "%s", what);
 }
 
+/* The wait line: "prog: generating a 4096-bit key on TokenME: 1 min 12 s",
+ * redrawn every second by a thread of its own while the main thread waits
+ * in the module (a TokenME takes minutes for an RSA-4096 key). */
+static struct {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int running, stop;
+	char what[256];
+	const char *prog;
+	struct timespec t0;
+	size_t shown;
+} waitline = { .mu = PTHREAD_MUTEX_INITIALIZER,
+	       .cv = PTHREAD_COND_INITIALIZER };
+
+static void wait_draw(long secs)
+{
+	char line[400], t[40];
+	size_t len;
+
+	if (secs < 60)
+		snprintf(t, sizeof(t), "%ld s", secs);
+	else if (secs < 3600)
+		snprintf(t, sizeof(t), "%ld min %ld s", secs / 60, secs % 60);
+	else
+		snprintf(t, sizeof(t), "%ld h %ld min", secs / 3600,
+			 secs / 60 % 60);
+	snprintf(line, sizeof(line), "%s: %s: %s", waitline.prog, waitline.what,
+		 t);
+	len = cut(line, columns() > 1 ? columns() - 1 : 1);
+	fprintf(stderr, "\r%s", line);
+	if (len < waitline.shown)
+		fprintf(stderr, "%*s\r%s", (int)(waitline.shown - len), "",
+			line);
+	fflush(stderr);
+	waitline.shown = len;
+}
+
+static void *wait_thread(void *arg)
+{
+	struct timespec now, next;
+
+	(void)arg;
+	pthread_mutex_lock(&waitline.mu);
+	next = waitline.t0;
+	while (!waitline.stop) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		wait_draw((long)(now.tv_sec - waitline.t0.tv_sec) -
+			  (now.tv_nsec < waitline.t0.tv_nsec));
+		next.tv_sec++;
+		while (!waitline.stop &&
+		       pthread_cond_timedwait(&waitline.cv, &waitline.mu,
+					      &next) == 0)
+			;
+	}
+	pthread_mutex_unlock(&waitline.mu);
+	return NULL;
+}
+
+static void wait_begin(struct ps_progress *p, const char *what)
+{
+	pthread_condattr_t ca;
+
+	if (waitline.running || p->cli->quiet || !isatty(STDERR_FILENO))
+		return;
+	ps_progress_clear();
+	snprintf(waitline.what, sizeof(waitline.what), "%s", what);
+	for (char *c = waitline.what; *c; c++)
+		if ((unsigned char)*c < 0x20)
+			*c = ' ';
+	waitline.prog = p->cli->prog;
+	waitline.stop = 0;
+	waitline.shown = 0;
+	/* the timed waits count on the monotonic clock */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_destroy(&waitline.cv);
+	pthread_cond_init(&waitline.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	clock_gettime(CLOCK_MONOTONIC, &waitline.t0);
+	waitline.running =
+	    pthread_create(&waitline.th, NULL, wait_thread, NULL) == 0;
+}
+
+static void wait_end(void)
+{
+	if (!waitline.running)
+		return;
+	pthread_mutex_lock(&waitline.mu);
+	waitline.stop = 1;
+	pthread_cond_signal(&waitline.cv);
+	pthread_mutex_unlock(&waitline.mu);
+	pthread_join(waitline.th, NULL);
+	waitline.running = 0;
+	if (waitline.shown) {
+		fprintf(stderr, "\r%*s\r", (int)waitline.shown, "");
+		fflush(stderr);
+	}
+}
+
+static void hook_wait(void *ctx, const char *what)
+{
+	if (what)
+		wait_begin(ctx, what);
+	else
+		wait_end();
+}
+
 struct ps_batch_hooks ps_progress_hooks(struct ps_progress *p,
 					struct ps_cli *cli)
 {
@@ -299,6 +409,7 @@ struct ps_batch_hooks ps_progress_hooks(struct ps_progress *p,
 		.end = hook_end,
 		.info = hook_info,
 		.warn = hook_warn,
+		.wait = hook_wait,
 		.ctx = p,
 	};
 

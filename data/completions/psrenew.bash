@@ -15,7 +15,7 @@ _psrenew_common_opts='--module --token --pin --json --human --quiet --verbose
 
 _psrenew_opts() {
 	case $1 in
-	ps-status) echo '--expiring --unregistered --metrics --metrics-file' ;;
+	ps-status) echo '--expiring --unregistered --metrics --metrics-file --modules' ;;
 	ps-renew) echo '--ca --ca-type --cacerts --id --serial --type
 		--all-expiring --key-type --key --dry-run --ca-bundle --force' ;;
 	ps-fetch) echo '--pending --wait --cert --ca-bundle --lenient-subject

@@ -18,6 +18,9 @@ struct ps_batch_hooks {
 	void (*end)(void *ctx);			    /* the pass is over */
 	void (*info)(void *ctx, const char *what);  /* for --verbose */
 	void (*warn)(void *ctx, const char *what);  /* always shown */
+	/* a long wait on the token begins (what: "generating a 4096-bit key
+	 * on TokenME") or, with NULL, ends */
+	void (*wait)(void *ctx, const char *what);
 	void *ctx;
 };
 

@@ -12,6 +12,10 @@
 
 enum ps_cert_type { PS_CERT_COMMERCIAL = 0, PS_CERT_QUALIFIED = 1 };
 
+/* The QcType statement (ETSI EN 319 412-5): for a person's signature, an
+ * organisation's seal, or a website; none. */
+enum ps_qc_type { PS_QC_NONE = 0, PS_QC_ESIGN, PS_QC_ESEAL, PS_QC_WEB };
+
 /* Maps an issuer to the name JIP's "Certifikační autorita" list shows. */
 struct ps_jip_ca_map {
 	const char *pattern; /* fnmatch(3) pattern over the issuer's CN */
@@ -37,6 +41,9 @@ struct ps_cert {
 	char key_type[32];	  /* "rsa:2048", "ec:prime256v1" */
 	unsigned char key_id[20]; /* SHA-1 of the public key bits */
 	char sha256[65];	  /* fingerprint, lower-case hex */
+	int qc_type;		  /* enum ps_qc_type */
+	int can_login;	 /* clientAuth in the EKU, or no EKU: logs in */
+	char *holder_id; /* subject serialNumber ("P564839"; may be NULL) */
 };
 
 /*
@@ -60,6 +67,8 @@ PS_API void ps_cert_free(struct ps_cert *c);
 /* Qualified when the QCStatements extension carries QcCompliance. */
 int ps_cert_is_qualified(const X509 *x509);
 PS_API const char *ps_cert_type_name(int type);
+/* "esign", "eseal", "web"; NULL for PS_QC_NONE. */
+const char *ps_cert_qc_type_name(int qc_type);
 PS_API int ps_cert_type_parse(const char *s); /* -1 if neither */
 
 /* The JIP CA name: the first map entry whose pattern matches the issuer CN,

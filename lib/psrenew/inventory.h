@@ -50,6 +50,25 @@ PS_API const char *ps_inventory_state(const struct ps_inventory *inv, size_t i);
 PS_API int ps_inventory_expiring(const struct ps_inventory *inv, size_t i,
 				 long days);
 
+/* --expiring 30,21,7: the reminder thresholds, in days. */
+struct ps_expiring {
+	long days[8];
+	size_t n;
+	long max; /* the largest */
+};
+/* Parses "30" or "30,21,7" (exit 2 when it is not that). */
+int ps_expiring_parse(const char *s, struct ps_expiring *e, struct ps_err *err);
+/* The threshold certificate i has crossed: the smallest of e within
+ * which it expires (as ps_inventory_expiring); -1 when none. *fresh: it
+ * crossed it within the last 24 hours (a daily reminder tells it once). */
+/* For a table: where two of toks share the label of record r's token,
+ * r's token_label gets the token's serial ("TokenME (serial 0123)"), so
+ * that their rows are told apart. */
+void ps_inventory_label_serial(struct ps_token **toks, size_t n, json_t *r);
+
+long ps_inventory_threshold(const struct ps_inventory *inv, size_t i,
+			    const struct ps_expiring *e, int *fresh);
+
 /* A cert record (psrenew(7)) for any certificate on a token; has_key:
  * 1, 0 or -1 (unknown). */
 json_t *ps_cert_record(const struct ps_token *tok, const unsigned char *id,

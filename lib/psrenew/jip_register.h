@@ -59,6 +59,12 @@ int ps_jip_items_on_tokens(struct ps_token **toks, size_t ntoks, const char *id,
 int ps_jip_items_read(FILE *in, json_t *items, ps_emit_fn emit, void *ctx,
 		      int *upstream, struct ps_err *err);
 
+/* Exit 5 (cannot-login, err set) when item, a cert record, is a commercial
+ * certificate that cannot log in (can_login false: no clientAuth) and the
+ * target keeps only login certificates (login_only: CAAIS); else 0. */
+int ps_jip_login_only_refuses(const json_t *item, int login_only,
+			      struct ps_err *err);
+
 /*
  * Logs in ([jip] backend: html, the web form, or ws, the editing web
  * service) and registers each record of items: a jip record per serial

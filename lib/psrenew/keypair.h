@@ -29,6 +29,18 @@ struct ps_keypair {
 int ps_keyspec_parse(const char *s, struct ps_keyspec *ks, struct ps_err *err);
 void ps_keyspec_name(const struct ps_keyspec *ks, char *buf, size_t len);
 
+/*
+ * The key to generate when nobody chose one (iSignum's rule since 2023):
+ * RSA-4096 when the token's CKM_RSA_PKCS_KEY_PAIR_GEN reports ulMaxKeySize
+ * of 4096 or more, else RSA-2048, never smaller than the current key
+ * (current: its key_type, may be NULL); an EC key keeps its curve.
+ * *max_bits: the ulMaxKeySize seen (0: not asked or not said). Returns
+ * the reason, a key_choice of psrenew(7): "token-4096", "token-2048" or
+ * "current-key".
+ */
+const char *ps_keyspec_default(struct ps_token *tok, const char *current,
+			       struct ps_keyspec *ks, unsigned long *max_bits);
+
 /* Key id: SHA-1 of the public key bits (RFC 5280 key identifier method 1). */
 int ps_pubkey_id(EVP_PKEY *pk, unsigned char id[20]);
 

@@ -36,6 +36,10 @@ struct ps_metrics_in {
 int ps_metrics_text(const struct ps_metrics_in *in, char **text, size_t *len,
 		    struct ps_err *err);
 
+/* The metrics on stdout when to_stdout, and into path when not NULL. */
+int ps_metrics_emit(const char *text, size_t len, int to_stdout,
+		    const char *path, struct ps_err *err);
+
 /* Writes text into path through the state store's safe writer, mode 0644
  * whatever the umask (node_exporter runs as another user). */
 int ps_metrics_write_file(const char *path, const char *text, size_t len,

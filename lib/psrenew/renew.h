@@ -11,6 +11,8 @@
 #include <psrenew/state.h>
 #include <psrenew/export.h>
 
+struct ps_batch_hooks;
+
 struct ps_renew {
 	struct ps_ca *ca;	     /* NULL only with dry_run */
 	const char *key_type;	     /* NULL: the current certificate's */
@@ -28,6 +30,8 @@ struct ps_renew {
 	 * state store's keygen/ journal; see renew.c) */
 	long recovered;
 	size_t left_before[PS_N_LEFT]; /* leftovers on the token, see token.h */
+	/* the front end's notes (--verbose) and wait line; may be NULL */
+	const struct ps_batch_hooks *hooks;
 };
 
 /* Reads the unfinished requests of the store into r->active, and what

@@ -233,7 +233,7 @@ subject_der() { # the subject with every value's DER, for byte equality
 @test "an EC certificate is renewed with an EC key" {
 	softhsm_token ec
 	id=$(token_cert commercial -300d +20d ec-cert "" "" ec)
-	renew --token "$TOKEN_URI" --id "$id" --ca "$LOCAL_CA"
+	PSRENEW_KEY_TYPE= renew --token "$TOKEN_URI" --id "$id" --ca "$LOCAL_CA"
 	[ "$status" -eq 0 ]
 	[ "$(jfield key_type <<<"$output")" = ec:prime256v1 ]
 	jq -r .cert <<<"$output" | openssl x509 -noout -text | grep -q 'prime256v1'

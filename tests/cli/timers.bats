@@ -31,7 +31,7 @@ unit_value() {
 	[ "$(unit_value "$units/psrenew-fetch.service" ExecStart)" = \
 		"$prefix/bin/ps-fetch --pending --quiet --human" ]
 	[ "$(unit_value "$units/psrenew-expiring.service" ExecStart)" = \
-		"$prefix/bin/ps-status --expiring 30 --quiet --human" ]
+		"$prefix/bin/ps-status --expiring 30,21,7 --quiet --human" ]
 	[ "$(unit_value "$units/psrenew-fetch.service" SuccessExitStatus)" = 3 ]
 	[ "$(unit_value "$units/psrenew-fetch.timer" OnCalendar)" = hourly ]
 	[ "$(unit_value "$units/psrenew-expiring.timer" OnCalendar)" = daily ]
@@ -108,7 +108,7 @@ EOF
 	text=$(MANWIDTH=200 man -l "$FIXTURE_ROOT/man/ps-fetch.1" 2>/dev/null)
 	for w in psrenew-fetch.timer psrenew-expiring.timer psrenew-fetch.service \
 		'systemctl --user enable --now psrenew-fetch.timer' 'SuccessExitStatus=3' \
-		'ps-status --expiring 30 --quiet --human' 'share/psrenew/cron/psrenew.crontab'; do
+		'ps-status --expiring 30,21,7 --quiet --human' 'share/psrenew/cron/psrenew.crontab'; do
 		grep -qF -- "$w" <<<"$text" || { echo "missing: $w"; false; }
 	done
 	# the crontab lines of the page are those installed (the metrics line:
