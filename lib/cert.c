@@ -20,9 +20,13 @@
 /* id-etsi-qcs-QcCompliance (ETSI EN 319 412-5) */
 #define OID_QC_COMPLIANCE "0.4.0.1862.1.1"
 
-/* Built-in issuer -> JIP CA names; the config's [jip-ca] comes first. */
+/* Built-in issuer -> JIP CA names; the config's [jip-ca] comes first.
+ * "DEMO PostSignum ...": PostSignum's public demo hierarchy (DEMO
+ * PostSignum Root QCA 4, DEMO PostSignum Qualified CA 5), which its test
+ * services issue from. */
 static const struct ps_jip_ca_map default_jip_ca[] = {
 	{ "PostSignum*", "PostSignum" },
+	{ "DEMO PostSignum*", "PostSignum" },
 	{ "I.CA*", "I.CA" },
 	{ "eIdentity*", "eIdentity" },
 };
