@@ -306,7 +306,7 @@ static void ossl_error(char *buf, size_t len)
 	if (len)
 		buf[0] = '\0';
 	while ((e = ERR_get_error_all(NULL, NULL, NULL, &d, &flags)) != 0) {
-		char one[240];
+		char one[512];
 		int n;
 
 		why = ERR_reason_error_string(e);
@@ -647,7 +647,7 @@ static int run(struct ps_ca *ca, const struct ps_ca_request *req,
 	} else if (res == 0 && other_key(ctx, req->csr_pem)) {
 		/* Issued, but for another key: OpenSSL refused it (certConf
 		 * says so to the CA). Kept, and the request asked again. */
-		char why[300] = "";
+		char why[600] = "";
 
 		ossl_error(why, sizeof(why));
 		reply->status = PS_CA_PENDING;
@@ -680,7 +680,7 @@ static int run(struct ps_ca *ca, const struct ps_ca_request *req,
 		reply->fail_info =
 		    fail_info_names(OSSL_CMP_CTX_get_failInfoCode(ctx));
 	} else {
-		char why[300] = "";
+		char why[600] = "";
 
 		ossl_error(why, sizeof(why));
 		rc = ps_err_set(err, PS_EXIT_FAIL, "cmp",

@@ -41,9 +41,13 @@ ASN1_SEQUENCE(PS_QCSTMT) = {
 	ASN1_OPT(PS_QCSTMT, info, ASN1_ANY),
 } static_ASN1_SEQUENCE_END(PS_QCSTMT)
 
-/* Built-in issuer -> JIP CA names; the config's [jip-ca] comes first. */
+/* Built-in issuer -> JIP CA names; the config's [jip-ca] comes first.
+ * "DEMO PostSignum ...": PostSignum's public demo hierarchy (DEMO
+ * PostSignum Root QCA 4, DEMO PostSignum Qualified CA 5), which its test
+ * services issue from. */
 static const struct ps_jip_ca_map default_jip_ca[] = {
 	{ "PostSignum*", "PostSignum" },
+	{ "DEMO PostSignum*", "PostSignum" },
 	{ "I.CA*", "I.CA" },
 	{ "eIdentity*", "eIdentity" },
 };

@@ -234,7 +234,7 @@ static int key_mismatch(const json_t *rec, struct ps_err *err)
 	    "kept as rejected_cert in the request (it may need revoking); "
 	    "the request stays pending with its key, ps-fetch asks again",
 	    "the CA issued a certificate for another key than request %s's: "
-	    "%.300s",
+	    "%.600s",
 	    ps_json_str(rec, "request_id"), m ? m : "no reason given");
 }
 

@@ -35,13 +35,13 @@ verify() {
 		[ -s "$PKI/$f" ] || { [ "$f" = .done ] && [ -e "$PKI/$f" ]; }
 	done
 	run openssl x509 -in "$PKI/root.crt" -noout -subject -issuer -nameopt utf8,sep_comma_plus_space
-	[ "${lines[0]}" = "subject=C=CZ, O=Česká pošta, s.p., CN=PostSignum Test Root QCA" ]
-	[ "${lines[1]}" = "issuer=C=CZ, O=Česká pošta, s.p., CN=PostSignum Test Root QCA" ]
+	[ "${lines[0]}" = "subject=C=CZ, O=Česká pošta, s.p., CN=DEMO PostSignum Root QCA 4" ]
+	[ "${lines[1]}" = "issuer=C=CZ, O=Česká pošta, s.p., CN=DEMO PostSignum Root QCA 4" ]
 	run openssl x509 -in "$PKI/qualified-ca.crt" -noout -subject -issuer -nameopt utf8,sep_comma_plus_space
-	[ "${lines[0]}" = "subject=C=CZ, O=Česká pošta, s.p., CN=PostSignum Test Qualified CA" ]
-	[ "${lines[1]}" = "issuer=C=CZ, O=Česká pošta, s.p., CN=PostSignum Test Root QCA" ]
+	[ "${lines[0]}" = "subject=C=CZ, O=Česká pošta, s.p., CN=DEMO PostSignum Qualified CA 5" ]
+	[ "${lines[1]}" = "issuer=C=CZ, O=Česká pošta, s.p., CN=DEMO PostSignum Root QCA 4" ]
 	run openssl x509 -in "$PKI/public-ca.crt" -noout -subject -nameopt utf8,sep_comma_plus_space
-	[ "$output" = "subject=C=CZ, O=Česká pošta, s.p., CN=PostSignum Test Public CA" ]
+	[ "$output" = "subject=C=CZ, O=Česká pošta, s.p., CN=DEMO PostSignum Public CA 5" ]
 	# O is a UTF8String (Č = c4 8c)
 	[[ $(der_hex "$PKI/public-ca.crt") == *0c14c48c65736bc3a120706fc5a174612c20732e702e* ]]
 	run verify "$PKI/qualified-ca.crt" "$PKI/public-ca.crt"
@@ -74,6 +74,7 @@ verify() {
 	[ "$status" -eq 0 ]
 	[ "${lines[0]}" = 0.4.0.1862.1.1 ] # QcCompliance
 	[ "${lines[1]}" = 0.4.0.1862.1.4 ] # QcSSCD
+	[ "${lines[2]}" = 0.4.0.1862.1.6 ] # QcType
 	# cross-check without the helper: the extension OID and the statement
 	# OIDs' DER (06 06 04 00 8e 46 01 01 / 01 04) are in the certificate
 	run openssl asn1parse -in "$W/q.crt"
@@ -82,12 +83,39 @@ verify() {
 	[[ $hex == *06082b06010505070103* ]]
 	[[ $hex == *060604008e460101* ]]
 	[[ $hex == *060604008e460104* ]]
-	run openssl x509 -in "$W/q.crt" -noout -ext keyUsage,certificatePolicies,subjectAltName
+	[[ $hex == *060704008e46010601* ]] # QcType esign (0.4.0.1862.1.6.1)
+	run openssl x509 -in "$W/q.crt" -noout -ext keyUsage,extendedKeyUsage,certificatePolicies,subjectAltName
 	[[ $output == *"Digital Signature, Non Repudiation"* ]]
-	[[ $output == *"Policy: 1.3.6.1.4.1.21385.1.1.1.1"* ]]
+	# the real profile: e-mail and document signing, no TLS client
+	[[ $output == *"E-mail Protection, 1.3.6.1.4.1.311.10.3.12"* ]]
+	[[ $output != *"TLS Web Client Authentication"* ]]
+	[[ $output == *"Policy: 2.23.134.1.4.1.17.200"* ]]
+	[[ $output == *"Policy: 0.4.0.194112.1.0"* ]]
 	[[ $output == *"email:jan.novak@example.cz"* ]]
 	run openssl x509 -in "$W/q.crt" -noout -issuer -nameopt utf8,sep_comma_plus_space
-	[ "$output" = "issuer=C=CZ, O=Česká pošta, s.p., CN=PostSignum Test Qualified CA" ]
+	[ "$output" = "issuer=C=CZ, O=Česká pošta, s.p., CN=DEMO PostSignum Qualified CA 5" ]
+}
+
+@test "a seal comes from the qualified CA with QcType eseal, QCP-l and an S... serialNumber" {
+	soft_key
+	"$MKPKI" issue "$PKI" seal "$W/pub.pem" "$W/s.crt" -1d +385d
+	run cert_qc_statements "$W/s.crt"
+	[ "${lines[0]}" = 0.4.0.1862.1.1 ]
+	[ "${lines[2]}" = 0.4.0.1862.1.6 ]
+	hex=$(der_hex "$W/s.crt")
+	[[ $hex == *060704008e46010602* ]] # eseal (0.4.0.1862.1.6.2)
+	[[ $hex != *060704008e46010601* ]] # not esign
+	run openssl x509 -in "$W/s.crt" -noout -ext certificatePolicies,extendedKeyUsage
+	[[ $output == *"Policy: 0.4.0.194112.1.1"* ]]
+	[[ $output != *"TLS Web Client Authentication"* ]]
+	run openssl x509 -in "$W/s.crt" -noout -subject -issuer -nameopt utf8,sep_comma_plus_space
+	[[ ${lines[0]} == "subject=C=CZ, O=Ministerstvo vnitra, organizationIdentifier=NTRCZ-00007064, CN="*", serialNumber=S654321" ]]
+	[ "${lines[1]}" = "issuer=C=CZ, O=Česká pošta, s.p., CN=DEMO PostSignum Qualified CA 5" ]
+	# 385 days, as PostSignum issues them
+	run "$MKPKI" issue "$PKI" seal "$W/pub.pem" "$W/s2.crt" now +385d
+	run openssl x509 -in "$W/s2.crt" -noout -startdate -enddate
+	nb=$(date -d "${lines[0]#notBefore=}" +%s) na=$(date -d "${lines[1]#notAfter=}" +%s)
+	[ $((na - nb)) -eq $((385 * 86400)) ]
 }
 
 @test "a commercial certificate has no QCStatements, and has its EKU and key usage" {
@@ -105,7 +133,7 @@ verify() {
 	[[ $output == *"Policy: 1.3.6.1.4.1.21385.1.2.1.1"* ]]
 	[[ $output != *"1.3.6.1.4.1.21385.1.1.1.1"* ]]
 	run openssl x509 -in "$W/c.crt" -noout -issuer -nameopt utf8,sep_comma_plus_space
-	[ "$output" = "issuer=C=CZ, O=Česká pošta, s.p., CN=PostSignum Test Public CA" ]
+	[ "$output" = "issuer=C=CZ, O=Česká pošta, s.p., CN=DEMO PostSignum Public CA 5" ]
 }
 
 @test "the subject CN is the UTF8String \"Jan Novák\" (c3 a1) and every attribute is a UTF8String" {
@@ -114,19 +142,19 @@ verify() {
 	# commonName OID, then UTF8String (0c) of 10 bytes: J a n ' ' N o v c3 a1 k
 	[[ $(der_hex "$W/q.crt") == *06035504030c0a4a616e204e6f76c3a16b* ]]
 	run openssl x509 -in "$W/q.crt" -noout -subject -nameopt utf8,sep_comma_plus_space
-	[ "$output" = "subject=C=CZ, O=Ministerstvo vnitra, OU=Odbor eGovernmentu, CN=Jan Novák, serialNumber=P123456" ]
-	# the subject's five values, C and serialNumber included, are UTF8STRING
+	[ "$output" = "subject=C=CZ, O=Ministerstvo vnitra, organizationIdentifier=NTRCZ-00007064, OU=Odbor eGovernmentu, CN=Jan Novák, serialNumber=P123456" ]
+	# the subject's six values, C and serialNumber included, are UTF8STRING
 	# (asn1parse: the subject is what follows the two validity times)
 	run bash -c "openssl asn1parse -in '$W/q.crt' | awk '/UTCTIME/ { n++; next }
 		n == 2 && /OBJECT +:rsaEncryption/ { exit }
 		n == 2 && /prim: .*STRING/ { print }'"
-	[ "${#lines[@]}" -eq 5 ]
+	[ "${#lines[@]}" -eq 6 ]
 	for l in "${lines[@]}"; do [[ $l == *"UTF8STRING"* ]]; done
 	# and the whole Name is exactly what `mkpki subject-der` encodes
 	subj=$("$MKPKI" subject-der "$JAN_SUBJECT")
 	[[ $(der_hex "$W/q.crt") == *"$subj"* ]]
 	# the comma form gives the same bytes
-	[ "$("$MKPKI" subject-der "C=CZ, O=Ministerstvo vnitra, OU=Odbor eGovernmentu, CN=Jan Novák, serialNumber=P123456")" = "$subj" ]
+	[ "$("$MKPKI" subject-der "C=CZ, O=Ministerstvo vnitra, organizationIdentifier=NTRCZ-00007064, OU=Odbor eGovernmentu, CN=Jan Novák, serialNumber=P123456")" = "$subj" ]
 }
 
 @test "SKI is the SHA-1 of the key bits and AKI the issuing CA's SKI" {
@@ -221,7 +249,7 @@ verify() {
 	soft_key
 	run "$MKPKI" issue "$PKI" personal "$W/pub.pem" "$W/x.crt" -1d +1d
 	[ "$status" -ne 0 ]
-	[[ $output == *"qualified or commercial"* ]]
+	[[ $output == *"qualified, seal or commercial"* ]]
 	run "$MKPKI" issue "$PKI" qualified "$W/pub.pem" "$W/x.crt" 2026-01-01 +1d
 	[ "$status" -ne 0 ]
 	[[ $output == *"bad date"* ]]

@@ -579,7 +579,7 @@ print("%06d" % ((struct.unpack(">I", m[o:o + 4])[0] & 0x7fffffff) % 1000000))' "
 	req /spravadat/
 	tok=$(xs "//form[@id='frmCertifikat']//input[@name='__RequestVerificationToken']/@value")
 	req /spravadat/prihlaseni -H "X-SSL-Client-Verify: SUCCESS" \
-		-H "X-SSL-Client-Serial: $GOOD_SERIAL" -H "X-SSL-Client-I-DN: CN=PostSignum Test Public CA" \
+		-H "X-SSL-Client-Serial: $GOOD_SERIAL" -H "X-SSL-Client-I-DN: CN=DEMO PostSignum Public CA 5" \
 		--data-urlencode "__RequestVerificationToken=$tok" --data-urlencode metoda=certifikat \
 		--data-urlencode UzivatelskeJmeno=jnovak --data-urlencode Heslo=Heslo.123
 	[ "$CODE" = 200 ]

@@ -443,7 +443,7 @@ assert_installed_once() {
 	renew "$QUAL_ID" "$SH_CA" 3
 	req csr | openssl req -pubkey -noout >"$W/req.pub"
 	"$MKPKI" issue "$(pki_dir)" qualified "$W/req.pub" "$W/reordered.pem" -1h +365d \
-		'/C=CZ/O=Ministerstvo vnitra/OU=Odbor eGovernmentu/serialNumber=P123456/CN=Jan Novák' \
+		'/C=CZ/O=Ministerstvo vnitra/organizationIdentifier=NTRCZ-00007064/OU=Odbor eGovernmentu/serialNumber=P123456/CN=Jan Novák' \
 		>/dev/null 2>&1
 	before=$(p11_count_certs)
 	run --separate-stderr ps-fetch "${P11[@]}" --cert "$W/reordered.pem"

@@ -272,8 +272,8 @@ fault() {
 	one_of_each 4
 	certs=$(p11tool --provider "$PKCS11_MODULE" --list-all-certs "$TOKEN_URI" 2>/dev/null)
 	[ "$(grep -c 'CKA_CERTIFICATE_CATEGORY=CA' <<<"$certs")" -eq 3 ]
-	grep -q 'Label: PostSignum Test Root QCA' <<<"$certs"
-	grep -q 'Label: PostSignum Test Qualified CA' <<<"$certs"
+	grep -q 'Label: DEMO PostSignum Root QCA 4' <<<"$certs"
+	grep -q 'Label: DEMO PostSignum Qualified CA 5' <<<"$certs"
 	# ps-status still pairs the personal certificate with its key
 	run --separate-stderr ps-status --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" --json
 	[ "$(jq -r "select(.id == \"$RSA_ID\") | .has_key" <<<"$output")" = true ]

@@ -49,9 +49,10 @@ fetch() {
 	jq -r .cert <<<"$output" > "$BATS_TEST_TMPDIR/new.pem"
 	[ "$(cert_key_id "$BATS_TEST_TMPDIR/new.pem")" = "$(jfield key_id <<<"$output")" ]
 	[ -n "$(cert_qc_statements "$BATS_TEST_TMPDIR/new.pem")" ]
-	# nginx saw the old certificate, verified, as the TLS client
-	tail -1 "$EST_STATE/log" | grep -q 'simplereenroll.*status=200'
-	grep -q 'verify=SUCCESS' "$EST_STATE/nginx-access.log"
+	# the old certificate was the TLS client: nginx refused its purpose (a
+	# qualified certificate has no clientAuth), the server verified it
+	tail -1 "$EST_STATE/log" | grep -q 'simplereenroll.*status=200.*client=serialNumber=P123456,'
+	grep -q 'verify=FAILED:unsuitable certificate purpose' "$EST_STATE/nginx-access.log"
 	fetch --pending
 	[ "$status" -eq 0 ]
 	[ "$(jfield type <<<"$output")" = qualified ]

@@ -73,7 +73,7 @@ setup() {
 }
 
 @test "the JIP CA mapping comes from the configuration" {
-	printf '[jip-ca]\nPostSignum Test Qualified* = Kvalifikovaná autorita\n' > "$BATS_TEST_TMPDIR/c.conf"
+	printf '[jip-ca]\nDEMO PostSignum Qualified* = Kvalifikovaná autorita\n' > "$BATS_TEST_TMPDIR/c.conf"
 	run --separate-stderr ps-status --module "$PKCS11_MODULE" --json --config "$BATS_TEST_TMPDIR/c.conf"
 	[ "$(jq -r "select(.id == \"$QUAL_ID\") | .jip_ca" <<<"$output")" = "Kvalifikovaná autorita" ]
 	[ "$(jq -r "select(.id == \"$COMM_ID\") | .jip_ca" <<<"$output")" = PostSignum ]

@@ -28,7 +28,7 @@
  * Issued: subject from the request's template, the template's public key
  * and extensions, keyUsage/extendedKeyUsage/certificatePolicies/qcStatements
  * copied from the old certificate (kur), signed by the CA that issued the
- * old certificate (DIR/qualified-ca or DIR/public-ca), valid -1m..+365d.
+ * old certificate (DIR/qualified-ca or DIR/public-ca), valid -1m..+385d.
  * A transaction lives in memory: every in-flight one has its own server
  * context, keyed by transactionID, so many clients can poll at once.
  *
@@ -256,7 +256,7 @@ static X509 *issue(const OSSL_CRMF_MSG *crm, const X509 *old, int other)
 	    !X509_set_subject_name(x, subj) ||
 	    !X509_set_issuer_name(x, X509_get_subject_name(ca)) ||
 	    !X509_gmtime_adj(X509_getm_notBefore(x), -60) ||
-	    !X509_gmtime_adj(X509_getm_notAfter(x), 365L * 86400) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(x), 385L * 86400) ||
 	    !X509_set_pubkey(x, pub))
 		goto fail;
 	for (int i = 0; i < sk_X509_EXTENSION_num(exts); i++)

@@ -30,8 +30,8 @@ MKPKI=$FIXTURE_ROOT/tests/pki/mkpki
 SOFTHSM_MODULE=${PSRENEW_SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 
 # Subjects used by demo_token (DER order, every value a UTF8String).
-JAN_SUBJECT='/C=CZ/O=Ministerstvo vnitra/OU=Odbor eGovernmentu/CN=Jan Novák/serialNumber=P123456'
-PETRA_SUBJECT='/C=CZ/O=Ministerstvo vnitra/OU=Odbor eGovernmentu/CN=Petra Dvořáková/serialNumber=P654321'
+JAN_SUBJECT='/C=CZ/O=Ministerstvo vnitra/organizationIdentifier=NTRCZ-00007064/OU=Odbor eGovernmentu/CN=Jan Novák/serialNumber=P123456'
+PETRA_SUBJECT='/C=CZ/O=Ministerstvo vnitra/organizationIdentifier=NTRCZ-00007064/OU=Odbor eGovernmentu/CN=Petra Dvořáková/serialNumber=P654321'
 FILL_SUBJECT='/C=CZ/O=Testovací úřad/CN=Výplňový Certifikát/serialNumber=P000000'
 
 # ------------------------------------------------------------------ internals
@@ -394,7 +394,7 @@ token_cert_only() {
 #   software RSA key (certs/fill/fill.key), issued in one `openssl ca` run
 #   (mkpki issue-many) and written in one PKCS#11 session by a small python3
 #   ctypes writer (pkcs11-tool per certificate when python3 is missing).
-#   Defaults: commercial, -30d, +335d, subject "Výplňový Certifikát"
+#   Defaults: commercial, -30d, +355d (385 days, as PostSignum), subject "Výplňový Certifikát"
 #   ($FILL_SUBJECT: a holder of its own, so the fill never supersedes the
 #   demo certificates). Labels fill-0001, fill-0002, ... (counting on across
 #   calls). Each CKA_ID is the SHA-1 of the certificate's DER -- NOT of the
@@ -403,7 +403,7 @@ token_cert_only() {
 #   certs/fill/index gets a line "ID<TAB>LABEL<TAB>PATH" per certificate.
 #   550 certificates take 5-6 s (one pkcs11-tool per certificate: 40 s).
 token_fill_certs() {
-	local n=${1:-} type=${2:-commercial} nb=${3:--30d} na=${4:-+335d} subject=${5:-$FILL_SUBJECT}
+	local n=${1:-} type=${2:-commercial} nb=${3:--30d} na=${4:-+355d} subject=${5:-$FILL_SUBJECT}
 	local fill=$BATS_TEST_TMPDIR/certs/fill batch f i=0 label id py
 	[[ $n =~ ^[0-9]+$ ]] || _fx_fail "usage: token_fill_certs N [TYPE] [NOT_BEFORE] [NOT_AFTER] [SUBJECT]" || return 1
 	_fx_need_token || return 1
@@ -478,8 +478,8 @@ stranger_token() {
 #     EXPIRED_ID  commercial, Jan Novák, expired 35 days ago, label
 #                 commercial-expired
 #     FRESH_ID    qualified,  Petra Dvořáková (serialNumber=P654321,
-#                 petra.dvorakova@example.cz), valid from yesterday for a
-#                 year, label qualified-fresh
+#                 petra.dvorakova@example.cz), valid from yesterday for 385
+#                 days, label qualified-fresh
 #   Certificates in $BATS_TEST_TMPDIR/certs/<ID>.pem.
 #   Building it takes 3-6 s (four RSA key pairs on SoftHSM), so the first
 #   demo token built on an EMPTY token of a given label is kept for the rest
@@ -500,11 +500,11 @@ demo_token() {
 			return
 		fi
 	fi
-	QUAL_ID=$(token_cert qualified -355d +10d1h qualified-expiring) || return 1
-	COMM_ID=$(token_cert commercial -355d +10d1h commercial-expiring) || return 1
+	QUAL_ID=$(token_cert qualified -375d +10d1h qualified-expiring) || return 1
+	COMM_ID=$(token_cert commercial -375d +10d1h commercial-expiring) || return 1
 	EXPIRED_ID=$(token_cert commercial -400d -35d commercial-expired) || return 1
 	FRESH_ID=$(MKPKI_EMAIL=petra.dvorakova@example.cz token_cert qualified \
-		-1d +364d qualified-fresh "" "$PETRA_SUBJECT") || return 1
+		-1d +384d qualified-fresh "" "$PETRA_SUBJECT") || return 1
 	export QUAL_ID COMM_ID EXPIRED_ID FRESH_ID
 	if ((empty)); then _fx_demo_save "$cache"; fi
 	return 0
