@@ -1,6 +1,7 @@
 /* psrenew: key pairs generated and kept on the token. */
 #include <psrenew/keypair.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,18 +144,12 @@ long ps_token_room(const struct ps_token *t)
 	return (long)(free_bytes / PS_ROOM_PER_RENEWAL);
 }
 
-/* Reads CKA_MODULUS/CKA_PUBLIC_EXPONENT or CKA_EC_PARAMS/CKA_EC_POINT of a
- * public key object into an EVP_PKEY. */
-static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
-			     CK_KEY_TYPE type, CK_RV *rvp)
+/* An EVP_PKEY from a key's public values as the token keeps them: v0 the
+ * modulus or CKA_EC_PARAMS, v1 the exponent or CKA_EC_POINT. */
+static EVP_PKEY *pubkey_from_values(CK_KEY_TYPE type, const unsigned char *a0,
+				    size_t l0, const unsigned char *a1,
+				    size_t l1)
 {
-	unsigned char a0[1024], a1[256];
-	CK_ATTRIBUTE a[2] = {
-		{ type == CKK_EC ? CKA_EC_PARAMS : CKA_MODULUS, a0,
-		  sizeof(a0) },
-		{ type == CKK_EC ? CKA_EC_POINT : CKA_PUBLIC_EXPONENT, a1,
-		  sizeof(a1) },
-	};
 	OSSL_PARAM_BLD *bld;
 	OSSL_PARAM *params = NULL;
 	EVP_PKEY_CTX *pctx = NULL;
@@ -162,15 +157,14 @@ static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
 	BIGNUM *n = NULL, *e = NULL;
 	ASN1_OCTET_STRING *os = NULL; /* the builder points into it */
 
-	*rvp = ps_p11_get(t, h, a, 2);
-	if (*rvp != CKR_OK)
+	if (!a0 || !a1 || l0 > INT_MAX || l1 > INT_MAX)
 		return NULL;
 	bld = OSSL_PARAM_BLD_new();
 	if (!bld)
 		return NULL;
 	if (type == CKK_RSA) {
-		n = BN_bin2bn(a0, (int)a[0].ulValueLen, NULL);
-		e = BN_bin2bn(a1, (int)a[1].ulValueLen, NULL);
+		n = BN_bin2bn(a0, (int)l0, NULL);
+		e = BN_bin2bn(a1, (int)l1, NULL);
 		if (!n || !e || !OSSL_PARAM_BLD_push_BN(bld, "n", n) ||
 		    !OSSL_PARAM_BLD_push_BN(bld, "e", e))
 			goto out;
@@ -179,11 +173,11 @@ static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
 		const unsigned char *p = a1;
 
 		for (size_t i = 0; i < sizeof(curves) / sizeof(*curves); i++)
-			if (a[0].ulValueLen == curves[i].der_len &&
+			if (l0 == curves[i].der_len &&
 			    !memcmp(a0, curves[i].der, curves[i].der_len))
 				group = curves[i].group;
 		/* CKA_EC_POINT is a DER OCTET STRING holding the point. */
-		os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)a[1].ulValueLen);
+		os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)l1);
 		if (!group || !os ||
 		    !OSSL_PARAM_BLD_push_utf8_string(bld, "group", group, 0) ||
 		    !OSSL_PARAM_BLD_push_octet_string(
@@ -205,6 +199,39 @@ out:
 	OSSL_PARAM_BLD_free(bld);
 	EVP_PKEY_CTX_free(pctx);
 	return pk;
+}
+
+/* Reads CKA_MODULUS/CKA_PUBLIC_EXPONENT or CKA_EC_PARAMS/CKA_EC_POINT of a
+ * key object into an EVP_PKEY. */
+static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
+			     CK_KEY_TYPE type, CK_RV *rvp)
+{
+	unsigned char a0[1024], a1[256];
+	CK_ATTRIBUTE a[2] = {
+		{ type == CKK_EC ? CKA_EC_PARAMS : CKA_MODULUS, a0,
+		  sizeof(a0) },
+		{ type == CKK_EC ? CKA_EC_POINT : CKA_PUBLIC_EXPONENT, a1,
+		  sizeof(a1) },
+	};
+
+	*rvp = ps_p11_get(t, h, a, 2);
+	if (*rvp != CKR_OK)
+		return NULL;
+	return pubkey_from_values(type, a0, a[0].ulValueLen, a1,
+				  a[1].ulValueLen);
+}
+
+int ps_key_values_id(const struct ps_tobj *o, unsigned char id[20])
+{
+	EVP_PKEY *pk = pubkey_from_values(o->key_type, o->kv[0], o->kv_len[0],
+					  o->kv[1], o->kv_len[1]);
+	int rc;
+
+	if (!pk)
+		return 1;
+	rc = ps_pubkey_id(pk, id) < 0 ? 1 : 0;
+	EVP_PKEY_free(pk);
+	return rc;
 }
 
 static CK_RV set_id(struct ps_token *t, CK_OBJECT_HANDLE h,
@@ -420,11 +447,41 @@ static int find_one(struct ps_token *t, CK_OBJECT_CLASS cls,
 	return *rvp == CKR_OK && n == 1;
 }
 
+/* The private key's type, label and (RSA) public values, in one read:
+ * kp->label, and kp->pubkey when the key shows its modulus. */
+static CK_RV read_private(struct ps_token *t, struct ps_keypair *kp,
+			  CK_KEY_TYPE *type)
+{
+	unsigned char mod[1024], exp[16];
+	CK_ATTRIBUTE a[4] = {
+		{ CKA_KEY_TYPE, type, sizeof(*type) },
+		{ CKA_LABEL, kp->label, sizeof(kp->label) - 1 },
+		{ CKA_MODULUS, mod, sizeof(mod) },
+		{ CKA_PUBLIC_EXPONENT, exp, sizeof(exp) },
+	};
+	void *heap[4] = { NULL };
+	CK_RV rv = ps_p11_get_attrs(t, kp->priv, a, 4, heap);
+
+	if (rv == CKR_OK && a[0].ulValueLen == CK_UNAVAILABLE_INFORMATION)
+		*type = CKK_RSA;
+	kp->label[0] = '\0';
+	if (rv == CKR_OK && a[1].ulValueLen < sizeof(kp->label)) {
+		memmove(kp->label, a[1].pValue, a[1].ulValueLen);
+		kp->label[a[1].ulValueLen] = '\0';
+	}
+	if (rv == CKR_OK && *type == CKK_RSA)
+		kp->pubkey = pubkey_from_values(CKK_RSA, a[2].pValue,
+						a[2].ulValueLen, a[3].pValue,
+						a[3].ulValueLen);
+	for (int i = 0; i < 4; i++)
+		free(heap[i]);
+	return rv;
+}
+
 int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 		    struct ps_keypair *kp, struct ps_err *err)
 {
 	CK_KEY_TYPE type = CKK_RSA;
-	CK_ATTRIBUTE a = { CKA_KEY_TYPE, &type, sizeof(type) };
 	CK_OBJECT_HANDLE cert;
 	CK_RV rv, prv;
 
@@ -442,10 +499,13 @@ int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 	}
 	memcpy(kp->id, id, id_len);
 	kp->id_len = id_len;
-	rv = ps_p11_get(t, kp->priv, &a, 1);
+	rv = read_private(t, kp, &type);
 	if (rv != CKR_OK)
 		return ps_ckr_err(err, rv, t, "reading the key's type");
-	if (find_one(t, CKO_PUBLIC_KEY, id, id_len, &kp->pub, &rv))
+	prv = CKR_OK;
+	if (kp->pubkey)
+		kp->pub_unsought = 1;
+	else if (find_one(t, CKO_PUBLIC_KEY, id, id_len, &kp->pub, &rv))
 		kp->pubkey = read_pubkey(t, kp->pub, type, &prv);
 	else
 		prv = rv;
@@ -701,6 +761,12 @@ int ps_keypair_destroy(struct ps_token *t, struct ps_keypair *kp,
 {
 	CK_RV rv1 = CKR_OK, rv2 = CKR_OK;
 
+	if (kp->pub_unsought && !kp->pub &&
+	    !find_one(t, CKO_PUBLIC_KEY, kp->id, kp->id_len, &kp->pub, &rv2))
+		kp->pub = 0;
+	if (rv2 != CKR_OK)
+		return ps_ckr_err(err, rv2, t, "looking for the public key");
+	kp->pub_unsought = 0;
 	if (kp->priv)
 		rv1 = ps_p11_destroy(t, kp->priv);
 	if (kp->pub)
