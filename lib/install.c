@@ -218,16 +218,6 @@ static int already_there(struct ps_token *tok, const unsigned char *id,
 	return found;
 }
 
-static void key_label(struct ps_token *tok, CK_OBJECT_HANDLE priv, char *buf,
-		      size_t len)
-{
-	CK_ATTRIBUTE a = { CKA_LABEL, buf, len - 1 };
-
-	buf[0] = '\0';
-	if (ps_p11_get(tok, priv, &a, 1) == CKR_OK && a.ulValueLen < len)
-		buf[a.ulValueLen] = '\0';
-}
-
 int ps_token_write_cert(struct ps_token *tok, X509 *x,
 			const struct ps_certobj *o, CK_OBJECT_HANDLE *h,
 			struct ps_err *err)
@@ -285,7 +275,9 @@ int ps_token_store_cert(struct ps_token *tok, X509 *leaf,
 	unsigned long free_bytes;
 	int rc;
 
-	if (dl > 0 && ps_token_refresh(tok, NULL) == 0 &&
+	/* The free memory as it is now: read again unless nothing was
+	 * written since the token information was last read. */
+	if (dl > 0 && (tok->info_fresh || ps_token_refresh(tok, NULL) == 0) &&
 	    ps_token_free_memory(tok, &free_bytes) &&
 	    free_bytes < (unsigned long)dl)
 		return ps_err_set(err, PS_EXIT_TOKEN, "token-full", full_hint,
@@ -309,7 +301,6 @@ int ps_install_cert(struct ps_token *tok, STACK_OF(X509) * certs,
 {
 	struct ps_keypair kp;
 	unsigned char *der = NULL;
-	char label[256];
 	X509 *leaf;
 	int rc, len;
 
@@ -330,13 +321,13 @@ int ps_install_cert(struct ps_token *tok, STACK_OF(X509) * certs,
 	rc = check(leaf, certs, old, o, res, err);
 	if (!rc) {
 		len = i2d_X509(leaf, &der);
-		if (len > 0 && already_there(tok, key_id, key_id_len, der, len,
-					     &res->handle)) {
+		if (len > 0 && !o->first_try &&
+		    already_there(tok, key_id, key_id_len, der, len,
+				  &res->handle)) {
 			res->already = 1;
 		} else {
-			key_label(tok, kp.priv, label, sizeof(label));
 			rc = ps_token_store_cert(tok, leaf, key_id, key_id_len,
-						 label, &res->handle, err);
+						 kp.label, &res->handle, err);
 		}
 		OPENSSL_free(der);
 	}

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/x509.h>
+
 #include <psrenew/keypair.h>
 #include <psrenew/record.h>
 #include <psrenew/codec.h>
@@ -77,30 +79,17 @@ static void keyset_free(struct keyset *ks)
 	ps_tobjs_free(ks->pub, ks->npub);
 }
 
-static int load_token(struct ps_token *tok, struct ps_inventory *inv,
-		      struct ps_err *err)
+/* Parses certs[0..ncerts) into new entries of inv (their members move
+ * there; the objects that are not X.509 are counted and freed). No key
+ * is known yet: has_key -1, key_on_token 0. */
+static int add_certs(struct ps_token *tok, struct ps_inventory *inv,
+		     struct ps_tobj *certs, size_t ncerts, struct ps_err *err)
 {
-	struct ps_tobj *certs = NULL;
-	struct keyset ks = { NULL, NULL, 0, 0 };
-	size_t ncerts = 0;
-	struct ps_invcert *grown;
-	int rc = ps_token_objects(tok, CKO_CERTIFICATE, &certs, &ncerts, err);
+	struct ps_invcert *grown =
+	    realloc(inv->c, (inv->n + ncerts + 1) * sizeof(*grown));
 
-	if (!rc && tok->logged_in)
-		rc = ps_token_objects(tok, CKO_PRIVATE_KEY, &ks.priv, &ks.npriv,
-				      err);
-	if (!rc)
-		rc = ps_token_objects(tok, CKO_PUBLIC_KEY, &ks.pub, &ks.npub,
-				      err);
-	if (rc) {
-		ps_tobjs_free(certs, ncerts);
-		keyset_free(&ks);
-		return rc;
-	}
-	grown = realloc(inv->c, (inv->n + ncerts + 1) * sizeof(*grown));
 	if (!grown) {
 		ps_tobjs_free(certs, ncerts);
-		keyset_free(&ks);
 		return ps_err_nomem(err);
 	}
 	inv->c = grown;
@@ -122,15 +111,164 @@ static int load_token(struct ps_token *tok, struct ps_inventory *inv,
 		free(ic->obj.value);
 		ic->obj.value = NULL;
 		ic->obj.value_len = 0;
-		ic->has_key = tok->logged_in ? priv_here(tok, &ks, ic) : -1;
-		ic->key_on_token =
-		    tok->logged_in ? ic->has_key : pub_here(tok, &ks, ic) == 1;
+		ic->has_key = -1;
 		ic->superseded_by = -1;
 		inv->n++;
 	}
 	free(certs); /* the members moved into inv */
-	keyset_free(&ks);
 	return 0;
+}
+
+/* has_key and key_on_token of entry ic from the keys in ks. */
+static void pair_keys(struct ps_token *tok, struct ps_invcert *ic,
+		      const struct keyset *ks)
+{
+	ic->has_key = tok->logged_in ? priv_here(tok, ks, ic) : -1;
+	ic->key_on_token =
+	    tok->logged_in ? ic->has_key : pub_here(tok, ks, ic) == 1;
+}
+
+static int load_token(struct ps_token *tok, struct ps_inventory *inv,
+		      struct ps_err *err)
+{
+	struct ps_tobj *certs = NULL;
+	struct keyset ks = { NULL, NULL, 0, 0 };
+	size_t ncerts = 0, first = inv->n;
+	int rc = ps_token_objects(tok, CKO_CERTIFICATE, &certs, &ncerts, err);
+
+	if (!rc && tok->logged_in)
+		rc = ps_token_objects(tok, CKO_PRIVATE_KEY, &ks.priv, &ks.npriv,
+				      err);
+	if (!rc)
+		rc = ps_token_objects(tok, CKO_PUBLIC_KEY, &ks.pub, &ks.npub,
+				      err);
+	if (rc) {
+		ps_tobjs_free(certs, ncerts);
+		keyset_free(&ks);
+		return rc;
+	}
+	rc = add_certs(tok, inv, certs, ncerts, err);
+	for (size_t i = first; !rc && i < inv->n; i++)
+		pair_keys(tok, &inv->c[i], &ks);
+	keyset_free(&ks);
+	return rc;
+}
+
+/* The certificates with this CKA_ID (or CKA_SUBJECT), appended to
+ * *certs unless there already. */
+static int certs_where(struct ps_token *tok, CK_ATTRIBUTE_TYPE type,
+		       const void *v, size_t len, struct ps_tobj **certs,
+		       size_t *n, struct ps_err *err)
+{
+	CK_ATTRIBUTE a = { type, (void *)v, len };
+
+	return ps_token_objects_match(tok, CKO_CERTIFICATE, &a, 1, certs, n,
+				      err);
+}
+
+/* The targets (CKA_IDs ids) on tok, and the certificates of their holders
+ * found by the targets' CKA_SUBJECT. */
+static int target_certs(struct ps_token *tok, const char *const *ids,
+			size_t nids, struct ps_tobj **certs, size_t *n,
+			struct ps_err *err)
+{
+	size_t ntargets;
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < nids; i++) {
+		unsigned char id[256];
+		size_t len;
+
+		if (!ps_unhex(ids[i], id, sizeof(id), &len) && len > 0)
+			rc = certs_where(tok, CKA_ID, id, len, certs, n, err);
+	}
+	ntargets = *n;
+	for (size_t i = 0; !rc && i < ntargets; i++) {
+		const unsigned char *p = (*certs)[i].value;
+		X509 *x = p ? d2i_X509(NULL, &p, (long)(*certs)[i].value_len)
+			    : NULL;
+		unsigned char *der = NULL;
+		int len = x ? i2d_X509_NAME(X509_get_subject_name(x), &der) : 0;
+
+		if (len > 0)
+			rc = certs_where(tok, CKA_SUBJECT, der, (size_t)len,
+					 certs, n, err);
+		OPENSSL_free(der);
+		X509_free(x);
+	}
+	return rc;
+}
+
+static int is_target(const struct ps_invcert *ic, const char *const *ids,
+		     size_t nids)
+{
+	char *hid = ps_hex(ic->obj.id, ic->obj.id_len);
+	int yes = 0;
+
+	for (size_t i = 0; hid && i < nids && !yes; i++)
+		yes = !strcasecmp(hid, ids[i]);
+	free(hid);
+	return yes;
+}
+
+/* Could inv->c[j] supersede a target among inv->c[from..)? Only then its
+ * key is looked for. */
+static int may_supersede(const struct ps_inventory *inv, size_t from,
+			 size_t j, const char *const *ids, size_t nids)
+{
+	const struct ps_invcert *b = &inv->c[j];
+
+	if (b->cert.not_after <= inv->now)
+		return 0;
+	for (size_t i = from; i < inv->n; i++) {
+		const struct ps_invcert *a = &inv->c[i];
+
+		if (i != j && b->cert.not_before > a->cert.not_before &&
+		    ps_cert_same_holder(&a->cert, &b->cert) &&
+		    is_target(a, ids, nids))
+			return 1;
+	}
+	return 0;
+}
+
+/* The keys with entry ic's CKA_ID, and what they say of it. */
+static int keys_of(struct ps_token *tok, struct ps_invcert *ic,
+		   struct ps_err *err)
+{
+	struct keyset ks = { NULL, NULL, 0, 0 };
+	CK_ATTRIBUTE a = { CKA_ID, ic->obj.id, ic->obj.id_len };
+	int rc = 0;
+
+	if (tok->logged_in)
+		rc = ps_token_objects_match(tok, CKO_PRIVATE_KEY, &a, 1,
+					    &ks.priv, &ks.npriv, err);
+	if (!rc)
+		rc = ps_token_objects_match(tok, CKO_PUBLIC_KEY, &a, 1,
+					    &ks.pub, &ks.npub, err);
+	if (!rc)
+		pair_keys(tok, ic, &ks);
+	keyset_free(&ks);
+	return rc;
+}
+
+static int load_token_ids(struct ps_token *tok, struct ps_inventory *inv,
+			  const char *const *ids, size_t nids,
+			  struct ps_err *err)
+{
+	struct ps_tobj *certs = NULL;
+	size_t ncerts = 0, first = inv->n;
+	int rc = target_certs(tok, ids, nids, &certs, &ncerts, err);
+
+	if (rc) {
+		ps_tobjs_free(certs, ncerts);
+		return rc;
+	}
+	rc = add_certs(tok, inv, certs, ncerts, err);
+	for (size_t j = first; !rc && j < inv->n; j++)
+		if (inv->c[j].obj.id_len &&
+		    may_supersede(inv, first, j, ids, nids))
+			rc = keys_of(tok, &inv->c[j], err);
+	return rc;
 }
 
 static int cmp_cert(const void *pa, const void *pb)
@@ -179,10 +317,18 @@ static void link_successors(struct ps_inventory *inv)
 int ps_inventory_load(struct ps_token **toks, size_t ntoks, time_t now,
 		      struct ps_inventory *inv, struct ps_err *err)
 {
+	return ps_inventory_load_ids(toks, ntoks, now, NULL, 0, inv, err);
+}
+
+int ps_inventory_load_ids(struct ps_token **toks, size_t ntoks, time_t now,
+			  const char *const *ids, size_t nids,
+			  struct ps_inventory *inv, struct ps_err *err)
+{
 	memset(inv, 0, sizeof(*inv));
 	inv->now = now;
 	for (size_t t = 0; t < ntoks; t++) {
-		int rc = load_token(toks[t], inv, err);
+		int rc = ids ? load_token_ids(toks[t], inv, ids, nids, err)
+			     : load_token(toks[t], inv, err);
 
 		if (rc) {
 			ps_inventory_free(inv);

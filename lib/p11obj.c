@@ -131,6 +131,9 @@ CK_RV ps_p11_get_attrs(struct ps_token *tok, CK_OBJECT_HANDLE h,
 CK_RV ps_p11_set(struct ps_token *tok, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a,
 		 CK_ULONG n)
 {
+	/* A write (and the one after every key generation, its CKA_ID): the
+	 * token's free memory may have changed. */
+	tok->info_fresh = 0;
 	return ps_module_functions(tok->mod)->C_SetAttributeValue(tok->session,
 								  h, a, n);
 }
@@ -141,6 +144,8 @@ int ps_p11_create(struct ps_token *tok, CK_ATTRIBUTE *t, CK_ULONG n,
 {
 	CK_RV rv = ps_module_functions(tok->mod)->C_CreateObject(tok->session,
 								 t, n, h);
+
+	tok->info_fresh = 0; /* the free memory changed (or may have) */
 
 	if (rv == CKR_OK)
 		return 0;
@@ -157,6 +162,8 @@ CK_RV ps_p11_destroy(struct ps_token *tok, CK_OBJECT_HANDLE h)
 {
 	CK_RV rv =
 	    ps_module_functions(tok->mod)->C_DestroyObject(tok->session, h);
+
+	tok->info_fresh = 0;
 
 	if (rv == CKR_OK || rv == CKR_OBJECT_HANDLE_INVALID)
 		ps_token_index_forget(tok, h);
@@ -302,6 +309,17 @@ int ps_token_objects_match(struct ps_token *t, CK_OBJECT_CLASS cls,
 		return ps_err_nomem(err);
 	if (rv != CKR_OK)
 		return ps_ckr_err(err, rv, t, "searching the token");
+	/* What the caller has read already is not read again. */
+	for (CK_ULONG i = 0; i < count;) {
+		size_t j = 0;
+
+		while (j < *n && (*objs)[j].handle != h[i])
+			j++;
+		if (j < *n)
+			h[i] = h[--count];
+		else
+			i++;
+	}
 	o = realloc(*objs, (*n + count + 1) * sizeof(*o));
 	if (cls == CKO_CERTIFICATE)
 		scratch = malloc(scratch_len);

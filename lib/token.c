@@ -269,6 +269,7 @@ static struct ps_token *token_new(struct ps_module *m, CK_SLOT_ID slot,
 		return NULL;
 	}
 	token_set_info(t);
+	t->info_fresh = 1;
 	t->uri =
 	    ps_uri_format_token(t->model, t->manufacturer, t->serial, t->label);
 	if (!t->uri) {
@@ -433,6 +434,7 @@ int ps_token_refresh(struct ps_token *t, struct ps_err *err)
 	if (rv != CKR_OK)
 		return ps_ckr_err(err, rv, t, "reading the token information");
 	token_set_info(t);
+	t->info_fresh = 1;
 	return 0;
 }
 

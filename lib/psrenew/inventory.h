@@ -42,6 +42,19 @@ struct ps_inventory {
  */
 PS_API int ps_inventory_load(struct ps_token **toks, size_t ntoks, time_t now,
 			     struct ps_inventory *inv, struct ps_err *err);
+/*
+ * The same for work on named certificates (ps-renew --id, cert records):
+ * on each token only the certificates whose CKA_ID is one of ids[0..nids)
+ * (hex; the targets) and those of the targets' holders, found by their
+ * CKA_SUBJECT (the subject's DER as the target has it): a few template
+ * searches and one read per certificate found, whatever else the token
+ * holds. Keys are looked for (by CKA_ID) only for a certificate that
+ * could supersede a target; has_key is -1 (unknown) for the others. ids
+ * NULL: ps_inventory_load.
+ */
+int ps_inventory_load_ids(struct ps_token **toks, size_t ntoks, time_t now,
+			  const char *const *ids, size_t nids,
+			  struct ps_inventory *inv, struct ps_err *err);
 PS_API void ps_inventory_free(struct ps_inventory *inv);
 
 /* "valid", "expired", "not-yet-valid" or "superseded". */

@@ -36,6 +36,9 @@ struct ps_token {
 	/* Frees index: set by the object layer that builds it (p11obj.c), so
 	 * that closing a token needs nothing from the layer above. */
 	void (*index_free)(struct ps_objindex *index);
+	unsigned uses;	/* requests that looked objects up (see ps-fetch) */
+	int info_fresh; /* info read, and no object created, changed or
+			   destroyed since (see ps_p11_set) */
 	int left_counted;	  /* left_n holds the leftovers counted */
 	size_t left_n[PS_N_LEFT]; /* see "Leftovers" below */
 };
@@ -151,7 +154,8 @@ int ps_token_objects(struct ps_token *tok, CK_OBJECT_CLASS cls,
 		     struct ps_tobj **out, size_t *n, struct ps_err *err);
 /* The same for the objects of class cls that also match extra (up to 7
  * attributes, say CKA_ID or CKA_SUBJECT), appended to *objs (*n of them;
- * on an error what was read stays there for the caller to free). */
+ * one already there, by handle, is neither read nor added again; on an
+ * error what was read stays there for the caller to free). */
 int ps_token_objects_match(struct ps_token *tok, CK_OBJECT_CLASS cls,
 			   CK_ATTRIBUTE *extra, CK_ULONG nextra,
 			   struct ps_tobj **objs, size_t *n,
