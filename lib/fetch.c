@@ -310,8 +310,6 @@ static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 	if (!rc)
 		rc = ps_certs_parse((const unsigned char *)pem, strlen(pem),
 				    &certs, err);
-	/* Without the mark no run began to write this certificate. */
-	o.first_try = !json_object_get(rec, INSTALL_MARK);
 	if (!rc)
 		rc = mark_install(f, tok, rec, err);
 	if (!rc)

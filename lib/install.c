@@ -183,17 +183,18 @@ static int check(X509 *leaf, STACK_OF(X509) * certs, X509 *old,
 	return check_type(leaf, o, res, err);
 }
 
-/* A certificate object with this id and exactly this DER? */
+/* A certificate object with this id and exactly this DER? hs[0..known):
+ * the ones with this id, when known (-1: look). */
 static int already_there(struct ps_token *tok, const unsigned char *id,
 			 size_t id_len, const unsigned char *der, int len,
-			 CK_OBJECT_HANDLE *h)
+			 CK_OBJECT_HANDLE *hs, long known, CK_OBJECT_HANDLE *h)
 {
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_ATTRIBUTE t[] = { { CKA_CLASS, &cls, sizeof(cls) },
 			     { CKA_ID, (void *)id, id_len } };
-	CK_OBJECT_HANDLE hs[16];
 	CK_ULONG n = 0;
-	long k = ps_token_index_find(tok, cls, id, id_len, hs, 16);
+	long k = known >= 0 ? known
+			    : ps_token_index_find(tok, cls, id, id_len, hs, 16);
 	int found = 0;
 
 	/* With an index, a miss is believed: a certificate is installed
@@ -300,12 +301,16 @@ int ps_install_cert(struct ps_token *tok, STACK_OF(X509) * certs,
 		    struct ps_install_result *res, struct ps_err *err)
 {
 	struct ps_keypair kp;
+	CK_OBJECT_HANDLE hs[16];
+	long known;
 	unsigned char *der = NULL;
 	X509 *leaf;
 	int rc, len;
 
 	memset(res, 0, sizeof(*res));
-	rc = ps_keypair_find(tok, key_id, key_id_len, &kp, err);
+	/* The key and the certificates already under its id: one search. */
+	rc = ps_keypair_find_certs(tok, key_id, key_id_len, &kp, hs, 16,
+				   &known, err);
 	if (rc)
 		return rc;
 	leaf = pick_leaf(certs, kp.pubkey);
@@ -321,9 +326,9 @@ int ps_install_cert(struct ps_token *tok, STACK_OF(X509) * certs,
 	rc = check(leaf, certs, old, o, res, err);
 	if (!rc) {
 		len = i2d_X509(leaf, &der);
-		if (len > 0 && !o->first_try &&
-		    already_there(tok, key_id, key_id_len, der, len,
-				  &res->handle)) {
+		if (len > 0 &&
+		    already_there(tok, key_id, key_id_len, der, len, hs,
+				  known, &res->handle)) {
 			res->already = 1;
 		} else {
 			rc = ps_token_store_cert(tok, leaf, key_id, key_id_len,

@@ -447,35 +447,148 @@ static int find_one(struct ps_token *t, CK_OBJECT_CLASS cls,
 	return *rvp == CKR_OK && n == 1;
 }
 
-/* The private key's type, label and (RSA) public values, in one read:
- * kp->label, and kp->pubkey when the key shows its modulus. */
-static CK_RV read_private(struct ps_token *t, struct ps_keypair *kp,
-			  CK_KEY_TYPE *type)
+/* A key object's class, type, label and (RSA) public values, in one
+ * read: *pk when it shows its modulus. label: 256 bytes ("" when none). */
+static CK_RV read_key_object(struct ps_token *t, CK_OBJECT_HANDLE h,
+			     CK_OBJECT_CLASS *cls, CK_KEY_TYPE *type,
+			     char *label, EVP_PKEY **pk)
 {
 	unsigned char mod[1024], exp[16];
-	CK_ATTRIBUTE a[4] = {
+	CK_ATTRIBUTE a[5] = {
 		{ CKA_KEY_TYPE, type, sizeof(*type) },
-		{ CKA_LABEL, kp->label, sizeof(kp->label) - 1 },
+		{ CKA_LABEL, label, 255 },
 		{ CKA_MODULUS, mod, sizeof(mod) },
 		{ CKA_PUBLIC_EXPONENT, exp, sizeof(exp) },
+		{ CKA_CLASS, cls, sizeof(*cls) },
 	};
-	void *heap[4] = { NULL };
-	CK_RV rv = ps_p11_get_attrs(t, kp->priv, a, 4, heap);
+	void *heap[5] = { NULL };
+	CK_RV rv = ps_p11_get_attrs(t, h, a, 5, heap);
 
 	if (rv == CKR_OK && a[0].ulValueLen == CK_UNAVAILABLE_INFORMATION)
 		*type = CKK_RSA;
-	kp->label[0] = '\0';
-	if (rv == CKR_OK && a[1].ulValueLen < sizeof(kp->label)) {
-		memmove(kp->label, a[1].pValue, a[1].ulValueLen);
-		kp->label[a[1].ulValueLen] = '\0';
-	}
-	if (rv == CKR_OK && *type == CKK_RSA)
-		kp->pubkey = pubkey_from_values(CKK_RSA, a[2].pValue,
-						a[2].ulValueLen, a[3].pValue,
-						a[3].ulValueLen);
-	for (int i = 0; i < 4; i++)
+	if (rv == CKR_OK && a[4].ulValueLen == CK_UNAVAILABLE_INFORMATION)
+		*cls = CK_UNAVAILABLE_INFORMATION;
+	if (rv == CKR_OK && a[1].ulValueLen < 256)
+		label[a[1].ulValueLen] = '\0'; /* read into it */
+	else
+		label[0] = '\0';
+	if (rv == CKR_OK && *type == CKK_RSA && !*pk)
+		*pk = pubkey_from_values(CKK_RSA, a[2].pValue, a[2].ulValueLen,
+					 a[3].pValue, a[3].ulValueLen);
+	for (int i = 0; i < 5; i++)
 		free(heap[i]);
 	return rv;
+}
+
+static CK_RV read_private(struct ps_token *t, struct ps_keypair *kp,
+			  CK_KEY_TYPE *type)
+{
+	CK_OBJECT_CLASS cls;
+
+	return read_key_object(t, kp->priv, &cls, type, kp->label,
+			       &kp->pubkey);
+}
+
+/* The public key in a certificate object's value. */
+static EVP_PKEY *cert_pubkey(struct ps_token *t, CK_OBJECT_HANDLE cert,
+			     CK_RV *rv)
+{
+	unsigned char buf[8192];
+	CK_ATTRIBUTE v = { CKA_VALUE, buf, sizeof(buf) };
+	const unsigned char *p = buf;
+	EVP_PKEY *pk = NULL;
+	X509 *x;
+
+	*rv = ps_p11_get(t, cert, &v, 1);
+	x = *rv == CKR_OK ? d2i_X509(NULL, &p, (long)v.ulValueLen) : NULL;
+	if (x) {
+		pk = X509_get_pubkey(x);
+		X509_free(x);
+	}
+	return pk;
+}
+
+static int no_public_half(struct ps_token *t, CK_RV rv, struct ps_err *err)
+{
+	/* A token that failed while asking (removed, session lost) says
+	 * so; only an answer without the public half is "not on token". */
+	if (rv != CKR_OK)
+		return ps_ckr_err(err, rv, t, "reading the public half of a key");
+	return ps_err_set(err, PS_EXIT_TOKEN, "token-error", NULL,
+			  "the public half of key %s is not on token '%s'",
+			  "(given id)", t->label);
+}
+
+static int no_such_key(struct ps_token *t, CK_RV rv, struct ps_err *err)
+{
+	if (rv != CKR_OK)
+		return ps_ckr_err(err, rv, t, "searching for the key");
+	return ps_err_set(err, PS_EXIT_USAGE, "no-such-key",
+			  "list the keys with pkcs11-tool -O --login",
+			  "token '%s' has no private key with this id",
+			  t->label);
+}
+
+/* Object h of a search by CKA_ID, sorted into kp or certs. */
+static CK_RV take_object(struct ps_token *t, CK_OBJECT_HANDLE h,
+			 struct ps_keypair *kp, CK_KEY_TYPE *type,
+			 CK_OBJECT_HANDLE *certs, size_t max, long *ncerts)
+{
+	CK_OBJECT_CLASS cls;
+	CK_KEY_TYPE kt = CKK_RSA;
+	char label[256];
+	EVP_PKEY *pk = NULL;
+	CK_RV rv = read_key_object(t, h, &cls, &kt, label, &pk);
+
+	if (rv == CKR_OK && cls == CKO_PRIVATE_KEY && !kp->priv) {
+		kp->priv = h;
+		*type = kt;
+		memcpy(kp->label, label, sizeof(label));
+	} else if (rv == CKR_OK && cls == CKO_PUBLIC_KEY && !kp->pub) {
+		kp->pub = h;
+	} else if (rv == CKR_OK && cls == CKO_CERTIFICATE &&
+		   (size_t)*ncerts < max) {
+		certs[(*ncerts)++] = h;
+	}
+	if (pk && !kp->pubkey && (cls == CKO_PRIVATE_KEY || h == kp->pub))
+		kp->pubkey = pk;
+	else
+		EVP_PKEY_free(pk);
+	return rv == CKR_OBJECT_HANDLE_INVALID ? CKR_OK : rv;
+}
+
+int ps_keypair_find_certs(struct ps_token *t, const unsigned char *id,
+			  size_t id_len, struct ps_keypair *kp,
+			  CK_OBJECT_HANDLE *certs, size_t max, long *ncerts,
+			  struct ps_err *err)
+{
+	CK_ATTRIBUTE tmpl = { CKA_ID, (void *)id, id_len };
+	CK_KEY_TYPE type = CKK_RSA;
+	CK_OBJECT_HANDLE h[16];
+	CK_ULONG n = 0;
+	CK_RV rv = CKR_OK;
+
+	*ncerts = -1;
+	if (t->index || id_len == 0 || id_len > sizeof(kp->id))
+		return ps_keypair_find(t, id, id_len, kp, err);
+	memset(kp, 0, sizeof(*kp));
+	*ncerts = 0;
+	rv = ps_p11_find(t, &tmpl, 1, h, 16, &n);
+	for (CK_ULONG i = 0; rv == CKR_OK && i < n; i++)
+		rv = take_object(t, h[i], kp, &type, certs, max, ncerts);
+	if (rv != CKR_OK || !kp->priv) {
+		ps_keypair_free(kp);
+		return no_such_key(t, rv, err);
+	}
+	memcpy(kp->id, id, id_len);
+	kp->id_len = id_len;
+	if (!kp->pubkey && kp->pub)
+		kp->pubkey = read_pubkey(t, kp->pub, type, &rv);
+	if (!kp->pubkey && *ncerts > 0 && rv == CKR_OK)
+		kp->pubkey = cert_pubkey(t, certs[0], &rv);
+	if (!kp->pubkey)
+		return no_public_half(t, rv, err);
+	return 0;
 }
 
 int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
@@ -489,14 +602,8 @@ int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 	if (id_len == 0 || id_len > sizeof(kp->id))
 		return ps_err_set(err, PS_EXIT_USAGE, "bad-key-id", NULL,
 				  "a key id is 1 to 64 bytes of hex");
-	if (!find_one(t, CKO_PRIVATE_KEY, id, id_len, &kp->priv, &rv)) {
-		if (rv != CKR_OK)
-			return ps_ckr_err(err, rv, t, "searching for the key");
-		return ps_err_set(err, PS_EXIT_USAGE, "no-such-key",
-				  "list the keys with pkcs11-tool -O --login",
-				  "token '%s' has no private key with this id",
-				  t->label);
-	}
+	if (!find_one(t, CKO_PRIVATE_KEY, id, id_len, &kp->priv, &rv))
+		return no_such_key(t, rv, err);
 	memcpy(kp->id, id, id_len);
 	kp->id_len = id_len;
 	rv = read_private(t, kp, &type);
@@ -510,30 +617,10 @@ int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 	else
 		prv = rv;
 	if (!kp->pubkey &&
-	    find_one(t, CKO_CERTIFICATE, id, id_len, &cert, &rv)) {
-		unsigned char buf[8192];
-		CK_ATTRIBUTE v = { CKA_VALUE, buf, sizeof(buf) };
-		const unsigned char *p = buf;
-		X509 *x;
-
-		rv = ps_p11_get(t, cert, &v, 1);
-		x = rv == CKR_OK ? d2i_X509(NULL, &p, (long)v.ulValueLen)
-				 : NULL;
-		if (x) {
-			kp->pubkey = X509_get_pubkey(x);
-			X509_free(x);
-		}
-	}
-	/* A token that failed while asking (removed, session lost) says
-	 * so; only an answer without the public half is "not on token". */
-	if (!kp->pubkey && (prv != CKR_OK || rv != CKR_OK))
-		return ps_ckr_err(err, prv != CKR_OK ? prv : rv, t,
-				  "reading the public half of a key");
+	    find_one(t, CKO_CERTIFICATE, id, id_len, &cert, &rv))
+		kp->pubkey = cert_pubkey(t, cert, &rv);
 	if (!kp->pubkey)
-		return ps_err_set(err, PS_EXIT_TOKEN, "token-error", NULL,
-				  "the public half of key %s is not on token "
-				  "'%s'",
-				  "(given id)", t->label);
+		return no_public_half(t, prv != CKR_OK ? prv : rv, err);
 	return 0;
 }
 

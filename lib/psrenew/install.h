@@ -14,8 +14,6 @@ struct ps_install_opts {
 				  type, which the certificate must have
 				  (QcCompliance); NULL: any */
 	int accept_type;       /* install one of another type all the same */
-	int first_try;	       /* no earlier run began to write this
-				  certificate: it is not looked for first */
 };
 
 struct ps_install_result {

@@ -76,6 +76,17 @@ int ps_keypair_destroy_id(struct ps_token *tok, const unsigned char *id,
 int ps_keypair_find(struct ps_token *tok, const unsigned char *id,
 		    size_t id_len, struct ps_keypair *kp, struct ps_err *err);
 /*
+ * The same, and the certificate objects with this CKA_ID (up to max
+ * handles into certs, *ncerts of them), from one search by CKA_ID alone
+ * and one read of each object it finds (its class, type, label and public
+ * values). When the token has an index (ps_token_index) it is
+ * ps_keypair_find and *ncerts is -1: the certificates were not looked for.
+ */
+int ps_keypair_find_certs(struct ps_token *tok, const unsigned char *id,
+			  size_t id_len, struct ps_keypair *kp,
+			  CK_OBJECT_HANDLE *certs, size_t max, long *ncerts,
+			  struct ps_err *err);
+/*
  * The key pair on tok whose public key is pk, whatever its CKA_ID (keys
  * made by pkcs11-tool or vendor middleware): one C_FindObjectsInit with
  * the public values as template. RSA: class, key type and CKA_MODULUS of
