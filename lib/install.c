@@ -309,8 +309,8 @@ int ps_install_cert(struct ps_token *tok, STACK_OF(X509) * certs,
 
 	memset(res, 0, sizeof(*res));
 	/* The key and the certificates already under its id: one search. */
-	rc = ps_keypair_find_certs(tok, key_id, key_id_len, &kp, hs, 16,
-				   &known, err);
+	rc = ps_keypair_find_certs(tok, key_id, key_id_len, &kp, hs, 16, &known,
+				   err);
 	if (rc)
 		return rc;
 	leaf = pick_leaf(certs, kp.pubkey);
@@ -326,9 +326,8 @@ int ps_install_cert(struct ps_token *tok, STACK_OF(X509) * certs,
 	rc = check(leaf, certs, old, o, res, err);
 	if (!rc) {
 		len = i2d_X509(leaf, &der);
-		if (len > 0 &&
-		    already_there(tok, key_id, key_id_len, der, len, hs,
-				  known, &res->handle)) {
+		if (len > 0 && already_there(tok, key_id, key_id_len, der, len,
+					     hs, known, &res->handle)) {
 			res->already = 1;
 		} else {
 			rc = ps_token_store_cert(tok, leaf, key_id, key_id_len,

@@ -185,8 +185,8 @@ static int target_certs(struct ps_token *tok, const char *const *ids,
 	ntargets = *n;
 	for (size_t i = 0; !rc && i < ntargets; i++) {
 		const unsigned char *p = (*certs)[i].value;
-		X509 *x = p ? d2i_X509(NULL, &p, (long)(*certs)[i].value_len)
-			    : NULL;
+		X509 *x =
+		    p ? d2i_X509(NULL, &p, (long)(*certs)[i].value_len) : NULL;
 		unsigned char *der = NULL;
 		int len = x ? i2d_X509_NAME(X509_get_subject_name(x), &der) : 0;
 
@@ -213,8 +213,8 @@ static int is_target(const struct ps_invcert *ic, const char *const *ids,
 
 /* Could inv->c[j] supersede a target among inv->c[from..)? Only then its
  * key is looked for. */
-static int may_supersede(const struct ps_inventory *inv, size_t from,
-			 size_t j, const char *const *ids, size_t nids)
+static int may_supersede(const struct ps_inventory *inv, size_t from, size_t j,
+			 const char *const *ids, size_t nids)
 {
 	const struct ps_invcert *b = &inv->c[j];
 
@@ -243,8 +243,8 @@ static int keys_of(struct ps_token *tok, struct ps_invcert *ic,
 		rc = ps_token_objects_match(tok, CKO_PRIVATE_KEY, &a, 1,
 					    &ks.priv, &ks.npriv, err);
 	if (!rc)
-		rc = ps_token_objects_match(tok, CKO_PUBLIC_KEY, &a, 1,
-					    &ks.pub, &ks.npub, err);
+		rc = ps_token_objects_match(tok, CKO_PUBLIC_KEY, &a, 1, &ks.pub,
+					    &ks.npub, err);
 	if (!rc)
 		pair_keys(tok, ic, &ks);
 	keyset_free(&ks);

@@ -485,8 +485,7 @@ static CK_RV read_private(struct ps_token *t, struct ps_keypair *kp,
 {
 	CK_OBJECT_CLASS cls;
 
-	return read_key_object(t, kp->priv, &cls, type, kp->label,
-			       &kp->pubkey);
+	return read_key_object(t, kp->priv, &cls, type, kp->label, &kp->pubkey);
 }
 
 /* The public key in a certificate object's value. */
@@ -513,7 +512,8 @@ static int no_public_half(struct ps_token *t, CK_RV rv, struct ps_err *err)
 	/* A token that failed while asking (removed, session lost) says
 	 * so; only an answer without the public half is "not on token". */
 	if (rv != CKR_OK)
-		return ps_ckr_err(err, rv, t, "reading the public half of a key");
+		return ps_ckr_err(err, rv, t,
+				  "reading the public half of a key");
 	return ps_err_set(err, PS_EXIT_TOKEN, "token-error", NULL,
 			  "the public half of key %s is not on token '%s'",
 			  "(given id)", t->label);
@@ -616,8 +616,7 @@ int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 		kp->pubkey = read_pubkey(t, kp->pub, type, &prv);
 	else
 		prv = rv;
-	if (!kp->pubkey &&
-	    find_one(t, CKO_CERTIFICATE, id, id_len, &cert, &rv))
+	if (!kp->pubkey && find_one(t, CKO_CERTIFICATE, id, id_len, &cert, &rv))
 		kp->pubkey = cert_pubkey(t, cert, &rv);
 	if (!kp->pubkey)
 		return no_public_half(t, prv != CKR_OK ? prv : rv, err);

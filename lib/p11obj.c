@@ -99,7 +99,8 @@ CK_RV ps_p11_get_attrs(struct ps_token *tok, CK_OBJECT_HANDLE h,
 	 * was too small (or that the object lacks or hides) comes back with
 	 * CK_UNAVAILABLE_INFORMATION. Ask those lengths, then read them. */
 	for (CK_ULONG i = 0; i < n && k < PS_P11_MAX_ATTRS; i++)
-		if (a[i].pValue && a[i].ulValueLen == CK_UNAVAILABLE_INFORMATION) {
+		if (a[i].pValue &&
+		    a[i].ulValueLen == CK_UNAVAILABLE_INFORMATION) {
 			sub[k] = (CK_ATTRIBUTE){ a[i].type, NULL, 0 };
 			at[k++] = i;
 		}
@@ -213,8 +214,8 @@ void ps_tobjs_free(struct ps_tobj *o, size_t n)
 }
 
 /* Every object the session sees: one search. */
-static int find_handles(struct ps_token *t, CK_OBJECT_HANDLE **out,
-			CK_ULONG *n, struct ps_err *err)
+static int find_handles(struct ps_token *t, CK_OBJECT_HANDLE **out, CK_ULONG *n,
+			struct ps_err *err)
 {
 	CK_RV rv = ps_p11_find_all(t, NULL, 0, out, n);
 
@@ -303,8 +304,8 @@ int ps_token_objects_match(struct ps_token *t, CK_OBJECT_CLASS cls,
 		return rc;
 	for (CK_ULONG i = 0; i < nextra && i < 7; i++)
 		tmpl[i + 1] = extra[i];
-	rv = ps_p11_find_all(t, tmpl, 1 + (nextra < 7 ? nextra : 7), &h,
-			     &count);
+	rv =
+	    ps_p11_find_all(t, tmpl, 1 + (nextra < 7 ? nextra : 7), &h, &count);
 	if (rv == CKR_HOST_MEMORY)
 		return ps_err_nomem(err);
 	if (rv != CKR_OK)

@@ -58,8 +58,8 @@ static int certs_there(struct ps_token *tok, const struct ps_pfx *pfx,
 	int rc = cert_there(tok, pfx->cert, objs, n, err);
 
 	for (int i = 0; !rc && chain && i < sk_X509_num(pfx->chain); i++)
-		rc = cert_there(tok, sk_X509_value(pfx->chain, i), objs, n,
-				err);
+		rc =
+		    cert_there(tok, sk_X509_value(pfx->chain, i), objs, n, err);
 	return rc;
 }
 

@@ -25,8 +25,9 @@ CK_FUNCTION_LIST *ps_module_functions(const struct ps_module *mod);
 CK_RV ps_p11_find(struct ps_token *tok, CK_ATTRIBUTE *t, CK_ULONG n,
 		  CK_OBJECT_HANDLE *hs, CK_ULONG max, CK_ULONG *count);
 /* The same for every matching object: C_FindObjects until one returns
- * fewer handles than asked for (the end of the search), the handles in *hs (malloc'ed; NULL on an error, which is
- * CKR_HOST_MEMORY when memory ran out). */
+ * fewer handles than asked for (the end of the search), the handles in *hs
+ * (malloc'ed; NULL on an error, which is CKR_HOST_MEMORY when memory ran out).
+ */
 CK_RV ps_p11_find_all(struct ps_token *tok, CK_ATTRIBUTE *t, CK_ULONG n,
 		      CK_OBJECT_HANDLE **hs, CK_ULONG *count);
 

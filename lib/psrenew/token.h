@@ -36,11 +36,11 @@ struct ps_token {
 	/* Frees index: set by the object layer that builds it (p11obj.c), so
 	 * that closing a token needs nothing from the layer above. */
 	void (*index_free)(struct ps_objindex *index);
-	unsigned uses;	/* requests that looked objects up (see ps-fetch) */
-	int info_fresh; /* info read, and no object created, changed or
-			   destroyed since (see ps_p11_set) */
+	unsigned uses;	   /* requests that looked objects up (see ps-fetch) */
+	int info_fresh;	   /* info read, and no object created, changed or
+			      destroyed since (see ps_p11_set) */
 	long long info_ms; /* when info was read (CLOCK_MONOTONIC, ms) */
-	int left_counted;	  /* left_n holds the leftovers counted */
+	int left_counted;  /* left_n holds the leftovers counted */
 	size_t left_n[PS_N_LEFT]; /* see "Leftovers" below */
 };
 
