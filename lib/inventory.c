@@ -26,12 +26,10 @@ static int same_id(const struct ps_tobj *a, const struct ps_tobj *b)
 /* Key object o holds the certificate's public key: 1 yes, 0 another key,
  * -1 it does not show its public values (an EC private key). The values
  * came with the listing's one read of the object. */
-static int holds_key(struct ps_token *tok, const struct ps_tobj *o,
-		     const struct ps_cert *c)
+static int holds_key(const struct ps_tobj *o, const struct ps_cert *c)
 {
 	unsigned char id[20];
 
-	(void)tok;
 	if (ps_key_values_id(o, id))
 		return -1;
 	return memcmp(id, c->key_id, sizeof(id)) == 0;
@@ -39,14 +37,13 @@ static int holds_key(struct ps_token *tok, const struct ps_tobj *o,
 
 /* A public key object with the certificate's CKA_ID and public key: 1;
  * 0 when those with its CKA_ID hold other keys; -1 when there is none. */
-static int pub_here(struct ps_token *tok, const struct keyset *ks,
-		    const struct ps_invcert *ic)
+static int pub_here(const struct keyset *ks, const struct ps_invcert *ic)
 {
 	int r = -1;
 
 	for (size_t i = 0; i < ks->npub; i++)
 		if (same_id(&ks->pub[i], &ic->obj)) {
-			r = holds_key(tok, &ks->pub[i], &ic->cert);
+			r = holds_key(&ks->pub[i], &ic->cert);
 			if (r != 0)
 				return 1;
 		}
@@ -56,17 +53,16 @@ static int pub_here(struct ps_token *tok, const struct keyset *ks,
 /* A private key with the certificate's CKA_ID and public key; where the
  * private key does not show it (EC), its public key object says, if the
  * token has one. */
-static int priv_here(struct ps_token *tok, const struct keyset *ks,
-		     const struct ps_invcert *ic)
+static int priv_here(const struct keyset *ks, const struct ps_invcert *ic)
 {
 	for (size_t i = 0; i < ks->npriv; i++) {
 		int r;
 
 		if (!same_id(&ks->priv[i], &ic->obj))
 			continue;
-		r = holds_key(tok, &ks->priv[i], &ic->cert);
+		r = holds_key(&ks->priv[i], &ic->cert);
 		if (r < 0)
-			r = pub_here(tok, ks, ic) != 0;
+			r = pub_here(ks, ic) != 0;
 		if (r)
 			return 1;
 	}
@@ -123,9 +119,8 @@ static int add_certs(struct ps_token *tok, struct ps_inventory *inv,
 static void pair_keys(struct ps_token *tok, struct ps_invcert *ic,
 		      const struct keyset *ks)
 {
-	ic->has_key = tok->logged_in ? priv_here(tok, ks, ic) : -1;
-	ic->key_on_token =
-	    tok->logged_in ? ic->has_key : pub_here(tok, ks, ic) == 1;
+	ic->has_key = tok->logged_in ? priv_here(ks, ic) : -1;
+	ic->key_on_token = tok->logged_in ? ic->has_key : pub_here(ks, ic) == 1;
 }
 
 static int load_token(struct ps_token *tok, struct ps_inventory *inv,

@@ -34,8 +34,8 @@ struct ps_inventory {
 
 /*
  * Reads the certificates (and the key ids) of every token: one object
- * search per class and one attribute read per object, and one more per
- * certificate that has a key with its CKA_ID (that key's public values).
+ * search per class and one attribute read per object (a key's public
+ * values come with it, to check that it holds the certificate's key).
  * Sorted by token, then qualified before commercial, then holder, then
  * not_after. A certificate is superseded only by a newer valid one of
  * the same holder and type whose key is on the token (key_on_token).
