@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 
 #include <psrenew/keypair.h>
+#include <psrenew/p11obj.h>
 #include <psrenew/record.h>
 #include <psrenew/codec.h>
 
@@ -329,6 +330,65 @@ int ps_inventory_load_ids(struct ps_token **toks, size_t ntoks, time_t now,
 			ps_inventory_free(inv);
 			return rc;
 		}
+	}
+	if (inv->n > 1)
+		qsort(inv->c, inv->n, sizeof(*inv->c), cmp_cert);
+	link_successors(inv);
+	return 0;
+}
+
+/* A copy of o's CKA_ID and label (the value is not needed after the
+ * parse, which add_certs does from the copy's value). */
+static int tobj_copy(struct ps_tobj *to, const struct ps_tobj *o)
+{
+	CK_ATTRIBUTE id = { CKA_ID, o->id, o->id_len };
+	CK_ATTRIBUTE label = { CKA_LABEL, o->label,
+			       o->label ? strlen(o->label) : 0 };
+	CK_ATTRIBUTE value = { CKA_VALUE, o->value, o->value_len };
+
+	memset(to, 0, sizeof(*to));
+	to->handle = o->handle;
+	to->cls = o->cls;
+	if (!o->id)
+		id.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+	if (!o->label)
+		label.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+	if (!o->value)
+		value.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+	return ps_attr_dup(&id, &to->id, &to->id_len) ||
+		       ps_attr_dup(&label, (unsigned char **)&to->label,
+				   NULL) ||
+		       ps_attr_dup(&value, &to->value, &to->value_len)
+		   ? -1
+		   : 0;
+}
+
+int ps_inventory_from_objects(struct ps_token *tok, time_t now,
+			      const struct ps_tobj *certs, size_t ncerts,
+			      struct ps_tobj *priv, size_t npriv,
+			      struct ps_tobj *pub, size_t npub,
+			      struct ps_inventory *inv, struct ps_err *err)
+{
+	struct keyset ks = { priv, pub, npriv, npub };
+	struct ps_tobj *copy = calloc(ncerts + 1, sizeof(*copy));
+	size_t k = 0;
+	int rc = copy ? 0 : ps_err_nomem(err);
+
+	memset(inv, 0, sizeof(*inv));
+	inv->now = now;
+	for (; !rc && k < ncerts; k++)
+		if (tobj_copy(&copy[k], &certs[k]) < 0)
+			rc = ps_err_nomem(err);
+	if (rc) {
+		ps_tobjs_free(copy, k + (copy != NULL));
+		return rc;
+	}
+	rc = add_certs(tok, inv, copy, ncerts, err);
+	for (size_t i = 0; !rc && i < inv->n; i++)
+		pair_keys(tok, &inv->c[i], &ks);
+	if (rc) {
+		ps_inventory_free(inv);
+		return rc;
 	}
 	if (inv->n > 1)
 		qsort(inv->c, inv->n, sizeof(*inv->c), cmp_cert);

@@ -55,6 +55,14 @@ PS_API int ps_inventory_load(struct ps_token **toks, size_t ntoks, time_t now,
 int ps_inventory_load_ids(struct ps_token **toks, size_t ntoks, time_t now,
 			  const char *const *ids, size_t nids,
 			  struct ps_inventory *inv, struct ps_err *err);
+/* The inventory of one token from objects its caller listed already
+ * (ps_token_objects: certificates, and private and public keys): no call
+ * to the token. The objects stay the caller's. */
+int ps_inventory_from_objects(struct ps_token *tok, time_t now,
+			      const struct ps_tobj *certs, size_t ncerts,
+			      struct ps_tobj *priv, size_t npriv,
+			      struct ps_tobj *pub, size_t npub,
+			      struct ps_inventory *inv, struct ps_err *err);
 PS_API void ps_inventory_free(struct ps_inventory *inv);
 
 /* "valid", "expired", "not-yet-valid" or "superseded". */
