@@ -733,8 +733,6 @@ int ps_clean_plan_make(struct ps_token *tok, const struct ps_clean_opts *o,
 	if (!rc)
 		rc = ps_token_refresh(tok, err);
 	if (!rc)
-		rc = ps_inventory_load(&tok, 1, o->now, &p->inv, err);
-	if (!rc)
 		rc = ps_token_objects(tok, CKO_CERTIFICATE, &p->certobjs,
 				      &p->ncertobjs, err);
 	if (!rc)
@@ -743,6 +741,11 @@ int ps_clean_plan_make(struct ps_token *tok, const struct ps_clean_opts *o,
 	if (!rc)
 		rc = ps_token_objects(tok, CKO_PUBLIC_KEY, &p->pub, &p->npub,
 				      err);
+	/* The inventory from the same listing: each object read once. */
+	if (!rc)
+		rc = ps_inventory_from_objects(tok, o->now, p->certobjs,
+					       p->ncertobjs, p->priv, p->npriv,
+					       p->pub, p->npub, &p->inv, err);
 	if (!rc)
 		rc = count_objects(tok, &p->nobjects, err);
 	if (!rc)

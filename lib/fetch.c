@@ -143,6 +143,11 @@ static int selected(struct ps_fetch *f, const json_t *rec)
 	return ok;
 }
 
+/* Requests of a run on one token that search for their objects, before
+ * the token's objects are indexed (a search is 3 calls, 3 or 4 per
+ * request; an index costs one read per object on the token). */
+#define FETCH_INDEX_AFTER 8
+
 /* The token of a request, open read-write and logged in (one login per
  * token and run: ps_token_login tries a token once). */
 static struct ps_token *token_for(struct ps_fetch *f, const json_t *rec,
@@ -154,9 +159,10 @@ static struct ps_token *token_for(struct ps_fetch *f, const json_t *rec,
 	if (t) {
 		if (ps_pool_login(f->toks, t, 1, err))
 			return NULL;
-		/* Requests for this token look their keys and certificates
-		 * up from one listing (without it: a search each). */
-		if (!t->index)
+		/* Many requests for this token look their keys and
+		 * certificates up from one listing (one read per object on
+		 * the token); the first few search for theirs alone. */
+		if (!t->index && ++t->uses > FETCH_INDEX_AFTER)
 			ps_token_index(t, NULL);
 		return t;
 	}

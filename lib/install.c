@@ -183,17 +183,18 @@ static int check(X509 *leaf, STACK_OF(X509) * certs, X509 *old,
 	return check_type(leaf, o, res, err);
 }
 
-/* A certificate object with this id and exactly this DER? */
+/* A certificate object with this id and exactly this DER? hs[0..known):
+ * the ones with this id, when known (-1: look). */
 static int already_there(struct ps_token *tok, const unsigned char *id,
 			 size_t id_len, const unsigned char *der, int len,
-			 CK_OBJECT_HANDLE *h)
+			 CK_OBJECT_HANDLE *hs, long known, CK_OBJECT_HANDLE *h)
 {
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_ATTRIBUTE t[] = { { CKA_CLASS, &cls, sizeof(cls) },
 			     { CKA_ID, (void *)id, id_len } };
-	CK_OBJECT_HANDLE hs[16];
 	CK_ULONG n = 0;
-	long k = ps_token_index_find(tok, cls, id, id_len, hs, 16);
+	long k = known >= 0 ? known
+			    : ps_token_index_find(tok, cls, id, id_len, hs, 16);
 	int found = 0;
 
 	/* With an index, a miss is believed: a certificate is installed
@@ -216,16 +217,6 @@ static int already_there(struct ps_token *tok, const unsigned char *id,
 		free(buf);
 	}
 	return found;
-}
-
-static void key_label(struct ps_token *tok, CK_OBJECT_HANDLE priv, char *buf,
-		      size_t len)
-{
-	CK_ATTRIBUTE a = { CKA_LABEL, buf, len - 1 };
-
-	buf[0] = '\0';
-	if (ps_p11_get(tok, priv, &a, 1) == CKR_OK && a.ulValueLen < len)
-		buf[a.ulValueLen] = '\0';
 }
 
 int ps_token_write_cert(struct ps_token *tok, X509 *x,
@@ -285,7 +276,9 @@ int ps_token_store_cert(struct ps_token *tok, X509 *leaf,
 	unsigned long free_bytes;
 	int rc;
 
-	if (dl > 0 && ps_token_refresh(tok, NULL) == 0 &&
+	/* The free memory as it is now: read again unless nothing was
+	 * written since the token information was last read. */
+	if (dl > 0 && (tok->info_fresh || ps_token_refresh(tok, NULL) == 0) &&
 	    ps_token_free_memory(tok, &free_bytes) &&
 	    free_bytes < (unsigned long)dl)
 		return ps_err_set(err, PS_EXIT_TOKEN, "token-full", full_hint,
@@ -308,13 +301,16 @@ int ps_install_cert(struct ps_token *tok, STACK_OF(X509) * certs,
 		    struct ps_install_result *res, struct ps_err *err)
 {
 	struct ps_keypair kp;
+	CK_OBJECT_HANDLE hs[16];
+	long known;
 	unsigned char *der = NULL;
-	char label[256];
 	X509 *leaf;
 	int rc, len;
 
 	memset(res, 0, sizeof(*res));
-	rc = ps_keypair_find(tok, key_id, key_id_len, &kp, err);
+	/* The key and the certificates already under its id: one search. */
+	rc = ps_keypair_find_certs(tok, key_id, key_id_len, &kp, hs, 16, &known,
+				   err);
 	if (rc)
 		return rc;
 	leaf = pick_leaf(certs, kp.pubkey);
@@ -331,12 +327,11 @@ int ps_install_cert(struct ps_token *tok, STACK_OF(X509) * certs,
 	if (!rc) {
 		len = i2d_X509(leaf, &der);
 		if (len > 0 && already_there(tok, key_id, key_id_len, der, len,
-					     &res->handle)) {
+					     hs, known, &res->handle)) {
 			res->already = 1;
 		} else {
-			key_label(tok, kp.priv, label, sizeof(label));
 			rc = ps_token_store_cert(tok, leaf, key_id, key_id_len,
-						 label, &res->handle, err);
+						 kp.label, &res->handle, err);
 		}
 		OPENSSL_free(der);
 	}

@@ -5,7 +5,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/x509.h>
+
 #include <psrenew/keypair.h>
+#include <psrenew/p11obj.h>
 #include <psrenew/record.h>
 #include <psrenew/codec.h>
 
@@ -22,32 +25,26 @@ static int same_id(const struct ps_tobj *a, const struct ps_tobj *b)
 }
 
 /* Key object o holds the certificate's public key: 1 yes, 0 another key,
- * -1 it does not show its public values (an EC private key). A token that
- * fails to answer leaves the CKA_ID pairing as it is (1). */
-static int holds_key(struct ps_token *tok, const struct ps_tobj *o,
-		     const struct ps_cert *c)
+ * -1 it does not show its public values (an EC private key). The values
+ * came with the listing's one read of the object. */
+static int holds_key(const struct ps_tobj *o, const struct ps_cert *c)
 {
 	unsigned char id[20];
-	CK_RV rv;
-	int r = ps_key_object_id(tok, o->handle, o->key_type, id, &rv);
 
-	if (r < 0)
-		return 1;
-	if (r > 0)
+	if (ps_key_values_id(o, id))
 		return -1;
 	return memcmp(id, c->key_id, sizeof(id)) == 0;
 }
 
 /* A public key object with the certificate's CKA_ID and public key: 1;
  * 0 when those with its CKA_ID hold other keys; -1 when there is none. */
-static int pub_here(struct ps_token *tok, const struct keyset *ks,
-		    const struct ps_invcert *ic)
+static int pub_here(const struct keyset *ks, const struct ps_invcert *ic)
 {
 	int r = -1;
 
 	for (size_t i = 0; i < ks->npub; i++)
 		if (same_id(&ks->pub[i], &ic->obj)) {
-			r = holds_key(tok, &ks->pub[i], &ic->cert);
+			r = holds_key(&ks->pub[i], &ic->cert);
 			if (r != 0)
 				return 1;
 		}
@@ -57,17 +54,16 @@ static int pub_here(struct ps_token *tok, const struct keyset *ks,
 /* A private key with the certificate's CKA_ID and public key; where the
  * private key does not show it (EC), its public key object says, if the
  * token has one. */
-static int priv_here(struct ps_token *tok, const struct keyset *ks,
-		     const struct ps_invcert *ic)
+static int priv_here(const struct keyset *ks, const struct ps_invcert *ic)
 {
 	for (size_t i = 0; i < ks->npriv; i++) {
 		int r;
 
 		if (!same_id(&ks->priv[i], &ic->obj))
 			continue;
-		r = holds_key(tok, &ks->priv[i], &ic->cert);
+		r = holds_key(&ks->priv[i], &ic->cert);
 		if (r < 0)
-			r = pub_here(tok, ks, ic) != 0;
+			r = pub_here(ks, ic) != 0;
 		if (r)
 			return 1;
 	}
@@ -80,30 +76,17 @@ static void keyset_free(struct keyset *ks)
 	ps_tobjs_free(ks->pub, ks->npub);
 }
 
-static int load_token(struct ps_token *tok, struct ps_inventory *inv,
-		      struct ps_err *err)
+/* Parses certs[0..ncerts) into new entries of inv (their members move
+ * there; the objects that are not X.509 are counted and freed). No key
+ * is known yet: has_key -1, key_on_token 0. */
+static int add_certs(struct ps_token *tok, struct ps_inventory *inv,
+		     struct ps_tobj *certs, size_t ncerts, struct ps_err *err)
 {
-	struct ps_tobj *certs = NULL;
-	struct keyset ks = { NULL, NULL, 0, 0 };
-	size_t ncerts = 0;
-	struct ps_invcert *grown;
-	int rc = ps_token_objects(tok, CKO_CERTIFICATE, &certs, &ncerts, err);
+	struct ps_invcert *grown =
+	    realloc(inv->c, (inv->n + ncerts + 1) * sizeof(*grown));
 
-	if (!rc && tok->logged_in)
-		rc = ps_token_objects(tok, CKO_PRIVATE_KEY, &ks.priv, &ks.npriv,
-				      err);
-	if (!rc)
-		rc = ps_token_objects(tok, CKO_PUBLIC_KEY, &ks.pub, &ks.npub,
-				      err);
-	if (rc) {
-		ps_tobjs_free(certs, ncerts);
-		keyset_free(&ks);
-		return rc;
-	}
-	grown = realloc(inv->c, (inv->n + ncerts + 1) * sizeof(*grown));
 	if (!grown) {
 		ps_tobjs_free(certs, ncerts);
-		keyset_free(&ks);
 		return ps_err_nomem(err);
 	}
 	inv->c = grown;
@@ -125,15 +108,163 @@ static int load_token(struct ps_token *tok, struct ps_inventory *inv,
 		free(ic->obj.value);
 		ic->obj.value = NULL;
 		ic->obj.value_len = 0;
-		ic->has_key = tok->logged_in ? priv_here(tok, &ks, ic) : -1;
-		ic->key_on_token =
-		    tok->logged_in ? ic->has_key : pub_here(tok, &ks, ic) == 1;
+		ic->has_key = -1;
 		ic->superseded_by = -1;
 		inv->n++;
 	}
 	free(certs); /* the members moved into inv */
-	keyset_free(&ks);
 	return 0;
+}
+
+/* has_key and key_on_token of entry ic from the keys in ks. */
+static void pair_keys(struct ps_token *tok, struct ps_invcert *ic,
+		      const struct keyset *ks)
+{
+	ic->has_key = tok->logged_in ? priv_here(ks, ic) : -1;
+	ic->key_on_token = tok->logged_in ? ic->has_key : pub_here(ks, ic) == 1;
+}
+
+static int load_token(struct ps_token *tok, struct ps_inventory *inv,
+		      struct ps_err *err)
+{
+	struct ps_tobj *certs = NULL;
+	struct keyset ks = { NULL, NULL, 0, 0 };
+	size_t ncerts = 0, first = inv->n;
+	int rc = ps_token_objects(tok, CKO_CERTIFICATE, &certs, &ncerts, err);
+
+	if (!rc && tok->logged_in)
+		rc = ps_token_objects(tok, CKO_PRIVATE_KEY, &ks.priv, &ks.npriv,
+				      err);
+	if (!rc)
+		rc = ps_token_objects(tok, CKO_PUBLIC_KEY, &ks.pub, &ks.npub,
+				      err);
+	if (rc) {
+		ps_tobjs_free(certs, ncerts);
+		keyset_free(&ks);
+		return rc;
+	}
+	rc = add_certs(tok, inv, certs, ncerts, err);
+	for (size_t i = first; !rc && i < inv->n; i++)
+		pair_keys(tok, &inv->c[i], &ks);
+	keyset_free(&ks);
+	return rc;
+}
+
+/* The certificates with this CKA_ID (or CKA_SUBJECT), appended to
+ * *certs unless there already. */
+static int certs_where(struct ps_token *tok, CK_ATTRIBUTE_TYPE type,
+		       const void *v, size_t len, struct ps_tobj **certs,
+		       size_t *n, struct ps_err *err)
+{
+	CK_ATTRIBUTE a = { type, (void *)v, len };
+
+	return ps_token_objects_match(tok, CKO_CERTIFICATE, &a, 1, certs, n,
+				      err);
+}
+
+/* The targets (CKA_IDs ids) on tok, and the certificates of their holders
+ * found by the targets' CKA_SUBJECT. */
+static int target_certs(struct ps_token *tok, const char *const *ids,
+			size_t nids, struct ps_tobj **certs, size_t *n,
+			struct ps_err *err)
+{
+	size_t ntargets;
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < nids; i++) {
+		unsigned char id[256];
+		size_t len;
+
+		if (!ps_unhex(ids[i], id, sizeof(id), &len) && len > 0)
+			rc = certs_where(tok, CKA_ID, id, len, certs, n, err);
+	}
+	ntargets = *n;
+	for (size_t i = 0; !rc && i < ntargets; i++) {
+		const unsigned char *p = (*certs)[i].value;
+		X509 *x =
+		    p ? d2i_X509(NULL, &p, (long)(*certs)[i].value_len) : NULL;
+		unsigned char *der = NULL;
+		int len = x ? i2d_X509_NAME(X509_get_subject_name(x), &der) : 0;
+
+		if (len > 0)
+			rc = certs_where(tok, CKA_SUBJECT, der, (size_t)len,
+					 certs, n, err);
+		OPENSSL_free(der);
+		X509_free(x);
+	}
+	return rc;
+}
+
+static int is_target(const struct ps_invcert *ic, const char *const *ids,
+		     size_t nids)
+{
+	char *hid = ps_hex(ic->obj.id, ic->obj.id_len);
+	int yes = 0;
+
+	for (size_t i = 0; hid && i < nids && !yes; i++)
+		yes = !strcasecmp(hid, ids[i]);
+	free(hid);
+	return yes;
+}
+
+/* Could inv->c[j] supersede a target among inv->c[from..)? Only then its
+ * key is looked for. */
+static int may_supersede(const struct ps_inventory *inv, size_t from, size_t j,
+			 const char *const *ids, size_t nids)
+{
+	const struct ps_invcert *b = &inv->c[j];
+
+	if (b->cert.not_after <= inv->now)
+		return 0;
+	for (size_t i = from; i < inv->n; i++) {
+		const struct ps_invcert *a = &inv->c[i];
+
+		if (i != j && b->cert.not_before > a->cert.not_before &&
+		    ps_cert_same_holder(&a->cert, &b->cert) &&
+		    is_target(a, ids, nids))
+			return 1;
+	}
+	return 0;
+}
+
+/* The keys with entry ic's CKA_ID, and what they say of it. */
+static int keys_of(struct ps_token *tok, struct ps_invcert *ic,
+		   struct ps_err *err)
+{
+	struct keyset ks = { NULL, NULL, 0, 0 };
+	CK_ATTRIBUTE a = { CKA_ID, ic->obj.id, ic->obj.id_len };
+	int rc = 0;
+
+	if (tok->logged_in)
+		rc = ps_token_objects_match(tok, CKO_PRIVATE_KEY, &a, 1,
+					    &ks.priv, &ks.npriv, err);
+	if (!rc)
+		rc = ps_token_objects_match(tok, CKO_PUBLIC_KEY, &a, 1, &ks.pub,
+					    &ks.npub, err);
+	if (!rc)
+		pair_keys(tok, ic, &ks);
+	keyset_free(&ks);
+	return rc;
+}
+
+static int load_token_ids(struct ps_token *tok, struct ps_inventory *inv,
+			  const char *const *ids, size_t nids,
+			  struct ps_err *err)
+{
+	struct ps_tobj *certs = NULL;
+	size_t ncerts = 0, first = inv->n;
+	int rc = target_certs(tok, ids, nids, &certs, &ncerts, err);
+
+	if (rc) {
+		ps_tobjs_free(certs, ncerts);
+		return rc;
+	}
+	rc = add_certs(tok, inv, certs, ncerts, err);
+	for (size_t j = first; !rc && j < inv->n; j++)
+		if (inv->c[j].obj.id_len &&
+		    may_supersede(inv, first, j, ids, nids))
+			rc = keys_of(tok, &inv->c[j], err);
+	return rc;
 }
 
 static int cmp_cert(const void *pa, const void *pb)
@@ -182,15 +313,82 @@ static void link_successors(struct ps_inventory *inv)
 int ps_inventory_load(struct ps_token **toks, size_t ntoks, time_t now,
 		      struct ps_inventory *inv, struct ps_err *err)
 {
+	return ps_inventory_load_ids(toks, ntoks, now, NULL, 0, inv, err);
+}
+
+int ps_inventory_load_ids(struct ps_token **toks, size_t ntoks, time_t now,
+			  const char *const *ids, size_t nids,
+			  struct ps_inventory *inv, struct ps_err *err)
+{
 	memset(inv, 0, sizeof(*inv));
 	inv->now = now;
 	for (size_t t = 0; t < ntoks; t++) {
-		int rc = load_token(toks[t], inv, err);
+		int rc = ids ? load_token_ids(toks[t], inv, ids, nids, err)
+			     : load_token(toks[t], inv, err);
 
 		if (rc) {
 			ps_inventory_free(inv);
 			return rc;
 		}
+	}
+	if (inv->n > 1)
+		qsort(inv->c, inv->n, sizeof(*inv->c), cmp_cert);
+	link_successors(inv);
+	return 0;
+}
+
+/* A copy of o's CKA_ID and label (the value is not needed after the
+ * parse, which add_certs does from the copy's value). */
+static int tobj_copy(struct ps_tobj *to, const struct ps_tobj *o)
+{
+	CK_ATTRIBUTE id = { CKA_ID, o->id, o->id_len };
+	CK_ATTRIBUTE label = { CKA_LABEL, o->label,
+			       o->label ? strlen(o->label) : 0 };
+	CK_ATTRIBUTE value = { CKA_VALUE, o->value, o->value_len };
+
+	memset(to, 0, sizeof(*to));
+	to->handle = o->handle;
+	to->cls = o->cls;
+	if (!o->id)
+		id.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+	if (!o->label)
+		label.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+	if (!o->value)
+		value.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+	return ps_attr_dup(&id, &to->id, &to->id_len) ||
+		       ps_attr_dup(&label, (unsigned char **)&to->label,
+				   NULL) ||
+		       ps_attr_dup(&value, &to->value, &to->value_len)
+		   ? -1
+		   : 0;
+}
+
+int ps_inventory_from_objects(struct ps_token *tok, time_t now,
+			      const struct ps_tobj *certs, size_t ncerts,
+			      struct ps_tobj *priv, size_t npriv,
+			      struct ps_tobj *pub, size_t npub,
+			      struct ps_inventory *inv, struct ps_err *err)
+{
+	struct keyset ks = { priv, pub, npriv, npub };
+	struct ps_tobj *copy = calloc(ncerts + 1, sizeof(*copy));
+	size_t k = 0;
+	int rc = copy ? 0 : ps_err_nomem(err);
+
+	memset(inv, 0, sizeof(*inv));
+	inv->now = now;
+	for (; !rc && k < ncerts; k++)
+		if (tobj_copy(&copy[k], &certs[k]) < 0)
+			rc = ps_err_nomem(err);
+	if (rc) {
+		ps_tobjs_free(copy, k + (copy != NULL));
+		return rc;
+	}
+	rc = add_certs(tok, inv, copy, ncerts, err);
+	for (size_t i = 0; !rc && i < inv->n; i++)
+		pair_keys(tok, &inv->c[i], &ks);
+	if (rc) {
+		ps_inventory_free(inv);
+		return rc;
 	}
 	if (inv->n > 1)
 		qsort(inv->c, inv->n, sizeof(*inv->c), cmp_cert);

@@ -1,6 +1,7 @@
 /* psrenew: key pairs generated and kept on the token. */
 #include <psrenew/keypair.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,18 +178,12 @@ long ps_token_room(const struct ps_token *t)
 	return (long)(free_bytes / PS_ROOM_PER_RENEWAL);
 }
 
-/* Reads CKA_MODULUS/CKA_PUBLIC_EXPONENT or CKA_EC_PARAMS/CKA_EC_POINT of a
- * public key object into an EVP_PKEY. */
-static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
-			     CK_KEY_TYPE type, CK_RV *rvp)
+/* An EVP_PKEY from a key's public values as the token keeps them: v0 the
+ * modulus or CKA_EC_PARAMS, v1 the exponent or CKA_EC_POINT. */
+static EVP_PKEY *pubkey_from_values(CK_KEY_TYPE type, const unsigned char *a0,
+				    size_t l0, const unsigned char *a1,
+				    size_t l1)
 {
-	unsigned char a0[1024], a1[256];
-	CK_ATTRIBUTE a[2] = {
-		{ type == CKK_EC ? CKA_EC_PARAMS : CKA_MODULUS, a0,
-		  sizeof(a0) },
-		{ type == CKK_EC ? CKA_EC_POINT : CKA_PUBLIC_EXPONENT, a1,
-		  sizeof(a1) },
-	};
 	OSSL_PARAM_BLD *bld;
 	OSSL_PARAM *params = NULL;
 	EVP_PKEY_CTX *pctx = NULL;
@@ -196,15 +191,14 @@ static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
 	BIGNUM *n = NULL, *e = NULL;
 	ASN1_OCTET_STRING *os = NULL; /* the builder points into it */
 
-	*rvp = ps_p11_get(t, h, a, 2);
-	if (*rvp != CKR_OK)
+	if (!a0 || !a1 || l0 > INT_MAX || l1 > INT_MAX)
 		return NULL;
 	bld = OSSL_PARAM_BLD_new();
 	if (!bld)
 		return NULL;
 	if (type == CKK_RSA) {
-		n = BN_bin2bn(a0, (int)a[0].ulValueLen, NULL);
-		e = BN_bin2bn(a1, (int)a[1].ulValueLen, NULL);
+		n = BN_bin2bn(a0, (int)l0, NULL);
+		e = BN_bin2bn(a1, (int)l1, NULL);
 		if (!n || !e || !OSSL_PARAM_BLD_push_BN(bld, "n", n) ||
 		    !OSSL_PARAM_BLD_push_BN(bld, "e", e))
 			goto out;
@@ -213,11 +207,11 @@ static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
 		const unsigned char *p = a1;
 
 		for (size_t i = 0; i < sizeof(curves) / sizeof(*curves); i++)
-			if (a[0].ulValueLen == curves[i].der_len &&
+			if (l0 == curves[i].der_len &&
 			    !memcmp(a0, curves[i].der, curves[i].der_len))
 				group = curves[i].group;
 		/* CKA_EC_POINT is a DER OCTET STRING holding the point. */
-		os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)a[1].ulValueLen);
+		os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)l1);
 		if (!group || !os ||
 		    !OSSL_PARAM_BLD_push_utf8_string(bld, "group", group, 0) ||
 		    !OSSL_PARAM_BLD_push_octet_string(
@@ -239,6 +233,39 @@ out:
 	OSSL_PARAM_BLD_free(bld);
 	EVP_PKEY_CTX_free(pctx);
 	return pk;
+}
+
+/* Reads CKA_MODULUS/CKA_PUBLIC_EXPONENT or CKA_EC_PARAMS/CKA_EC_POINT of a
+ * key object into an EVP_PKEY. */
+static EVP_PKEY *read_pubkey(struct ps_token *t, CK_OBJECT_HANDLE h,
+			     CK_KEY_TYPE type, CK_RV *rvp)
+{
+	unsigned char a0[1024], a1[256];
+	CK_ATTRIBUTE a[2] = {
+		{ type == CKK_EC ? CKA_EC_PARAMS : CKA_MODULUS, a0,
+		  sizeof(a0) },
+		{ type == CKK_EC ? CKA_EC_POINT : CKA_PUBLIC_EXPONENT, a1,
+		  sizeof(a1) },
+	};
+
+	*rvp = ps_p11_get(t, h, a, 2);
+	if (*rvp != CKR_OK)
+		return NULL;
+	return pubkey_from_values(type, a0, a[0].ulValueLen, a1,
+				  a[1].ulValueLen);
+}
+
+int ps_key_values_id(const struct ps_tobj *o, unsigned char id[20])
+{
+	EVP_PKEY *pk = pubkey_from_values(o->key_type, o->kv[0], o->kv_len[0],
+					  o->kv[1], o->kv_len[1]);
+	int rc;
+
+	if (!pk)
+		return 1;
+	rc = ps_pubkey_id(pk, id) < 0 ? 1 : 0;
+	EVP_PKEY_free(pk);
+	return rc;
 }
 
 static CK_RV set_id(struct ps_token *t, CK_OBJECT_HANDLE h,
@@ -454,11 +481,154 @@ static int find_one(struct ps_token *t, CK_OBJECT_CLASS cls,
 	return *rvp == CKR_OK && n == 1;
 }
 
+/* A key object's class, type, label and (RSA) public values, in one
+ * read: *pk when it shows its modulus. label: 256 bytes ("" when none). */
+static CK_RV read_key_object(struct ps_token *t, CK_OBJECT_HANDLE h,
+			     CK_OBJECT_CLASS *cls, CK_KEY_TYPE *type,
+			     char *label, EVP_PKEY **pk)
+{
+	unsigned char mod[1024], exp[16];
+	CK_ATTRIBUTE a[5] = {
+		{ CKA_KEY_TYPE, type, sizeof(*type) },
+		{ CKA_LABEL, label, 255 },
+		{ CKA_MODULUS, mod, sizeof(mod) },
+		{ CKA_PUBLIC_EXPONENT, exp, sizeof(exp) },
+		{ CKA_CLASS, cls, sizeof(*cls) },
+	};
+	void *heap[5] = { NULL };
+	CK_RV rv = ps_p11_get_attrs(t, h, a, 5, heap);
+
+	if (rv == CKR_OK && a[0].ulValueLen == CK_UNAVAILABLE_INFORMATION)
+		*type = CKK_RSA;
+	if (rv == CKR_OK && a[4].ulValueLen == CK_UNAVAILABLE_INFORMATION)
+		*cls = CK_UNAVAILABLE_INFORMATION;
+	if (rv == CKR_OK && a[1].ulValueLen < 256)
+		label[a[1].ulValueLen] = '\0'; /* read into it */
+	else
+		label[0] = '\0';
+	if (rv == CKR_OK && *type == CKK_RSA && !*pk)
+		*pk = pubkey_from_values(CKK_RSA, a[2].pValue, a[2].ulValueLen,
+					 a[3].pValue, a[3].ulValueLen);
+	for (int i = 0; i < 5; i++)
+		free(heap[i]);
+	return rv;
+}
+
+static CK_RV read_private(struct ps_token *t, struct ps_keypair *kp,
+			  CK_KEY_TYPE *type)
+{
+	CK_OBJECT_CLASS cls;
+
+	return read_key_object(t, kp->priv, &cls, type, kp->label, &kp->pubkey);
+}
+
+/* The public key in a certificate object's value. */
+static EVP_PKEY *cert_pubkey(struct ps_token *t, CK_OBJECT_HANDLE cert,
+			     CK_RV *rv)
+{
+	unsigned char buf[8192];
+	CK_ATTRIBUTE v = { CKA_VALUE, buf, sizeof(buf) };
+	const unsigned char *p = buf;
+	EVP_PKEY *pk = NULL;
+	X509 *x;
+
+	*rv = ps_p11_get(t, cert, &v, 1);
+	x = *rv == CKR_OK ? d2i_X509(NULL, &p, (long)v.ulValueLen) : NULL;
+	if (x) {
+		pk = X509_get_pubkey(x);
+		X509_free(x);
+	}
+	return pk;
+}
+
+static int no_public_half(struct ps_token *t, CK_RV rv, struct ps_err *err)
+{
+	/* A token that failed while asking (removed, session lost) says
+	 * so; only an answer without the public half is "not on token". */
+	if (rv != CKR_OK)
+		return ps_ckr_err(err, rv, t,
+				  "reading the public half of a key");
+	return ps_err_set(err, PS_EXIT_TOKEN, "token-error", NULL,
+			  "the public half of key %s is not on token '%s'",
+			  "(given id)", t->label);
+}
+
+static int no_such_key(struct ps_token *t, CK_RV rv, struct ps_err *err)
+{
+	if (rv != CKR_OK)
+		return ps_ckr_err(err, rv, t, "searching for the key");
+	return ps_err_set(err, PS_EXIT_USAGE, "no-such-key",
+			  "list the keys with pkcs11-tool -O --login",
+			  "token '%s' has no private key with this id",
+			  t->label);
+}
+
+/* Object h of a search by CKA_ID, sorted into kp or certs. */
+static CK_RV take_object(struct ps_token *t, CK_OBJECT_HANDLE h,
+			 struct ps_keypair *kp, CK_KEY_TYPE *type,
+			 CK_OBJECT_HANDLE *certs, size_t max, long *ncerts)
+{
+	CK_OBJECT_CLASS cls;
+	CK_KEY_TYPE kt = CKK_RSA;
+	char label[256];
+	EVP_PKEY *pk = NULL;
+	CK_RV rv = read_key_object(t, h, &cls, &kt, label, &pk);
+
+	if (rv == CKR_OK && cls == CKO_PRIVATE_KEY && !kp->priv) {
+		kp->priv = h;
+		*type = kt;
+		memcpy(kp->label, label, sizeof(label));
+	} else if (rv == CKR_OK && cls == CKO_PUBLIC_KEY && !kp->pub) {
+		kp->pub = h;
+	} else if (rv == CKR_OK && cls == CKO_CERTIFICATE &&
+		   (size_t)*ncerts < max) {
+		certs[(*ncerts)++] = h;
+	}
+	if (pk && !kp->pubkey && (cls == CKO_PRIVATE_KEY || h == kp->pub))
+		kp->pubkey = pk;
+	else
+		EVP_PKEY_free(pk);
+	return rv == CKR_OBJECT_HANDLE_INVALID ? CKR_OK : rv;
+}
+
+int ps_keypair_find_certs(struct ps_token *t, const unsigned char *id,
+			  size_t id_len, struct ps_keypair *kp,
+			  CK_OBJECT_HANDLE *certs, size_t max, long *ncerts,
+			  struct ps_err *err)
+{
+	CK_ATTRIBUTE tmpl = { CKA_ID, (void *)id, id_len };
+	CK_KEY_TYPE type = CKK_RSA;
+	CK_OBJECT_HANDLE h[16];
+	CK_ULONG n = 0;
+	CK_RV rv = CKR_OK;
+
+	*ncerts = -1;
+	if (t->index || id_len == 0 || id_len > sizeof(kp->id))
+		return ps_keypair_find(t, id, id_len, kp, err);
+	memset(kp, 0, sizeof(*kp));
+	*ncerts = 0;
+	rv = ps_p11_find(t, &tmpl, 1, h, 16, &n);
+	for (CK_ULONG i = 0; rv == CKR_OK && i < n; i++)
+		rv = take_object(t, h[i], kp, &type, certs, max, ncerts);
+	if (rv != CKR_OK || !kp->priv) {
+		ps_keypair_free(kp);
+		return no_such_key(t, rv, err);
+	}
+	memcpy(kp->id, id, id_len);
+	kp->id_len = id_len;
+	if (!kp->pubkey && kp->pub)
+		kp->pubkey = read_pubkey(t, kp->pub, type, &rv);
+	if (!kp->pubkey && *ncerts > 0 && rv == CKR_OK)
+		kp->pubkey = cert_pubkey(t, certs[0], &rv);
+	if (!kp->pubkey)
+		return no_public_half(t, rv, err);
+	return 0;
+}
+
 int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 		    struct ps_keypair *kp, struct ps_err *err)
 {
 	CK_KEY_TYPE type = CKK_RSA;
-	CK_ATTRIBUTE a = { CKA_KEY_TYPE, &type, sizeof(type) };
 	CK_OBJECT_HANDLE cert;
 	CK_RV rv, prv;
 
@@ -466,48 +636,24 @@ int ps_keypair_find(struct ps_token *t, const unsigned char *id, size_t id_len,
 	if (id_len == 0 || id_len > sizeof(kp->id))
 		return ps_err_set(err, PS_EXIT_USAGE, "bad-key-id", NULL,
 				  "a key id is 1 to 64 bytes of hex");
-	if (!find_one(t, CKO_PRIVATE_KEY, id, id_len, &kp->priv, &rv)) {
-		if (rv != CKR_OK)
-			return ps_ckr_err(err, rv, t, "searching for the key");
-		return ps_err_set(err, PS_EXIT_USAGE, "no-such-key",
-				  "list the keys with pkcs11-tool -O --login",
-				  "token '%s' has no private key with this id",
-				  t->label);
-	}
+	if (!find_one(t, CKO_PRIVATE_KEY, id, id_len, &kp->priv, &rv))
+		return no_such_key(t, rv, err);
 	memcpy(kp->id, id, id_len);
 	kp->id_len = id_len;
-	rv = ps_p11_get(t, kp->priv, &a, 1);
+	rv = read_private(t, kp, &type);
 	if (rv != CKR_OK)
 		return ps_ckr_err(err, rv, t, "reading the key's type");
-	if (find_one(t, CKO_PUBLIC_KEY, id, id_len, &kp->pub, &rv))
+	prv = CKR_OK;
+	if (kp->pubkey)
+		kp->pub_unsought = 1;
+	else if (find_one(t, CKO_PUBLIC_KEY, id, id_len, &kp->pub, &rv))
 		kp->pubkey = read_pubkey(t, kp->pub, type, &prv);
 	else
 		prv = rv;
-	if (!kp->pubkey &&
-	    find_one(t, CKO_CERTIFICATE, id, id_len, &cert, &rv)) {
-		unsigned char buf[8192];
-		CK_ATTRIBUTE v = { CKA_VALUE, buf, sizeof(buf) };
-		const unsigned char *p = buf;
-		X509 *x;
-
-		rv = ps_p11_get(t, cert, &v, 1);
-		x = rv == CKR_OK ? d2i_X509(NULL, &p, (long)v.ulValueLen)
-				 : NULL;
-		if (x) {
-			kp->pubkey = X509_get_pubkey(x);
-			X509_free(x);
-		}
-	}
-	/* A token that failed while asking (removed, session lost) says
-	 * so; only an answer without the public half is "not on token". */
-	if (!kp->pubkey && (prv != CKR_OK || rv != CKR_OK))
-		return ps_ckr_err(err, prv != CKR_OK ? prv : rv, t,
-				  "reading the public half of a key");
+	if (!kp->pubkey && find_one(t, CKO_CERTIFICATE, id, id_len, &cert, &rv))
+		kp->pubkey = cert_pubkey(t, cert, &rv);
 	if (!kp->pubkey)
-		return ps_err_set(err, PS_EXIT_TOKEN, "token-error", NULL,
-				  "the public half of key %s is not on token "
-				  "'%s'",
-				  "(given id)", t->label);
+		return no_public_half(t, prv != CKR_OK ? prv : rv, err);
 	return 0;
 }
 
@@ -735,6 +881,12 @@ int ps_keypair_destroy(struct ps_token *t, struct ps_keypair *kp,
 {
 	CK_RV rv1 = CKR_OK, rv2 = CKR_OK;
 
+	if (kp->pub_unsought && !kp->pub &&
+	    !find_one(t, CKO_PUBLIC_KEY, kp->id, kp->id_len, &kp->pub, &rv2))
+		kp->pub = 0;
+	if (rv2 != CKR_OK)
+		return ps_ckr_err(err, rv2, t, "looking for the public key");
+	kp->pub_unsought = 0;
 	if (kp->priv)
 		rv1 = ps_p11_destroy(t, kp->priv);
 	if (kp->pub)

@@ -18,7 +18,7 @@ static CK_RV search(struct ps_token *tok, CK_ATTRIBUTE *t, CK_ULONG n,
 		    CK_ULONG *count)
 {
 	CK_FUNCTION_LIST *fl = ps_module_functions(tok->mod);
-	CK_ULONG got = 0;
+	CK_ULONG got = 0, want = 0;
 	CK_RV rv = fl->C_FindObjectsInit(tok->session, t, n);
 
 	*count = 0;
@@ -36,12 +36,14 @@ static CK_RV search(struct ps_token *tok, CK_ATTRIBUTE *t, CK_ULONG n,
 			}
 			*hs = nh;
 		}
-		rv = fl->C_FindObjects(tok->session, *hs + *count, cap - *count,
-				       &got);
+		want = cap - *count;
+		rv = fl->C_FindObjects(tok->session, *hs + *count, want, &got);
 		if (rv != CKR_OK)
 			break;
 		*count += got;
-	} while (all && got > 0);
+		/* Fewer than asked for: the search is over (NSS reads the
+		 * end of a search the same way), no call to hear "0". */
+	} while (all && got == want);
 	fl->C_FindObjectsFinal(tok->session);
 	if (rv != CKR_OK)
 		*count = 0;
@@ -75,9 +77,64 @@ CK_RV ps_p11_get(struct ps_token *tok, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a,
 								  h, a, n);
 }
 
+/* The object lacks the attribute, or will not show it. */
+static int attr_unshown(CK_RV rv)
+{
+	return rv == CKR_ATTRIBUTE_TYPE_INVALID ||
+	       rv == CKR_ATTRIBUTE_SENSITIVE;
+}
+
+CK_RV ps_p11_get_attrs(struct ps_token *tok, CK_OBJECT_HANDLE h,
+		       CK_ATTRIBUTE *a, CK_ULONG n, void **heap)
+{
+	CK_ATTRIBUTE sub[PS_P11_MAX_ATTRS];
+	CK_ULONG at[PS_P11_MAX_ATTRS], k = 0, m = 0;
+	CK_RV rv = ps_p11_get(tok, h, a, n);
+
+	if (rv == CKR_OK || attr_unshown(rv))
+		return CKR_OK;
+	if (rv != CKR_BUFFER_TOO_SMALL)
+		return rv;
+	/* PKCS#11 2.40, 5.7: every attribute is processed; one whose buffer
+	 * was too small (or that the object lacks or hides) comes back with
+	 * CK_UNAVAILABLE_INFORMATION. Ask those lengths, then read them. */
+	for (CK_ULONG i = 0; i < n && k < PS_P11_MAX_ATTRS; i++)
+		if (a[i].pValue &&
+		    a[i].ulValueLen == CK_UNAVAILABLE_INFORMATION) {
+			sub[k] = (CK_ATTRIBUTE){ a[i].type, NULL, 0 };
+			at[k++] = i;
+		}
+	rv = ps_p11_get(tok, h, sub, k);
+	if (rv != CKR_OK && !attr_unshown(rv))
+		return rv;
+	for (CK_ULONG j = 0; j < k; j++) {
+		CK_ULONG len = sub[j].ulValueLen;
+
+		a[at[j]].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+		if (len == CK_UNAVAILABLE_INFORMATION || len > (1UL << 20))
+			continue; /* lacking, hidden, or beyond reason */
+		heap[at[j]] = malloc(len ? len : 1);
+		if (!heap[at[j]])
+			return CKR_HOST_MEMORY;
+		sub[m] = (CK_ATTRIBUTE){ sub[j].type, heap[at[j]], len };
+		at[m++] = at[j];
+	}
+	rv = m ? ps_p11_get(tok, h, sub, m) : CKR_OK;
+	if (rv != CKR_OK && !attr_unshown(rv))
+		return rv;
+	for (CK_ULONG j = 0; j < m; j++) {
+		a[at[j]].pValue = sub[j].pValue;
+		a[at[j]].ulValueLen = sub[j].ulValueLen;
+	}
+	return CKR_OK;
+}
+
 CK_RV ps_p11_set(struct ps_token *tok, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a,
 		 CK_ULONG n)
 {
+	/* A write (and the one after every key generation, its CKA_ID): the
+	 * token's free memory may have changed. */
+	tok->info_fresh = 0;
 	return ps_module_functions(tok->mod)->C_SetAttributeValue(tok->session,
 								  h, a, n);
 }
@@ -88,6 +145,8 @@ int ps_p11_create(struct ps_token *tok, CK_ATTRIBUTE *t, CK_ULONG n,
 {
 	CK_RV rv = ps_module_functions(tok->mod)->C_CreateObject(tok->session,
 								 t, n, h);
+
+	tok->info_fresh = 0; /* the free memory changed (or may have) */
 
 	if (rv == CKR_OK)
 		return 0;
@@ -104,6 +163,8 @@ CK_RV ps_p11_destroy(struct ps_token *tok, CK_OBJECT_HANDLE h)
 {
 	CK_RV rv =
 	    ps_module_functions(tok->mod)->C_DestroyObject(tok->session, h);
+
+	tok->info_fresh = 0;
 
 	if (rv == CKR_OK || rv == CKR_OBJECT_HANDLE_INVALID)
 		ps_token_index_forget(tok, h);
@@ -146,18 +207,17 @@ void ps_tobjs_free(struct ps_tobj *o, size_t n)
 		free(o[i].id);
 		free(o[i].label);
 		free(o[i].value);
+		free(o[i].kv[0]);
+		free(o[i].kv[1]);
 	}
 	free(o);
 }
 
-/* Every object of class cls (every object at all when cls is
- * CK_UNAVAILABLE_INFORMATION): one search. */
-static int find_handles(struct ps_token *t, CK_OBJECT_CLASS cls,
-			CK_OBJECT_HANDLE **out, CK_ULONG *n, struct ps_err *err)
+/* Every object the session sees: one search. */
+static int find_handles(struct ps_token *t, CK_OBJECT_HANDLE **out, CK_ULONG *n,
+			struct ps_err *err)
 {
-	CK_ATTRIBUTE tmpl = { CKA_CLASS, &cls, sizeof(cls) };
-	CK_RV rv = ps_p11_find_all(
-	    t, &tmpl, cls == CK_UNAVAILABLE_INFORMATION ? 0 : 1, out, n);
+	CK_RV rv = ps_p11_find_all(t, NULL, 0, out, n);
 
 	if (rv == CKR_HOST_MEMORY)
 		return ps_err_nomem(err);
@@ -166,132 +226,152 @@ static int find_handles(struct ps_token *t, CK_OBJECT_CLASS cls,
 	return 0;
 }
 
-/* Fills o from one C_GetAttributeValue call; a second pair of calls only
- * when an attribute does not fit the scratch buffers. */
+/* Fills o from one C_GetAttributeValue (ps_p11_get_attrs): CKA_ID,
+ * CKA_LABEL and, for a certificate, CKA_VALUE; for a key, CKA_KEY_TYPE and
+ * the public values it shows. */
 static CK_RV read_attrs(struct ps_token *t, struct ps_tobj *o,
 			unsigned char *scratch, size_t scratch_len)
 {
-	unsigned char id[128];
+	unsigned char id[128], mod[1024], exp[16], par[64], pt[160];
 	char label[256];
 	int cert = o->cls == CKO_CERTIFICATE;
-	CK_ATTRIBUTE a[3] = {
+	CK_ATTRIBUTE a[7] = {
 		{ CKA_ID, id, sizeof(id) },
-		{ CKA_LABEL, label, sizeof(label) - 1 },
-		cert ? (CK_ATTRIBUTE){ CKA_VALUE, scratch, scratch_len }
-		     : (CK_ATTRIBUTE){ CKA_KEY_TYPE, &o->key_type,
-				       sizeof(o->key_type) },
+		{ CKA_LABEL, label, sizeof(label) },
+		{ CKA_VALUE, scratch, scratch_len },
+		{ CKA_MODULUS, mod, sizeof(mod) },
+		{ CKA_PUBLIC_EXPONENT, exp, sizeof(exp) },
+		{ CKA_EC_PARAMS, par, sizeof(par) },
+		{ CKA_EC_POINT, pt, sizeof(pt) },
 	};
-	void *heap[3] = { NULL, NULL, NULL };
-	CK_RV rv = ps_p11_get(t, o->handle, a, 3);
+	void *heap[7] = { NULL };
+	CK_RV rv;
 
-	if (rv == CKR_BUFFER_TOO_SMALL) {
-		for (int i = 0; i < 3; i++)
-			a[i].pValue = NULL;
-		rv = ps_p11_get(t, o->handle, a, 3);
-		if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
-		    rv != CKR_ATTRIBUTE_SENSITIVE)
-			return rv;
-		for (int i = 0; i < 3; i++) {
-			if (a[i].ulValueLen == CK_UNAVAILABLE_INFORMATION ||
-			    a[i].ulValueLen > (1UL << 20))
-				continue;
-			heap[i] = malloc(a[i].ulValueLen + 1);
-			if (!heap[i])
-				goto nomem;
-			a[i].pValue = heap[i];
-		}
-		rv = ps_p11_get(t, o->handle, a, 3);
-	}
-	if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
-	    rv != CKR_ATTRIBUTE_SENSITIVE)
-		goto out;
-	rv = CKR_OK;
-	if (a[0].ulValueLen != CK_UNAVAILABLE_INFORMATION && a[0].pValue) {
-		o->id = malloc(a[0].ulValueLen ? a[0].ulValueLen : 1);
-		if (!o->id)
-			goto nomem;
-		memcpy(o->id, a[0].pValue, a[0].ulValueLen);
-		o->id_len = a[0].ulValueLen;
-	}
-	if (a[1].ulValueLen != CK_UNAVAILABLE_INFORMATION && a[1].pValue) {
-		o->label = strndup(a[1].pValue, a[1].ulValueLen);
-		if (!o->label)
-			goto nomem;
-	}
-	if (cert && a[2].ulValueLen != CK_UNAVAILABLE_INFORMATION &&
-	    a[2].pValue) {
-		o->value = malloc(a[2].ulValueLen ? a[2].ulValueLen : 1);
-		if (!o->value)
-			goto nomem;
-		memcpy(o->value, a[2].pValue, a[2].ulValueLen);
-		o->value_len = a[2].ulValueLen;
-	}
-	if (!cert && a[2].ulValueLen == CK_UNAVAILABLE_INFORMATION)
+	if (!cert)
+		a[2] = (CK_ATTRIBUTE){ CKA_KEY_TYPE, &o->key_type,
+				       sizeof(o->key_type) };
+	rv = ps_p11_get_attrs(t, o->handle, a, cert ? 3 : 7, heap);
+	if (rv == CKR_OK && !cert &&
+	    a[2].ulValueLen == CK_UNAVAILABLE_INFORMATION)
 		o->key_type = CK_UNAVAILABLE_INFORMATION;
-	goto out;
-nomem:
-	rv = CKR_HOST_MEMORY;
-out:
-	for (int i = 0; i < 3; i++)
+	if (rv == CKR_OK &&
+	    (ps_attr_dup(&a[0], &o->id, &o->id_len) ||
+	     ps_attr_dup(&a[1], (unsigned char **)&o->label, NULL) ||
+	     (cert && ps_attr_dup(&a[2], &o->value, &o->value_len))))
+		rv = CKR_HOST_MEMORY;
+	/* The public values: RSA's modulus and exponent, or EC's curve and
+	 * point (a private key shows no point). */
+	for (int k = 0; rv == CKR_OK && !cert && k < 2; k++) {
+		CK_ATTRIBUTE *v = &a[(o->key_type == CKK_EC ? 5 : 3) + k];
+
+		if ((o->key_type == CKK_RSA || o->key_type == CKK_EC) &&
+		    ps_attr_dup(v, &o->kv[k], &o->kv_len[k]))
+			rv = CKR_HOST_MEMORY;
+	}
+	for (int i = 0; i < 7; i++)
 		free(heap[i]);
 	return rv;
 }
 
-int ps_token_objects(struct ps_token *t, CK_OBJECT_CLASS cls,
-		     struct ps_tobj **out, size_t *n, struct ps_err *err)
+int ps_attr_dup(const CK_ATTRIBUTE *a, unsigned char **out, size_t *len)
 {
+	if (a->ulValueLen == CK_UNAVAILABLE_INFORMATION || !a->pValue)
+		return 0;
+	*out = malloc(a->ulValueLen + 1);
+	if (!*out)
+		return -1;
+	memcpy(*out, a->pValue, a->ulValueLen);
+	(*out)[a->ulValueLen] = '\0'; /* a label is a C string */
+	if (len)
+		*len = a->ulValueLen;
+	return 0;
+}
+
+int ps_token_objects_match(struct ps_token *t, CK_OBJECT_CLASS cls,
+			   CK_ATTRIBUTE *extra, CK_ULONG nextra,
+			   struct ps_tobj **objs, size_t *n, struct ps_err *err)
+{
+	CK_ATTRIBUTE tmpl[8] = { { CKA_CLASS, &cls, sizeof(cls) } };
 	CK_OBJECT_HANDLE *h = NULL;
 	CK_ULONG count = 0;
 	struct ps_tobj *o;
 	unsigned char *scratch = NULL;
 	const size_t scratch_len = 16384;
-	int rc;
+	CK_RV rv;
+	int rc = ps_token_open(t, t->rw, err);
 
-	*out = NULL;
-	*n = 0;
-	rc = ps_token_open(t, t->rw, err);
-	if (!rc)
-		rc = find_handles(t, cls, &h, &count, err);
 	if (rc)
 		return rc;
-	o = calloc(count ? count : 1, sizeof(*o));
+	for (CK_ULONG i = 0; i < nextra && i < 7; i++)
+		tmpl[i + 1] = extra[i];
+	rv =
+	    ps_p11_find_all(t, tmpl, 1 + (nextra < 7 ? nextra : 7), &h, &count);
+	if (rv == CKR_HOST_MEMORY)
+		return ps_err_nomem(err);
+	if (rv != CKR_OK)
+		return ps_ckr_err(err, rv, t, "searching the token");
+	/* What the caller has read already is not read again. */
+	for (CK_ULONG i = 0; i < count;) {
+		size_t j = 0;
+
+		while (j < *n && (*objs)[j].handle != h[i])
+			j++;
+		if (j < *n)
+			h[i] = h[--count];
+		else
+			i++;
+	}
+	o = realloc(*objs, (*n + count + 1) * sizeof(*o));
 	if (cls == CKO_CERTIFICATE)
 		scratch = malloc(scratch_len);
+	if (o)
+		*objs = o;
 	if (!o || (cls == CKO_CERTIFICATE && !scratch)) {
-		free(o);
 		free(h);
 		free(scratch);
 		return ps_err_nomem(err);
 	}
-	size_t k = 0;
-
 	for (CK_ULONG i = 0; i < count; i++) {
-		CK_RV rv;
+		struct ps_tobj *x = &o[*n];
 
-		o[k].handle = h[i];
-		o[k].cls = cls;
-		rv = read_attrs(t, &o[k], scratch, scratch_len);
-		if (rv == CKR_OBJECT_HANDLE_INVALID) {
-			/* deleted meanwhile by another process */
-			free(o[k].id);
-			free(o[k].label);
-			free(o[k].value);
-			memset(&o[k], 0, sizeof(o[k]));
+		memset(x, 0, sizeof(*x));
+		x->handle = h[i];
+		x->cls = cls;
+		rv = read_attrs(t, x, scratch, scratch_len);
+		if (rv == CKR_OK) {
+			(*n)++;
 			continue;
 		}
-		k++;
-		if (rv != CKR_OK) {
-			ps_tobjs_free(o, k);
-			free(h);
-			free(scratch);
-			return ps_ckr_err(err, rv, t, "reading an object");
-		}
+		free(x->id);
+		free(x->label);
+		free(x->value);
+		free(x->kv[0]);
+		free(x->kv[1]);
+		if (rv == CKR_OBJECT_HANDLE_INVALID)
+			continue; /* deleted meanwhile by another process */
+		free(h);
+		free(scratch);
+		return ps_ckr_err(err, rv, t, "reading an object");
 	}
 	free(h);
 	free(scratch);
-	*out = o;
-	*n = k;
 	return 0;
+}
+
+int ps_token_objects(struct ps_token *t, CK_OBJECT_CLASS cls,
+		     struct ps_tobj **out, size_t *n, struct ps_err *err)
+{
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = ps_token_objects_match(t, cls, NULL, 0, out, n, err);
+	if (rc) {
+		ps_tobjs_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 /* The object index ---------------------------------------------------- */
@@ -355,8 +435,7 @@ int ps_token_index(struct ps_token *t, struct ps_err *err)
 	ps_token_index_drop(t);
 	rc = ps_token_open(t, t->rw, err);
 	if (!rc)
-		rc = find_handles(t, CK_UNAVAILABLE_INFORMATION, &h, &count,
-				  err);
+		rc = find_handles(t, &h, &count, err);
 	if (rc)
 		return rc;
 	x = calloc(1, sizeof(*x));
@@ -502,13 +581,56 @@ static CK_RV leftover_kind(struct ps_token *tok, CK_OBJECT_HANDLE h, int *kind)
 	return attr_missing(rv) ? CKR_OK : rv;
 }
 
+static int cmp_handle(const void *a, const void *b)
+{
+	CK_OBJECT_HANDLE x = *(const CK_OBJECT_HANDLE *)a;
+	CK_OBJECT_HANDLE y = *(const CK_OBJECT_HANDLE *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The objects that may be leftovers, from two searches and no attribute
+ * read: every object, less those with CKA_TOKEN true. A finished token
+ * object has CKA_TOKEN true (it is on the token because of it); what an
+ * interrupted write leaves has no CKA_TOKEN yet, or its default, false
+ * (SoftHSM's file store writes the caller's template last, see above).
+ * The candidates, usually none, are then read one by one.
+ */
+static CK_RV candidates(struct ps_token *tok, CK_OBJECT_HANDLE **h,
+			CK_ULONG *count)
+{
+	CK_BBOOL yes = CK_TRUE;
+	CK_ATTRIBUTE t = { CKA_TOKEN, &yes, sizeof(yes) };
+	CK_OBJECT_HANDLE *whole = NULL;
+	CK_ULONG nwhole = 0, k = 0;
+	CK_RV rv = ps_p11_find_all(tok, NULL, 0, h, count);
+
+	if (rv == CKR_OK)
+		rv = ps_p11_find_all(tok, &t, 1, &whole, &nwhole);
+	if (rv != CKR_OK) {
+		free(*h);
+		*h = NULL;
+		*count = 0;
+		return rv;
+	}
+	qsort(whole, nwhole, sizeof(*whole), cmp_handle);
+	for (CK_ULONG i = 0; i < *count; i++)
+		if (!bsearch(&(*h)[i], whole, nwhole, sizeof(*whole),
+			     cmp_handle))
+			(*h)[k++] = (*h)[i];
+	*count = k;
+	free(whole);
+	return CKR_OK;
+}
+
 /* Every leftover on the token, by kind. */
 int ps_token_leftovers(struct ps_token *tok, struct ps_leftovers *l,
 		       struct ps_err *err)
 {
 	CK_OBJECT_HANDLE *h = NULL;
 	CK_ULONG count = 0;
-	CK_RV rv = ps_p11_find_all(tok, NULL, 0, &h, &count);
+	CK_RV rv = candidates(tok, &h, &count);
 
 	memset(l, 0, sizeof(*l));
 	for (int k = 0; rv == CKR_OK && k < PS_N_LEFT; k++) {

@@ -34,6 +34,35 @@ static void adopt(const struct ps_pfx_journal *j, CK_OBJECT_HANDLE key,
 		w->h[w->n++] = cert;
 }
 
+/* The certificate objects holding x (by CKA_VALUE), appended to *objs. */
+static int cert_there(struct ps_token *tok, X509 *x, struct ps_tobj **objs,
+		      size_t *n, struct ps_err *err)
+{
+	unsigned char *der = NULL;
+	int len = i2d_X509(x, &der);
+	CK_ATTRIBUTE a = { CKA_VALUE, der, len > 0 ? (CK_ULONG)len : 0 };
+	int rc = len > 0 ? ps_token_objects_match(tok, CKO_CERTIFICATE, &a, 1,
+						  objs, n, err)
+			 : ps_err_nomem(err);
+
+	OPENSSL_free(der);
+	return rc;
+}
+
+/* The certificates of the PFX (and of its chain) that are on the token
+ * already: a template search each, not a read of every certificate. */
+static int certs_there(struct ps_token *tok, const struct ps_pfx *pfx,
+		       int chain, struct ps_tobj **objs, size_t *n,
+		       struct ps_err *err)
+{
+	int rc = cert_there(tok, pfx->cert, objs, n, err);
+
+	for (int i = 0; !rc && chain && i < sk_X509_num(pfx->chain); i++)
+		rc =
+		    cert_there(tok, sk_X509_value(pfx->chain, i), objs, n, err);
+	return rc;
+}
+
 int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
 		  const struct ps_pfx_import_opts *o, struct ps_state *st,
 		  struct ps_pfx_import_result *res, struct ps_err *err)
@@ -86,7 +115,7 @@ int ps_pfx_import(struct ps_token *tok, const struct ps_pfx *pfx,
 	if (!rc)
 		rc = ps_pfx_find_key(tok, &k, res, &key, err);
 	if (!rc)
-		rc = ps_token_objects(tok, CKO_CERTIFICATE, &objs, &nobjs, err);
+		rc = certs_there(tok, pfx, o->with_chain, &objs, &nobjs, err);
 	if (rc)
 		goto out;
 	at = ps_pfx_cert_index(objs, nobjs, pfx->cert);

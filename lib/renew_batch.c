@@ -32,10 +32,11 @@ static void group_free(struct ps_renew_batch *b, struct group *g)
 }
 
 /* module: the pool's, or the "module" of the input record rec (loaded
- * only when a person named it too: ps_module_allowed). */
+ * only when a person named it too: ps_module_allowed). ids (nids CKA_IDs
+ * in hex; NULL: every certificate): what the inventory reads. */
 static int group_open(struct ps_renew_batch *b, const char *module,
-		      const json_t *rec, int need_one, struct group *g,
-		      struct ps_err *err)
+		      const json_t *rec, int need_one, const char *const *ids,
+		      size_t nids, struct group *g, struct ps_err *err)
 {
 	const char *serial = rec ? ps_json_str(rec, "serial_hex") : NULL;
 	const char *label = rec ? ps_json_str(rec, "token_label") : NULL;
@@ -57,9 +58,14 @@ static int group_open(struct ps_renew_batch *b, const char *module,
 		b->h.info(b->h.ctx, line);
 	}
 	rc = need_one ? ps_tokens_require_one(g->m->toks, g->m->n, err) : 0;
+	/* A real run writes: its session is read-write from the start, not
+	 * opened again for the login. */
+	for (size_t t = 0; !rc && !b->r->dry_run && t < g->m->n; t++)
+		if (!g->m->toks[t]->have_session)
+			g->m->toks[t]->rw = 1;
 	if (!rc)
-		rc = ps_inventory_load(g->m->toks, g->m->n, time(NULL), &g->inv,
-				       err);
+		rc = ps_inventory_load_ids(g->m->toks, g->m->n, time(NULL), ids,
+					   nids, &g->inv, err);
 	g->have_inv = !rc;
 	return rc;
 }
@@ -174,7 +180,10 @@ int ps_renew_batch_select(struct ps_renew_batch *b,
 {
 	struct group g;
 	size_t *idx = NULL;
-	int rc = group_open(b, b->pool.module, NULL, all_expiring < 0, &g, err);
+	const char *ids[1] = { sel->id_hex };
+	int by_id = all_expiring < 0 && sel->id_hex;
+	int rc = group_open(b, b->pool.module, NULL, all_expiring < 0,
+			    by_id ? ids : NULL, 1, &g, err);
 
 	*n = 0;
 	if (!rc && all_expiring >= 0) {
@@ -273,6 +282,23 @@ static int renew_group(struct ps_renew_batch *b, struct group *g, json_t *batch)
 	return worst;
 }
 
+/* The CKA_IDs the records name (pointing into them), or NULL when one
+ * names none (then the inventory reads every certificate). */
+static const char **record_ids(const json_t *batch)
+{
+	size_t n = json_array_size(batch);
+	const char **ids = calloc(n ? n : 1, sizeof(*ids));
+
+	for (size_t i = 0; ids && i < n; i++) {
+		ids[i] = ps_json_str(json_array_get(batch, i), "id");
+		if (!ids[i] || !*ids[i]) {
+			free(ids);
+			return NULL;
+		}
+	}
+	return ids;
+}
+
 int ps_renew_batch_records(struct ps_renew_batch *b, json_t *recs)
 {
 	json_t *all = json_copy(recs);
@@ -288,10 +314,14 @@ int ps_renew_batch_records(struct ps_renew_batch *b, json_t *recs)
 		struct group g;
 		int rc = batch ? 0 : PS_EXIT_FAIL;
 
+		const char **ids = batch ? record_ids(batch) : NULL;
+
 		ps_err_clear(&err);
 		memset(&g, 0, sizeof(g));
 		if (!rc)
-			rc = group_open(b, mod, first, 0, &g, &err);
+			rc = group_open(b, mod, first, 0, ids,
+					json_array_size(batch), &g, &err);
+		free(ids);
 		for (size_t i = 0; rc && batch && i < json_array_size(batch);
 		     i++)
 			emit_error(b, &err, json_array_get(batch, i));

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <psrenew/ckr.h>
 #include <psrenew/config.h>
@@ -242,8 +243,19 @@ static int token_matches(struct ps_module *m, struct ps_token *t,
 	return 1;
 }
 
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read into t->info (by C_GetTokenInfo) just now. */
 static void token_set_info(struct ps_token *t)
 {
+	t->info_ms = now_ms();
+	t->info_fresh = 1;
 	trim_copy(t->label, t->info.label, 32);
 	trim_copy(t->manufacturer, t->info.manufacturerID, 32);
 	trim_copy(t->model, t->info.model, 16);
@@ -719,7 +731,9 @@ static int login_once(struct ps_token *t, const char *pin_source,
 	int known, pad, rc;
 	const char *src = pin_source_for(t, pin_source, &known);
 
-	if (ps_token_refresh(t, err))
+	/* The PIN's flags as they are now: read again unless this process
+	 * read them within the last second (finding the token). */
+	if (now_ms() - t->info_ms >= 1000 && ps_token_refresh(t, err))
 		return err->status;
 	pad = src ? !strcmp(src, "pinpad")
 		  : !!(t->info.flags & CKF_PROTECTED_AUTHENTICATION_PATH);

@@ -34,14 +34,35 @@ struct ps_inventory {
 
 /*
  * Reads the certificates (and the key ids) of every token: one object
- * search per class and one attribute read per object, and one more per
- * certificate that has a key with its CKA_ID (that key's public values).
+ * search per class and one attribute read per object (a key's public
+ * values come with it, to check that it holds the certificate's key).
  * Sorted by token, then qualified before commercial, then holder, then
  * not_after. A certificate is superseded only by a newer valid one of
  * the same holder and type whose key is on the token (key_on_token).
  */
 PS_API int ps_inventory_load(struct ps_token **toks, size_t ntoks, time_t now,
 			     struct ps_inventory *inv, struct ps_err *err);
+/*
+ * The same for work on named certificates (ps-renew --id, cert records):
+ * on each token only the certificates whose CKA_ID is one of ids[0..nids)
+ * (hex; the targets) and those of the targets' holders, found by their
+ * CKA_SUBJECT (the subject's DER as the target has it): a few template
+ * searches and one read per certificate found, whatever else the token
+ * holds. Keys are looked for (by CKA_ID) only for a certificate that
+ * could supersede a target; has_key is -1 (unknown) for the others. ids
+ * NULL: ps_inventory_load.
+ */
+int ps_inventory_load_ids(struct ps_token **toks, size_t ntoks, time_t now,
+			  const char *const *ids, size_t nids,
+			  struct ps_inventory *inv, struct ps_err *err);
+/* The inventory of one token from objects its caller listed already
+ * (ps_token_objects: certificates, and private and public keys): no call
+ * to the token. The objects stay the caller's. */
+int ps_inventory_from_objects(struct ps_token *tok, time_t now,
+			      const struct ps_tobj *certs, size_t ncerts,
+			      struct ps_tobj *priv, size_t npriv,
+			      struct ps_tobj *pub, size_t npub,
+			      struct ps_inventory *inv, struct ps_err *err);
 PS_API void ps_inventory_free(struct ps_inventory *inv);
 
 /* "valid", "expired", "not-yet-valid" or "superseded". */

@@ -22,6 +22,11 @@ struct ps_keypair {
 	unsigned char id[64];
 	size_t id_len;
 	EVP_PKEY *pubkey; /* the public half, in software */
+	/* ps_keypair_find: the private key's CKA_LABEL ("" when none), and
+	 * whether the public key object was left unlooked for (the public
+	 * half came from the private key; ps_keypair_destroy looks). */
+	char label[256];
+	int pub_unsought;
 };
 
 /* "rsa:2048", "rsa:3072", "rsa:4096", "ec:prime256v1" (or P-256),
@@ -76,10 +81,23 @@ int ps_keypair_generate_finish(struct ps_token *tok, struct ps_keypair *kp,
  * interrupted generation left); the number removed, or <0 (err set). */
 int ps_keypair_destroy_id(struct ps_token *tok, const unsigned char *id,
 			  size_t len, struct ps_err *err);
-/* Finds the private key (and public key, if present) with this id; the
- * public half is read from the public key object or the certificate. */
+/* Finds the private key with this id and its public half: from the
+ * private key's own attributes when it shows them (RSA: its modulus and
+ * exponent, read with its type and label in one call), else from the
+ * public key object (kp->pub, if present) or the certificate. */
 int ps_keypair_find(struct ps_token *tok, const unsigned char *id,
 		    size_t id_len, struct ps_keypair *kp, struct ps_err *err);
+/*
+ * The same, and the certificate objects with this CKA_ID (up to max
+ * handles into certs, *ncerts of them), from one search by CKA_ID alone
+ * and one read of each object it finds (its class, type, label and public
+ * values). When the token has an index (ps_token_index) it is
+ * ps_keypair_find and *ncerts is -1: the certificates were not looked for.
+ */
+int ps_keypair_find_certs(struct ps_token *tok, const unsigned char *id,
+			  size_t id_len, struct ps_keypair *kp,
+			  CK_OBJECT_HANDLE *certs, size_t max, long *ncerts,
+			  struct ps_err *err);
 /*
  * The key pair on tok whose public key is pk, whatever its CKA_ID (keys
  * made by pkcs11-tool or vendor middleware): one C_FindObjectsInit with
@@ -100,6 +118,9 @@ int ps_keypair_find_pubkey(struct ps_token *tok, EVP_PKEY *pk,
  */
 int ps_key_object_id(struct ps_token *tok, CK_OBJECT_HANDLE h, CK_KEY_TYPE type,
 		     unsigned char id[20], CK_RV *rvp);
+/* The same from the public values a listing read already (struct ps_tobj's
+ * kv, no call to the token): 0 with id set, 1 when it has none. */
+int ps_key_values_id(const struct ps_tobj *o, unsigned char id[20]);
 /* Removes both halves (what exists). */
 int ps_keypair_destroy(struct ps_token *tok, struct ps_keypair *kp,
 		       struct ps_err *err);

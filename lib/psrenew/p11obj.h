@@ -24,9 +24,10 @@ CK_FUNCTION_LIST *ps_module_functions(const struct ps_module *mod);
  */
 CK_RV ps_p11_find(struct ps_token *tok, CK_ATTRIBUTE *t, CK_ULONG n,
 		  CK_OBJECT_HANDLE *hs, CK_ULONG max, CK_ULONG *count);
-/* The same for every matching object: C_FindObjects until the token has
- * no more, the handles in *hs (malloc'ed; NULL on an error, which is
- * CKR_HOST_MEMORY when memory ran out). */
+/* The same for every matching object: C_FindObjects until one returns
+ * fewer handles than asked for (the end of the search), the handles in *hs
+ * (malloc'ed; NULL on an error, which is CKR_HOST_MEMORY when memory ran out).
+ */
 CK_RV ps_p11_find_all(struct ps_token *tok, CK_ATTRIBUTE *t, CK_ULONG n,
 		      CK_OBJECT_HANDLE **hs, CK_ULONG *count);
 
@@ -35,6 +36,22 @@ CK_RV ps_p11_get(struct ps_token *tok, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a,
 		 CK_ULONG n);
 CK_RV ps_p11_set(struct ps_token *tok, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *a,
 		 CK_ULONG n);
+/*
+ * Reads every attribute of a[0..n) (n <= PS_P11_MAX_ATTRS) into the
+ * caller's buffers in one C_GetAttributeValue. Only when a buffer was too
+ * small (PKCS#11 2.40, 5.7: that attribute comes back with
+ * CK_UNAVAILABLE_INFORMATION) a second call asks the lengths of those
+ * attributes alone and a third reads them into heap[i] (malloc'ed, set to
+ * a[i].pValue; the caller frees heap[0..n), NULLs first). CKR_OK also
+ * when the object lacks or hides some (CKR_ATTRIBUTE_TYPE_INVALID,
+ * CKR_ATTRIBUTE_SENSITIVE): their ulValueLen is CK_UNAVAILABLE_INFORMATION.
+ */
+#define PS_P11_MAX_ATTRS 16
+CK_RV ps_p11_get_attrs(struct ps_token *tok, CK_OBJECT_HANDLE h,
+		       CK_ATTRIBUTE *a, CK_ULONG n, void **heap);
+/* A copy of a read attribute (NUL-terminated, *len its length; len may be
+ * NULL): 0, also when it was not shown (*out untouched); -1 no memory. */
+int ps_attr_dup(const CK_ATTRIBUTE *a, unsigned char **out, size_t *len);
 
 /* What a write is, for its error: what is written ("the certificate"),
  * what was being done ("storing the certificate"; NULL: what), and the

@@ -36,7 +36,11 @@ struct ps_token {
 	/* Frees index: set by the object layer that builds it (p11obj.c), so
 	 * that closing a token needs nothing from the layer above. */
 	void (*index_free)(struct ps_objindex *index);
-	int left_counted;	  /* left_n holds the leftovers counted */
+	unsigned uses;	   /* requests that looked objects up (see ps-fetch) */
+	int info_fresh;	   /* info read, and no object created, changed or
+			      destroyed since (see ps_p11_set) */
+	long long info_ms; /* when info was read (CLOCK_MONOTONIC, ms) */
+	int left_counted;  /* left_n holds the leftovers counted */
 	size_t left_n[PS_N_LEFT]; /* see "Leftovers" below */
 };
 
@@ -50,6 +54,11 @@ struct ps_tobj {
 	unsigned char *value; /* CKA_VALUE of certificates */
 	size_t value_len;
 	CK_KEY_TYPE key_type; /* keys only */
+	/* Keys: the public values the object shows (RSA: CKA_MODULUS and
+	 * CKA_PUBLIC_EXPONENT; EC: CKA_EC_PARAMS and CKA_EC_POINT), read in
+	 * the same call; NULL when it shows none. */
+	unsigned char *kv[2];
+	size_t kv_len[2];
 };
 
 /*
@@ -139,10 +148,19 @@ int ps_token_login_would_show_more(const struct ps_token *tok);
 /*
  * Every object of class cls: one C_FindObjects pass, then one
  * C_GetAttributeValue per object (CKA_ID, CKA_LABEL, and CKA_VALUE for
- * certificates or CKA_KEY_TYPE for keys).
+ * certificates or CKA_KEY_TYPE and the public values for keys; a second
+ * and third only for an attribute longer than its buffer).
  */
 int ps_token_objects(struct ps_token *tok, CK_OBJECT_CLASS cls,
 		     struct ps_tobj **out, size_t *n, struct ps_err *err);
+/* The same for the objects of class cls that also match extra (up to 7
+ * attributes, say CKA_ID or CKA_SUBJECT), appended to *objs (*n of them;
+ * one already there, by handle, is neither read nor added again; on an
+ * error what was read stays there for the caller to free). */
+int ps_token_objects_match(struct ps_token *tok, CK_OBJECT_CLASS cls,
+			   CK_ATTRIBUTE *extra, CK_ULONG nextra,
+			   struct ps_tobj **objs, size_t *n,
+			   struct ps_err *err);
 void ps_tobjs_free(struct ps_tobj *objs, size_t n);
 
 /*

@@ -151,14 +151,18 @@ _fx_issue_and_store() {
 # A pkcs11-tool process per certificate costs 40-100 ms, growing as the token
 # fills (SoftHSM reads every object file at start-up): 39 s for 550. Here a
 # certificate costs about 7 ms, nearly all of it SoftHSM writing its file.
-# argv: MODULE TOKEN_LABEL PIN_FILE MANIFEST; MANIFEST lines: LABEL<TAB>PATH
-# (PEM or DER); prints ID<TAB>LABEL<TAB>PATH for each object written, the ID
-# being the SHA-1 of the certificate's DER.
+# argv: MODULE TOKEN_LABEL PIN_FILE MANIFEST [KEY.der]; MANIFEST lines:
+# LABEL<TAB>PATH (PEM or DER); prints ID<TAB>LABEL<TAB>PATH for each
+# certificate written, the ID being the SHA-1 of the certificate's DER. With
+# KEY.der (an RSAPrivateKey, the key every certificate was issued for), each
+# certificate also gets its key pair: a private and a public key object with
+# the same CKA_ID and CKA_LABEL.
 _FX_BULK_WRITER=$(
 	cat <<'PY'
 import base64, ctypes, hashlib, sys
 
 mod, token, pin_file, manifest = sys.argv[1:5]
+keyder = open(sys.argv[5], "rb").read() if len(sys.argv) > 5 else None
 lib = ctypes.CDLL(mod)
 UL = ctypes.c_ulong
 
@@ -225,6 +229,34 @@ def attr(t, v):
     return Attr(t, ctypes.cast(buf, ctypes.c_void_p), len(v))
 
 ulong = lambda v: bytes(UL(v))
+
+def rsa_ints(der):
+    """n, e, d, p, q, dp, dq, qinv of an RSAPrivateKey (unsigned bytes)."""
+    c, e = tlv(der, 0)
+    out = []
+    while c < e:
+        s, t = tlv(der, c)
+        out.append(der[s:t].lstrip(b"\x00") or b"\x00")
+        c = t
+    return out[1:9]
+
+def write_keys(label, cid, subject):
+    n, e, d, p, q, dp, dq, qi = rsa_ints(keyder)
+    common = [attr(0x001, b"\x01"), attr(0x003, label), attr(0x102, cid),
+              attr(0x100, ulong(0)), attr(0x120, n), attr(0x122, e)]
+    priv = common + [attr(0x000, ulong(3)), attr(0x002, b"\x01"),
+                     attr(0x103, b"\x01"), attr(0x108, b"\x01"),
+                     attr(0x101, subject), attr(0x123, d), attr(0x124, p),
+                     attr(0x125, q), attr(0x126, dp), attr(0x127, dq),
+                     attr(0x128, qi)]
+    pub = common + [attr(0x000, ulong(2)), attr(0x002, b"\x00"),
+                    attr(0x10A, b"\x01"), attr(0x101, subject)]
+    for t, what in ((priv, "private"), (pub, "public")):
+        arr = (Attr * len(t))(*t)
+        obj = UL(0)
+        ck(lib.C_CreateObject(h, arr, UL(len(t)), ctypes.byref(obj)),
+           "C_CreateObject %s key %s" % (what, label.decode()))
+
 for line in open(manifest, encoding="utf-8"):
     label, path = line.rstrip("\n").split("\t")
     der = load(path)
@@ -244,6 +276,8 @@ for line in open(manifest, encoding="utf-8"):
     arr = (Attr * len(tmpl))(*tmpl)
     obj = UL(0)
     ck(lib.C_CreateObject(h, arr, UL(len(tmpl)), ctypes.byref(obj)), "C_CreateObject " + path)
+    if keyder:
+        write_keys(label.encode(), cid, subject)
     print("%s\t%s\t%s" % (cid.hex(), label, path))
 lib.C_CloseSession(h)
 lib.C_Finalize(None)
@@ -402,6 +436,9 @@ token_cert_only() {
 #   Certificates: $BATS_TEST_TMPDIR/certs/fill/<SERIAL>.pem; the file
 #   certs/fill/index gets a line "ID<TAB>LABEL<TAB>PATH" per certificate.
 #   550 certificates take 5-6 s (one pkcs11-tool per certificate: 40 s).
+#   With _FX_FILL_KEYS=1 (token_fill_keyed_certs), each certificate also gets
+#   a key pair on the token (fill.key's private and public key under its
+#   CKA_ID and label).
 token_fill_certs() {
 	local n=${1:-} type=${2:-commercial} nb=${3:--30d} na=${4:-+355d} subject=${5:-$FILL_SUBJECT}
 	local fill=$BATS_TEST_TMPDIR/certs/fill batch f i=0 label id py
@@ -427,9 +464,17 @@ token_fill_certs() {
 	# Debian's python3 first: a pyenv shim in PATH costs 0.3 s per start.
 	py=/usr/bin/python3
 	[[ -x $py ]] || py=$(command -v python3) || py=
+	local keyargs=()
+	if [[ ${_FX_FILL_KEYS:-0} == 1 ]]; then
+		_fx_run openssl rsa -in "$fill/fill.key" -traditional -outform DER \
+			-out "$batch/key.der" || return 1
+		_fx_run openssl rsa -in "$fill/fill.key" -pubout -outform DER \
+			-out "$batch/pub.der" || return 1
+		keyargs=("$batch/key.der")
+	fi
 	if [[ -n $py ]]; then
 		"$py" -c "$_FX_BULK_WRITER" "${PKCS11_MODULE:-$SOFTHSM_MODULE}" "$TOKEN_LABEL" \
-			"$PIN_FILE" "$batch/manifest" >>"$fill/index" || return 1
+			"$PIN_FILE" "$batch/manifest" "${keyargs[@]}" >>"$fill/index" || return 1
 	else
 		while IFS=$'\t' read -r label f; do
 			openssl x509 -in "$f" -outform DER -out "$batch/c.der" || return 1
@@ -437,10 +482,24 @@ token_fill_certs() {
 			id=${id%% *}
 			_fx_run _fx_p11 --write-object "$batch/c.der" --type cert \
 				--id "$id" --label "$label" || return 1
+			if ((${#keyargs[@]})); then
+				_fx_run _fx_p11 --login --pin "$PIN" --write-object "$batch/key.der" \
+					--type privkey --id "$id" --label "$label" || return 1
+				_fx_run _fx_p11 --login --pin "$PIN" --write-object "$batch/pub.der" \
+					--type pubkey --id "$id" --label "$label" || return 1
+			fi
 			printf '%s\t%s\t%s\n' "$id" "$label" "$f" >>"$fill/index"
 		done <"$batch/manifest"
 	fi
 	rm -rf "$batch"
+}
+
+# token_fill_keyed_certs N [TYPE] [NOT_BEFORE] [NOT_AFTER] [SUBJECT]
+#   token_fill_certs, each certificate with its key pair on the token (the
+#   shared fill key, under the certificate's CKA_ID): a well-filled token of
+#   N holders. 60 of them take about 2 s.
+token_fill_keyed_certs() {
+	_FX_FILL_KEYS=1 token_fill_certs "$@"
 }
 
 # stranger_token LABEL
