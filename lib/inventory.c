@@ -207,6 +207,15 @@ static int is_target(const struct ps_invcert *ic, const char *const *ids,
 	return yes;
 }
 
+/* Is b newer than a: started later, or in the same second and ends later
+ * (a CA that issues at once: a renewal within the second of its
+ * predecessor, as a test CA's can be)? */
+static int newer(const struct ps_cert *b, const struct ps_cert *a)
+{
+	return b->not_before > a->not_before ||
+	       (b->not_before == a->not_before && b->not_after > a->not_after);
+}
+
 /* Could inv->c[j] supersede a target among inv->c[from..)? Only then its
  * key is looked for. */
 static int may_supersede(const struct ps_inventory *inv, size_t from, size_t j,
@@ -219,7 +228,7 @@ static int may_supersede(const struct ps_inventory *inv, size_t from, size_t j,
 	for (size_t i = from; i < inv->n; i++) {
 		const struct ps_invcert *a = &inv->c[i];
 
-		if (i != j && b->cert.not_before > a->cert.not_before &&
+		if (i != j && newer(&b->cert, &a->cert) &&
 		    ps_cert_same_holder(&a->cert, &b->cert) &&
 		    is_target(a, ids, nids))
 			return 1;
@@ -285,8 +294,8 @@ static int cmp_cert(const void *pa, const void *pb)
 }
 
 /* For each certificate: the newest valid certificate of the same holder and
- * type on the same token that started later and has its key there, if
- * any. A certificate without its key (written alone by another tool) can
+ * type on the same token that is newer (see newer()) and has its key
+ * there, if any. A certificate without its key (written alone by another tool) can
  * sign nothing: it supersedes nothing. */
 static void link_successors(struct ps_inventory *inv)
 {
@@ -299,11 +308,10 @@ static void link_successors(struct ps_inventory *inv)
 
 			if (j == i || b->tok != a->tok || !b->key_on_token ||
 			    b->cert.not_after <= inv->now ||
-			    b->cert.not_before <= a->cert.not_before ||
+			    !newer(&b->cert, &a->cert) ||
 			    !ps_cert_same_holder(&a->cert, &b->cert))
 				continue;
-			if (best < 0 ||
-			    b->cert.not_before > inv->c[best].cert.not_before)
+			if (best < 0 || newer(&b->cert, &inv->c[best].cert))
 				best = (long)j;
 		}
 		inv->c[i].superseded_by = best;
