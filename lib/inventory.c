@@ -295,8 +295,8 @@ static int cmp_cert(const void *pa, const void *pb)
 
 /* For each certificate: the newest valid certificate of the same holder and
  * type on the same token that is newer (see newer()) and has its key
- * there, if any. A certificate without its key (written alone by another tool) can
- * sign nothing: it supersedes nothing. */
+ * there, if any. A certificate without its key (written alone by another tool)
+ * can sign nothing: it supersedes nothing. */
 static void link_successors(struct ps_inventory *inv)
 {
 	for (size_t i = 0; i < inv->n; i++) {
