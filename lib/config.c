@@ -99,6 +99,10 @@ static const char *const ca_keys[] = { "channel",   "type",	 "timeout",
 				       "from",	    "from-name", "subject",
 				       "template",  "smtp-user", "smtp-pass",
 				       "tls",	    NULL };
+/* The mail: channel's signer and the organisation's facts of its text. */
+static const char *const ca_mail_keys[] = { "sign-with", "contract-number",
+					    "organisation", "employee-number",
+					    NULL };
 static const char *const jip_keys[] = { "user",	     "profile",	   "url",
 					"timeout",   "ca-bundle",  "backend",
 					"ws-url",    "ws-version", "ws-system",
@@ -107,11 +111,9 @@ static const char *const jip_keys[] = { "user",	     "profile",	   "url",
 static const struct {
 	const char *section;
 	const char *const *keys;
-} known[] = { { "defaults", defaults_keys },
-	      { "token.*", token_keys },
-	      { "ca.*", ca_keys },
-	      { "jip", jip_keys },
-	      { "jip-ca", NULL } };
+} known[] = { { "defaults", defaults_keys }, { "token.*", token_keys },
+	      { "ca.*", ca_keys },	     { "ca.*", ca_mail_keys },
+	      { "jip", jip_keys },	     { "jip-ca", NULL } };
 
 static int section_is(const char *pattern, const char *section)
 {
@@ -132,7 +134,7 @@ int ps_config_known(const char *section, const char *key)
 		for (const char *const *k = known[i].keys; *k; k++)
 			if (!strcmp(*k, key))
 				return 1;
-		return 0;
+		/* a section may have more than one list */
 	}
 	return 0;
 }
