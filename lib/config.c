@@ -103,6 +103,8 @@ static const char *const ca_keys[] = { "channel",   "type",	 "timeout",
 static const char *const ca_mail_keys[] = { "sign-with", "contract-number",
 					    "organisation", "employee-number",
 					    NULL };
+/* ps-fetch --imap's password source and trust. */
+static const char *const mailbox_keys[] = { "imap-pass", "ca-bundle", NULL };
 static const char *const jip_keys[] = { "user",	     "profile",	   "url",
 					"timeout",   "ca-bundle",  "backend",
 					"ws-url",    "ws-version", "ws-system",
@@ -113,7 +115,8 @@ static const struct {
 	const char *const *keys;
 } known[] = { { "defaults", defaults_keys }, { "token.*", token_keys },
 	      { "ca.*", ca_keys },	     { "ca.*", ca_mail_keys },
-	      { "jip", jip_keys },	     { "jip-ca", NULL } };
+	      { "jip", jip_keys },	     { "jip-ca", NULL },
+	      { "mailbox", mailbox_keys } };
 
 static int section_is(const char *pattern, const char *section)
 {
@@ -160,8 +163,10 @@ static int check_secrets(const struct ps_config *cfg, struct ps_err *err)
 		int pin = !strcmp(e->key, "pin") &&
 			  (!strcmp(e->section, "defaults") ||
 			   section_is("token.*", e->section));
-		int pass = !strcmp(e->key, "smtp-pass") &&
-			   section_is("ca.*", e->section);
+		int pass = (!strcmp(e->key, "smtp-pass") &&
+			    section_is("ca.*", e->section)) ||
+			   (!strcmp(e->key, "imap-pass") &&
+			    !strcmp(e->section, "mailbox"));
 		char msg[sizeof(err->msg)];
 
 		if (!pin && !pass)
