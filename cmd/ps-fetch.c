@@ -128,9 +128,11 @@ static int from_mailbox(struct ps_cli *cli, struct ps_fetch *f,
 
 	if (!err->status)
 		ps_cli_info(cli,
-			    "%zu unread message(s): %zu marked as read, %zu "
+			    "%zu unread message(s): %zu %s as read, %zu "
 			    "left as they were; %zu certificate(s) installed",
-			    s.messages, s.handled, s.left, s.installed);
+			    s.messages, s.handled,
+			    a->dry_run ? "would be marked" : "marked", s.left,
+			    s.installed);
 	return rc;
 }
 

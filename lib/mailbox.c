@@ -257,7 +257,8 @@ static int maildir_mark(struct box *b, size_t i, struct ps_err *err)
 	snprintf(to, sizeof(to), "cur/%.*s:2,%s",
 		 (int)(info ? (size_t)(info - name) : strlen(name)), name,
 		 flags);
-	if (renameat(b->dfd, b->names[i], b->dfd, to) == 0)
+	/* gone: another run (or a mail reader) has just moved it */
+	if (renameat(b->dfd, b->names[i], b->dfd, to) == 0 || errno == ENOENT)
 		return 0;
 	return ps_err_set(err, PS_EXIT_FAIL, "mailbox", NULL,
 			  "cannot mark %.200s as read: %s", b->names[i],
