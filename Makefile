@@ -31,9 +31,10 @@ PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 P11KIT_PROXY := $(shell $(PKG_CONFIG) --variable=proxy_module p11-kit-1 2>/dev/null)
-DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags libssl libcrypto libp11 libcurl libxml-2.0 jansson inih p11-kit-1 2>/dev/null)
-# libp11, libcurl and libxml2 are not linked: lib/lazy.c loads them when a
-# run first needs them (start-up time and RSS of every binary).
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags libssl libcrypto libp11 libcurl libxml-2.0 jansson inih p11-kit-1 gmime-3.0 2>/dev/null)
+# libp11, libcurl, libxml2 and GMime are not linked: lib/lazy.c and
+# lib/lazy_gmime.c load them when a run first needs them (start-up time
+# and RSS of every binary).
 DEP_LIBS := $(shell $(PKG_CONFIG) --libs libssl libcrypto jansson inih 2>/dev/null) -ldl -pthread
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib $(DEP_CFLAGS) $(WARN) $(CFLAGS) \
 	-DPSRENEW_DATADIR='"$(DATADIR)"' \

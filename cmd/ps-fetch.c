@@ -9,6 +9,7 @@
 #include <psrenew/fetch.h>
 #include <psrenew/fetch_wait.h>
 #include <psrenew/http.h>
+#include <psrenew/mailbox.h>
 
 #include "common/cli.h"
 #include "common/progress.h"
@@ -17,6 +18,7 @@ struct args {
 	int pending, dry_run, now, lenient, accept_type;
 	long wait; /* -1: no waiting */
 	const char *cert, *ca_bundle;
+	const char *maildir, *imap, *imap_pass; /* mailbox pick-up */
 };
 
 /* Reads all of FILE or stdin (at most 1 MiB). */
@@ -115,15 +117,41 @@ static int fetch_all(struct ps_cli *cli, struct ps_fetch *f,
 			    a->now || (!a->pending && a->wait < 0), &h);
 }
 
+/* --maildir DIR or --imap URL: the certificates that came by mail. */
+static int from_mailbox(struct ps_cli *cli, struct ps_fetch *f,
+			const struct args *a, struct ps_err *err)
+{
+	struct ps_mailbox_opts o = { a->maildir, a->imap, a->imap_pass,
+				     a->ca_bundle };
+	struct ps_mailbox_stats s = { 0 };
+	int rc = ps_mailbox_fetch(f, &o, ps_cli_emit, cli, &s, err);
+
+	if (!err->status)
+		ps_cli_info(cli,
+			    "%zu unread message(s): %zu %s as read, %zu "
+			    "left as they were; %zu certificate(s) installed",
+			    s.messages, s.handled,
+			    a->dry_run ? "would be marked" : "marked", s.left,
+			    s.installed);
+	return rc;
+}
+
 static int run(struct ps_cli *cli, void *args, char **operands, int n,
 	       struct ps_err *err)
 {
 	const struct args *a = args;
 	struct ps_fetch f;
 	struct ps_state st;
-	json_t *ids = json_array();
+	json_t *ids;
 	int rc;
 
+	if (!!a->cert + !!a->maildir + !!a->imap + a->pending > 1 ||
+	    (a->imap_pass && !a->imap))
+		return ps_err_set(err, PS_EXIT_USAGE, "usage", NULL,
+				  "--cert, --maildir, --imap and --pending "
+				  "exclude each other; --imap-pass goes with "
+				  "--imap");
+	ids = json_array();
 	ps_fetch_init(&f);
 	f.cfg = &cli->cfg;
 	f.module = cli->module;
@@ -142,7 +170,9 @@ static int run(struct ps_cli *cli, void *args, char **operands, int n,
 		return rc;
 	}
 	f.st = &st;
-	if (a->cert) {
+	if (a->maildir || a->imap) {
+		rc = from_mailbox(cli, &f, a, err);
+	} else if (a->cert) {
 		unsigned char *buf;
 		size_t len = 0;
 
@@ -195,7 +225,8 @@ int main(int argc, char **argv)
 	struct ps_cli cli = {
 		.prog = "ps-fetch",
 		.synopsis =
-		    "[--pending | REQUEST-ID... | --cert FILE] [--wait[=S]] "
+		    "[--pending | REQUEST-ID... | --cert FILE | --maildir DIR "
+		    "| --imap URL] [--wait[=S]] "
 		    "[OPTION]...",
 		.summary =
 		    "Poll the CA for requested certificates, verify what it "
@@ -212,6 +243,15 @@ int main(int argc, char **argv)
 		PS_OPT_STRING("cert", &a.cert, "FILE",
 			      "install a certificate that came by mail or web "
 			      "(FILE, - or URL)"),
+		PS_OPT_STRING("maildir", &a.maildir, "DIR",
+			      "install the certificates the unread mail of "
+			      "this Maildir brings"),
+		PS_OPT_STRING("imap", &a.imap, "URL",
+			      "the same from an IMAP folder: "
+			      "imaps://USER@HOST[:PORT]/INBOX"),
+		PS_OPT_STRING("imap-pass", &a.imap_pass, "SOURCE",
+			      "the IMAP password's source: prompt, env:VAR, "
+			      "file:PATH, fd:N"),
 		PS_OPT_STRING("ca-bundle", &a.ca_bundle, "FILE",
 			      "verify the issued certificate's chain against "
 			      "these CAs"),

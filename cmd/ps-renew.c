@@ -15,7 +15,7 @@
 
 struct args {
 	const char *ca, *id, *serial, *key_type, *key, *ca_bundle, *ca_type;
-	const char *cacerts;
+	const char *cacerts, *sign_with;
 	int type;
 	long all_expiring;
 	int dry_run, force;
@@ -160,6 +160,8 @@ static int run(struct ps_cli *cli, const struct args *a, struct ps_err *err)
 	free(ca_spec);
 	if (!rc && r.ca)
 		ps_ca_set_bundle(r.ca, a->ca_bundle);
+	if (!rc && r.ca)
+		rc = ps_ca_set_sign_with(r.ca, a->sign_with, err);
 	if (!rc && r.ca && a->cacerts) {
 		rc = write_cacerts(cli, r.ca, a->cacerts, err);
 		if (!rc && !by_opts && isatty(0)) {
@@ -264,6 +266,10 @@ int main(int argc, char **argv)
 		PS_OPT_STRING("ca-bundle", &a.ca_bundle, "FILE",
 			      "CAs trusted (besides the system's) for the CA's "
 			      "TLS"),
+		PS_OPT_STRING("sign-with", &a.sign_with, "SELECTOR",
+			      "mail: the certificate that signs the e-mail: "
+			      "qualified, current, id:HEX or serial:S "
+			      "(default: the holder's qualified one)"),
 		PS_OPT_BOOL("force", &a.force,
 			    "renew even when a request is pending or a "
 			    "successor exists"),

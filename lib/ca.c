@@ -181,6 +181,20 @@ void ps_ca_set_bundle(struct ps_ca *ca, const char *file)
 		ca->ca_bundle = file;
 }
 
+int ps_ca_set_sign_with(struct ps_ca *ca, const char *sel, struct ps_err *err)
+{
+	if (!sel)
+		return 0;
+	if (strcmp(ca->drv->prefix, "mail:") != 0)
+		return ps_err_set(err, PS_EXIT_USAGE, "usage",
+				  "drop --sign-with, or use a mail: channel",
+				  "--sign-with chooses who signs the renewal "
+				  "e-mail; the channel %.200s sends none",
+				  ca->channel);
+	ca->sign_with = sel;
+	return 0;
+}
+
 int ps_ca_needs_token(const struct ps_ca *ca, int poll)
 {
 	return poll ? ca->drv->poll_needs_token : ca->drv->needs_token;

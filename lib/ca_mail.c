@@ -1,11 +1,13 @@
 /* psrenew: the "mail:" channel, PostSignum's documented route: the request
- * as an e-mail to its electronic registry, S/MIME-signed with the current
- * certificate's key on the token, the PKCS#10 request attached (.req).
+ * as an e-mail to its electronic registry, S/MIME-signed on the token (by
+ * the holder's qualified certificate when there is one, mail_signer.h),
+ * the PKCS#10 request attached (.req).
  *   mail:smtp://HOST[:PORT]   STARTTLS when offered (required with a login)
  *   mail:smtps://HOST[:PORT]  TLS from the start
  *   mail:-                    the message on stdout (for sendmail -t)
  * Nothing can be polled: the request stays pending until the certificate
- * comes back by mail or web and "ps-fetch --cert" installs it. */
+ * comes back by mail or web and "ps-fetch --cert" (or --maildir, --imap)
+ * installs it. */
 #include <psrenew/ca_driver.h>
 
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include <psrenew/cert.h>
 #include <psrenew/http.h>
 #include <psrenew/mail.h>
+#include <psrenew/mail_signer.h>
 #include <psrenew/secret.h>
 #include <psrenew/signer.h>
 #include <psrenew/codec.h>
@@ -30,6 +33,7 @@ struct mail {
 	char *url;	/* NULL: stdout */
 	char *password; /* read once per run, wiped at the end */
 	char *template_text;
+	char signer[128]; /* who signed the last message, for the reply */
 };
 
 static const char *opt(const struct ps_ca *ca, const char *key)
@@ -158,6 +162,25 @@ static STACK_OF(X509) * chain_from_bundle(const char *bundle, X509 *leaf)
 	return out;
 }
 
+/* The text's facts: the certificate being renewed, the signer, and the
+ * organisation's from [ca.NAME]. */
+static void fill_vars(struct ps_ca *ca, const struct ps_cert *c,
+		      const struct ps_mail_signer *s, const char *na,
+		      const char *file, struct ps_mail_vars *v)
+{
+	v->name = c->cn ? c->cn : "";
+	v->type = c->type == PS_CERT_QUALIFIED ? "kvalifikovaný" : "komerční";
+	v->serial = c->serial_hex;
+	v->not_after = na;
+	v->email = c->email ? c->email : opt(ca, "from");
+	v->file = file;
+	v->signer_serial = s->serial_hex;
+	v->signer_type = s->qualified ? "kvalifikovaný" : "komerční";
+	v->contract_number = opt(ca, "contract-number");
+	v->organisation = opt(ca, "organisation");
+	v->employee_number = opt(ca, "employee-number");
+}
+
 static int build(struct ps_ca *ca, const struct ps_ca_request *req, char **msg,
 		 size_t *len, char *mid, size_t midlen, const char **to,
 		 char **from, struct ps_err *err)
@@ -166,6 +189,7 @@ static int build(struct ps_ca *ca, const struct ps_ca_request *req, char **msg,
 	struct ps_cert c;
 	struct ps_mail_vars v = { 0 };
 	struct ps_mail_msg mm = { 0 };
+	struct ps_mail_signer s = { 0 };
 	char na[32], file[64];
 	char *body = NULL, *subj = NULL;
 	unsigned char *der = NULL;
@@ -173,6 +197,7 @@ static int build(struct ps_ca *ca, const struct ps_ca_request *req, char **msg,
 	EVP_PKEY *key = NULL;
 	STACK_OF(X509) *chain = NULL;
 	const char *subject_tmpl = opt(ca, "subject");
+	const char *sel = ca->sign_with ? ca->sign_with : opt(ca, "sign-with");
 
 	if (!req->tok || !req->old_cert || !req->old_key_id)
 		return ps_err_set(err, PS_EXIT_FAIL, "mail", NULL,
@@ -190,16 +215,17 @@ static int build(struct ps_ca *ca, const struct ps_ca_request *req, char **msg,
 		    "the certificate has no e-mail address to send "
 		    "from");
 	}
+	rc = ps_mail_signer_pick(req->tok, req->old_cert, req->old_key_id,
+				 req->old_key_id_len, sel, &s, err);
+	if (rc) {
+		ps_cert_free(&c);
+		return rc;
+	}
 	/* A copy: the certificate's address goes with c. */
 	*from = strdup(opt(ca, "from") ? opt(ca, "from") : c.email);
 	ps_time_iso(c.not_after, na, sizeof(na));
 	snprintf(file, sizeof(file), "zadost-%.40s.req", c.serial_hex);
-	v.name = c.cn ? c.cn : "";
-	v.type = c.type == PS_CERT_QUALIFIED ? "kvalifikovaný" : "komerční";
-	v.serial = c.serial_hex;
-	v.not_after = na;
-	v.email = c.email ? c.email : opt(ca, "from");
-	v.file = file;
+	fill_vars(ca, &c, &s, na, file, &v);
 	message_id(mid, midlen);
 	body = ps_mail_fill(
 	    m->template_text ? m->template_text : ps_mail_default_template, &v);
@@ -213,8 +239,7 @@ static int build(struct ps_ca *ca, const struct ps_ca_request *req, char **msg,
 				"cannot prepare the message");
 		goto out;
 	}
-	rc = ps_signer_key(req->tok, req->old_key_id, req->old_key_id_len, &key,
-			   err);
+	rc = ps_signer_key(req->tok, s.id, s.id_len, &key, err);
 	if (rc)
 		goto out;
 	mm.from_name = opt(ca, "from-name") ? opt(ca, "from-name") : c.cn;
@@ -227,14 +252,19 @@ static int build(struct ps_ca *ca, const struct ps_ca_request *req, char **msg,
 	mm.attach = der;
 	mm.attach_len = (size_t)der_len;
 	mm.message_id = mid;
-	chain = chain_from_bundle(ca->ca_bundle, req->old_cert);
-	rc = ps_mail_build(&mm, req->old_cert, key, chain, msg, len, err);
+	chain = chain_from_bundle(ca->ca_bundle, s.cert);
+	rc = ps_mail_build(&mm, s.cert, key, chain, msg, len, err);
+	if (!rc)
+		snprintf(m->signer, sizeof(m->signer), "%s certificate %s",
+			 s.qualified ? "qualified" : "commercial",
+			 s.serial_hex);
 out:
 	sk_X509_pop_free(chain, X509_free);
 	EVP_PKEY_free(key);
 	OPENSSL_free(der);
 	free(body);
 	free(subj);
+	ps_mail_signer_free(&s);
 	ps_cert_free(&c);
 	if (rc) {
 		free(*from);
@@ -305,9 +335,10 @@ static int mail_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 	if (asprintf(&reply->cookie, "<%s>", mid) < 0)
 		reply->cookie = NULL;
 	if (asprintf(&reply->message,
-		     "sent to %s; when the CA's e-mail brings the certificate, "
-		     "install it with ps-fetch --cert FILE",
-		     to) < 0)
+		     "sent to %s, signed by the %s; when the CA's e-mail "
+		     "brings the certificate, install it with ps-fetch --cert "
+		     "FILE or ps-fetch --maildir/--imap",
+		     to, m->signer) < 0)
 		reply->message = NULL;
 	return 0;
 }

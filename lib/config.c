@@ -102,6 +102,12 @@ static const char *const ca_keys[] = { "channel",   "type",	 "timeout",
 				       "from",	    "from-name", "subject",
 				       "template",  "smtp-user", "smtp-pass",
 				       "tls",	    NULL };
+/* The mail: channel's signer and the organisation's facts of its text. */
+static const char *const ca_mail_keys[] = { "sign-with", "contract-number",
+					    "organisation", "employee-number",
+					    NULL };
+/* ps-fetch --imap's password source and trust. */
+static const char *const mailbox_keys[] = { "imap-pass", "ca-bundle", NULL };
 static const char *const jip_keys[] = { "user",
 					"profile",
 					"url",
@@ -120,11 +126,10 @@ static const char *const jip_keys[] = { "user",
 static const struct {
 	const char *section;
 	const char *const *keys;
-} known[] = { { "defaults", defaults_keys },
-	      { "token.*", token_keys },
-	      { "ca.*", ca_keys },
-	      { "jip", jip_keys },
-	      { "jip-ca", NULL } };
+} known[] = { { "defaults", defaults_keys }, { "token.*", token_keys },
+	      { "ca.*", ca_keys },	     { "ca.*", ca_mail_keys },
+	      { "jip", jip_keys },	     { "jip-ca", NULL },
+	      { "mailbox", mailbox_keys } };
 
 static int section_is(const char *pattern, const char *section)
 {
@@ -145,7 +150,7 @@ int ps_config_known(const char *section, const char *key)
 		for (const char *const *k = known[i].keys; *k; k++)
 			if (!strcmp(*k, key))
 				return 1;
-		return 0;
+		/* a section may have more than one list */
 	}
 	return 0;
 }
@@ -236,8 +241,10 @@ static int check_secrets(const struct ps_config *cfg, struct ps_err *err)
 		int pin = !strcmp(e->key, "pin") &&
 			  (!strcmp(e->section, "defaults") ||
 			   section_is("token.*", e->section));
-		int pass = !strcmp(e->key, "smtp-pass") &&
-			   section_is("ca.*", e->section);
+		int pass = (!strcmp(e->key, "smtp-pass") &&
+			    section_is("ca.*", e->section)) ||
+			   (!strcmp(e->key, "imap-pass") &&
+			    !strcmp(e->section, "mailbox"));
 		char msg[sizeof(err->msg)];
 
 		if (!pin && !pass)

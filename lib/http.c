@@ -559,3 +559,33 @@ int ps_smtp_send(const struct ps_http_opts *o, const char *url,
 	ps_http_free(h);
 	return st;
 }
+
+void *ps_http_handle(struct ps_http *h, const char *protocols)
+{
+	CURL *c = h->curl;
+
+	h->errbuf[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, h);
+	curl_easy_setopt(c, CURLOPT_CAINFO, NULL);
+	curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->o.connect_timeout);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, h->o.timeout);
+	return c;
+}
+
+int ps_http_failed(struct ps_http *h, int rc, const char *url,
+		   struct ps_err *err)
+{
+	return curl_failure(h->errbuf, (CURLcode)rc, url, err);
+}
+
+const char *ps_http_errtext(const struct ps_http *h)
+{
+	return h->errbuf;
+}

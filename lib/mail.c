@@ -20,13 +20,17 @@ const char ps_mail_default_template[] =
     "žádám o vydání následného certifikátu PostSignum.\n"
     "\n"
     "Držitel:                 {name}\n"
+    "Organizace:              {organisation}\n"
+    "Číslo smlouvy:           {contract_number}\n"
+    "Osobní číslo:            {employee_number}\n"
     "Typ certifikátu:         {type}\n"
     "Sériové číslo současného certifikátu: {serial}\n"
     "Platnost současného certifikátu do:   {not_after}\n"
     "E-mail:                  {email}\n"
     "\n"
     "Žádost o certifikát (PKCS#10) je v příloze {file}.\n"
-    "Zpráva je podepsána současným certifikátem.\n"
+    "Zpráva je podepsána certifikátem držitele ({signer_type}, sériové\n"
+    "číslo {signer_serial}).\n"
     "\n"
     "S pozdravem\n"
     "{name}\n";
@@ -575,32 +579,72 @@ out:
 	return rc;
 }
 
-char *ps_mail_fill(const char *tmpl, const struct ps_mail_vars *v)
+/* The value of the placeholder at s, or NULL; *klen its length, 0 when
+ * s is not at a placeholder. */
+static const char *placeholder(const char *s, const struct ps_mail_vars *v,
+			       size_t *klen)
 {
 	const struct {
 		const char *key, *val;
 	} map[] = {
-		{ "{name}", v->name },	   { "{type}", v->type },
-		{ "{serial}", v->serial }, { "{not_after}", v->not_after },
-		{ "{email}", v->email },   { "{file}", v->file },
+		{ "{name}", v->name },
+		{ "{type}", v->type },
+		{ "{serial}", v->serial },
+		{ "{not_after}", v->not_after },
+		{ "{email}", v->email },
+		{ "{file}", v->file },
+		{ "{signer_serial}", v->signer_serial },
+		{ "{signer_type}", v->signer_type },
+		{ "{contract_number}", v->contract_number },
+		{ "{organisation}", v->organisation },
+		{ "{employee_number}", v->employee_number },
 	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (!strncmp(s, map[i].key, strlen(map[i].key))) {
+			*klen = strlen(map[i].key);
+			return map[i].val;
+		}
+	*klen = 0;
+	return NULL;
+}
+
+/* A line (n bytes) whose placeholders are all unset or empty: left out. */
+static int line_unset(const char *s, size_t n, const struct ps_mail_vars *v)
+{
+	int known = 0, set = 0;
+
+	for (size_t i = 0, k; i < n; i += k ? k : 1) {
+		const char *val = placeholder(s + i, v, &k);
+
+		known += k > 0;
+		set += k > 0 && val && *val;
+	}
+	return known && !set;
+}
+
+char *ps_mail_fill(const char *tmpl, const struct ps_mail_vars *v)
+{
 	struct buf b = { 0 };
 
 	puts_(&b, "");
 	while (*tmpl) {
-		size_t k = sizeof(map) / sizeof(map[0]);
-		const char *key = NULL, *val = NULL;
+		size_t n = strcspn(tmpl, "\n"), k;
+		const char *end = tmpl + n + (tmpl[n] == '\n');
 
-		for (size_t i = 0; i < k && !key; i++)
-			if (!strncmp(tmpl, map[i].key, strlen(map[i].key))) {
-				key = map[i].key;
-				val = map[i].val;
+		if (line_unset(tmpl, n, v)) {
+			tmpl = end;
+			continue;
+		}
+		while (tmpl < end) {
+			const char *val = placeholder(tmpl, v, &k);
+
+			if (k) {
+				puts_(&b, val ? val : "");
+				tmpl += k;
+			} else {
+				put(&b, tmpl++, 1);
 			}
-		if (key) {
-			puts_(&b, val ? val : "");
-			tmpl += strlen(key);
-		} else {
-			put(&b, tmpl++, 1);
 		}
 	}
 	if (b.bad) {

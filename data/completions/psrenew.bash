@@ -17,9 +17,10 @@ _psrenew_opts() {
 	case $1 in
 	ps-status) echo '--expiring --unregistered --metrics --metrics-file --modules' ;;
 	ps-renew) echo '--ca --ca-type --cacerts --id --serial --type
-		--all-expiring --key-type --key --dry-run --ca-bundle --force' ;;
+		--all-expiring --key-type --key --dry-run --ca-bundle --force
+		--sign-with' ;;
 	ps-fetch) echo '--pending --wait --cert --ca-bundle --lenient-subject
-		--accept-type --now --dry-run' ;;
+		--accept-type --now --dry-run --maildir --imap --imap-pass' ;;
 	ps-jip-setserial) echo '--login --user --password --otp --for --profile
 		--jip-url --ca-bundle --cert --serial --type --ca --id
 		--login-cert --verify-login --list --backend --jip-ws --ws-version
@@ -171,8 +172,8 @@ _psrenew() {
 		_psrenew_lines _psrenew_module_words "$cur"
 		return ;;
 	--pin) _psrenew_secret "$cur" pinpad; return ;;
-	--password | --otp | --pass | --client-key-password) _psrenew_secret "$cur" ''; return ;;
-	--state-dir)
+	--password | --otp | --pass | --client-key-password | --imap-pass) _psrenew_secret "$cur" ''; return ;;
+	--state-dir | --maildir)
 		compopt -o filenames 2>/dev/null
 		_psrenew_lines compgen -d -- "$cur"
 		return ;;
@@ -180,6 +181,7 @@ _psrenew() {
 		_psrenew_files "$cur"; return ;;
 	--type) COMPREPLY=($(compgen -W 'qualified commercial' -- "$cur")); return ;;
 	--ca-type) COMPREPLY=($(compgen -W 'cmp est' -- "$cur")); return ;;
+	--sign-with) COMPREPLY=($(compgen -W 'qualified current id: serial:' -- "$cur")); return ;;
 	--login) COMPREPLY=($(compgen -W 'password cert otp nia' -- "$cur")); return ;;
 	--backend) COMPREPLY=($(compgen -W 'html ws' -- "$cur")); return ;;
 	--ws-version) COMPREPLY=($(compgen -W '1.0 1.1' -- "$cur")); return ;;
@@ -196,7 +198,7 @@ helper: cmp:// est:// https:// mail:smtp:// mail:smtps:// mail:-" -- "$cur"))
 		fi
 		return ;;
 	--expiring | --all-expiring | --for-room | --wait | --id | --serial | --key | \
-		--user | --for | --jip-url | --jip-ws | --login-cert | --jip-confirmed | --label)
+		--user | --for | --jip-url | --jip-ws | --login-cert | --jip-confirmed | --label | --imap)
 		return ;;
 	esac
 	if [[ $cur == -* ]]; then

@@ -101,6 +101,11 @@ int ps_ca_uses_stdout(const struct ps_ca *ca);
 /* CAs trusted in addition to the system's, for this channel's TLS and
  * response protection (--ca-bundle, or ca-bundle in [ca.NAME]). */
 PS_API void ps_ca_set_bundle(struct ps_ca *ca, const char *file);
+/* The certificate that signs the mail: channel's e-mail (--sign-with:
+ * qualified, current, id:HEX, serial:S; NULL: sign-with in [ca.NAME], or
+ * the holder's qualified one, see mail_signer.h). Exit 2 for another
+ * channel. sel must outlive ca. */
+int ps_ca_set_sign_with(struct ps_ca *ca, const char *sel, struct ps_err *err);
 /* Lets go of connections that hold token keys: call it before the
  * tokens (modules) the channel used are closed. */
 void ps_ca_idle(struct ps_ca *ca);

@@ -42,6 +42,7 @@ struct ps_ca {
 	long timeout;	       /* seconds */
 	const char *ca_bundle; /* extra trust for TLS (and CA responses) */
 	int uses_stdout;       /* mail:- writes the message on stdout */
+	const char *sign_with; /* mail: the signer (--sign-with), or NULL */
 	void *priv;
 };
 

@@ -99,4 +99,19 @@ int ps_smtp_send(const struct ps_http_opts *o, const char *url,
 		 size_t len, const char *user, const char *pass,
 		 int tls_required, struct ps_err *err);
 
+/*
+ * h's libcurl handle (a CURL *), set up for protocols (as
+ * CURLOPT_PROTOCOLS_STR takes them, "imap,imaps") with h's trust (the
+ * system's CAs and ca_bundle, always verified) and time-outs: for a
+ * protocol this file has no function for (IMAP, lib/imap.c). The caller
+ * sets the rest; the handle goes with ps_http_free.
+ */
+void *ps_http_handle(struct ps_http *h, const char *protocols);
+/* The exit status and error of a transfer of that handle that failed with
+ * libcurl's code rc: 1 an untrusted server, 4 unreachable, 5 refused. */
+int ps_http_failed(struct ps_http *h, int rc, const char *url,
+		   struct ps_err *err);
+/* libcurl's words on the last failure of that handle ("" when none). */
+const char *ps_http_errtext(const struct ps_http *h);
+
 #endif

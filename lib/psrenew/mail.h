@@ -33,10 +33,14 @@ int ps_mail_build(const struct ps_mail_msg *m, X509 *cert, EVP_PKEY *key,
 		  STACK_OF(X509) * chain, char **out, size_t *len,
 		  struct ps_err *err);
 
-/* A template with {name}, {type}, {serial}, {not_after}, {email}, {file}
- * filled in (unknown {...} are kept as they are). */
+/* A template with {name}, {type}, {serial}, {not_after}, {email}, {file},
+ * {signer_serial}, {signer_type}, {contract_number}, {organisation} and
+ * {employee_number} filled in (unknown {...} are kept as they are). A line
+ * whose placeholders are all unset or empty is left out. */
 struct ps_mail_vars {
 	const char *name, *type, *serial, *not_after, *email, *file;
+	const char *signer_serial, *signer_type;
+	const char *contract_number, *organisation, *employee_number;
 };
 char *ps_mail_fill(const char *tmpl, const struct ps_mail_vars *v);
 

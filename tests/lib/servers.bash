@@ -1,8 +1,7 @@
 # shellcheck shell=bash
 # The test servers (tests/est, tests/cmp, tests/jip, tests/smtp,
-# tests/prometheus), started and
-# stopped the same way by every test file (load ../lib/fixture first; the
-# psrenew helpers load it):
+# tests/prometheus, tests/imap), started and stopped the same way by every
+# test file (load ../lib/fixture first; the psrenew helpers load it):
 #
 #   load ../lib/servers
 #   setup_file()    { start_est "$BATS_FILE_TMPDIR/est" "$PKI"; }
@@ -26,6 +25,9 @@
 #                                SMTP_STATE
 #   start_prometheus DIR TEXTDIR NODE_EXPORTER_URL NODE_EXPORTER_PORT
 #                                (node_exporter's textfile collector)
+#   start_imap DIR USER:PASS...  IMAP_PORT IMAP_HOST IMAP_TLS_CA IMAP_MAILDIR
+#                                (the first user's) IMAP_STATE: a Dovecot
+#                                of its own (tests/imap/imap-start)
 # PKI defaults to the test PKI (pki_dir).
 
 # The registry of the current scope: one "KIND DIR" line per server.
@@ -42,7 +44,7 @@ _srv_script() { # KIND start|stop
 }
 
 # server_started KIND DIR: stop_servers stops the server of KIND (est, cmp,
-# jip, smtp) in DIR; for tests that run a start script themselves.
+# jip, smtp, imap) in DIR; for tests that run a start script themselves.
 server_started() {
 	local list
 	list=$(_srv_list)
@@ -99,6 +101,27 @@ start_smtp() {
 		"$dir" "$@"
 }
 
+start_imap() {
+	local dir=$1
+	shift
+	_srv_start imap "$dir" "IMAP_PORT IMAP_HOST IMAP_TLS_CA IMAP_MAILDIR IMAP_STATE" \
+		"$dir" "$@"
+}
+
+# maildir_deliver MAILDIR FILE: delivers the message FILE into MAILDIR the
+# way an MTA does (maildir(5)): written under a unique name in tmp/, then
+# renamed into new/; the file gets the owner of the Maildir (the test IMAP
+# server's mail user when run as root). Prints the name.
+maildir_deliver() {
+	local dir=$1 name
+	_SRV_MAIL_SEQ=$((${_SRV_MAIL_SEQ:-0} + 1))
+	name="$(date +%s).M$(_fx_rand_hex 4)P$$Q$_SRV_MAIL_SEQ.$(uname -n)"
+	cp "$2" "$dir/tmp/$name" && chmod 644 "$dir/tmp/$name" &&
+		chown --reference="$dir" "$dir/tmp/$name" &&
+		mv "$dir/tmp/$name" "$dir/new/$name" || return 1
+	printf '%s\n' "$name"
+}
+
 # _srv_stop KIND DIR: stops it; forgets it once it is stopped.
 _srv_stop() {
 	local list rest
@@ -113,6 +136,7 @@ stop_est() { _srv_stop est "$1"; }
 stop_cmp() { _srv_stop cmp "$1"; }
 stop_jip() { _srv_stop jip "$1"; }
 stop_smtp() { _srv_stop smtp "$1"; }
+stop_imap() { _srv_stop imap "$1"; }
 
 # stop_servers: stops every server of this scope, the last started first;
 # fails when one of them would not stop.
