@@ -4,7 +4,8 @@
 # make demo       the guide's whole renewal on a demo token (scripts/demo)
 # make tests      build the unit tests and test tools too (what check runs)
 # make install    PREFIX=/usr/local DESTDIR= (binaries, library, public
-#                 headers, pkg-config file, man pages)
+#                 headers, pkg-config file, man pages, data: units, JIP
+#                 profile, example configuration, Ansible role)
 # make uninstall  remove what make install put there
 # make lint       cppcheck, clang-format, scripts/checksrc (house rules,
 #                 the export list against the PS_API declarations)
@@ -68,6 +69,10 @@ MANS := $(wildcard man/*.[157])
 # systemd units and crontab lines for ps-fetch and ps-status (@BINDIR@ set)
 DATA_TIMERS := $(patsubst data/%,%,$(wildcard data/systemd/psrenew-* \
 	data/cron/psrenew.*))
+# the Ansible role and playbooks (README, "Many workstations")
+DATA_ANSIBLE := $(patsubst data/%,%,$(wildcard data/ansible/*.yml \
+	data/ansible/filter_plugins/*.py data/ansible/roles/psrenew/*/*.yml \
+	data/ansible/roles/psrenew/templates/*.j2))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
@@ -178,8 +183,9 @@ $(B)/tests/cmp-ca: tests/cmp/cmp-ca.c
 # The one test command (README, .ci/run): packages, build, every test;
 # then every test again against the ASan+UBSan build and the binaries' tests
 # under valgrind (mk/fuzz.mk). Any sanitizer or valgrind report fails.
+# Then the fleet stage (mk/fleet.mk: Ansible, the Debian package).
 # Every stage runs even when one fails; the last line is the total of the
-# three runs (also in $(B)/summary, which .ci/run prints last).
+# four runs (also in $(B)/summary, which .ci/run prints last).
 check:
 	scripts/install-deps
 	$(MAKE) tests
@@ -187,6 +193,7 @@ check:
 	PSRENEW_TOTALS=$$t PSRENEW_BUILD=$(abspath $(B)) tests/run || rc=1; \
 	PSRENEW_TOTALS=$$t $(MAKE) --no-print-directory check-san || rc=1; \
 	PSRENEW_TOTALS=$$t $(MAKE) --no-print-directory check-valgrind || rc=1; \
+	PSRENEW_TOTALS=$$t $(MAKE) --no-print-directory check-fleet || rc=1; \
 	touch $$t; \
 	awk -v rc=$$rc '{ p += $$1; f += $$2; s += $$3; \
 		printf "  %s: %d passed, %d failed\n", $$4, $$1, $$2 } \
@@ -226,6 +233,8 @@ install: all
 	for f in $(DATA_TIMERS); do \
 		sed 's|@BINDIR@|$(BINDIR)|g' data/$$f >$(DESTDIR)$(DATADIR)/$$f; \
 		chmod 0644 $(DESTDIR)$(DATADIR)/$$f; done
+	for f in $(DATA_ANSIBLE); do \
+		install -D -m 0644 data/$$f $(DESTDIR)$(DATADIR)/$$f; done
 
 uninstall:
 	rm -f $(BINS:$(B)/bin/%=$(DESTDIR)$(BINDIR)/%)
@@ -239,6 +248,7 @@ uninstall:
 		$(DATA_TIMERS:%=$(DESTDIR)$(DATADIR)/%)
 	-rmdir $(DESTDIR)$(DATADIR)/systemd $(DESTDIR)$(DATADIR)/cron \
 		2>/dev/null
+	rm -rf $(DESTDIR)$(DATADIR)/ansible
 	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
 	rm -f $(BINS:$(B)/bin/%=$(DESTDIR)$(BASHCOMPDIR)/%) \
 		$(DESTDIR)$(ZSHCOMPDIR)/_psrenew
