@@ -53,7 +53,8 @@ fleet_users() {
 # fleet_host_fixture NN: host NN's token, certificates and requests (as
 # root, then handed to psfleetNN).
 fleet_host_fixture() (
-	local n=$1 h=$FLEET/h$n fx=$FLEET/fixture/h$n pki
+	local n=$1
+	local h=$FLEET/h$n fx=$FLEET/fixture/h$n pki
 	set -e
 	mkdir -p "$h" "$fx"
 	export BATS_TEST_TMPDIR=$h
@@ -80,6 +81,23 @@ fleet_host_fixture() (
 	chmod 0700 "$h"
 )
 
+# fleet_fixtures: every host's fixture, two at a time (the first alone: it
+# builds the demo token the others copy).
+fleet_fixtures() {
+	local n pids=() bad=0 p
+	fleet_host_fixture 01 || { echo "fixture of host 01 failed" >&2; return 1; }
+	for n in $(fleet_hosts | tail -n +2); do
+		fleet_host_fixture "$n" &
+		pids+=($!)
+		if ((${#pids[@]} == 2)); then
+			for p in "${pids[@]}"; do wait "$p" || bad=1; done
+			pids=()
+		fi
+	done
+	for p in "${pids[@]}"; do wait "$p" || bad=1; done
+	((bad == 0)) || { echo "a host's fixture failed" >&2; return 1; }
+}
+
 # fleet_setup: everything above; exports FLEET, the servers' variables and
 # the ansible-playbook environment (ANSIBLE_CONFIG ...).
 fleet_setup() {
@@ -93,9 +111,7 @@ fleet_setup() {
 	cp -a "$PSRENEW_BUILD/share/psrenew" "$FLEET/psrenew/share/" || return 1
 	chmod -R a+rX "$FLEET/psrenew"
 	fleet_users || return 1
-	for n in $(fleet_hosts); do
-		fleet_host_fixture "$n" || { echo "fixture of host $n failed" >&2; return 1; }
-	done
+	fleet_fixtures || return 1
 	eval "$("$FIXTURE_ROOT/tests/fleet/sshd-start" "$FLEET/sshd" \
 		$(fleet_hosts | sed 's/^/psfleet/'))" || return 1
 	export SSHD_PORT SSHD_CLIENT_KEY SSHD_KNOWN_HOSTS
@@ -187,7 +203,7 @@ playbook() {
 	run ansible-playbook "$FLEET_PLAYBOOKS/$name.yml" \
 		-e "psrenew_fleet_dir=$FLEET/ctl/out" "$@"
 	PLAY_MS=$((($(date +%s%N) - t0) / 1000000))
-	printf '%s\n' "$output" >"$log"
+	printf '%s\n# %s ms\n' "$output" "$PLAY_MS" >"$log"
 }
 FLEET_RUNS=0
 

@@ -2,13 +2,15 @@
 # commands printed, gathered into the fleet's JSON Lines, CSV and summary.
 """Filters for psrenew-inventory.yml and psrenew-register.yml.
 
-Each host of a play has registered the results of its commands (ansible's
-command module: stdout, stderr, rc) under the names the playbooks use:
-psrenew_status (ps-status --json), psrenew_expiring (ps-status --expiring
-DAYS --json), psrenew_pending (ps-fetch --pending --dry-run --json) and
-psrenew_unregistered (ps-status --unregistered --json). These filters read
-them from hostvars on the controller.
+Each host of psrenew-inventory.yml has registered psrenew_read: the output
+of its four commands, each one's records followed by a line "#psrenew NAME
+rc=STATUS" (NAME: status for ps-status --json, expiring for ps-status
+--expiring DAYS, unregistered for ps-status --unregistered, pending for
+ps-fetch --pending --dry-run). psrenew-register.yml registers
+psrenew_unregistered (ps-status --unregistered --json, a command result).
+These filters read them from hostvars on the controller.
 """
+import re
 
 import csv
 import io
@@ -54,6 +56,28 @@ def _failed(result, name, ok_rcs):
              "message": "%s: exit %s: %s" % (name, rc, err[-400:])}]
 
 
+MARK = re.compile(r"^#psrenew ([a-z]+) rc=([0-9]+)$")
+
+
+def _sections(result):
+    """psrenew_read split into one command result per NAME (stdout, rc,
+    and the stderr of all four)."""
+    out = {}
+    if not isinstance(result, dict) or "stdout" not in result:
+        return out
+    lines = []
+    for line in (result.get("stdout") or "").splitlines():
+        m = MARK.match(line)
+        if m:
+            out[m.group(1)] = {"stdout": "\n".join(lines),
+                               "rc": int(m.group(2)),
+                               "stderr": result.get("stderr") or ""}
+            lines = []
+        else:
+            lines.append(line)
+    return out
+
+
 def _key(rec):
     return (rec.get("token"), rec.get("id"), rec.get("serial_hex"))
 
@@ -61,28 +85,33 @@ def _key(rec):
 def host_view(hv, host):
     """One host's records: cert records of ps-status marked expiring and
     unconfirmed, request records of ps-fetch --dry-run, error records."""
-    status = hv.get("psrenew_status")
-    expiring = {_key(r) for r in _records(hv.get("psrenew_expiring"))
+    read = hv.get("psrenew_read")
+    sec = _sections(read)
+    expiring = {_key(r) for r in _records(sec.get("expiring"))
                 if r.get("kind") == "cert"}
-    unconfirmed = {_key(r) for r in _records(hv.get("psrenew_unregistered"))
+    unconfirmed = {_key(r) for r in _records(sec.get("unregistered"))
                    if r.get("kind") == "cert"}
     out = []
-    for rec in _records(status):
+    for rec in _records(sec.get("status")):
         rec = dict(rec, host=host, source="ps-status")
         if rec.get("kind") == "cert":
             rec["expiring"] = _key(rec) in expiring
             rec["unconfirmed"] = _key(rec) in unconfirmed
         out.append(rec)
-    for rec in _records(hv.get("psrenew_pending")):
+    for rec in _records(sec.get("pending")):
         out.append(dict(rec, host=host, source="ps-fetch"))
-    for name, var, ok in (("ps-status --json", "psrenew_status", (0,)),
-                          ("ps-status --expiring", "psrenew_expiring", (0, 3)),
-                          ("ps-fetch --pending --dry-run", "psrenew_pending",
-                           (0, 3)),
-                          ("ps-status --unregistered", "psrenew_unregistered",
-                           (0,))):
-        for rec in _failed(hv.get(var), name, ok):
-            out.append(dict(rec, host=host, source=var))
+    if not isinstance(read, dict) or "stdout" not in read:
+        detail = read.get("msg", "") if isinstance(read, dict) else ""
+        return out + [{"kind": "error", "code": "fleet-no-result",
+                       "host": host, "source": "ansible",
+                       "message": "the host did not answer %s" % detail}]
+    for name, cmd, ok in (("status", "ps-status --json", (0,)),
+                          ("expiring", "ps-status --expiring", (0, 3)),
+                          ("unregistered", "ps-status --unregistered", (0,)),
+                          ("pending", "ps-fetch --pending --dry-run",
+                           (0, 3))):
+        for rec in _failed(sec.get(name), cmd, ok):
+            out.append(dict(rec, host=host, source=name))
     return out
 
 
