@@ -81,6 +81,7 @@ for l in sys.stdin:
 	[ "$(recap failed)" -eq 0 ]
 	[ "$(recap unreachable)" -eq 0 ]
 	[ "$(recap changed)" -ge "$FLEET_N" ]
+	first_ms=$PLAY_MS
 	for n in $(fleet_hosts); do
 		conf=/home/psfleet$n/.config/psrenew/psrenew.conf
 		[ "$(stat -c '%U %a' "$conf")" = "psfleet$n 600" ]
@@ -98,6 +99,7 @@ for l in sys.stdin:
 	[ "$status" -eq 0 ]
 	[ "$(recap changed)" -eq 0 ]
 	[ "$(recap failed)" -eq 0 ]
+	echo "# figure: psrenew-deploy.yml over $FLEET_N hosts: $first_ms ms (a second run: $PLAY_MS ms)" >&3
 }
 
 @test "inventory: --check writes no file on the controller" {
@@ -204,6 +206,7 @@ assert len({len(r) for r in rows}) == 1, "ragged CSV"' "$out/fleet.csv"
 	[ "$status" -eq 0 ]
 	[ "$(recap failed)" -eq 0 ]
 	[ "$(recap unreachable)" -eq 0 ]
+	first_ms=$PLAY_MS
 	# the Vault password appears nowhere
 	! grep -q Admin-456 <<<"$output"
 	! grep -q Admin-456 "$FLEET/ws/log"
@@ -227,6 +230,6 @@ assert len({len(r) for r in rows}) == 1, "ragged CSV"' "$out/fleet.csv"
 	[ "$(recap changed)" -eq 0 ]
 	[ "$(recap failed)" -eq 0 ]
 	[ ! -s "$FLEET/ws/log" ]
-	echo "# figure: psrenew-register.yml over $FLEET_N hosts: $n_want serials registered; a second run $PLAY_MS ms" >&3
+	echo "# figure: psrenew-register.yml over $FLEET_N hosts: $first_ms ms ($n_want serials registered in one batch; a second run: $PLAY_MS ms)" >&3
 
 }
