@@ -12,6 +12,7 @@ load ../lib/servers
 load fleet
 
 setup_file() {
+	[[ $(id -u) == 0 ]] || skip "the fleet tests need root (test users, sshd)"
 	export BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR
 	fleet_setup
 }
