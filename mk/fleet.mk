@@ -5,7 +5,7 @@
 #                      missing, over one sshd on 127.0.0.1), and the Debian
 #                      package (make deb) installed with dpkg -i and removed
 #                      again (tests/run --fleet). Part of make check, after
-#                      the valgrind stage; about 4 minutes.
+#                      the valgrind stage; about 5 minutes on 2 cores.
 #                      PSRENEW_FLEET_HOSTS=N for another number of hosts.
 
 .PHONY: check-fleet

@@ -32,7 +32,9 @@ want_unconfirmed() { echo $((10#$1 % 4 >= 2 ? 1 : 0)); }
 host_count() {
 	local n=$1
 	shift
-	as_host "$n" "$FLEET/psrenew/bin/$@" --json 2>/dev/null |
+	local cmd=$1
+	shift
+	as_host "$n" "$FLEET/psrenew/bin/$cmd" "$@" --json 2>/dev/null |
 		jq -r 'select(.kind == "cert" or .kind == "request") | .kind' | grep -c . || true
 }
 
@@ -209,8 +211,9 @@ assert len({len(r) for r in rows}) == 1, "ragged CSV"' "$out/fleet.csv"
 	[ "$(recap unreachable)" -eq 0 ]
 	first_ms=$PLAY_MS
 	# the Vault password appears nowhere
-	! grep -q Admin-456 <<<"$output"
-	! grep -q Admin-456 "$FLEET/ws/log"
+	[[ $output != *Admin-456* ]]
+	run grep -c Admin-456 "$FLEET/ws/log"
+	[ "$output" = 0 ]
 	n_want=0
 	for n in $(fleet_hosts); do
 		diff <(sort "$BATS_FILE_TMPDIR/want.$n") <(jip_numbers "fleet$n")

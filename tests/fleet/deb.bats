@@ -12,7 +12,7 @@ setup_file() {
 	[[ $(id -u) == 0 ]] || skip "dpkg -i needs root"
 	DEB=${PSRENEW_DEB:-}
 	if [[ -z $DEB ]]; then
-		DEB=$(ls "$FIXTURE_ROOT"/build/deb/psrenew_*.deb 2>/dev/null | tail -n 1)
+		DEB=$(find "$FIXTURE_ROOT/build/deb" -maxdepth 1 -name 'psrenew_*.deb' 2>/dev/null | sort | tail -n 1)
 	fi
 	export DEB
 }
@@ -60,7 +60,7 @@ existing() {
 	run lintian "$DEB"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	! grep -q '^E: ' <<<"$output"
+	[ "$(grep -c '^E: ' <<<"$output" || true)" -eq 0 ]
 }
 
 @test "dpkg -i: ps-status --version runs from /usr/bin, man finds the pages; dpkg -r leaves the system as it was" {
@@ -98,12 +98,12 @@ existing() {
 	[ ! -e /usr/bin/ps-status ]
 	existing >"$BATS_TEST_TMPDIR/after"
 	diff "$BATS_TEST_TMPDIR/before" "$BATS_TEST_TMPDIR/after"
-	! ldconfig -p | grep -q 'libpsrenew.so.0 '
+	[ "$(ldconfig -p | grep -c 'libpsrenew.so.0 ' || true)" -eq 0 ]
 }
 
 @test "the Ansible role installs the package file (psrenew_install: deb); a second run changes nothing" {
 	conf=$BATS_TEST_TMPDIR/conf/psrenew.conf
-	pb=(ansible-playbook -i localhost, -c local "$FIXTURE_ROOT/data/ansible/psrenew-deploy.yml"
+	pb=(ansible-playbook -i 'localhost,' -c local "$FIXTURE_ROOT/data/ansible/psrenew-deploy.yml"
 		-e psrenew_hosts=localhost -e ansible_python_interpreter=/usr/bin/python3
 		-e psrenew_install=deb -e "psrenew_deb=$DEB" -e "psrenew_config_path=$conf"
 		-e psrenew_module=/usr/lib/softhsm/libsofthsm2.so)

@@ -1,4 +1,5 @@
-# shellcheck shell=bash disable=SC2034
+# shellcheck shell=bash disable=SC2034,SC2154
+# (SC2154: $output is bats' run)
 # The fleet of the Ansible tests: local users psfleet01..NN, each a
 # "workstation" reached over one sshd on 127.0.0.1 (tests/fleet/sshd-start),
 # each with its own SoftHSM token, state directory and certificates; the JIP
@@ -112,8 +113,9 @@ fleet_setup() {
 	chmod -R a+rX "$FLEET/psrenew"
 	fleet_users || return 1
 	fleet_fixtures || return 1
-	eval "$("$FIXTURE_ROOT/tests/fleet/sshd-start" "$FLEET/sshd" \
-		$(fleet_hosts | sed 's/^/psfleet/'))" || return 1
+	local logins
+	mapfile -t logins < <(fleet_hosts | sed 's/^/psfleet/')
+	eval "$("$FIXTURE_ROOT/tests/fleet/sshd-start" "$FLEET/sshd" "${logins[@]}")" || return 1
 	export SSHD_PORT SSHD_CLIENT_KEY SSHD_KNOWN_HOSTS
 	start_jipws "$FLEET/ws" || return 1
 	fleet_jip_data
