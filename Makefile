@@ -4,7 +4,8 @@
 # make demo       the guide's whole renewal on a demo token (scripts/demo)
 # make tests      build the unit tests and test tools too (what check runs)
 # make install    PREFIX=/usr/local DESTDIR= (binaries, library, public
-#                 headers, pkg-config file, man pages)
+#                 headers, pkg-config file, man pages, data: units, JIP
+#                 profile, example configuration, Ansible role)
 # make uninstall  remove what make install put there
 # make lint       cppcheck, clang-format, scripts/checksrc (house rules,
 #                 the export list against the PS_API declarations)
@@ -70,6 +71,10 @@ MANS := $(wildcard man/*.[157])
 # the Prometheus alert rules go beside them (data/prometheus)
 DATA_TIMERS := $(patsubst data/%,%,$(wildcard data/systemd/psrenew-* \
 	data/cron/psrenew.*))
+# the Ansible role and playbooks (README, "Many workstations")
+DATA_ANSIBLE := $(patsubst data/%,%,$(wildcard data/ansible/*.yml \
+	data/ansible/filter_plugins/*.py data/ansible/roles/psrenew/*/*.yml \
+	data/ansible/roles/psrenew/templates/*.j2))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
@@ -180,8 +185,9 @@ $(B)/tests/cmp-ca: tests/cmp/cmp-ca.c
 # The one test command (README, .ci/run): packages, build, every test;
 # then every test again against the ASan+UBSan build and the binaries' tests
 # under valgrind (mk/fuzz.mk). Any sanitizer or valgrind report fails.
+# Then the fleet stage (mk/fleet.mk: Ansible, the Debian package).
 # Every stage runs even when one fails; the last line is the total of the
-# three runs (also in $(B)/summary, which .ci/run prints last).
+# four runs (also in $(B)/summary, which .ci/run prints last).
 check:
 	scripts/install-deps
 	$(MAKE) tests
@@ -189,6 +195,7 @@ check:
 	PSRENEW_TOTALS=$$t PSRENEW_BUILD=$(abspath $(B)) tests/run || rc=1; \
 	PSRENEW_TOTALS=$$t $(MAKE) --no-print-directory check-san || rc=1; \
 	PSRENEW_TOTALS=$$t $(MAKE) --no-print-directory check-valgrind || rc=1; \
+	PSRENEW_TOTALS=$$t $(MAKE) --no-print-directory check-fleet || rc=1; \
 	touch $$t; \
 	awk -v rc=$$rc '{ p += $$1; f += $$2; s += $$3; \
 		printf "  %s: %d passed, %d failed\n", $$4, $$1, $$2 } \
@@ -231,6 +238,8 @@ install: all
 	install -d $(DESTDIR)$(DATADIR)/prometheus
 	install -m 0644 data/prometheus/psrenew-rules.yml \
 		$(DESTDIR)$(DATADIR)/prometheus/
+	for f in $(DATA_ANSIBLE); do \
+		install -D -m 0644 data/$$f $(DESTDIR)$(DATADIR)/$$f; done
 
 uninstall:
 	rm -f $(BINS:$(B)/bin/%=$(DESTDIR)$(BINDIR)/%)
@@ -245,6 +254,7 @@ uninstall:
 		$(DESTDIR)$(DATADIR)/prometheus/psrenew-rules.yml
 	-rmdir $(DESTDIR)$(DATADIR)/systemd $(DESTDIR)$(DATADIR)/cron \
 		$(DESTDIR)$(DATADIR)/prometheus 2>/dev/null
+	rm -rf $(DESTDIR)$(DATADIR)/ansible
 	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
 	rm -f $(BINS:$(B)/bin/%=$(DESTDIR)$(BASHCOMPDIR)/%) \
 		$(DESTDIR)$(ZSHCOMPDIR)/_psrenew

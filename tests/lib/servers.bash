@@ -28,6 +28,8 @@
 #   start_imap DIR USER:PASS...  IMAP_PORT IMAP_HOST IMAP_TLS_CA IMAP_MAILDIR
 #                                (the first user's) IMAP_STATE: a Dovecot
 #                                of its own (tests/imap/imap-start)
+#   start_jipws DIR [PKI]        JIPWS_URL JIPWS_TLS_CA JIPWS_PORT (the JIP
+#                                editing web service, tests/jip-ws)
 # PKI defaults to the test PKI (pki_dir).
 
 # The registry of the current scope: one "KIND DIR" line per server.
@@ -40,7 +42,10 @@ _srv_list() {
 }
 
 _srv_script() { # KIND start|stop
-	printf '%s/tests/%s/%s-%s\n' "$FIXTURE_ROOT" "$1" "$1" "$2"
+	case $1 in
+	jip-ws) printf '%s/tests/jip-ws/ws-%s\n' "$FIXTURE_ROOT" "$2" ;;
+	*) printf '%s/tests/%s/%s-%s\n' "$FIXTURE_ROOT" "$1" "$1" "$2" ;;
+	esac
 }
 
 # server_started KIND DIR: stop_servers stops the server of KIND (est, cmp,
@@ -94,6 +99,12 @@ start_jip() {
 		"$1" "$pki"
 }
 
+start_jipws() {
+	local pki
+	pki=$(_srv_pki "${2:-}") || return 1
+	_srv_start jip-ws "$1" "JIPWS_URL JIPWS_TLS_CA JIPWS_PORT" "$1" "$pki"
+}
+
 start_smtp() {
 	local dir=$1
 	shift
@@ -137,6 +148,7 @@ stop_cmp() { _srv_stop cmp "$1"; }
 stop_jip() { _srv_stop jip "$1"; }
 stop_smtp() { _srv_stop smtp "$1"; }
 stop_imap() { _srv_stop imap "$1"; }
+stop_jipws() { _srv_stop jip-ws "$1"; }
 
 # stop_servers: stops every server of this scope, the last started first;
 # fails when one of them would not stop.
