@@ -1,5 +1,6 @@
 /* psrenew: polling and installing. */
 #include <psrenew/fetch.h>
+#include <psrenew/fetch_wait.h>
 
 #include <pthread.h>
 #include <stdint.h>
@@ -98,6 +99,14 @@ static struct ps_pool_module *module_for(struct ps_fetch *f, const char *path,
 		f->toks->pin = f->pin;
 	}
 	return ps_pool_module(f->toks, path, "a request file", NULL, err);
+}
+
+void ps_fetch_preload(struct ps_fetch *f)
+{
+	struct ps_err e = { 0 };
+
+	if (f->module && !f->dry_run)
+		(void)module_for(f, f->module, &e);
 }
 
 /* The token of a request if it is present (not logged in); *no_module
@@ -343,7 +352,10 @@ static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 			ps_cert_free(&c);
 		}
 		free(spem);
-		rc = ps_state_save(f->st, id, rec, err);
+		/* Lost in a crash of the system, the request is as the
+		 * install mark left it: the re-run finds the certificate
+		 * (docs/RELIABILITY.md, "Fewer fsyncs"). */
+		rc = ps_state_save_undoable(f->st, id, rec, err);
 		if (!rc) {
 			*out =
 			    installed_record(f, tok, rec, res.leaf, kid, klen);
