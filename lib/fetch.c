@@ -49,8 +49,7 @@ static void loaded_free(struct ps_fetch *f)
 	f->loaded = NULL;
 }
 
-static const struct loaded_rec *loaded_get(const struct ps_fetch *f,
-					   const char *id)
+static struct loaded_rec *loaded_get(const struct ps_fetch *f, const char *id)
 {
 	json_t *i =
 	    f->loaded && id ? json_object_get(f->loaded->index, id) : NULL;
@@ -398,6 +397,8 @@ static void remove_key(struct ps_fetch *f, json_t *rec)
 
 /* Connections (and polls in flight) of ps_fetch_poll_due per channel. */
 #define POLL_LANES 8
+/* Due polls read, sent and recorded together, at most (memory). */
+#define POLL_CHUNK 256
 
 static json_t *reply_json(const struct ps_ca_reply *r)
 {
@@ -591,13 +592,14 @@ static int load_due(struct ps_fetch *f, const char *id, int force, time_t now,
 	const char *s;
 	int lock = -1;
 
-	const struct loaded_rec *l = loaded_get(f, id);
+	struct loaded_rec *l = loaded_get(f, id);
 
 	memset(d, 0, sizeof(*d));
 	if (ps_state_lock(f->st, id, 0, &lock, NULL))
 		return 0;
-	if (l && ps_state_unchanged(f->st, id, &l->ident)) {
-		d->rec = json_incref(l->rec); /* read only */
+	if (l && l->rec && ps_state_unchanged(f->st, id, &l->ident)) {
+		d->rec = l->rec; /* taken: read only, and used once */
+		l->rec = NULL;
 		d->ident = l->ident;
 	} else if (ps_state_load_ident(f->st, id, &d->rec, &d->ident, NULL)) {
 		d->rec = NULL;
@@ -621,31 +623,10 @@ static int load_due(struct ps_fetch *f, const char *id, int force, time_t now,
 	return 0;
 }
 
-void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
+/* The polls of d[0..k-1], one batch per channel; what was not recorded
+ * goes to f->polled for ps_fetch_request. */
+static void poll_chunk(struct ps_fetch *f, struct due_poll *d, size_t k)
 {
-	size_t n = json_array_size(ids), k = 0;
-	struct due_poll *d;
-	struct ps_cert_memo memo = { 0 };
-	time_t now = time(NULL);
-
-	/* What an earlier pass left unused (a request no longer due when
-	 * ps_fetch_request came to it) is no answer for this one. */
-	if (f->polled)
-		json_object_clear(f->polled);
-	if (f->dry_run || n < 2 || !(d = calloc(n, sizeof(*d)))) {
-		loaded_free(f);
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const char *id = json_string_value(json_array_get(ids, i));
-
-		if (id && load_due(f, id, force, now, &memo, &d[k]))
-			k++;
-	}
-	ps_cert_memo_free(&memo);
-	if (!f->polled)
-		f->polled = json_object();
-	/* One batch per channel. */
 	for (size_t i = 0; f->polled && i < k; i++) {
 		struct ps_ca *ca = d[i].ca;
 		struct ps_ca_request *reqs;
@@ -702,6 +683,41 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 		ps_ca_auth_free(&d[i].auth);
 		json_decref(d[i].rec);
 	}
+}
+
+void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
+{
+	size_t n = json_array_size(ids);
+	struct due_poll *d;
+	struct ps_cert_memo memo = { 0 };
+	time_t now = time(NULL);
+
+	/* What an earlier pass left unused (a request no longer due when
+	 * ps_fetch_request came to it) is no answer for this one. */
+	if (f->polled)
+		json_object_clear(f->polled);
+	if (f->dry_run || n < 2 ||
+	    !(d = calloc(n < POLL_CHUNK ? n : POLL_CHUNK, sizeof(*d)))) {
+		loaded_free(f);
+		return;
+	}
+	if (!f->polled)
+		f->polled = json_object();
+	/* POLL_CHUNK requests at a time: what a chunk holds (records,
+	 * requests, answers) is freed before the next is read. */
+	for (size_t base = 0; f->polled && base < n; base += POLL_CHUNK) {
+		size_t k = 0;
+
+		for (size_t i = base; i < n && i < base + POLL_CHUNK; i++) {
+			const char *id =
+			    json_string_value(json_array_get(ids, i));
+
+			if (id && load_due(f, id, force, now, &memo, &d[k]))
+				k++;
+		}
+		poll_chunk(f, d, k);
+	}
+	ps_cert_memo_free(&memo);
 	free(d);
 	loaded_free(f); /* read once: a later pass reads the files again */
 }
