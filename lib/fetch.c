@@ -946,8 +946,9 @@ static int unfinished_one(void *v, const struct ps_state_file *sf)
 		return PS_EXIT_FAIL;
 	u->cls[u->n++] = t && !strcmp(t, "qualified") ? 1 : 2;
 	/* Kept for ps_fetch_poll_due, which takes it while the file is
-	 * unchanged. */
-	if (l && !strcmp(s, PS_REQ_PENDING) &&
+	 * unchanged: the first chunk's worth (the others are read again as
+	 * their chunk comes, rather than held all at once). */
+	if (l && l->n < POLL_CHUNK && !strcmp(s, PS_REQ_PENDING) &&
 	    json_object_set_new(l->index, sf->name,
 				json_integer((json_int_t)l->n)) == 0) {
 		struct loaded_rec *v2 =
