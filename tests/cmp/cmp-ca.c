@@ -82,7 +82,7 @@ struct trans {
 	char answer[200];
 	int polls_left, check_after;
 	int poll500, npolls; /* the pollReq answered HTTP 500; so far */
-	int busy;    /* requests of it being handled (never collected) */
+	int busy; /* requests of it being handled (never collected) */
 	pthread_mutex_t mu;
 	OSSL_CMP_MSG *req; /* the certificate request, while waiting */
 	X509 *issued;
