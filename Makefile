@@ -179,7 +179,7 @@ $(B)/tests/p11fault.so: tests/p11fault/p11fault.c
 $(B)/tests/cmp-ca: tests/cmp/cmp-ca.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g \
-		$(shell $(PKG_CONFIG) --cflags libcrypto) -o $@ $< \
+		$(shell $(PKG_CONFIG) --cflags libcrypto) -pthread -o $@ $< \
 		$(shell $(PKG_CONFIG) --libs libcrypto)
 
 # The one test command (README, .ci/run): packages, build, every test;

@@ -95,7 +95,10 @@ static int targets(struct ps_cli *cli, struct ps_fetch *f, const struct args *a,
 	if (!isatty(0)) {
 		struct ps_in_loop loop = { take_request, ids, ps_cli_emit, cli,
 					   0 };
-		int rc = ps_in_each(stdin, &loop, err);
+		int rc;
+
+		ps_fetch_preload(f); /* while the records are on their way */
+		rc = ps_in_each(stdin, &loop, err);
 
 		*upstream = loop.worst;
 		return rc;

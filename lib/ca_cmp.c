@@ -21,6 +21,7 @@
  */
 #include <psrenew/ca_driver.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -554,16 +555,17 @@ static int other_key(OSSL_CMP_CTX *ctx, const char *csr_pem)
 	return other;
 }
 
-/* Runs the kur (submit: cookie NULL) or continues it (poll) and maps what
- * came back. */
-static int run(struct ps_ca *ca, const struct ps_ca_request *req,
-	       struct ps_ca_reply *reply, int *broken, struct ps_err *err)
+/* Runs the kur (submit: cookie NULL) or continues it (poll) over c and
+ * maps what came back. oldkey: the current certificate's key when the
+ * caller has it already (shared by parallel polls), else NULL. */
+static int run(struct ps_ca *ca, struct cmp *c, EVP_PKEY *given,
+	       const struct ps_ca_request *req, struct ps_ca_reply *reply,
+	       int *broken, struct ps_err *err)
 {
-	struct cmp *c = ca->priv;
 	struct xfer x = { .ca = ca, .c = c, .last_bt = -1 };
 	OSSL_CMP_CTX *ctx = NULL;
 	EVP_PKEY *oldkey = NULL, *newkey = NULL;
-	int res, after = 0, rc, st;
+	int res, after = 0, rc = 0, st;
 	int polling = req->cookie != NULL;
 
 	if (!req->tok || !req->old_cert || !req->old_key_id)
@@ -588,8 +590,11 @@ static int run(struct ps_ca *ca, const struct ps_ca_request *req,
 		if (rc)
 			goto out;
 	}
-	rc = ps_signer_key(req->tok, req->old_key_id, req->old_key_id_len,
-			   &oldkey, err);
+	if (given && EVP_PKEY_up_ref(given))
+		oldkey = given;
+	else
+		rc = ps_signer_key(req->tok, req->old_key_id,
+				   req->old_key_id_len, &oldkey, err);
 	if (!rc && !polling)
 		rc = csr_key(req, &newkey, err);
 	if (!rc)
@@ -709,7 +714,7 @@ static int cmp_submit(struct ps_ca *ca, const struct ps_ca_request *req,
 	int broken = 0;
 
 	r.cookie = NULL; /* a new transaction */
-	return run(ca, &r, reply, &broken, err);
+	return run(ca, ca->priv, NULL, &r, reply, &broken, err);
 }
 
 static int cmp_poll(struct ps_ca *ca, const struct ps_ca_request *req,
@@ -719,7 +724,7 @@ static int cmp_poll(struct ps_ca *ca, const struct ps_ca_request *req,
 
 	if (!req->cookie || !*req->cookie)
 		return cmp_submit(ca, req, reply, err);
-	rc = run(ca, req, reply, &broken, err);
+	rc = run(ca, ca->priv, NULL, req, reply, &broken, err);
 	if (rc || !broken)
 		return rc;
 	/* The same request (key, template) in a new transaction: a poll
@@ -728,6 +733,163 @@ static int cmp_poll(struct ps_ca *ca, const struct ps_ca_request *req,
 	reply->delay = -1;
 	reply->status = PS_CA_FAILED;
 	return cmp_submit(ca, req, reply, err);
+}
+
+/*
+ * Many polls at once (ps_ca_poll_many): up to lanes threads, each with a
+ * connection of its own, take the continuing transactions one by one; the
+ * token's keys are looked up before (libp11 hands out a session per
+ * signature, and SoftHSM was initialised for OS locking). What a thread
+ * cannot finish (no stored transaction, or the CA no longer knows it: a
+ * new kur needs the new key looked up) is done here afterwards, one after
+ * the other, as cmp_poll would.
+ */
+struct many {
+	struct ps_ca *ca;
+	const struct ps_ca_request *reqs;
+	struct ps_ca_reply *replies;
+	int *rcs;
+	struct ps_err *errs;
+	EVP_PKEY **keys; /* the current key of each threaded poll, or NULL */
+	char *later;	 /* polls left to the serial pass */
+	size_t n, next;
+	void (*answered)(size_t i, void *ctx);
+	void *ctx;
+	pthread_mutex_t mu;
+};
+
+struct lane {
+	struct many *m;
+	struct cmp c; /* the channel's URL, a connection of its own */
+	pthread_t t;
+	int started;
+};
+
+static void many_answered(struct many *m, size_t i)
+{
+	if (!m->answered)
+		return;
+	pthread_mutex_lock(&m->mu);
+	m->answered(i, m->ctx);
+	pthread_mutex_unlock(&m->mu);
+}
+
+static void *lane_run(void *arg)
+{
+	struct lane *l = arg;
+	struct many *m = l->m;
+
+	for (;;) {
+		size_t i;
+		int broken = 0;
+
+		pthread_mutex_lock(&m->mu);
+		while (m->next < m->n && !m->keys[m->next])
+			m->next++;
+		i = m->next++;
+		pthread_mutex_unlock(&m->mu);
+		if (i >= m->n)
+			return NULL;
+		m->rcs[i] = run(m->ca, &l->c, m->keys[i], &m->reqs[i],
+				&m->replies[i], &broken, &m->errs[i]);
+		if (broken && !m->rcs[i])
+			m->later[i] = 2; /* a new transaction */
+		else
+			many_answered(m, i);
+	}
+}
+
+/* The current keys of the polls that can go to the threads (shared by
+ * the polls of one certificate); the others are marked later. */
+static size_t many_keys(struct many *m)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < m->n; i++) {
+		const struct ps_ca_request *r = &m->reqs[i];
+
+		m->later[i] = !r->cookie || !*r->cookie || !r->tok ||
+			      !r->old_cert || !r->old_key_id;
+		for (size_t j = 0; !m->later[i] && j < i && !m->keys[i]; j++)
+			if (m->keys[j] && m->reqs[j].tok == r->tok &&
+			    m->reqs[j].old_key_id_len == r->old_key_id_len &&
+			    !memcmp(m->reqs[j].old_key_id, r->old_key_id,
+				    r->old_key_id_len) &&
+			    EVP_PKEY_up_ref(m->keys[j]))
+				m->keys[i] = m->keys[j];
+		if (!m->later[i] && !m->keys[i] &&
+		    ps_signer_key(r->tok, r->old_key_id, r->old_key_id_len,
+				  &m->keys[i], NULL))
+			m->later[i] = 1; /* cmp_poll says why */
+		k += !m->later[i];
+	}
+	return k;
+}
+
+static void cmp_poll_many(struct ps_ca *ca, const struct ps_ca_request *reqs,
+			  size_t n, int lanes, struct ps_ca_reply *replies,
+			  int *rcs, struct ps_err *errs,
+			  void (*answered)(size_t i, void *ctx), void *ctx)
+{
+	struct cmp *c = ca->priv;
+	struct many m = { .ca = ca,
+			  .reqs = reqs,
+			  .replies = replies,
+			  .rcs = rcs,
+			  .errs = errs,
+			  .keys = calloc(n ? n : 1, sizeof(EVP_PKEY *)),
+			  .later = calloc(n ? n : 1, 1),
+			  .n = n,
+			  .answered = answered,
+			  .ctx = ctx,
+			  .mu = PTHREAD_MUTEX_INITIALIZER };
+	struct lane *l = calloc(lanes > 0 ? (size_t)lanes : 1, sizeof(*l));
+	size_t k = m.keys && m.later && l ? many_keys(&m) : 0;
+	int nl = 0;
+
+	/* The connections are made here: libcurl is loaded on first use. */
+	while (nl < lanes && (size_t)nl < k) {
+		struct ps_http_opts o = { .ca_bundle = ca->ca_bundle,
+					  .timeout = ca->timeout };
+
+		l[nl].m = &m;
+		l[nl].c.url = c->url;
+		if (ps_http_new(&o, &l[nl].c.h, NULL))
+			break;
+		nl++;
+	}
+	for (int i = 1; i < nl; i++)
+		l[i].started =
+		    pthread_create(&l[i].t, NULL, lane_run, &l[i]) == 0;
+	if (nl > 0)
+		lane_run(&l[0]);
+	for (int i = 0; i < nl; i++) {
+		if (l[i].started)
+			pthread_join(l[i].t, NULL);
+		ps_http_free(l[i].c.h);
+	}
+	for (size_t i = 0; i < n; i++) {
+		/* What no thread did, one after the other. */
+		int later = !m.keys || !m.later || nl == 0 ? 1 : m.later[i];
+
+		if (later) {
+			ps_ca_reply_free(&replies[i]);
+			replies[i].delay = -1;
+			replies[i].status = PS_CA_FAILED;
+			ps_err_clear(&errs[i]);
+			rcs[i] = later == 2 ? cmp_submit(ca, &reqs[i],
+							 &replies[i], &errs[i])
+					    : cmp_poll(ca, &reqs[i],
+						       &replies[i], &errs[i]);
+			many_answered(&m, i);
+		}
+		if (m.keys)
+			EVP_PKEY_free(m.keys[i]);
+	}
+	pthread_mutex_destroy(&m.mu);
+	free(m.keys);
+	free(m.later);
+	free(l);
 }
 
 static int cmp_open(struct ps_ca *ca, const char *rest, struct ps_err *err)
@@ -779,5 +941,6 @@ const struct ps_ca_driver ps_ca_cmp_driver = {
 	.open = cmp_open,
 	.submit = cmp_submit,
 	.poll = cmp_poll,
+	.poll_many = cmp_poll_many,
 	.close = cmp_close,
 };

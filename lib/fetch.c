@@ -1,5 +1,6 @@
 /* psrenew: polling and installing. */
 #include <psrenew/fetch.h>
+#include <psrenew/fetch_wait.h>
 
 #include <pthread.h>
 #include <stdint.h>
@@ -48,8 +49,7 @@ static void loaded_free(struct ps_fetch *f)
 	f->loaded = NULL;
 }
 
-static const struct loaded_rec *loaded_get(const struct ps_fetch *f,
-					   const char *id)
+static struct loaded_rec *loaded_get(const struct ps_fetch *f, const char *id)
 {
 	json_t *i =
 	    f->loaded && id ? json_object_get(f->loaded->index, id) : NULL;
@@ -98,6 +98,14 @@ static struct ps_pool_module *module_for(struct ps_fetch *f, const char *path,
 		f->toks->pin = f->pin;
 	}
 	return ps_pool_module(f->toks, path, "a request file", NULL, err);
+}
+
+void ps_fetch_preload(struct ps_fetch *f)
+{
+	struct ps_err e = { 0 };
+
+	if (f->module && !f->dry_run)
+		(void)module_for(f, f->module, &e);
 }
 
 /* The token of a request if it is present (not logged in); *no_module
@@ -349,7 +357,10 @@ static int install(struct ps_fetch *f, json_t *rec, json_t **out,
 			ps_cert_free(&c);
 		}
 		free(spem);
-		rc = ps_state_save(f->st, id, rec, err);
+		/* Lost in a crash of the system, the request is as the
+		 * install mark left it: the re-run finds the certificate
+		 * (docs/RELIABILITY.md, "Fewer fsyncs"). */
+		rc = ps_state_save_undoable(f->st, id, rec, err);
 		if (!rc) {
 			*out =
 			    installed_record(f, tok, rec, res.leaf, kid, klen);
@@ -392,6 +403,8 @@ static void remove_key(struct ps_fetch *f, json_t *rec)
 
 /* Connections (and polls in flight) of ps_fetch_poll_due per channel. */
 #define POLL_LANES 8
+/* Due polls read, sent and recorded together, at most (memory). */
+#define POLL_CHUNK 256
 
 static json_t *reply_json(const struct ps_ca_reply *r)
 {
@@ -585,13 +598,14 @@ static int load_due(struct ps_fetch *f, const char *id, int force, time_t now,
 	const char *s;
 	int lock = -1;
 
-	const struct loaded_rec *l = loaded_get(f, id);
+	struct loaded_rec *l = loaded_get(f, id);
 
 	memset(d, 0, sizeof(*d));
 	if (ps_state_lock(f->st, id, 0, &lock, NULL))
 		return 0;
-	if (l && ps_state_unchanged(f->st, id, &l->ident)) {
-		d->rec = json_incref(l->rec); /* read only */
+	if (l && l->rec && ps_state_unchanged(f->st, id, &l->ident)) {
+		d->rec = l->rec; /* taken: read only, and used once */
+		l->rec = NULL;
 		d->ident = l->ident;
 	} else if (ps_state_load_ident(f->st, id, &d->rec, &d->ident, NULL)) {
 		d->rec = NULL;
@@ -615,31 +629,10 @@ static int load_due(struct ps_fetch *f, const char *id, int force, time_t now,
 	return 0;
 }
 
-void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
+/* The polls of d[0..k-1], one batch per channel; what was not recorded
+ * goes to f->polled for ps_fetch_request. */
+static void poll_chunk(struct ps_fetch *f, struct due_poll *d, size_t k)
 {
-	size_t n = json_array_size(ids), k = 0;
-	struct due_poll *d;
-	struct ps_cert_memo memo = { 0 };
-	time_t now = time(NULL);
-
-	/* What an earlier pass left unused (a request no longer due when
-	 * ps_fetch_request came to it) is no answer for this one. */
-	if (f->polled)
-		json_object_clear(f->polled);
-	if (f->dry_run || n < 2 || !(d = calloc(n, sizeof(*d)))) {
-		loaded_free(f);
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const char *id = json_string_value(json_array_get(ids, i));
-
-		if (id && load_due(f, id, force, now, &memo, &d[k]))
-			k++;
-	}
-	ps_cert_memo_free(&memo);
-	if (!f->polled)
-		f->polled = json_object();
-	/* One batch per channel. */
 	for (size_t i = 0; f->polled && i < k; i++) {
 		struct ps_ca *ca = d[i].ca;
 		struct ps_ca_request *reqs;
@@ -696,6 +689,41 @@ void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
 		ps_ca_auth_free(&d[i].auth);
 		json_decref(d[i].rec);
 	}
+}
+
+void ps_fetch_poll_due(struct ps_fetch *f, const json_t *ids, int force)
+{
+	size_t n = json_array_size(ids);
+	struct due_poll *d;
+	struct ps_cert_memo memo = { 0 };
+	time_t now = time(NULL);
+
+	/* What an earlier pass left unused (a request no longer due when
+	 * ps_fetch_request came to it) is no answer for this one. */
+	if (f->polled)
+		json_object_clear(f->polled);
+	if (f->dry_run || n < 2 ||
+	    !(d = calloc(n < POLL_CHUNK ? n : POLL_CHUNK, sizeof(*d)))) {
+		loaded_free(f);
+		return;
+	}
+	if (!f->polled)
+		f->polled = json_object();
+	/* POLL_CHUNK requests at a time: what a chunk holds (records,
+	 * requests, answers) is freed before the next is read. */
+	for (size_t base = 0; f->polled && base < n; base += POLL_CHUNK) {
+		size_t k = 0;
+
+		for (size_t i = base; i < n && i < base + POLL_CHUNK; i++) {
+			const char *id =
+			    json_string_value(json_array_get(ids, i));
+
+			if (id && load_due(f, id, force, now, &memo, &d[k]))
+				k++;
+		}
+		poll_chunk(f, d, k);
+	}
+	ps_cert_memo_free(&memo);
 	free(d);
 	loaded_free(f); /* read once: a later pass reads the files again */
 }
@@ -924,8 +952,9 @@ static int unfinished_one(void *v, const struct ps_state_file *sf)
 		return PS_EXIT_FAIL;
 	u->cls[u->n++] = t && !strcmp(t, "qualified") ? 1 : 2;
 	/* Kept for ps_fetch_poll_due, which takes it while the file is
-	 * unchanged. */
-	if (l && !strcmp(s, PS_REQ_PENDING) &&
+	 * unchanged: the first chunk's worth (the others are read again as
+	 * their chunk comes, rather than held all at once). */
+	if (l && l->n < POLL_CHUNK && !strcmp(s, PS_REQ_PENDING) &&
 	    json_object_set_new(l->index, sf->name,
 				json_integer((json_int_t)l->n)) == 0) {
 		struct loaded_rec *v2 =

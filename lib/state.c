@@ -241,10 +241,12 @@ static int write_all(int fd, const void *data, size_t n)
 
 /* Writes dfd/name atomically: a temporary file ".TMPBASE.PID.RANDOM.tmp"
  * created with O_EXCL|O_NOFOLLOW (mode), written, fsync'ed, renamed over
- * name, then the directory fsync'ed. -1 with errno set; the temporary
- * file is gone again. */
-static int write_at(int dfd, const char *name, const char *tmpbase,
-		    const void *data, size_t len, mode_t mode)
+ * name, then the directory fsync'ed unless !sync_dir (the rename may then
+ * be lost in a crash of the system, never half done). -1 with errno set;
+ * the temporary file is gone again. */
+static int write_at_sync(int dfd, const char *name, const char *tmpbase,
+			 const void *data, size_t len, mode_t mode,
+			 int sync_dir)
 {
 	char tmp[300];
 	unsigned char r[4] = { 0 };
@@ -268,8 +270,15 @@ static int write_at(int dfd, const char *name, const char *tmpbase,
 		errno = e;
 		return -1;
 	}
-	fsync(dfd);
+	if (sync_dir)
+		fsync(dfd);
 	return 0;
+}
+
+static int write_at(int dfd, const char *name, const char *tmpbase,
+		    const void *data, size_t len, mode_t mode)
+{
+	return write_at_sync(dfd, name, tmpbase, data, len, mode, 1);
 }
 
 int ps_state_write_at(int dfd, const char *name, const void *data, size_t len,
@@ -310,8 +319,9 @@ int ps_state_write_file(const char *path, const void *data, size_t len,
 	return 0;
 }
 
-static int save_in(struct ps_state *st, int dfd, const char *sub,
-		   const char *id, const json_t *rec, struct ps_err *err)
+static int save_in_sync(struct ps_state *st, int dfd, const char *sub,
+			const char *id, const json_t *rec, int sync_dir,
+			struct ps_err *err)
 {
 	char name[80];
 	char *text, *line;
@@ -327,7 +337,7 @@ static int save_in(struct ps_state *st, int dfd, const char *sub,
 	free(text);
 	if (!line)
 		return ps_err_nomem(err);
-	rc = write_at(dfd, name, id, line, strlen(line), 0600);
+	rc = write_at_sync(dfd, name, id, line, strlen(line), 0600, sync_dir);
 	e = errno;
 	free(line);
 	if (rc)
@@ -341,10 +351,22 @@ static int save_in(struct ps_state *st, int dfd, const char *sub,
 	return 0;
 }
 
+static int save_in(struct ps_state *st, int dfd, const char *sub,
+		   const char *id, const json_t *rec, struct ps_err *err)
+{
+	return save_in_sync(st, dfd, sub, id, rec, 1, err);
+}
+
 int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
 		  struct ps_err *err)
 {
 	return save_in(st, st->reqfd, "requests", id, rec, err);
+}
+
+int ps_state_save_undoable(struct ps_state *st, const char *id,
+			   const json_t *rec, struct ps_err *err)
+{
+	return save_in_sync(st, st->reqfd, "requests", id, rec, 0, err);
 }
 
 static void ident_of(const struct stat *sb, struct ps_state_ident *ident)

@@ -18,8 +18,9 @@ struct ps_ca_driver {
 	int (*poll)(struct ps_ca *ca, const struct ps_ca_request *req,
 		    struct ps_ca_reply *reply, struct ps_err *err);
 	/* Optional: many polls at once, as ps_ca_poll_many says (replies,
-	 * rcs and errs come initialised). NULL: ca.c polls one after the
-	 * other. */
+	 * rcs and errs come initialised; answered may be called from the
+	 * driver's own threads, one call at a time). NULL: ca.c polls one
+	 * after the other. */
 	void (*poll_many)(struct ps_ca *ca, const struct ps_ca_request *reqs,
 			  size_t n, int lanes, struct ps_ca_reply *replies,
 			  int *rcs, struct ps_err *errs,

@@ -22,4 +22,13 @@
 int ps_fetch_all(struct ps_fetch *f, const json_t *ids, long wait, int force,
 		 const struct ps_batch_hooks *h);
 
+/*
+ * Loads f->module (when set) and lists its tokens now, before the records
+ * arrive: behind `ps-renew | ps-fetch` the module's start (SoftHSM reads
+ * every object of its tokens) overlaps ps-renew's run instead of following
+ * it. No login. A module that cannot be loaded is told when a request
+ * needs it, as without this call.
+ */
+void ps_fetch_preload(struct ps_fetch *f);
+
 #endif

@@ -43,6 +43,11 @@ int ps_state_valid_id(const char *id);
  * rename, fsync of the directory. Never follows symlinks. */
 int ps_state_save(struct ps_state *st, const char *id, const json_t *rec,
 		  struct ps_err *err);
+/* The same without the fsync of the directory: for a save whose loss in
+ * a crash of the system (the file as it was before, never half written)
+ * a re-run repairs, as docs/RELIABILITY.md argues for each caller. */
+int ps_state_save_undoable(struct ps_state *st, const char *id,
+			   const json_t *rec, struct ps_err *err);
 /* Exit 1 when missing (code "no-such-request"), damaged (code
  * "state-damaged": a symlink, not a regular file, not a JSON object, no
  * known "state"; the message names the file) or unreadable ("state-read"). */

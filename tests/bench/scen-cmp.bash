@@ -7,9 +7,9 @@
 # answers a pollRep. The peer cannot poll a transaction it did not start,
 # so it makes the same kind of exchange: one signed request and one signed
 # answer per process (`openssl cmp -cmd genm`, a software key; the test CA
-# answers genm with a signed error message). The test CA serves one
-# connection at a time, HTTP/1.0: neither side can reuse connections or
-# poll concurrently against it.
+# answers genm with a signed error message). The test CA serves each
+# connection on a thread of its own (HTTP/1.0, no keep-alive): ps-fetch
+# polls over up to 8 connections at once, openssl cmp one after the other.
 
 CMP_N=${BENCH_CMP_N:-50}
 CMP_DIR=
@@ -75,7 +75,7 @@ EOF
 	row "6 ps-fetch --pending, $CMP_N CMP polls" "CPU (client side only)" cpu cmp/psrenew cmp/openssl "one openssl cmp per exchange" finfo "" ""
 	row "6 ps-fetch --pending, $CMP_N CMP polls" "polls per second" pps cmp/psrenew cmp/openssl "one openssl cmp per exchange" info "" ""
 	row "6 ps-fetch --pending, $CMP_N CMP polls" "peak RSS ps-fetch" rss cmp/psrenew "" "" max 16384 "< 16 MiB"
-	note "6: N = $CMP_N waiting CMP requests; $REPS_SLOW runs each, no warm-up. A ps-fetch poll replays the transaction's stored kup and pollRep into OpenSSL (no network), then sends one pollReq signed on SoftHSM; the test CA (one connection at a time, HTTP/1.0, OpenSSL's server API) answers a signed pollRep. The peer: openssl cmp -cmd genm per exchange, a software RSA-2048 key, answered by a signed error message. CMP polls go out one after the other (the concurrent batch is EST's)."
+	note "6: N = $CMP_N waiting CMP requests; $REPS_SLOW runs each, no warm-up. A ps-fetch poll replays the transaction's stored kup and pollRep into OpenSSL (no network), then sends one pollReq signed on SoftHSM; the test CA (OpenSSL's server API, a thread per connection, HTTP/1.0) answers a signed pollRep. ps-fetch polls over up to 8 connections at once, a thread each (lib/ca_cmp.c cmp_poll_many). The peer: openssl cmp -cmd genm per exchange, a software RSA-2048 key, answered by a signed error message. Server and clients share the same 2 cores."
 	"$top/tests/cmp/cmp-stop" "$CMP_DIR" >/dev/null 2>&1
 	CMP_DIR=
 }

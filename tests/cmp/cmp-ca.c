@@ -8,7 +8,12 @@
  *
  * Listens on 127.0.0.1:N (0 or absent: a free port), writes the port to
  * STATE/port, answers POST /ANY-PATH with Content-Type application/pkixcmp,
- * one request per connection (HTTP/1.0, Connection: close).
+ * one request per connection (HTTP/1.0, Connection: close), each connection
+ * served by a thread of its own: many clients (or one client's parallel
+ * polls) are answered at once. STATE/conns gets one line per connection:
+ * how many were being served when it came (itself included). When
+ * STATE/delay holds a number of milliseconds, every answer waits that long
+ * first (tests that need polls to overlap).
  *
  * Trust: requests must be signature-protected by a certificate that chains
  * to DIR/root.crt (the old certificate for a kur), proof of possession is
@@ -19,8 +24,11 @@
  * STATE/answers (the last line repeats; counting starts again whenever the
  * file changes; no file: "issue"):
  *   issue           the certificate, at once
- *   wait N [S]      "waiting"; N pollReqs get a pollRep with checkAfter S
- *                   (default 1), the next one the certificate
+ *   wait N [S] [http500 P]
+ *                   "waiting"; N pollReqs get a pollRep with checkAfter S
+ *                   (default 1), the next one the certificate; with
+ *                   http500 P, the P-th pollReq gets an HTTP 500 instead
+ *                   (the transaction stays as it was)
  *   reject [TEXT]   rejection, failInfo badCertTemplate, statusString TEXT
  *   wrongkey        a certificate at once, but for another public key than
  *                   the template's (a CA that mixed up its requests)
@@ -37,8 +45,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +69,10 @@ static X509 *root, *qca, *pca, *ra_cert;
 static EVP_PKEY *qkey, *pkey_, *ra_key;
 static STACK_OF(X509) * chain;
 static int ntrans; /* transactions started, for the answers file */
+/* The list of transactions, ntrans, the answers file, the log files and
+ * the connection count; a transaction's server context has its own lock. */
+static pthread_mutex_t big = PTHREAD_MUTEX_INITIALIZER;
+static int inflight; /* connections being served */
 
 struct trans {
 	struct trans *next;
@@ -67,6 +81,9 @@ struct trans {
 	OSSL_CMP_SRV_CTX *srv;
 	char answer[200];
 	int polls_left, check_after;
+	int poll500, npolls; /* the pollReq answered HTTP 500; so far */
+	int busy; /* requests of it being handled (never collected) */
+	pthread_mutex_t mu;
 	OSSL_CMP_MSG *req; /* the certificate request, while waiting */
 	X509 *issued;
 	time_t used;
@@ -127,11 +144,13 @@ static void logf_(const char *fmt, ...)
 	free(p);
 	if (!f)
 		return;
+	pthread_mutex_lock(&big);
 	va_start(ap, fmt);
 	vfprintf(f, fmt, ap);
 	va_end(ap);
 	fputc('\n', f);
 	fclose(f);
+	pthread_mutex_unlock(&big);
 }
 
 /* Line k (1-based) of STATE/answers, the last repeating; "issue" when
@@ -170,10 +189,8 @@ static void answer_for(int k, char *out, size_t len)
 		fclose(f);
 }
 
-static const char *tid_hex(const struct trans *t)
+static const char *tid_hex(const struct trans *t, char buf[130])
 {
-	static char buf[130];
-
 	for (int i = 0; i < t->tidlen && i < 64; i++)
 		sprintf(buf + 2 * i, "%02x", t->tid[i]);
 	buf[2 * (t->tidlen < 64 ? t->tidlen : 64)] = 0;
@@ -362,13 +379,16 @@ cb_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req, int certReqId,
 	si = OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL);
 	{
 		char *p = path(state, "issued.pem");
-		FILE *f = fopen(p, "a");
+		FILE *f;
 
+		pthread_mutex_lock(&big);
+		f = fopen(p, "a");
 		free(p);
 		if (f) {
 			PEM_write_X509(f, *certOut);
 			fclose(f);
 		}
+		pthread_mutex_unlock(&big);
 	}
 out:
 	return si;
@@ -449,7 +469,10 @@ static struct trans *trans_new(const ASN1_OCTET_STRING *tid)
 			t->check_after = (int)strtol(w, NULL, 10);
 		if (t->polls_left < 1)
 			t->polls_left = 1;
+		if ((w = strstr(t->answer, " http500 ")))
+			t->poll500 = (int)strtol(w + 9, NULL, 10);
 	}
+	pthread_mutex_init(&t->mu, NULL);
 	t->next = all;
 	all = t;
 	return t;
@@ -460,6 +483,7 @@ static void trans_free(struct trans *t)
 	OSSL_CMP_SRV_CTX_free(t->srv);
 	OSSL_CMP_MSG_free(t->req);
 	X509_free(t->issued);
+	pthread_mutex_destroy(&t->mu);
 	free(t);
 }
 
@@ -479,7 +503,7 @@ static void trans_gc(void)
 	time_t now = time(NULL);
 
 	while (*pp) {
-		if (now - (*pp)->used > 3600) {
+		if (now - (*pp)->used > 3600 && !(*pp)->busy) {
 			struct trans *t = *pp;
 
 			*pp = t->next;
@@ -511,40 +535,21 @@ static int status_of(const OSSL_CMP_MSG *rsp, char *buf, size_t len)
 	return bt;
 }
 
-/* One CMP request in, one CMP answer out (NULL: HTTP 500). */
-static OSSL_CMP_MSG *handle(const unsigned char *der, size_t len, int *http500)
+/* The transaction a request belongs to, marked busy (under big). */
+static struct trans *trans_take(const OSSL_CMP_MSG *req, int bt, int *fresh)
 {
-	const unsigned char *p = der;
-	BIO *b = BIO_new_mem_buf(der, (int)len);
-	OSSL_CMP_MSG *req = b ? d2i_OSSL_CMP_MSG_bio(b, NULL) : NULL;
-	OSSL_CMP_MSG *rsp = NULL;
-	ASN1_OCTET_STRING *tid;
+	ASN1_OCTET_STRING *tid =
+	    OSSL_CMP_HDR_get0_transactionID(OSSL_CMP_MSG_get0_header(req));
 	struct trans *t;
-	int bt;
-	char what[40];
 
-	(void)p;
-	BIO_free(b);
-	*http500 = 0;
-	if (!req) {
-		logf_("garbage -> http400");
-		return NULL;
-	}
-	bt = OSSL_CMP_MSG_get_bodytype(req);
-	tid = OSSL_CMP_HDR_get0_transactionID(OSSL_CMP_MSG_get0_header(req));
+	pthread_mutex_lock(&big);
 	t = trans_find(tid);
-	if (bt == 0 || bt == 2 || bt == 4 || bt == 7) {
+	*fresh = bt == 0 || bt == 2 || bt == 4 || bt == 7;
+	if (*fresh) {
 		/* A new transaction (a resent one starts afresh). */
 		if (t)
 			t->tidlen = 0;
 		t = trans_new(tid);
-		if (!strcmp(t->answer, "http500")) {
-			*http500 = 1;
-			logf_("%s tid=%s -> http500", body_name(bt),
-			      tid_hex(t));
-			OSSL_CMP_MSG_free(req);
-			return NULL;
-		}
 	} else if (!t) {
 		/* No such transaction: answered by a fresh context, which
 		 * makes OpenSSL's "no transaction ongoing" error message. */
@@ -552,13 +557,56 @@ static OSSL_CMP_MSG *handle(const unsigned char *der, size_t len, int *http500)
 		ntrans--;
 	}
 	t->used = time(NULL);
+	t->busy++;
+	pthread_mutex_unlock(&big);
+	return t;
+}
+
+static void trans_put(struct trans *t)
+{
+	pthread_mutex_lock(&big);
+	t->busy--;
+	pthread_mutex_unlock(&big);
+}
+
+/* One CMP request in, one CMP answer out (NULL: HTTP 500). */
+static OSSL_CMP_MSG *handle(const unsigned char *der, size_t len, int *http500)
+{
+	BIO *b = BIO_new_mem_buf(der, (int)len);
+	OSSL_CMP_MSG *req = b ? d2i_OSSL_CMP_MSG_bio(b, NULL) : NULL;
+	OSSL_CMP_MSG *rsp = NULL;
+	struct trans *t;
+	int bt, waiting, fresh;
+	char what[40], hex[130];
+
+	BIO_free(b);
+	*http500 = 0;
+	if (!req) {
+		logf_("garbage -> http400");
+		return NULL;
+	}
+	bt = OSSL_CMP_MSG_get_bodytype(req);
+	t = trans_take(req, bt, &fresh);
+	pthread_mutex_lock(&t->mu);
+	if ((fresh && !strcmp(t->answer, "http500")) ||
+	    (bt == 25 && ++t->npolls == t->poll500)) {
+		pthread_mutex_unlock(&t->mu);
+		*http500 = 1;
+		logf_("%s tid=%s -> http500", body_name(bt), tid_hex(t, hex));
+		trans_put(t);
+		OSSL_CMP_MSG_free(req);
+		return NULL;
+	}
 	rsp = OSSL_CMP_SRV_process_request(t->srv, req);
+	waiting = t->polls_left;
+	pthread_mutex_unlock(&t->mu);
 	status_of(rsp, what, sizeof(what));
 	if (rsp && OSSL_CMP_MSG_get_bodytype(rsp) == 23)
 		ERR_print_errors_fp(stderr);
-	logf_("%s tid=%s -> %s%s%s", body_name(bt), tid_hex(t),
-	      rsp ? what : "none", t->polls_left ? " waiting" : "",
+	logf_("%s tid=%s -> %s%s%s", body_name(bt), tid_hex(t, hex),
+	      rsp ? what : "none", waiting ? " waiting" : "",
 	      !strncmp(t->answer, "reject", 6) ? " rejected" : "");
+	trans_put(t);
 	ERR_clear_error();
 	OSSL_CMP_MSG_free(req);
 	return rsp;
@@ -672,6 +720,52 @@ static void serve(int fd)
 	free(body);
 }
 
+/* Milliseconds from STATE/delay, 0 without it. */
+static long delay_ms(void)
+{
+	char *p = path(state, "delay");
+	FILE *f = fopen(p, "r");
+	long ms = 0;
+
+	free(p);
+	if (f) {
+		if (fscanf(f, "%ld", &ms) != 1)
+			ms = 0;
+		fclose(f);
+	}
+	return ms > 0 && ms < 60000 ? ms : 0;
+}
+
+/* One connection, on a thread of its own. */
+static void *conn_run(void *arg)
+{
+	int c = (int)(intptr_t)arg, now;
+	long ms = delay_ms();
+	char *p = path(state, "conns");
+	FILE *f;
+
+	pthread_mutex_lock(&big);
+	now = ++inflight;
+	if ((f = fopen(p, "a"))) {
+		fprintf(f, "%d\n", now);
+		fclose(f);
+	}
+	pthread_mutex_unlock(&big);
+	free(p);
+	if (ms) {
+		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+	serve(c);
+	close(c);
+	pthread_mutex_lock(&big);
+	inflight--;
+	trans_gc();
+	pthread_mutex_unlock(&big);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
@@ -679,6 +773,7 @@ int main(int argc, char **argv)
 	int port = 0, s, one = 1;
 	char *p;
 	FILE *f;
+	pthread_attr_t detached;
 
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--pki"))
@@ -694,6 +789,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	pthread_attr_init(&detached);
+	pthread_attr_setdetachstate(&detached, PTHREAD_CREATE_DETACHED);
 	root = load_cert("root.crt", 1);
 	qca = load_cert("qualified-ca.crt", 1);
 	pca = load_cert("public-ca.crt", 1);
@@ -730,14 +827,17 @@ int main(int argc, char **argv)
 	free(p);
 	for (;;) {
 		int c = accept(s, NULL, NULL);
+		pthread_t th;
 
 		if (c < 0) {
 			if (errno == EINTR)
 				continue;
 			die(strerror(errno));
 		}
-		serve(c);
-		close(c);
-		trans_gc();
+		if (pthread_create(&th, &detached, conn_run,
+				   (void *)(intptr_t)c) != 0) {
+			serve(c);
+			close(c);
+		}
 	}
 }

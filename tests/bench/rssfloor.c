@@ -1,0 +1,110 @@
+/* The memory floor of ps-fetch --pending (make bench, scenario 4): one
+ * process that loads the PKCS#11 module, finds the token by its label,
+ * logs in, lists every object of the token in one C_FindObjects pass and
+ * reads the CKA_ID of each: what the module itself keeps in memory for the
+ * token's objects (SoftHSM holds them all), without anything of psrenew,
+ * libcurl, libp11 or TLS. Its peak RSS, next to ps-fetch's on the same
+ * token, is the ratio scenario 4 states.
+ * Usage: rssfloor MODULE TOKEN_LABEL PIN_FILE (prints the object count) */
+#define _POSIX_C_SOURCE 200809L
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <p11-kit/pkcs11.h>
+
+static CK_FUNCTION_LIST_PTR f;
+
+static void check(CK_RV rv, const char *what)
+{
+	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+		fprintf(stderr, "rssfloor: %s: CKR 0x%lx\n", what, (unsigned long)rv);
+		exit(1);
+	}
+}
+
+static CK_SLOT_ID find_slot(const char *label)
+{
+	CK_ULONG n = 0;
+	CK_SLOT_ID *slots;
+	size_t len = strlen(label);
+
+	check(f->C_GetSlotList(CK_TRUE, NULL, &n), "C_GetSlotList");
+	slots = calloc(n ? n : 1, sizeof(*slots));
+	check(f->C_GetSlotList(CK_TRUE, slots, &n), "C_GetSlotList");
+	for (CK_ULONG i = 0; i < n; i++) {
+		CK_TOKEN_INFO ti;
+		check(f->C_GetTokenInfo(slots[i], &ti), "C_GetTokenInfo");
+		if (len <= 32 && memcmp(ti.label, label, len) == 0) {
+			size_t j = len;
+			while (j < 32 && ti.label[j] == ' ')
+				j++;
+			if (j == 32) {
+				CK_SLOT_ID s = slots[i];
+				free(slots);
+				return s;
+			}
+		}
+	}
+	fprintf(stderr, "rssfloor: no token labelled '%s'\n", label);
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	CK_C_GetFunctionList gfl;
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE h[256];
+	CK_ULONG got, total = 0;
+	char pin[256];
+	size_t pinlen;
+	FILE *pf;
+	void *mod;
+
+	if (argc < 4) {
+		fprintf(stderr, "usage: rssfloor MODULE TOKEN_LABEL PIN_FILE\n");
+		return 2;
+	}
+	mod = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+	if (!mod) {
+		fprintf(stderr, "rssfloor: %s\n", dlerror());
+		return 1;
+	}
+	*(void **)&gfl = dlsym(mod, "C_GetFunctionList");
+	if (!gfl) {
+		fprintf(stderr, "rssfloor: no C_GetFunctionList in %s\n", argv[1]);
+		return 1;
+	}
+	check(gfl(&f), "C_GetFunctionList");
+	check(f->C_Initialize(NULL), "C_Initialize");
+	pf = fopen(argv[3], "r");
+	if (!pf || !fgets(pin, sizeof(pin), pf)) {
+		fprintf(stderr, "rssfloor: cannot read %s\n", argv[3]);
+		return 1;
+	}
+	fclose(pf);
+	pinlen = strcspn(pin, "\r\n");
+	check(f->C_OpenSession(find_slot(argv[2]), CKF_SERIAL_SESSION | CKF_RW_SESSION,
+			       NULL, NULL, &s),
+	      "C_OpenSession");
+	check(f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, pinlen), "C_Login");
+	memset(pin, 0, sizeof(pin));
+	check(f->C_FindObjectsInit(s, NULL, 0), "C_FindObjectsInit");
+	do {
+		check(f->C_FindObjects(s, h, 256, &got), "C_FindObjects");
+		for (CK_ULONG i = 0; i < got; i++) {
+			CK_BYTE id[64];
+			CK_ATTRIBUTE a = { CKA_ID, id, sizeof(id) };
+
+			f->C_GetAttributeValue(s, h[i], &a, 1);
+		}
+		total += got;
+	} while (got > 0);
+	check(f->C_FindObjectsFinal(s), "C_FindObjectsFinal");
+	printf("%lu\n", (unsigned long)total);
+	f->C_Logout(s);
+	f->C_CloseSession(s);
+	f->C_Finalize(NULL);
+	return 0;
+}
