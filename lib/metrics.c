@@ -165,6 +165,7 @@ static void cert_base(FILE *m, const struct ps_invcert *ic,
 	label(m, "token", ic->tok->label);
 	label(m, "token_serial", ic->tok->serial);
 	label(m, "type", ps_cert_type_name(c->type));
+	label(m, "qc_type", ps_cert_qc_type_name(c->qc_type));
 	label(m, "serial_hex", c->serial_hex);
 	label(m, "holder", c->cn);
 	label(m, "jip_ca",

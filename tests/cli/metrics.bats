@@ -130,12 +130,13 @@ promtool_clean() {
 	cert_is "$NEW_SERIAL" psrenew_certificate_key_on_token 1
 	# the labels of the issue, escaped as the format wants them
 	[ "$(msamples psrenew_certificate_info "token=\"$TOKEN_LABEL\"" \
-		"token_serial=\"$TOKEN_SERIAL\"" 'type="qualified"' \
+		"token_serial=\"$TOKEN_SERIAL\"" 'type="qualified"' 'qc_type="esign"' \
 		"serial_hex=\"$FRESH_SERIAL\"" 'holder="Petra Dvořáková"' \
 		'jip_ca="PostSignum"' "id=\"$FRESH_ID\"" 'state="valid"' \
 		'key_type="rsa:2048"')" -eq 1 ]
 	[ "$(msamples psrenew_certificate_info 'type="commercial"' 'state="superseded"')" -eq 1 ]
 	[ "$(msamples psrenew_certificate_info 'type="commercial"' 'state="expired"')" -eq 1 ]
+	[ "$(msamples psrenew_certificate_info 'type="commercial"' 'qc_type=""')" -eq 2 ]
 	# successors: the renewed commercial one and the expired one are superseded
 	cert_is "$COMM_SERIAL" psrenew_certificate_successor_installed 1
 	cert_is "$EXPIRED_SERIAL" psrenew_certificate_successor_installed 1
