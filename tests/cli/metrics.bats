@@ -136,7 +136,12 @@ promtool_clean() {
 		'key_type="rsa:2048"')" -eq 1 ]
 	[ "$(msamples psrenew_certificate_info 'type="commercial"' 'state="superseded"')" -eq 1 ]
 	[ "$(msamples psrenew_certificate_info 'type="commercial"' 'state="expired"')" -eq 1 ]
-	[ "$(msamples psrenew_certificate_info 'type="commercial"' 'qc_type=""')" -eq 2 ]
+	# qc_type: esign for the qualified ones, empty for every commercial one
+	[ "$(msamples psrenew_certificate_info 'type="qualified"' 'qc_type="esign"')" -eq \
+		"$(msamples psrenew_certificate_info 'type="qualified"')" ]
+	[ "$(msamples psrenew_certificate_info 'type="commercial"' 'qc_type=""')" -eq \
+		"$(msamples psrenew_certificate_info 'type="commercial"')" ]
+	[ "$(msamples psrenew_certificate_info 'type="commercial"')" -ge 2 ]
 	# successors: the renewed commercial one and the expired one are superseded
 	cert_is "$COMM_SERIAL" psrenew_certificate_successor_installed 1
 	cert_is "$EXPIRED_SERIAL" psrenew_certificate_successor_installed 1
@@ -428,7 +433,7 @@ promtool_clean() {
 		grep -qF -- "$w" <<<"$st" || { echo "ps-status(1) lacks $w"; false; }
 	done
 	readme=$(<"$FIXTURE_ROOT/README")
-	for w in 'Many workstations' '### Ansible' '### Debian package' \
+	for w in 'Many workstations' '### Ansible' '### The Debian package' '### Prometheus' \
 		'ps-status --metrics-file' psrenew-metrics.timer psrenew-rules.yml; do
 		grep -qF -- "$w" <<<"$readme" || { echo "README lacks $w"; false; }
 	done
