@@ -49,9 +49,8 @@ static int group_setup(void **state)
 		 "[ca.web]\nchannel = https://est.example:8443\ntype = est\n"
 		 "timeout = 42\nca-bundle = /etc/ssl/extra.pem\n"
 		 "[ca.slow]\nchannel = helper:%s\ntimeout = 7\n"
-		 "[ca.bad]\nchannel = helper:%s\ntimeout = -5\n"
 		 "[ca.none]\ntimeout = 9\n",
-		 helper, helper);
+		 helper);
 	if (put(conf, text, 0600))
 		return -1;
 	return ps_config_load(conf, &cfg, &err) == 0 ? 0 : -1;
@@ -96,10 +95,23 @@ static void test_named_helper_channel(void **state)
 	assert_null(ca->ca_bundle);
 	assert_int_equal(ps_ca_polls_many(ca), 0);
 	ps_ca_close(ca);
-	/* a time-out that is no number of seconds: the default */
-	assert_int_equal(ps_ca_open("bad", &cfg, &ca, &err), 0);
-	assert_int_equal(ca->timeout, 300);
-	ps_ca_close(ca);
+	/* a time-out that is no number of seconds: refused when the file is
+	 * read, naming the file, the line and the key */
+	{
+		char bad[sizeof(tmpdir) + 16];
+		struct ps_config c2;
+
+		snprintf(bad, sizeof(bad), "%s/bad.conf", tmpdir);
+		assert_int_equal(
+		    put(bad, "[ca.bad]\nchannel = helper:/bin/true\ntimeout = -5\n",
+			0600),
+		    0);
+		assert_int_equal(ps_config_load(bad, &c2, &err), 2);
+		assert_string_equal(err.code, "bad-config");
+		assert_non_null(strstr(err.msg, "bad.conf"));
+		assert_non_null(strstr(err.msg, "line 3"));
+		assert_non_null(strstr(err.msg, "timeout"));
+	}
 }
 
 /* A spec given as such: no section, the defaults. */
