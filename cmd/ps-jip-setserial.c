@@ -259,8 +259,8 @@ int main(int argc, char **argv)
 		PS_OPT_STRING("id", &a.id, "HEX",
 			      "register the certificate with this CKA_ID"),
 		PS_OPT_STRING("login-cert", &a.login_cert, "HEX",
-			      "--login cert: the CKA_ID of the certificate to "
-			      "log in with"),
+			      "--login cert or WS 1.1: the CKA_ID of the "
+			      "certificate to log in with"),
 		PS_OPT_BOOL("verify-login", &a.verify,
 			    "then log in with each new commercial certificate "
 			    "to prove it"),

@@ -257,7 +257,8 @@ int main(int argc, char **argv)
 			   "every token"),
 		PS_OPT_STRING("key-type", &a.key_type, "TYPE",
 			      "rsa:2048|3072|4096, ec:prime256v1, ec:secp384r1 "
-			      "(default: as now)"),
+			      "(default: rsa:4096 where the token makes it, "
+			      "else rsa:2048; never smaller than now)"),
 		PS_OPT_STRING("key", &a.key, "ID",
 			      "use this existing key pair (CKA_ID, hex)"),
 		PS_OPT_BOOL("dry-run", &a.dry_run,

@@ -128,7 +128,8 @@ static void common_table(struct ps_cli *cli, struct ps_opt *t)
 {
 	const struct ps_opt common[N_COMMON + 1] = {
 		PS_OPT_STRING("module", &cli->module, "PATH",
-			      "PKCS#11 module (default: $PKCS11_MODULE, else "
+			      "PKCS#11 module (default: psrenew.conf's, "
+			      "$PKCS11_MODULE, a token module found, else "
 			      "p11-kit's proxy)"),
 		PS_OPT_STRING("token", &cli->token, "URI",
 			      "token to use, as a pkcs11: URI (default: every "
