@@ -327,8 +327,11 @@ def main():
             except OSError:
                 pass
         print(f"smtp-server.py: cannot listen on 127.0.0.1:{a.port}: {e}",
-              file=sys.stderr)
-        return 1
+              file=sys.stderr, flush=True)
+        # Out at once: the half-started controller's event loop would
+        # otherwise be collected at exit with a traceback of its own
+        # (asyncio's BaseEventLoop.__del__), burying this message.
+        os._exit(1)
     port = controller.port
     log.info("listening on 127.0.0.1:%d (%s%s%s%s)", port,
              "smtps" if a.smtps else ("starttls" if tls else "plain"),
