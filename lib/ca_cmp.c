@@ -55,6 +55,12 @@ enum {
 struct cmp {
 	char *url;
 	struct ps_http *h;
+	/* The trust anchors and the untrusted chain, read once and shared
+	 * read-only by every exchange (and thread) of this channel; NULL
+	 * until read, or when each exchange must read its own. */
+	X509_STORE *ts;
+	STACK_OF(X509) * chain;
+	int trust_read; /* ts and chain were tried */
 };
 
 /* One replayed answer: the DER of a message the CA sent. */
@@ -68,6 +74,7 @@ struct xfer {
 	struct ps_ca *ca;
 	struct cmp *c;
 	struct saved replay[2]; /* handed back in order, then live */
+	OSSL_CMP_MSG *first;	/* replay[0], decoded already */
 	int nreplay, ireplay;
 	struct saved last_rep;	/* the CA's certificate response ... */
 	struct saved last_poll; /* ... and its last pollRep */
@@ -104,6 +111,59 @@ static int msg_to_saved(const OSSL_CMP_MSG *m, struct saved *s)
 	return 0;
 }
 
+/* Where a PKIMessage's extraCerts ([1], after the protection: RFC 4210,
+ * 5.1) start in its DER, and the length of what comes before them (the
+ * SEQUENCE's content); 0 when it has none or cannot be read. */
+static int extra_certs_at(const struct saved *s, size_t *at, size_t *content)
+{
+	const unsigned char *p = s->der, *body, *q;
+	long len, elen;
+	int tag, cls;
+
+	if (!p || s->len > CMP_MSG_MAX ||
+	    ASN1_get_object(&p, &len, &tag, &cls, (long)s->len) != 0x20 ||
+	    tag != V_ASN1_SEQUENCE)
+		return 0;
+	for (body = p; p < body + len; p += elen) {
+		q = p;
+		if (ASN1_get_object(&q, &elen, &tag, &cls, body + len - p) !=
+		    0x20)
+			return 0;
+		elen += q - p;
+		if (cls == V_ASN1_CONTEXT_SPECIFIC && tag == 1 &&
+		    p + elen == body + len) {
+			*at = (size_t)(p - s->der);
+			*content = (size_t)(p - body);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* A later message of a transaction without its extraCerts: they are
+ * outside the protection, and OpenSSL's client keeps those the kup brought
+ * for the rest of the transaction (so does the kup stored before it).
+ * Each poll then decodes the CA's certificates once, not twice. */
+static void drop_extra_certs(struct saved *s, const struct saved *kup)
+{
+	size_t at, content, kat, kcontent, n;
+	unsigned char *der, *p;
+
+	if (!extra_certs_at(kup, &kat, &kcontent) ||
+	    !extra_certs_at(s, &at, &content))
+		return;
+	n = (size_t)ASN1_object_size(1, (int)content, V_ASN1_SEQUENCE);
+	der = OPENSSL_malloc(n);
+	if (!der)
+		return;
+	p = der;
+	ASN1_put_object(&p, 1, (int)content, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+	memcpy(p, s->der + at - content, content);
+	OPENSSL_free(s->der);
+	s->der = der;
+	s->len = n;
+}
+
 static OSSL_CMP_MSG *msg_from_der(const unsigned char *der, size_t len)
 {
 	BIO *b = BIO_new_mem_buf(der, (int)len);
@@ -135,7 +195,10 @@ static OSSL_CMP_MSG *transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
 	if (x->ireplay < x->nreplay) {
 		struct saved *s = &x->replay[x->ireplay++];
 
-		rep = msg_from_der(s->der, s->len);
+		rep = x->ireplay == 1 && x->first
+			  ? x->first
+			  : msg_from_der(s->der, s->len);
+		x->first = NULL;
 		nonce = rep ? OSSL_CMP_HDR_get0_recipNonce(
 				  OSSL_CMP_MSG_get0_header(rep))
 			    : NULL;
@@ -209,6 +272,9 @@ static OSSL_CMP_MSG *transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
 		saved_free(&x->last_poll);
 	} else if (bt == BODY_POLLREP) {
 		msg_to_saved(rep, &x->last_poll);
+		drop_extra_certs(&x->last_poll, x->last_rep.der
+						    ? &x->last_rep
+						    : &x->replay[0]);
 	}
 	return rep;
 }
@@ -341,15 +407,16 @@ static STACK_OF(X509) * bundle_certs(const char *file)
 	return sk;
 }
 
-/* A context for this channel: trust, transport, the current certificate. */
-static int ctx_new(struct ps_ca *ca, struct xfer *x,
-		   const struct ps_ca_request *req, EVP_PKEY *oldkey,
-		   OSSL_CMP_CTX **out, struct ps_err *err)
+/* The trust anchors (a store) and the untrusted certificates OpenSSL's
+ * CMP client builds the CA's chain from. *shareable: 1 when the store is
+ * all in memory (read from a file), so that threads can share it. */
+static int trust_new(struct ps_ca *ca, X509_STORE **tsp,
+		     STACK_OF(X509) * *chainp, int *shareable,
+		     struct ps_err *err)
 {
-	OSSL_CMP_CTX *ctx = OSSL_CMP_CTX_new(NULL, NULL);
 	X509_STORE *ts = X509_STORE_new();
 	STACK_OF(X509) *chain = bundle_certs(ca->ca_bundle);
-	int ok;
+	int ok, dir = 0;
 
 	/* Without --ca-bundle, the system's CAs stand in for the chain too:
 	 * OpenSSL 3.0's CMP client fails with "passed a null parameter" when
@@ -359,7 +426,7 @@ static int ctx_new(struct ps_ca *ca, struct xfer *x,
 		sk_X509_free(chain);
 		chain = bundle_certs(X509_get_default_cert_file());
 	}
-	ok = ctx && ts && chain;
+	ok = ts && chain;
 	if (ok && ca->ca_bundle)
 		ok = X509_STORE_load_file(ts, ca->ca_bundle) == 1;
 	else if (ok && access(X509_get_default_cert_file(), R_OK) == 0)
@@ -369,14 +436,13 @@ static int ctx_new(struct ps_ca *ca, struct xfer *x,
 		ok =
 		    X509_STORE_load_file(ts, X509_get_default_cert_file()) == 1;
 	else if (ok)
-		ok = X509_STORE_set_default_paths(ts) == 1;
+		ok = X509_STORE_set_default_paths(ts) == 1 && (dir = 1);
 	if (!ok) {
 		char why[200] = "";
 
 		ossl_error(why, sizeof(why));
 		X509_STORE_free(ts);
 		sk_X509_pop_free(chain, X509_free);
-		OSSL_CMP_CTX_free(ctx);
 		return ps_err_set(err, PS_EXIT_USAGE, "cmp",
 				  "--ca-bundle takes a PEM file of CA "
 				  "certificates",
@@ -384,6 +450,57 @@ static int ctx_new(struct ps_ca *ca, struct xfer *x,
 				  "from %s: %s",
 				  ca->ca_bundle ? ca->ca_bundle : "the system",
 				  why);
+	}
+	/* Sorted now, so that lookups by many threads only read it (a
+	 * lookup sorts an unsorted list; OpenSSL's CMP client reads the
+	 * list without the store's lock). */
+	if (X509_STORE_lock(ts)) {
+		sk_X509_OBJECT_sort(X509_STORE_get0_objects(ts));
+		X509_STORE_unlock(ts);
+	}
+	*tsp = ts;
+	*chainp = chain;
+	*shareable = !dir;
+	return 0;
+}
+
+/* The channel's shared trust, read on first use (before any thread). */
+static void trust_share(struct ps_ca *ca, struct cmp *c)
+{
+	int shareable = 0;
+
+	if (c->trust_read++ ||
+	    trust_new(ca, &c->ts, &c->chain, &shareable, NULL))
+		return;
+	if (!shareable) {
+		X509_STORE_free(c->ts);
+		sk_X509_pop_free(c->chain, X509_free);
+		c->ts = NULL;
+		c->chain = NULL;
+	}
+}
+
+/* A context for this channel: trust, transport, the current certificate. */
+static int ctx_new(struct ps_ca *ca, struct xfer *x,
+		   const struct ps_ca_request *req, EVP_PKEY *oldkey,
+		   OSSL_CMP_CTX **out, struct ps_err *err)
+{
+	OSSL_CMP_CTX *ctx = OSSL_CMP_CTX_new(NULL, NULL);
+	X509_STORE *ts = NULL;
+	STACK_OF(X509) *chain = NULL;
+	int ok, shareable, rc;
+
+	if (!ctx)
+		return ps_err_nomem(err);
+	if (x->c->ts && X509_STORE_up_ref(x->c->ts)) {
+		ts = x->c->ts;
+		chain = x->c->chain;
+	} else {
+		rc = trust_new(ca, &ts, &chain, &shareable, err);
+		if (rc) {
+			OSSL_CMP_CTX_free(ctx);
+			return rc;
+		}
 	}
 	OSSL_CMP_CTX_set_log_cb(ctx, log_cb);
 	OSSL_CMP_CTX_set_log_verbosity(ctx, OSSL_CMP_LOG_ERR);
@@ -398,7 +515,8 @@ static int ctx_new(struct ps_ca *ca, struct xfer *x,
 	     OSSL_CMP_CTX_set1_oldCert(ctx, req->old_cert) &&
 	     OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_TOTAL_TIMEOUT, 0) &&
 	     OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_MSG_TIMEOUT, 0);
-	sk_X509_pop_free(chain, X509_free);
+	if (chain != x->c->chain)
+		sk_X509_pop_free(chain, X509_free);
 	if (!ok) {
 		OSSL_CMP_CTX_free(ctx);
 		return ps_err_set(err, PS_EXIT_FAIL, "cmp", NULL,
@@ -590,6 +708,8 @@ static int run(struct ps_ca *ca, struct cmp *c, EVP_PKEY *given,
 		if (rc)
 			goto out;
 	}
+	if (c == ca->priv)
+		trust_share(ca, c);
 	if (given && EVP_PKEY_up_ref(given))
 		oldkey = given;
 	else
@@ -615,7 +735,7 @@ static int run(struct ps_ca *ca, struct cmp *c, EVP_PKEY *given,
 			 OSSL_CMP_CTX_set_option(
 			     ctx, OSSL_CMP_OPT_UNPROTECTED_SEND, 1);
 
-		OSSL_CMP_MSG_free(m);
+		x.first = m; /* the first answer to hand back */
 		if (!ok) {
 			rc = ps_err_set(err, PS_EXIT_FAIL, "cmp", NULL,
 					"the stored CMP transaction of this "
@@ -697,6 +817,7 @@ static int run(struct ps_ca *ca, struct cmp *c, EVP_PKEY *given,
 out:
 	ERR_clear_error();
 	OSSL_CMP_CTX_free(ctx);
+	OSSL_CMP_MSG_free(x.first);
 	EVP_PKEY_free(oldkey);
 	EVP_PKEY_free(newkey);
 	for (int i = 0; i < 2; i++)
@@ -847,6 +968,9 @@ static void cmp_poll_many(struct ps_ca *ca, const struct ps_ca_request *reqs,
 	size_t k = m.keys && m.later && l ? many_keys(&m) : 0;
 	int nl = 0;
 
+	/* One trust store for the batch, read before the threads start. */
+	if (k > 0)
+		trust_share(ca, c);
 	/* The connections are made here: libcurl is loaded on first use. */
 	while (nl < lanes && (size_t)nl < k) {
 		struct ps_http_opts o = { .ca_bundle = ca->ca_bundle,
@@ -854,6 +978,8 @@ static void cmp_poll_many(struct ps_ca *ca, const struct ps_ca_request *reqs,
 
 		l[nl].m = &m;
 		l[nl].c.url = c->url;
+		l[nl].c.ts = c->ts;
+		l[nl].c.chain = c->chain;
 		if (ps_http_new(&o, &l[nl].c.h, NULL))
 			break;
 		nl++;
@@ -929,6 +1055,8 @@ static void cmp_close(struct ps_ca *ca)
 
 	if (c) {
 		ps_http_free(c->h);
+		X509_STORE_free(c->ts);
+		sk_X509_pop_free(c->chain, X509_free);
 		free(c->url);
 		free(c);
 	}

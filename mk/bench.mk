@@ -10,7 +10,7 @@
 #                                     and those of tests/bench/scen-*.bash)
 
 BENCH_SRC := $(wildcard tests/bench/*.c)
-BENCH_BINS := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
+BENCH_BINS := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%) $(B)/bench/rssfloor-p11
 BENCH ?=
 BENCH_B ?= build-bench
 
@@ -23,6 +23,12 @@ $(B)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror \
 		$(shell $(PKG_CONFIG) --cflags p11-kit-1) -o $@ $< -ldl
+
+# The memory floor with libp11's list of the token's keys added.
+$(B)/bench/rssfloor-p11: tests/bench/rssfloor.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror -DWITH_LIBP11 \
+		$(shell $(PKG_CONFIG) --cflags p11-kit-1) -o $@ $< -lp11 -lcrypto -ldl
 
 bench:
 	$(MAKE) B=$(BENCH_B) bench-run

@@ -5,7 +5,13 @@
  * token's objects (SoftHSM holds them all), without anything of psrenew,
  * libcurl, libp11 or TLS. Its peak RSS, next to ps-fetch's on the same
  * token, is the ratio scenario 4 states.
- * Usage: rssfloor MODULE TOKEN_LABEL PIN_FILE (prints the object count) */
+ * Usage: rssfloor MODULE TOKEN_LABEL PIN_FILE (prints the object count)
+ *
+ * Built with -DWITH_LIBP11 (rssfloor-p11): the same, then libp11 on the
+ * same loaded module lists the token's private keys (PKCS11_enumerate_keys,
+ * libp11 0.4.12's only way to a key), as ps-fetch does to find its TLS
+ * client key; it prints the key count too. Its peak RSS less the floor's
+ * is what that list costs. */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <stdio.h>
@@ -13,6 +19,9 @@
 #include <string.h>
 
 #include <p11-kit/pkcs11.h>
+#ifdef WITH_LIBP11
+#include <libp11.h>
+#endif
 
 static CK_FUNCTION_LIST_PTR f;
 
@@ -103,6 +112,29 @@ int main(int argc, char **argv)
 	} while (got > 0);
 	check(f->C_FindObjectsFinal(s), "C_FindObjectsFinal");
 	printf("%lu\n", (unsigned long)total);
+#ifdef WITH_LIBP11
+	{
+		/* Same path, same loaded module: libp11 shares the login. */
+		PKCS11_CTX *ctx = PKCS11_CTX_new();
+		PKCS11_SLOT *slots = NULL, *slot;
+		PKCS11_KEY *keys = NULL;
+		unsigned int nslots = 0, nkeys = 0;
+
+		if (!ctx || PKCS11_CTX_load(ctx, argv[1]) < 0 ||
+		    PKCS11_enumerate_slots(ctx, &slots, &nslots) < 0) {
+			fprintf(stderr, "rssfloor: libp11 cannot use %s\n", argv[1]);
+			return 1;
+		}
+		slot = PKCS11_find_token(ctx, slots, nslots);
+		while (slot && strcmp(slot->token->label, argv[2]) != 0)
+			slot = PKCS11_find_next_token(ctx, slots, nslots, slot);
+		if (!slot || PKCS11_enumerate_keys(slot->token, &keys, &nkeys) < 0) {
+			fprintf(stderr, "rssfloor: libp11 lists no keys\n");
+			return 1;
+		}
+		printf("%u\n", nkeys); /* kept to the end, as ps-fetch does */
+	}
+#endif
 	f->C_Logout(s);
 	f->C_CloseSession(s);
 	f->C_Finalize(NULL);

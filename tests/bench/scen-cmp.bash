@@ -8,12 +8,21 @@
 # so it makes the same kind of exchange: one signed request and one signed
 # answer per process (`openssl cmp -cmd genm`, a software key; the test CA
 # answers genm with a signed error message). The test CA serves each
-# connection on a thread of its own (HTTP/1.0, no keep-alive): ps-fetch
-# polls over up to 8 connections at once, openssl cmp one after the other.
+# connection on a thread of its own and keeps an HTTP/1.1 client's
+# connection open: ps-fetch polls over up to 8 connections at once, openssl
+# cmp (HTTP/1.0) one exchange per process and connection.
+#
+# BENCH_CMP_BASE=DIR adds DIR/ps-fetch (another build's, the base commit's
+# say) as a third contender, in the same rotation against the same CA.
 
 CMP_N=${BENCH_CMP_N:-50}
 CMP_DIR=
 EXTRA_SCENARIOS+=(cmp)
+
+# The test CA's CPU time so far (user + system), in clock ticks.
+cmp_ca_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$(<"$CMP_STATE/cmp-ca.pid")/stat" 2>/dev/null || echo 0
+}
 
 scen_cmp() {
 	step "6. ps-fetch --pending over $CMP_N waiting CMP requests vs one openssl cmp per exchange"
@@ -53,29 +62,48 @@ for ((i = 0; i < CMP_N; i++)); do
 done
 exit 0
 EOF
-	local names=(psrenew openssl) r before
+	local names=(psrenew openssl) r before t0
+	local -A ca_ticks=()
+	[[ -n ${BENCH_CMP_BASE:-} ]] && names+=(base)
 	for ((r = 1; r <= REPS_SLOW; r++)); do
-		for i in $(order 2 "$r"); do
+		for i in $(order ${#names[@]} "$r"); do
 			before=$(grep -c . "$CMP_STATE/log")
+			t0=$(cmp_ca_ticks)
 			case ${names[i]} in
 			psrenew)
 				measure cmp psrenew "$r" 3 ps-fetch --module "$MODULE" --pin "file:$PIN_FILE" \
 					--ca-bundle "$PKI/chain.pem" --pending --now --quiet
 				;;
+			base)
+				measure cmp base "$r" 3 "$BENCH_CMP_BASE/ps-fetch" --module "$MODULE" \
+					--pin "file:$PIN_FILE" --ca-bundle "$PKI/chain.pem" --pending --now --quiet
+				;;
 			openssl)
 				measure cmp openssl "$r" 0 bash "$W/s6-openssl.sh"
 				;;
 			esac
+			ca_ticks[${names[i]}]=$((${ca_ticks[${names[i]}]:-0} + $(cmp_ca_ticks) - t0))
 			check "[[ \$(( \$(grep -c . '$CMP_STATE/log') - $before )) == $CMP_N ]]" \
 				"${names[i]}: $CMP_N exchanges with the CA"
 		done
 	done
 	fact cmp_n "$CMP_N"
+	# The CA's own CPU per exchange (the same 2 cores as the clients').
+	local hz n
+	hz=$(getconf CLK_TCK)
+	for n in "${!ca_ticks[@]}"; do
+		fact "cmp_ca_cpu_ms_per_exchange_$n" "$(awk -v t="${ca_ticks[$n]}" -v hz="$hz" \
+			-v k="$((REPS_SLOW * CMP_N))" 'BEGIN { printf "%.2f", t * 1000 / hz / k }')"
+	done
 	row "6 ps-fetch --pending, $CMP_N CMP polls" wall wall cmp/psrenew cmp/openssl "one openssl cmp per exchange (software key)" faster 10 ">= 10x faster"
 	row "6 ps-fetch --pending, $CMP_N CMP polls" "CPU (client side only)" cpu cmp/psrenew cmp/openssl "one openssl cmp per exchange" finfo "" ""
 	row "6 ps-fetch --pending, $CMP_N CMP polls" "polls per second" pps cmp/psrenew cmp/openssl "one openssl cmp per exchange" info "" ""
 	row "6 ps-fetch --pending, $CMP_N CMP polls" "peak RSS ps-fetch" rss cmp/psrenew "" "" max 16384 "< 16 MiB"
-	note "6: N = $CMP_N waiting CMP requests; $REPS_SLOW runs each, no warm-up. A ps-fetch poll replays the transaction's stored kup and pollRep into OpenSSL (no network), then sends one pollReq signed on SoftHSM; the test CA (OpenSSL's server API, a thread per connection, HTTP/1.0) answers a signed pollRep. ps-fetch polls over up to 8 connections at once, a thread each (lib/ca_cmp.c cmp_poll_many). The peer: openssl cmp -cmd genm per exchange, a software RSA-2048 key, answered by a signed error message. Server and clients share the same 2 cores."
+	if [[ -n ${BENCH_CMP_BASE:-} ]]; then
+		row "6 ps-fetch --pending, $CMP_N CMP polls" wall wall cmp/psrenew cmp/base "ps-fetch of BENCH_CMP_BASE" finfo "" ""
+		row "6 ps-fetch --pending, $CMP_N CMP polls" "CPU (client side only)" cpu cmp/psrenew cmp/base "ps-fetch of BENCH_CMP_BASE" finfo "" ""
+	fi
+	note "6: N = $CMP_N waiting CMP requests; $REPS_SLOW runs each, no warm-up. A ps-fetch poll replays the transaction's stored kup and pollRep into OpenSSL (no network), then sends one pollReq signed on SoftHSM; the test CA (OpenSSL's server API, a thread per connection, HTTP/1.1 keep-alive) answers a signed pollRep. ps-fetch polls over up to 8 connections at once, a thread each (lib/ca_cmp.c cmp_poll_many). The peer: openssl cmp -cmd genm per exchange, a software RSA-2048 key, answered by a signed error message. Server and clients share the same 2 cores."
 	"$top/tests/cmp/cmp-stop" "$CMP_DIR" >/dev/null 2>&1
 	CMP_DIR=
 }

@@ -8,12 +8,14 @@
  *
  * Listens on 127.0.0.1:N (0 or absent: a free port), writes the port to
  * STATE/port, answers POST /ANY-PATH with Content-Type application/pkixcmp,
- * one request per connection (HTTP/1.0, Connection: close), each connection
- * served by a thread of its own: many clients (or one client's parallel
- * polls) are answered at once. STATE/conns gets one line per connection:
- * how many were being served when it came (itself included). When
- * STATE/delay holds a number of milliseconds, every answer waits that long
- * first (tests that need polls to overlap).
+ * each connection served by a thread of its own: many clients (or one
+ * client's parallel polls) are answered at once. An HTTP/1.1 client's
+ * connection stays open for its next requests (keep-alive, unless it sends
+ * "Connection: close"); an HTTP/1.0 one is closed after its answer.
+ * STATE/conns gets one line per connection: how many were being served
+ * when it came (itself included). When STATE/delay holds a number of
+ * milliseconds, every answer waits that long first (tests that need polls
+ * to overlap).
  *
  * Trust: requests must be signature-protected by a certificate that chains
  * to DIR/root.crt (the old certificate for a kur), proof of possession is
@@ -45,6 +47,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -612,12 +615,24 @@ static OSSL_CMP_MSG *handle(const unsigned char *der, size_t len, int *http500)
 	return rsp;
 }
 
-static int read_full(int fd, unsigned char *buf, size_t len)
-{
-	size_t got = 0;
+/* One connection's bytes read but not yet used (a request that came
+ * right after another on a kept-alive connection). */
+struct conn {
+	int fd;
+	char buf[8192];
+	size_t have;
+};
 
+/* len bytes: first what is buffered, then from the socket. */
+static int read_full(struct conn *c, unsigned char *out, size_t len)
+{
+	size_t got = c->have < len ? c->have : len;
+
+	memcpy(out, c->buf, got);
+	memmove(c->buf, c->buf + got, c->have - got);
+	c->have -= got;
 	while (got < len) {
-		ssize_t n = read(fd, buf + got, len - got);
+		ssize_t n = read(c->fd, out + got, len - got);
 
 		if (n <= 0)
 			return -1;
@@ -640,84 +655,18 @@ static void write_all(int fd, const void *buf, size_t len)
 	}
 }
 
-static void reply(int fd, int code, const char *ctype, const void *body,
-		  size_t len)
+static void reply(int fd, int keep, int code, const char *ctype,
+		  const void *body, size_t len)
 {
 	char hdr[300];
 	int n = snprintf(hdr, sizeof(hdr),
-			 "HTTP/1.0 %d %s\r\nContent-Type: %s\r\n"
-			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			 code, code == 200 ? "OK" : "Error", ctype, len);
+			 "HTTP/1.%d %d %s\r\nContent-Type: %s\r\n"
+			 "Content-Length: %zu\r\nConnection: %s\r\n\r\n",
+			 keep, code, code == 200 ? "OK" : "Error", ctype, len,
+			 keep ? "keep-alive" : "close");
 
 	write_all(fd, hdr, (size_t)n);
 	write_all(fd, body, len);
-}
-
-static void serve(int fd)
-{
-	char head[8192];
-	size_t n = 0;
-	char *end = NULL, *cl;
-	long clen = -1;
-	unsigned char *body;
-	size_t have;
-	OSSL_CMP_MSG *rsp;
-	int http500;
-
-	while (n < sizeof(head) - 1) {
-		ssize_t r = read(fd, head + n, sizeof(head) - 1 - n);
-
-		if (r <= 0)
-			return;
-		n += (size_t)r;
-		head[n] = 0;
-		if ((end = strstr(head, "\r\n\r\n")))
-			break;
-	}
-	if (!end)
-		return;
-	*end = 0;
-	if (strncmp(head, "POST ", 5) != 0) {
-		reply(fd, 405, "text/plain", "POST only\n", 10);
-		return;
-	}
-	for (cl = head; (cl = strchr(cl, '\n'));) {
-		cl++;
-		if (!strncasecmp(cl, "Content-Length:", 15))
-			clen = strtol(cl + 15, NULL, 10);
-	}
-	if (clen <= 0 || clen > (1 << 20)) {
-		reply(fd, 411, "text/plain", "length\n", 7);
-		return;
-	}
-	body = malloc((size_t)clen);
-	if (!body)
-		return;
-	have = n - (size_t)(end + 4 - head);
-	if (have > (size_t)clen)
-		have = (size_t)clen;
-	memcpy(body, end + 4, have);
-	if (read_full(fd, body + have, (size_t)clen - have) == 0) {
-		rsp = handle(body, (size_t)clen, &http500);
-		if (rsp) {
-			unsigned char *der = NULL;
-			BIO *b = BIO_new(BIO_s_mem());
-			char *data;
-			long dl;
-
-			i2d_OSSL_CMP_MSG_bio(b, rsp);
-			dl = BIO_get_mem_data(b, &data);
-			reply(fd, 200, "application/pkixcmp", data, (size_t)dl);
-			BIO_free(b);
-			OPENSSL_free(der);
-			OSSL_CMP_MSG_free(rsp);
-		} else if (http500) {
-			reply(fd, 500, "text/plain", "test CA: error\n", 15);
-		} else {
-			reply(fd, 400, "text/plain", "not a CMP message\n", 18);
-		}
-	}
-	free(body);
 }
 
 /* Milliseconds from STATE/delay, 0 without it. */
@@ -736,11 +685,134 @@ static long delay_ms(void)
 	return ms > 0 && ms < 60000 ? ms : 0;
 }
 
+/* The request's head, up to its blank line, into head (NUL-terminated);
+ * what follows it stays in c->buf. -1 when the connection ends first. */
+static int read_head(struct conn *c, char *head, size_t hlen)
+{
+	char *end;
+
+	for (;;) {
+		ssize_t r;
+
+		c->buf[c->have] = 0;
+		if ((end = strstr(c->buf, "\r\n\r\n"))) {
+			size_t n = (size_t)(end - c->buf) + 4;
+
+			if (n > hlen)
+				return -1;
+			memcpy(head, c->buf, n - 2);
+			head[n - 2] = 0;
+			memmove(c->buf, c->buf + n, c->have - n);
+			c->have -= n;
+			return 0;
+		}
+		if (c->have >= sizeof(c->buf) - 1)
+			return -1;
+		r = read(c->fd, c->buf + c->have, sizeof(c->buf) - 1 - c->have);
+		if (r <= 0)
+			return -1;
+		c->have += (size_t)r;
+	}
+}
+
+/* 1 when the client keeps the connection: HTTP/1.1 without
+ * "Connection: close" (RFC 9112, 9.3). */
+static int keeps_alive(const char *head)
+{
+	const char *eol = strstr(head, "\r\n");
+
+	if (!eol || eol - head < 8 || strncmp(eol - 8, "HTTP/1.1", 8))
+		return 0;
+	for (const char *l = eol + 2, *e; (e = strstr(l, "\r\n")); l = e + 2) {
+		char v[100];
+
+		snprintf(v, sizeof(v), "%.*s", (int)(e - l), l);
+		if (!strncasecmp(v, "Connection:", 11) && strstr(v, "close"))
+			return 0;
+	}
+	return 1;
+}
+
+/* One request and its answer; 1 when the connection stays open. */
+static int serve_one(struct conn *c)
+{
+	char head[8192], *cl;
+	long clen = -1, ms;
+	unsigned char *body;
+	OSSL_CMP_MSG *rsp;
+	int http500, keep;
+
+	if (read_head(c, head, sizeof(head)))
+		return 0;
+	keep = keeps_alive(head);
+	if (strncmp(head, "POST ", 5) != 0) {
+		reply(c->fd, 0, 405, "text/plain", "POST only\n", 10);
+		return 0;
+	}
+	for (cl = head; (cl = strchr(cl, '\n'));) {
+		cl++;
+		if (!strncasecmp(cl, "Content-Length:", 15))
+			clen = strtol(cl + 15, NULL, 10);
+	}
+	if (clen <= 0 || clen > (1 << 20)) {
+		reply(c->fd, 0, 411, "text/plain", "length\n", 7);
+		return 0;
+	}
+	body = malloc((size_t)clen);
+	if (!body || read_full(c, body, (size_t)clen)) {
+		free(body);
+		return 0;
+	}
+	if ((ms = delay_ms())) {
+		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+	rsp = handle(body, (size_t)clen, &http500);
+	if (rsp) {
+		BIO *b = BIO_new(BIO_s_mem());
+		char *data;
+		long dl;
+
+		i2d_OSSL_CMP_MSG_bio(b, rsp);
+		dl = BIO_get_mem_data(b, &data);
+		reply(c->fd, keep, 200, "application/pkixcmp", data,
+		      (size_t)dl);
+		BIO_free(b);
+		OSSL_CMP_MSG_free(rsp);
+	} else if (http500) {
+		reply(c->fd, keep, 500, "text/plain", "test CA: error\n", 15);
+	} else {
+		reply(c->fd, keep, 400, "text/plain", "not a CMP message\n",
+		      18);
+	}
+	free(body);
+	return keep;
+}
+
+static void serve(int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return;
+	c->fd = fd;
+	/* An answer goes out in two writes (head, body): without this, on a
+	 * kept-alive connection the body waits for the client's delayed ACK
+	 * of the head (Nagle's algorithm, RFC 896). */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	while (serve_one(c)) {
+		pthread_mutex_lock(&big);
+		trans_gc();
+		pthread_mutex_unlock(&big);
+	}
+	free(c);
+}
+
 /* One connection, on a thread of its own. */
 static void *conn_run(void *arg)
 {
 	int c = (int)(intptr_t)arg, now;
-	long ms = delay_ms();
 	char *p = path(state, "conns");
 	FILE *f;
 
@@ -752,11 +824,6 @@ static void *conn_run(void *arg)
 	}
 	pthread_mutex_unlock(&big);
 	free(p);
-	if (ms) {
-		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-		nanosleep(&ts, NULL);
-	}
 	serve(c);
 	close(c);
 	pthread_mutex_lock(&big);
