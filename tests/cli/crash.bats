@@ -64,7 +64,7 @@ shape() {
 # shape of the token and the state summary must equal those of a clean
 # CMD + FINISH.
 crash_loop() {
-	local name=$1 finish=$2 snap=$BATS_TEST_TMPDIR/crash-snapshot want_shape want_state seed t0
+	local name=$1 finish=$2 snap=$BATS_TEST_TMPDIR/crash-snapshot want_shape want_state seed t0 killed
 	shift 2
 	OLD_OBJS=$(p11_objects)
 	fault_snapshot "$snap"
@@ -83,10 +83,15 @@ crash_loop() {
 	"$finish"
 	want_shape=$(shape) want_state=$(state_summary)
 	[ "$want_shape" != "$(printf '%s\n' "$OLD_OBJS" | sort)" ] || { echo "a clean run changed nothing"; return 1; }
-	KILLED=0
+	KILLED=0 TORN=0
 	for seed in $(seq 1 "$SEEDS"); do
 		fault_restore "$snap"
+		killed=$KILLED
 		kill_at "$seed" "$@"
+		# killed inside SoftHSM's rewrite of its token info at C_Login
+		# (fixture.bash): the token is gone for every client; put back
+		((KILLED == killed)) || ! softhsm_torn_login "$snap/token/token.object" ||
+			TORN=$((TORN + 1))
 		"$finish"
 		[ "$(shape)" = "$want_shape" ] && [ "$(state_summary)" = "$want_state" ] || {
 			echo "seed $seed: after the kill and a re-run:"
@@ -96,6 +101,7 @@ crash_loop() {
 		}
 	done
 	echo "# figure: kill -9 $name: $SEEDS runs ($KILLED killed mid-run, delays 0-$MAX_MS ms), each finished by a re-run" >&3
+	((TORN == 0)) || echo "# figure: kill -9 $name: $TORN kill(s) inside C_Login left SoftHSM's token.object empty (truncated, not yet rewritten); put back before the re-run" >&3
 }
 
 finish_renew() {

@@ -646,13 +646,19 @@ assert_installed_once() {
 		reqs+=("$REQ") keys+=("$KEY")
 	done
 	before=$(p11_count_certs)
+	cp -p "$TOKEN_DIR/token.object" "$W/token.object"
+	torn=0
 	for i in $(seq 1 12); do
 		ps-fetch "${P11[@]}" --accept-type --pending --now >/dev/null 2>&1 &
 		pid=$!
 		sleep "$(printf '0.%03d' $((RANDOM % 400)))"
 		kill -9 "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
+		# killed inside SoftHSM's rewrite of its token info at C_Login
+		# (fixture.bash): the token is gone for every client; put back
+		! softhsm_torn_login "$W/token.object" || torn=$((torn + 1))
 	done
+	((torn == 0)) || echo "# figure: kill -9 ps-fetch --pending: $torn kill(s) inside C_Login left SoftHSM's token.object empty (truncated, not yet rewritten); put back" >&3
 	# a helper orphaned by a kill may still be running: let it finish
 	for i in $(seq 1 100); do
 		pgrep -f -- "$SH_DIR" >/dev/null || break

@@ -330,6 +330,23 @@ softhsm_token() {
 	export TOKEN_URI PIN_FILE
 }
 
+# softhsm_torn_login COPY
+#   For kill tests. SoftHSM 2.6.1's file store rewrites the token's
+#   token.object (label, serial, flags, the wrapped PIN blobs) in place at
+#   every C_Login: it truncates the file to 0 bytes, then writes it again in
+#   one write(2). A process killed between the two leaves it empty, and the
+#   token then reads as an uninitialised one without a label (no client can
+#   rebuild it: the PIN blobs are gone). When the current token's
+#   token.object is empty and COPY (the file as it was before the run) is
+#   not, puts COPY back and returns 0; otherwise changes nothing and returns
+#   1. A login with the right PIN changes nothing in the file but its
+#   generation counter, so the copy is the token as the killed run found it.
+softhsm_torn_login() {
+	local f=$TOKEN_DIR/token.object
+	[[ -f $f && ! -s $f && -s $1 ]] || return 1
+	cp -p "$1" "$f"
+}
+
 # pki_dir
 #   Prints the directory of the test PKI (tests/pki/mkpki), building it on
 #   first use: in $PSRENEW_TEST_CACHE when set (kept across runs), else in
