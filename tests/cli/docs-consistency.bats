@@ -183,7 +183,7 @@ for row in lines[i + 1:]:
 	for d in "$FIXTURE_ROOT"/*/; do
 		d=${d%/}
 		d=${d##*/}
-		[ "$d" = build ] && continue
+		case $d in build | build-*) continue ;; esac # build trees (.gitignore)
 		grep -qE "^    $d/" <<<"$layout" || { echo "Layout: no $d/"; false; }
 	done
 	for f in "$FIXTURE_ROOT"/lib/*.c; do
