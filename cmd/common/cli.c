@@ -506,18 +506,24 @@ int ps_cli_emit(void *ctx, const json_t *rec)
 	return 0;
 }
 
+/* "prog: message" on stderr, on a line of its own. */
+static void say(const struct ps_cli *cli, const char *fmt, va_list ap)
+{
+	clear_line();
+	fprintf(stderr, "%s: ", cli->prog);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void ps_cli_warn(const struct ps_cli *cli, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (cli->quiet)
 		return;
-	clear_line();
-	fprintf(stderr, "%s: ", cli->prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say(cli, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 void ps_cli_info(const struct ps_cli *cli, const char *fmt, ...)
@@ -526,12 +532,9 @@ void ps_cli_info(const struct ps_cli *cli, const char *fmt, ...)
 
 	if (!cli->verbose)
 		return;
-	clear_line();
-	fprintf(stderr, "%s: ", cli->prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say(cli, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 void ps_cli_note(const struct ps_cli *cli, const char *fmt, ...)
@@ -540,12 +543,9 @@ void ps_cli_note(const struct ps_cli *cli, const char *fmt, ...)
 
 	if (cli->quiet || (!cli->verbose && !isatty(STDOUT_FILENO)))
 		return;
-	clear_line();
-	fprintf(stderr, "%s: ", cli->prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say(cli, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 int ps_cli_tokens(struct ps_cli *cli, struct ps_module **mod,
