@@ -209,16 +209,14 @@ static int curl_failure(const char *errbuf, CURLcode c, const char *url,
 	}
 }
 
-/* Sets c up for one request of h (the caller has reset it). */
-static void setup(struct ps_http *h, CURL *c, const char *method,
-		  const char *url, struct curl_slist *hl, const void *body,
-		  size_t len, struct sink *sink, char *errbuf)
+/* The transport every handle of h has: the protocols, TLS verified
+ * against h's trust anchors (on_ssl_ctx), h's time-outs, no signals. */
+static void transport(struct ps_http *h, CURL *c, const char *protocols,
+		      char *errbuf)
 {
-	errbuf[0] = '\0';
-	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
@@ -230,6 +228,16 @@ static void setup(struct ps_http *h, CURL *c, const char *method,
 	curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->o.connect_timeout);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, h->o.timeout);
+}
+
+/* Sets c up for one request of h (the caller has reset it). */
+static void setup(struct ps_http *h, CURL *c, const char *method,
+		  const char *url, struct curl_slist *hl, const void *body,
+		  size_t len, struct sink *sink, char *errbuf)
+{
+	errbuf[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	transport(h, c, "https,http", errbuf);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -565,17 +573,7 @@ void *ps_http_handle(struct ps_http *h, const char *protocols)
 	CURL *c = h->curl;
 
 	h->errbuf[0] = '\0';
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
-	curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, h);
-	curl_easy_setopt(c, CURLOPT_CAINFO, NULL);
-	curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->o.connect_timeout);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, h->o.timeout);
+	transport(h, c, protocols, h->errbuf);
 	return c;
 }
 
