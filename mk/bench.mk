@@ -24,6 +24,13 @@ $(B)/bench/%: tests/bench/%.c
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror \
 		$(shell $(PKG_CONFIG) --cflags p11-kit-1) -o $@ $< -ldl
 
+# The CMP polling floor also speaks HTTP, through libcurl.
+$(B)/bench/cmpfloor: tests/bench/cmpfloor.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror \
+		$(shell $(PKG_CONFIG) --cflags p11-kit-1 libcurl) -o $@ $< \
+		$(shell $(PKG_CONFIG) --libs libcurl) -ldl
+
 # The memory floor with libp11's list of the token's keys added.
 $(B)/bench/rssfloor-p11: tests/bench/rssfloor.c
 	@mkdir -p $(dir $@)

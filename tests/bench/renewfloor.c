@@ -13,12 +13,25 @@
  *     finds the private key by CKA_CLASS and CKA_ID, looks for leftovers
  *     with one template search, writes the certificate (C_CreateObject).
  *     13 calls.
- * Both close their session. No CSR encoding, no CA, no checks. */
+ * Both close their session. No CSR encoding, no CA, no checks.
+ *
+ * Two more modes give the floor of a renewal beyond the key generation
+ * (make bench, scenario "renew": a key pair made beforehand, as with
+ * ps-renew --key): the CSR's signature, the CA and the certificate's write.
+ *   renewfloor sign MODULE LABEL PIN_FILE KEY_ID_HEX CA [ARG...]
+ *     finds the private key by CKA_CLASS and CKA_ID, signs 32 bytes, then
+ *     runs the CA command (its output thrown away) and waits for it.
+ *   renewfloor both MODULE LABEL PIN_FILE KEY_ID_HEX CERT.der CA [ARG...]
+ *     sign, then install CERT.der (issued beforehand for that key): the
+ *     whole renewal in one process, one module load and one login. */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
 
@@ -237,20 +250,67 @@ static void install(const char *id_hex, const char *cert_file)
 	check(f->C_CreateObject(s, t, 7, &h), "C_CreateObject");
 }
 
+/* The CSR's signature with the pre-made key, then the CA as a child. */
+static void sign_and_ask(const char *id_hex, char **ca)
+{
+	CK_OBJECT_CLASS pk = CKO_PRIVATE_KEY;
+	CK_BYTE id[64], sig[512], tbs[32] = { 0 };
+	CK_ULONG slen = sizeof(sig);
+	CK_MECHANISM mech = { CKM_SHA256_RSA_PKCS, NULL, 0 };
+	size_t idlen = unhex(id_hex, id, sizeof(id));
+	CK_ATTRIBUTE byid[] = { { CKA_CLASS, &pk, sizeof(pk) }, { CKA_ID, id, idlen } };
+	CK_OBJECT_HANDLE key;
+	int st = 0;
+	pid_t pid;
+
+	if (find(byid, 2, &key, 1) != 1) {
+		fprintf(stderr, "renewfloor: no private key with id %s\n", id_hex);
+		exit(1);
+	}
+	check(f->C_SignInit(s, &mech, key), "C_SignInit");
+	check(f->C_Sign(s, tbs, sizeof(tbs), sig, &slen), "C_Sign");
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0)
+			dup2(null, 1);
+		execvp(ca[0], ca);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		fprintf(stderr, "renewfloor: the CA %s failed\n", ca[0]);
+		exit(1);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	int is_renew = argc == 6 && !strcmp(argv[1], "renew");
+	const char *m = argc > 1 ? argv[1] : "";
+	int is_renew = argc == 6 && !strcmp(m, "renew");
+	int is_install = argc == 7 && !strcmp(m, "install");
+	int is_sign = argc >= 7 && !strcmp(m, "sign");
+	int is_both = argc >= 8 && !strcmp(m, "both");
 
-	if (!is_renew && !(argc == 7 && !strcmp(argv[1], "install"))) {
+	if (!is_renew && !is_install && !is_sign && !is_both) {
 		fprintf(stderr, "usage: renewfloor renew MODULE LABEL PIN_FILE CERT_ID_HEX\n"
-				"       renewfloor install MODULE LABEL PIN_FILE KEY_ID_HEX CERT.der\n");
+				"       renewfloor install MODULE LABEL PIN_FILE KEY_ID_HEX CERT.der\n"
+				"       renewfloor sign MODULE LABEL PIN_FILE KEY_ID_HEX CA [ARG...]\n"
+				"       renewfloor both MODULE LABEL PIN_FILE KEY_ID_HEX CERT.der CA "
+				"[ARG...]\n");
 		return 2;
 	}
 	open_token(argv[2], argv[3], argv[4]);
 	if (is_renew)
 		renew(argv[5]);
-	else
+	else if (is_install)
 		install(argv[5], argv[6]);
+	else if (is_sign)
+		sign_and_ask(argv[5], argv + 6);
+	else {
+		sign_and_ask(argv[5], argv + 7);
+		install(argv[5], argv[6]);
+	}
 	check(f->C_CloseSession(s), "C_CloseSession");
 	f->C_Finalize(NULL);
 	return 0;
