@@ -115,6 +115,7 @@ EOF
 	row "6 ps-fetch --pending, $CMP_N CMP polls" "openssl cmp / floor: the most any poller can be faster" wall cmp/openssl cmp/floor "the floor" info "" "(10x needs >= 10)"
 	row "6 ps-fetch --pending, $CMP_N CMP polls" "polls per second" pps cmp/psrenew cmp/openssl "one openssl cmp per exchange" info "" ""
 	row "6 ps-fetch --pending, $CMP_N CMP polls" "peak RSS ps-fetch" rss cmp/psrenew "" "" max 16384 "< 16 MiB"
+	row "6 ps-fetch --pending, $CMP_N CMP polls" "peak RSS ps-fetch" rss cmp/psrenew cmp/floor "the floor (SoftHSM, libcurl, one key)" le 1.3 "<= 1.3x floor"
 	if [[ -n ${BENCH_CMP_BASE:-} ]]; then
 		row "6 ps-fetch --pending, $CMP_N CMP polls" wall wall cmp/psrenew cmp/base "ps-fetch of BENCH_CMP_BASE" finfo "" ""
 		row "6 ps-fetch --pending, $CMP_N CMP polls" "CPU (client side only)" cpu cmp/psrenew cmp/base "ps-fetch of BENCH_CMP_BASE" finfo "" ""
