@@ -10,7 +10,8 @@
 #                                     and those of tests/bench/scen-*.bash)
 
 BENCH_SRC := $(wildcard tests/bench/*.c)
-BENCH_BINS := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%) $(B)/bench/rssfloor-p11
+BENCH_BINS := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%) $(B)/bench/rssfloor-p11 \
+	$(B)/bench/rssfloor-curl
 BENCH ?=
 BENCH_B ?= build-bench
 
@@ -28,6 +29,13 @@ $(B)/bench/%: tests/bench/%.c
 $(B)/bench/cmpfloor: tests/bench/cmpfloor.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror \
+		$(shell $(PKG_CONFIG) --cflags p11-kit-1 libcurl) -o $@ $< \
+		$(shell $(PKG_CONFIG) --libs libcurl) -ldl
+
+# The memory floor with one HTTPS exchange through libcurl added.
+$(B)/bench/rssfloor-curl: tests/bench/rssfloor.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror -DWITH_CURL \
 		$(shell $(PKG_CONFIG) --cflags p11-kit-1 libcurl) -o $@ $< \
 		$(shell $(PKG_CONFIG) --libs libcurl) -ldl
 

@@ -11,7 +11,14 @@
  * same loaded module lists the token's private keys (PKCS11_enumerate_keys,
  * libp11 0.4.12's only way to a key), as ps-fetch does to find its TLS
  * client key; it prints the key count too. Its peak RSS less the floor's
- * is what that list costs. */
+ * is what that list costs.
+ *
+ * Built with -DWITH_CURL (rssfloor-curl): the same as the floor, then one
+ * HTTPS GET through libcurl (DESIGN's transport: libcurl4-openssl, with the
+ * libraries it pulls in) to URL, trusting CA_FILE only, with an optional
+ * curl "--resolve" entry: the floor of any EST client built as DESIGN
+ * says, before anything of its own.
+ * Usage: rssfloor-curl MODULE TOKEN_LABEL PIN_FILE URL CA_FILE [RESOLVE] */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <stdio.h>
@@ -21,6 +28,42 @@
 #include <p11-kit/pkcs11.h>
 #ifdef WITH_LIBP11
 #include <libp11.h>
+#endif
+#ifdef WITH_CURL
+#include <curl/curl.h>
+
+static size_t discard(char *p, size_t size, size_t n, void *u)
+{
+	(void)p;
+	(void)u;
+	return size * n;
+}
+
+/* One HTTPS GET; exits unless the answer is 200. */
+static void https_get(const char *url, const char *ca_file, const char *resolve)
+{
+	struct curl_slist *r = resolve ? curl_slist_append(NULL, resolve) : NULL;
+	CURL *e;
+	long code = 0;
+	CURLcode rc;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	e = curl_easy_init();
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+	curl_easy_setopt(e, CURLOPT_RESOLVE, r);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+	rc = curl_easy_perform(e);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+	if (rc != CURLE_OK || code != 200) {
+		fprintf(stderr, "rssfloor: GET %s: %s, HTTP %ld\n", url, curl_easy_strerror(rc),
+			code);
+		exit(1);
+	}
+	curl_easy_cleanup(e);
+	curl_slist_free_all(r);
+	curl_global_cleanup();
+}
 #endif
 
 static CK_FUNCTION_LIST_PTR f;
@@ -71,6 +114,13 @@ int main(int argc, char **argv)
 	FILE *pf;
 	void *mod;
 
+#ifdef WITH_CURL
+	if (argc < 6) {
+		fprintf(stderr, "usage: rssfloor-curl MODULE TOKEN_LABEL PIN_FILE URL CA_FILE "
+				"[RESOLVE]\n");
+		return 2;
+	}
+#endif
 	if (argc < 4) {
 		fprintf(stderr, "usage: rssfloor MODULE TOKEN_LABEL PIN_FILE\n");
 		return 2;
@@ -134,6 +184,9 @@ int main(int argc, char **argv)
 		}
 		printf("%u\n", nkeys); /* kept to the end, as ps-fetch does */
 	}
+#endif
+#ifdef WITH_CURL
+	https_get(argv[4], argv[5], argc > 6 ? argv[6] : NULL);
 #endif
 	f->C_Logout(s);
 	f->C_CloseSession(s);
