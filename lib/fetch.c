@@ -403,8 +403,10 @@ static void remove_key(struct ps_fetch *f, json_t *rec)
 
 /* Connections (and polls in flight) of ps_fetch_poll_due per channel. */
 #define POLL_LANES 8
-/* Due polls read, sent and recorded together, at most (memory). */
-#define POLL_CHUNK 256
+/* Due polls read, sent and recorded together, at most (memory: about
+ * 7 KiB of parsed record each); an EST channel's connections stay open
+ * from one chunk to the next (ps_http_parallel). */
+#define POLL_CHUNK 64
 
 static json_t *reply_json(const struct ps_ca_reply *r)
 {
@@ -434,7 +436,7 @@ static int polled_reply(struct ps_fetch *f, const json_t *rec,
 
 	if (!o)
 		return 0;
-	if (json_is_true(json_object_get(o, "recorded"))) {
+	if (json_is_true(o)) { /* recorded already */
 		json_object_del(f->polled, id);
 		return 2;
 	}
@@ -666,10 +668,9 @@ static void poll_chunk(struct ps_fetch *f, struct due_poll *d, size_t k)
 					rcs, errs, recorded);
 			/* What was not recorded is for ps_fetch_request. */
 			for (size_t j = 0; j < m; j++)
-				if (recorded[j])
-					json_object_set_new(
-					    f->polled, rids[j],
-					    json_pack("{sb}", "recorded", 1));
+				if (recorded[j]) /* true: no object each */
+					json_object_set_new(f->polled, rids[j],
+							    json_true());
 				else if (rcs[j] == 0)
 					json_object_set_new(
 					    f->polled, rids[j],

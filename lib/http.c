@@ -25,6 +25,10 @@ struct ps_http {
 	 * system's bundle again for each (about 0.8 MiB a connection). */
 	X509_STORE *store;
 	int tls12; /* TLS 1.2 or newer only (ps_http_tls12) */
+	/* ps_http_parallel's multi handle, kept with its connection cache
+	 * from one call to the next: a batch polled in chunks opens its
+	 * connections (a TLS handshake signed on the token each) once. */
+	CURLM *multi;
 };
 
 struct sink {
@@ -164,6 +168,8 @@ void ps_http_free(struct ps_http *h)
 	if (!h)
 		return;
 	curl_easy_cleanup(h->curl);
+	if (h->multi)
+		curl_multi_cleanup(h->multi);
 	X509_STORE_free(h->store);
 	free(h);
 }
@@ -342,6 +348,9 @@ static int lane_start(struct ps_http *h, CURLM *m, struct lane *l,
 	curl_easy_reset(l->c);
 	setup(h, l->c, j->method, j->url, l->hl, j->body, j->len, &l->sink,
 	      l->errbuf);
+	/* The smallest upload buffer (16 KiB, not 64 KiB per lane): a
+	 * batch's bodies are requests of a few KiB. */
+	curl_easy_setopt(l->c, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
 	curl_easy_setopt(l->c, CURLOPT_PRIVATE, l);
 	if (curl_multi_add_handle(m, l->c) != CURLM_OK) {
 		curl_slist_free_all(l->hl);
@@ -360,6 +369,7 @@ int ps_http_parallel(struct ps_http *h, struct ps_http_job *jobs, size_t n,
 		     int lanes)
 {
 	size_t k = lanes < 1 ? 1 : (size_t)lanes, next = 0, running = 0;
+	int broke = 0;
 	struct lane *l;
 	CURLM *m;
 
@@ -368,7 +378,9 @@ int ps_http_parallel(struct ps_http *h, struct ps_http_job *jobs, size_t n,
 	if (k > n)
 		k = n;
 	l = calloc(k, sizeof(*l));
-	m = curl_multi_init();
+	if (!h->multi)
+		h->multi = curl_multi_init();
+	m = h->multi;
 	for (size_t i = 0; l && m && i < k; i++)
 		if (!(l[i].c = curl_easy_init()))
 			break;
@@ -376,10 +388,12 @@ int ps_http_parallel(struct ps_http *h, struct ps_http_job *jobs, size_t n,
 		for (size_t i = 0; l && i < k; i++)
 			curl_easy_cleanup(l[i].c);
 		free(l);
-		if (m)
-			curl_multi_cleanup(m);
 		return -1;
 	}
+	/* Every lane's connection stays in the cache after the batch (by
+	 * default libcurl keeps 4 per easy handle still added, and closes
+	 * the oldest as the last lanes finish). */
+	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)k);
 	for (size_t i = 0; i < k && next < n; i++)
 		if (lane_start(h, m, &l[i], &jobs[next++]) == 0)
 			running++;
@@ -418,6 +432,7 @@ int ps_http_parallel(struct ps_http *h, struct ps_http_job *jobs, size_t n,
 	}
 	for (size_t i = 0; i < k; i++) {
 		if (l[i].job) { /* the loop broke off */
+			broke = 1;
 			curl_multi_remove_handle(m, l[i].c);
 			curl_slist_free_all(l[i].hl);
 			l[i].job->rc =
@@ -436,7 +451,10 @@ int ps_http_parallel(struct ps_http *h, struct ps_http_job *jobs, size_t n,
 		if (jobs[next].done)
 			jobs[next].done(&jobs[next], jobs[next].arg);
 	}
-	curl_multi_cleanup(m);
+	if (broke) { /* not kept: start afresh next time */
+		curl_multi_cleanup(m);
+		h->multi = NULL;
+	}
 	free(l);
 	return 0;
 }

@@ -186,6 +186,24 @@ HIDDEN CURLM *curl_multi_init(void)
 	return real_ ? real_() : NULL;
 }
 
+/* The one multi option lib/ sets takes a long (CURLMOPT_MAXCONNECTS). */
+HIDDEN CURLMcode curl_multi_setopt(CURLM *m, CURLMoption opt, ...)
+{
+	va_list ap;
+	CURLMcode rc;
+
+	REAL(L_CURL, curl_multi_setopt);
+	if (!real_)
+		return CURLM_INTERNAL_ERROR;
+	va_start(ap, opt);
+	if (opt < CURLOPTTYPE_OBJECTPOINT)
+		rc = real_(m, opt, va_arg(ap, long));
+	else
+		rc = real_(m, opt, va_arg(ap, void *));
+	va_end(ap);
+	return rc;
+}
+
 HIDDEN CURLMcode curl_multi_add_handle(CURLM *m, CURL *c)
 {
 	REAL(L_CURL, curl_multi_add_handle);

@@ -29,7 +29,8 @@ struct ps_fetch {
 	int from_store;
 	struct ps_pool *toks;
 	json_t *cas;	/* channel spec -> opened ps_ca (as integer) */
-	json_t *polled; /* request id -> CA answer from ps_fetch_poll_due */
+	json_t *polled; /* request id -> CA answer from ps_fetch_poll_due
+			 * (true: it recorded the answer already) */
 	size_t leftovers_removed; /* half-written objects of killed runs */
 	struct ps_fetch_loaded *loaded;
 
