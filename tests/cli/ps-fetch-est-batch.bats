@@ -1,7 +1,9 @@
 #!/usr/bin/env bats
 # ps-fetch --pending polls due EST requests together (several polls in
 # flight over several TLS connections, lib/ca_est.c ps_est_poll_many):
-# each request still gets its own answer, each once.
+# each request still gets its own answer, each once. More due requests
+# than one chunk (lib/fetch.c POLL_CHUNK) go over the connections the first
+# chunk opened (lib/http.c keeps ps_http_parallel's connection cache).
 
 bats_require_minimum_version 1.5.0
 load ../lib/psrenew
@@ -124,4 +126,25 @@ fetch() {
 	[ "$status" -eq 3 ]
 	[ "$(( $(polls) - before ))" -eq 6 ]
 	ls -A "$PSRENEW_STATE_DIR"/requests/ | { ! grep -v "\.json$"; } # no temporary file left
+}
+
+@test "more due EST requests than one chunk: each polled and recorded once, over the first chunk's 8 connections" {
+	answers 'pending 600'
+	pending_requests 70 # two chunks: 64 and 6
+	before=$(polls)
+	count=$BATS_TEST_TMPDIR/count
+	run --separate-stderr env P11FAULT_MODULE="$PKCS11_MODULE" \
+		P11FAULT_COUNT_FILE="$count" ps-fetch --module "$P11FAULT" \
+		--pin "file:$PIN_FILE" --ca-bundle "$BUNDLE" --pending --now
+	[ "$status" -eq 3 ] || { echo "$stderr"; false; }
+	[ "$(( $(polls) - before ))" -eq 70 ]
+	[ "$(grep -c '"state":"pending"' <<<"$output")" -eq 70 ]
+	[ "$(jq -r .request_id <<<"$output" | sort -u | wc -l)" -eq 70 ]
+	for f in "$PSRENEW_STATE_DIR"/requests/*.json; do
+		[ "$(jq -r '"\(.state) \(.polls)"' "$f")" = "pending 2" ]
+	done
+	# one TLS handshake per lane (8), each signed once on the token: the
+	# later chunks went over the connections the first one opened
+	cat "$count"
+	[ "$(awk '$1 == "C_SignInit" { print $2 }' "$count")" -eq 8 ]
 }
