@@ -20,27 +20,27 @@ BENCH_B ?= build-bench
 bench-progs: $(BENCH_BINS)
 
 # Floor programs: plain PKCS#11 through dlopen, nothing of libpsrenew.
-$(B)/bench/%: tests/bench/%.c
+$(B)/bench/%: tests/bench/%.c tests/bench/floor.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror \
 		$(shell $(PKG_CONFIG) --cflags p11-kit-1) -o $@ $< -ldl
 
 # The CMP polling floor also speaks HTTP, through libcurl.
-$(B)/bench/cmpfloor: tests/bench/cmpfloor.c
+$(B)/bench/cmpfloor: tests/bench/cmpfloor.c tests/bench/floor.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror \
 		$(shell $(PKG_CONFIG) --cflags p11-kit-1 libcurl) -o $@ $< \
 		$(shell $(PKG_CONFIG) --libs libcurl) -ldl
 
 # The memory floor with one HTTPS exchange through libcurl added.
-$(B)/bench/rssfloor-curl: tests/bench/rssfloor.c
+$(B)/bench/rssfloor-curl: tests/bench/rssfloor.c tests/bench/floor.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror -DWITH_CURL \
 		$(shell $(PKG_CONFIG) --cflags p11-kit-1 libcurl) -o $@ $< \
 		$(shell $(PKG_CONFIG) --libs libcurl) -ldl
 
 # The memory floor with libp11's list of the token's keys added.
-$(B)/bench/rssfloor-p11: tests/bench/rssfloor.c
+$(B)/bench/rssfloor-p11: tests/bench/rssfloor.c tests/bench/floor.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror -DWITH_LIBP11 \
 		$(shell $(PKG_CONFIG) --cflags p11-kit-1) -o $@ $< -lp11 -lcrypto -ldl

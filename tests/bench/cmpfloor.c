@@ -8,78 +8,24 @@
  *   cmpfloor MODULE LABEL PIN_FILE KEY_ID_HEX URL REQUEST.der N
  * prints the number of HTTP 200 answers. */
 #define _POSIX_C_SOURCE 200809L
+#define FLOOR_NAME "cmpfloor"
 #include <curl/curl.h>
-#include <dlfcn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include <p11-kit/pkcs11.h>
+#include "floor.h"
 
 #define LANES 8
 
-static CK_FUNCTION_LIST_PTR f;
 static CK_SESSION_HANDLE s;
 static CK_OBJECT_HANDLE key;
 
-static void die(const char *what, unsigned long rv)
+/* The private key with the CKA_ID id_hex, on the logged-in session. */
+static void find_key(const char *id_hex)
 {
-	fprintf(stderr, "cmpfloor: %s: 0x%lx\n", what, rv);
-	exit(1);
-}
-
-static void check(CK_RV rv, const char *what)
-{
-	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
-		die(what, rv);
-}
-
-static CK_SLOT_ID find_slot(const char *label)
-{
-	CK_SLOT_ID slots[16];
-	CK_ULONG n = 16;
-	size_t len = strlen(label);
-
-	check(f->C_GetSlotList(CK_TRUE, slots, &n), "C_GetSlotList");
-	for (CK_ULONG i = 0; i < n; i++) {
-		CK_TOKEN_INFO ti;
-		size_t j = len;
-
-		check(f->C_GetTokenInfo(slots[i], &ti), "C_GetTokenInfo");
-		if (len > 32 || memcmp(ti.label, label, len) != 0)
-			continue;
-		while (j < 32 && ti.label[j] == ' ')
-			j++;
-		if (j == 32)
-			return slots[i];
-	}
-	die("no such token", 0);
-	return 0;
-}
-
-static void open_key(const char *module, const char *label, const char *pin_file,
-		     const char *id_hex)
-{
-	CK_C_GetFunctionList gfl;
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
 	CK_BYTE id[64];
 	CK_ULONG idlen = 0, got = 0;
 	CK_ATTRIBUTE t[] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_ID, id, 0 } };
-	char pin[256];
-	FILE *pf;
-	void *mod = dlopen(module, RTLD_NOW | RTLD_LOCAL);
 
-	if (!mod || !(*(void **)&gfl = dlsym(mod, "C_GetFunctionList")))
-		die("cannot load the module", 0);
-	check(gfl(&f), "C_GetFunctionList");
-	check(f->C_Initialize(NULL), "C_Initialize");
-	pf = fopen(pin_file, "r");
-	if (!pf || !fgets(pin, sizeof(pin), pf))
-		die("cannot read the PIN file", 0);
-	fclose(pf);
-	check(f->C_OpenSession(find_slot(label), CKF_SERIAL_SESSION, NULL, NULL, &s),
-	      "C_OpenSession");
-	check(f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, strcspn(pin, "\r\n")), "C_Login");
 	for (unsigned int b; idlen < sizeof(id) && sscanf(id_hex + 2 * idlen, "%2x", &b) == 1;)
 		id[idlen++] = (CK_BYTE)b;
 	t[1].ulValueLen = idlen;
@@ -87,7 +33,7 @@ static void open_key(const char *module, const char *label, const char *pin_file
 	check(f->C_FindObjects(s, &key, 1, &got), "C_FindObjects");
 	check(f->C_FindObjectsFinal(s), "C_FindObjectsFinal");
 	if (got != 1)
-		die("no private key with that CKA_ID", 0);
+		floor_die("no private key with the CKA_ID ", id_hex);
 }
 
 /* The poll's protection: one signature on the token. */
@@ -138,10 +84,11 @@ int main(int argc, char **argv)
 	}
 	rf = fopen(argv[6], "rb");
 	if (!rf)
-		die("cannot read the request", 0);
+		floor_die("cannot read ", argv[6]);
 	len = (long)fread(body, 1, sizeof(body), rf);
 	fclose(rf);
-	open_key(argv[1], argv[2], argv[3], argv[4]);
+	s = floor_open(argv[1], argv[2], argv[3]);
+	find_key(argv[4]);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	h = curl_slist_append(h, "Content-Type: application/pkixcmp");
 	m = curl_multi_init();

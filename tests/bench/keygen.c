@@ -7,89 +7,22 @@
  * COUNT > 1 generates that many key pairs in the same session and prints
  * the seconds of each C_GenerateKeyPair on stdout. */
 #define _POSIX_C_SOURCE 200809L
-#include <dlfcn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#define FLOOR_NAME "keygen"
 #include <time.h>
 
-#include <p11-kit/pkcs11.h>
-
-static CK_FUNCTION_LIST_PTR f;
-
-static void check(CK_RV rv, const char *what)
-{
-	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
-		fprintf(stderr, "keygen: %s: CKR 0x%lx\n", what, (unsigned long)rv);
-		exit(1);
-	}
-}
-
-static CK_SLOT_ID find_slot(const char *label)
-{
-	CK_ULONG n = 0;
-	CK_SLOT_ID *slots;
-	size_t len = strlen(label);
-
-	check(f->C_GetSlotList(CK_TRUE, NULL, &n), "C_GetSlotList");
-	slots = calloc(n ? n : 1, sizeof(*slots));
-	check(f->C_GetSlotList(CK_TRUE, slots, &n), "C_GetSlotList");
-	for (CK_ULONG i = 0; i < n; i++) {
-		CK_TOKEN_INFO ti;
-		check(f->C_GetTokenInfo(slots[i], &ti), "C_GetTokenInfo");
-		if (len <= 32 && memcmp(ti.label, label, len) == 0) {
-			size_t j = len;
-			while (j < 32 && ti.label[j] == ' ')
-				j++;
-			if (j == 32) {
-				CK_SLOT_ID s = slots[i];
-				free(slots);
-				return s;
-			}
-		}
-	}
-	fprintf(stderr, "keygen: no token labelled '%s'\n", label);
-	exit(1);
-}
+#include "floor.h"
 
 int main(int argc, char **argv)
 {
-	CK_C_GetFunctionList gfl;
 	CK_SESSION_HANDLE s;
-	char pin[256];
-	size_t pinlen;
 	CK_ULONG bits = argc > 4 ? strtoul(argv[4], NULL, 10) : 2048;
 	int count = argc > 5 ? atoi(argv[5]) : 1;
-	FILE *pf;
-	void *mod;
 
 	if (argc < 4) {
 		fprintf(stderr, "usage: keygen MODULE TOKEN_LABEL PIN_FILE [BITS [COUNT]]\n");
 		return 2;
 	}
-	mod = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-	if (!mod) {
-		fprintf(stderr, "keygen: %s\n", dlerror());
-		return 1;
-	}
-	*(void **)&gfl = dlsym(mod, "C_GetFunctionList");
-	if (!gfl) {
-		fprintf(stderr, "keygen: no C_GetFunctionList in %s\n", argv[1]);
-		return 1;
-	}
-	check(gfl(&f), "C_GetFunctionList");
-	check(f->C_Initialize(NULL), "C_Initialize");
-	pf = fopen(argv[3], "r");
-	if (!pf || !fgets(pin, sizeof(pin), pf)) {
-		fprintf(stderr, "keygen: cannot read %s\n", argv[3]);
-		return 1;
-	}
-	fclose(pf);
-	pinlen = strcspn(pin, "\r\n");
-	check(f->C_OpenSession(find_slot(argv[2]), CKF_SERIAL_SESSION | CKF_RW_SESSION,
-			       NULL, NULL, &s),
-	      "C_OpenSession");
-	check(f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, pinlen), "C_Login");
+	s = floor_open(argv[1], argv[2], argv[3]);
 
 	for (int k = 0; k < count; k++) {
 		CK_BBOOL yes = CK_TRUE, no = CK_FALSE;

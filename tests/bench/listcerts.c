@@ -6,78 +6,22 @@
  * number of certificates and their total DER size. No parsing.
  * Usage: listcerts MODULE TOKEN_LABEL */
 #define _POSIX_C_SOURCE 200809L
-#include <dlfcn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <p11-kit/pkcs11.h>
-
-static CK_FUNCTION_LIST_PTR f;
-
-static void check(CK_RV rv, const char *what)
-{
-	if (rv != CKR_OK) {
-		fprintf(stderr, "listcerts: %s: CKR 0x%lx\n", what, (unsigned long)rv);
-		exit(1);
-	}
-}
-
-static CK_SLOT_ID find_slot(const char *label)
-{
-	CK_ULONG n = 0;
-	CK_SLOT_ID *slots;
-	size_t len = strlen(label);
-
-	check(f->C_GetSlotList(CK_TRUE, NULL, &n), "C_GetSlotList");
-	slots = calloc(n ? n : 1, sizeof(*slots));
-	check(f->C_GetSlotList(CK_TRUE, slots, &n), "C_GetSlotList");
-	for (CK_ULONG i = 0; i < n; i++) {
-		CK_TOKEN_INFO ti;
-		check(f->C_GetTokenInfo(slots[i], &ti), "C_GetTokenInfo");
-		if (len <= 32 && memcmp(ti.label, label, len) == 0) {
-			size_t j = len;
-			while (j < 32 && ti.label[j] == ' ')
-				j++;
-			if (j == 32) {
-				CK_SLOT_ID s = slots[i];
-				free(slots);
-				return s;
-			}
-		}
-	}
-	fprintf(stderr, "listcerts: no token labelled '%s'\n", label);
-	exit(1);
-}
+#define FLOOR_NAME "listcerts"
+#include "floor.h"
 
 int main(int argc, char **argv)
 {
-	CK_C_GetFunctionList gfl;
 	CK_SESSION_HANDLE s;
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_ATTRIBUTE q = { CKA_CLASS, &cls, sizeof(cls) };
 	CK_OBJECT_HANDLE *objs = NULL;
 	size_t nobj = 0, cap = 0, total = 0;
-	void *mod;
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: listcerts MODULE TOKEN_LABEL\n");
 		return 2;
 	}
-	mod = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-	if (!mod) {
-		fprintf(stderr, "listcerts: %s\n", dlerror());
-		return 1;
-	}
-	*(void **)&gfl = dlsym(mod, "C_GetFunctionList");
-	if (!gfl) {
-		fprintf(stderr, "listcerts: no C_GetFunctionList in %s\n", argv[1]);
-		return 1;
-	}
-	check(gfl(&f), "C_GetFunctionList");
-	check(f->C_Initialize(NULL), "C_Initialize");
-	check(f->C_OpenSession(find_slot(argv[2]), CKF_SERIAL_SESSION, NULL, NULL, &s),
-	      "C_OpenSession");
+	s = floor_open(argv[1], argv[2], NULL);
 
 	check(f->C_FindObjectsInit(s, &q, 1), "C_FindObjectsInit");
 	for (;;) {

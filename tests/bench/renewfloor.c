@@ -25,55 +25,14 @@
  *     sign, then install CERT.der (issued beforehand for that key): the
  *     whole renewal in one process, one module load and one login. */
 #define _POSIX_C_SOURCE 200809L
-#include <dlfcn.h>
+#define FLOOR_NAME "renewfloor"
 #include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <p11-kit/pkcs11.h>
+#include "floor.h"
 
-static CK_FUNCTION_LIST_PTR f;
 static CK_SESSION_HANDLE s;
-
-static void check(CK_RV rv, const char *what)
-{
-	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
-		fprintf(stderr, "renewfloor: %s: CKR 0x%lx\n", what, (unsigned long)rv);
-		exit(1);
-	}
-}
-
-static CK_SLOT_ID find_slot(const char *label)
-{
-	CK_ULONG n = 0;
-	CK_SLOT_ID *slots;
-	size_t len = strlen(label);
-
-	check(f->C_GetSlotList(CK_TRUE, NULL, &n), "C_GetSlotList");
-	slots = calloc(n ? n : 1, sizeof(*slots));
-	check(f->C_GetSlotList(CK_TRUE, slots, &n), "C_GetSlotList");
-	for (CK_ULONG i = 0; i < n; i++) {
-		CK_TOKEN_INFO ti;
-		size_t j = len;
-
-		check(f->C_GetTokenInfo(slots[i], &ti), "C_GetTokenInfo");
-		if (len > 32 || memcmp(ti.label, label, len) != 0)
-			continue;
-		while (j < 32 && ti.label[j] == ' ')
-			j++;
-		if (j == 32) {
-			CK_SLOT_ID slot = slots[i];
-
-			free(slots);
-			return slot;
-		}
-	}
-	fprintf(stderr, "renewfloor: no token labelled '%s'\n", label);
-	exit(1);
-}
 
 static size_t unhex(const char *h, unsigned char *out, size_t max)
 {
@@ -107,36 +66,6 @@ static void leftovers(void)
 	CK_OBJECT_HANDLE h[64];
 
 	find(&t, 1, h, 64);
-}
-
-static void open_token(const char *module, const char *label, const char *pin_file)
-{
-	CK_C_GetFunctionList gfl;
-	char pin[256];
-	FILE *pf;
-	void *mod = dlopen(module, RTLD_NOW | RTLD_LOCAL);
-
-	if (!mod) {
-		fprintf(stderr, "renewfloor: %s\n", dlerror());
-		exit(1);
-	}
-	*(void **)&gfl = dlsym(mod, "C_GetFunctionList");
-	if (!gfl) {
-		fprintf(stderr, "renewfloor: no C_GetFunctionList in %s\n", module);
-		exit(1);
-	}
-	check(gfl(&f), "C_GetFunctionList");
-	check(f->C_Initialize(NULL), "C_Initialize");
-	pf = fopen(pin_file, "r");
-	if (!pf || !fgets(pin, sizeof(pin), pf)) {
-		fprintf(stderr, "renewfloor: cannot read %s\n", pin_file);
-		exit(1);
-	}
-	fclose(pf);
-	check(f->C_OpenSession(find_slot(label), CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
-			       NULL, &s),
-	      "C_OpenSession");
-	check(f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, strcspn(pin, "\r\n")), "C_Login");
 }
 
 static void renew(const char *id_hex)
@@ -300,7 +229,7 @@ int main(int argc, char **argv)
 				"[ARG...]\n");
 		return 2;
 	}
-	open_token(argv[2], argv[3], argv[4]);
+	s = floor_open(argv[2], argv[3], argv[4]);
 	if (is_renew)
 		renew(argv[5]);
 	else if (is_install)

@@ -20,12 +20,8 @@
  * says, before anything of its own.
  * Usage: rssfloor-curl MODULE TOKEN_LABEL PIN_FILE URL CA_FILE [RESOLVE] */
 #define _POSIX_C_SOURCE 200809L
-#include <dlfcn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <p11-kit/pkcs11.h>
+#define FLOOR_NAME "rssfloor"
+#include "floor.h"
 #ifdef WITH_LIBP11
 #include <libp11.h>
 #endif
@@ -66,53 +62,11 @@ static void https_get(const char *url, const char *ca_file, const char *resolve)
 }
 #endif
 
-static CK_FUNCTION_LIST_PTR f;
-
-static void check(CK_RV rv, const char *what)
-{
-	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
-		fprintf(stderr, "rssfloor: %s: CKR 0x%lx\n", what, (unsigned long)rv);
-		exit(1);
-	}
-}
-
-static CK_SLOT_ID find_slot(const char *label)
-{
-	CK_ULONG n = 0;
-	CK_SLOT_ID *slots;
-	size_t len = strlen(label);
-
-	check(f->C_GetSlotList(CK_TRUE, NULL, &n), "C_GetSlotList");
-	slots = calloc(n ? n : 1, sizeof(*slots));
-	check(f->C_GetSlotList(CK_TRUE, slots, &n), "C_GetSlotList");
-	for (CK_ULONG i = 0; i < n; i++) {
-		CK_TOKEN_INFO ti;
-		check(f->C_GetTokenInfo(slots[i], &ti), "C_GetTokenInfo");
-		if (len <= 32 && memcmp(ti.label, label, len) == 0) {
-			size_t j = len;
-			while (j < 32 && ti.label[j] == ' ')
-				j++;
-			if (j == 32) {
-				CK_SLOT_ID s = slots[i];
-				free(slots);
-				return s;
-			}
-		}
-	}
-	fprintf(stderr, "rssfloor: no token labelled '%s'\n", label);
-	exit(1);
-}
-
 int main(int argc, char **argv)
 {
-	CK_C_GetFunctionList gfl;
 	CK_SESSION_HANDLE s;
 	CK_OBJECT_HANDLE h[256];
 	CK_ULONG got, total = 0;
-	char pin[256];
-	size_t pinlen;
-	FILE *pf;
-	void *mod;
 
 #ifdef WITH_CURL
 	if (argc < 6) {
@@ -125,30 +79,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: rssfloor MODULE TOKEN_LABEL PIN_FILE\n");
 		return 2;
 	}
-	mod = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-	if (!mod) {
-		fprintf(stderr, "rssfloor: %s\n", dlerror());
-		return 1;
-	}
-	*(void **)&gfl = dlsym(mod, "C_GetFunctionList");
-	if (!gfl) {
-		fprintf(stderr, "rssfloor: no C_GetFunctionList in %s\n", argv[1]);
-		return 1;
-	}
-	check(gfl(&f), "C_GetFunctionList");
-	check(f->C_Initialize(NULL), "C_Initialize");
-	pf = fopen(argv[3], "r");
-	if (!pf || !fgets(pin, sizeof(pin), pf)) {
-		fprintf(stderr, "rssfloor: cannot read %s\n", argv[3]);
-		return 1;
-	}
-	fclose(pf);
-	pinlen = strcspn(pin, "\r\n");
-	check(f->C_OpenSession(find_slot(argv[2]), CKF_SERIAL_SESSION | CKF_RW_SESSION,
-			       NULL, NULL, &s),
-	      "C_OpenSession");
-	check(f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, pinlen), "C_Login");
-	memset(pin, 0, sizeof(pin));
+	s = floor_open(argv[1], argv[2], argv[3]);
 	check(f->C_FindObjectsInit(s, NULL, 0), "C_FindObjectsInit");
 	do {
 		check(f->C_FindObjects(s, h, 256, &got), "C_FindObjects");
