@@ -27,19 +27,8 @@ setup() {
 	: >"$CMP_STATE/log"
 }
 
-# N waiting CMP requests for the commercial certificate (new EC keys).
-cmp_pending() {
-	local n=$1 i
-	ps-status --module "$PKCS11_MODULE" --token "$TOKEN_URI" --json --quiet |
-		jq -c --arg id "$COMM_ID" 'select(.id == $id)' >"$BATS_TEST_TMPDIR/cert.json"
-	for ((i = 0; i < n; i++)); do cat "$BATS_TEST_TMPDIR/cert.json"; done \
-		>"$BATS_TEST_TMPDIR/in.jsonl"
-	run --separate-stderr ps-renew --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \
-		--ca "$CMP" --ca-bundle "$PKI/chain.pem" --key-type ec:prime256v1 --force \
-		<"$BATS_TEST_TMPDIR/in.jsonl"
-	[ "$status" -eq 3 ]
-	[ "$(grep -c '"state":"pending"' <<<"$output")" -eq "$n" ]
-}
+# N pending requests for the commercial certificate (tests/lib/psrenew.bash).
+cmp_pending() { renew_pending "$1" "$CMP" "$PKI/chain.pem"; }
 
 cmp_fetch() {
 	: >"$CMP_STATE/conns"

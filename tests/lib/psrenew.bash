@@ -35,6 +35,22 @@ psrenew_setup() {
 	unset PKCS11_MODULE
 }
 
+# renew_pending N CA BUNDLE: N pending requests to the channel CA (trust:
+# BUNDLE) for demo_token's commercial certificate ($COMM_ID; new EC keys),
+# made by one ps-renew --force run: exit 3 and N "pending" records.
+renew_pending() {
+	local n=$1 i
+	ps-status --module "$PKCS11_MODULE" --token "$TOKEN_URI" --json --quiet |
+		jq -c --arg id "$COMM_ID" 'select(.id == $id)' >"$BATS_TEST_TMPDIR/cert.json"
+	for ((i = 0; i < n; i++)); do cat "$BATS_TEST_TMPDIR/cert.json"; done \
+		>"$BATS_TEST_TMPDIR/in.jsonl"
+	run --separate-stderr ps-renew --module "$PKCS11_MODULE" --pin "file:$PIN_FILE" \
+		--ca "$2" --ca-bundle "$3" --key-type ec:prime256v1 --force \
+		<"$BATS_TEST_TMPDIR/in.jsonl"
+	[ "$status" -eq 3 ]
+	[ "$(grep -c '"state":"pending"' <<<"$output")" -eq "$n" ]
+}
+
 # jfield FIELD: FIELD of every JSON record on stdin, one per line.
 jfield() {
 	jq -r ".$1 // \"null\""
